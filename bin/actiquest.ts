@@ -1,0 +1,85 @@
+/**
+ * `actiquest <command>`: coordinator | dataset | trainer | demo. Each role runs until SIGTERM or
+ * SIGINT, then stops admitting work, closes its server and exits 0.
+ */
+import { HelpRequested } from '../src/util/options.js';
+import { ActiquestError } from '../src/errors.js';
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+  coordinator: {
+    summary: 'run the coordinator (the subnet validator) and its training job',
+    run: async (argv) => {
+      const { loadCoordinatorConfig } = await import('../coordinator/config.js');
+      const { startCoordinator } = await import('../coordinator/main.js');
+      const { selectBackend } = await import('../src/model/backend.js');
+      const config = loadCoordinatorConfig(argv);
+      await selectBackend('auto');
+      const c = await startCoordinator(config);
+      await untilSignal(c.close, config.exitWhenDone ? c.done.then(() => undefined) : undefined);
+    },
+  },
+  dataset: {
+    summary: 'run a dataset node that serves shards of human-motion data',
+    run: async (argv) => {
+      const { loadDatasetConfig } = await import('../dataset-node/config.js');
+      const { startDatasetNode } = await import('../dataset-node/main.js');
+      const node = await startDatasetNode(loadDatasetConfig(argv));
+      await untilSignal(node.close);
+    },
+  },
+  trainer: {
+    summary: 'run a trainer node that trains rounds it is given',
+    run: async (argv) => {
+      const { loadTrainerConfig } = await import('../trainer-node/config.js');
+      const { startTrainer } = await import('../trainer-node/main.js');
+      const node = await startTrainer(loadTrainerConfig(argv));
+      await untilSignal(node.close);
+    },
+  },
+  demo: {
+    summary: 'run a whole federation on this machine as separate processes (npm start)',
+    run: async (argv) => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo(argv);
+    },
+  },
+};
+
+/** Waits for SIGTERM/SIGINT (or `until`), then runs `close` once. */
+async function untilSignal(close: () => Promise<void>, until?: Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+    until?.then(resolve, resolve);
+  });
+  await close();
+}
+
+function usage(): string {
+  return ['usage: actiquest <command> [options]', '', 'commands:',
+    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(12)} ${c.summary}`),
+    '', 'actiquest <command> --help lists the command\'s flags.'].join('\n');
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  process.stdout.write(`${usage()}\n`);
+  process.exit(cmd ? 0 : 2);
+}
+const command = COMMANDS[cmd];
+if (!command) {
+  process.stderr.write(`actiquest: unknown command ${JSON.stringify(cmd)}\n\n${usage()}\n`);
+  process.exit(2);
+}
+try {
+  await command.run(rest);
+  process.exit(0);
+} catch (err) {
+  if (err instanceof HelpRequested) {
+    process.stdout.write(`${err.text}\n`);
+    process.exit(0);
+  }
+  const msg = err instanceof ActiquestError ? err.message : (err as Error).stack ?? String(err);
+  process.stderr.write(`actiquest ${cmd}: ${msg}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,103 @@
+/**
+ * `actiquest demo` (what `npm start` runs): a whole federation on loopback, every role its own
+ * process: one coordinator, dataset nodes, trainers. Shows the coordinator's live progress,
+ * keeps each process's log under `<out>/logs/`, and ends with a summary and the final model.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseOptions, type OptionTable } from '../src/util/options.js';
+
+const DEMO_OPTIONS = {
+  trainers: { type: 'number', default: 10, min: 1, max: 200, description: 'trainer processes' },
+  datasets: { type: 'number', default: 2, min: 1, max: 50, description: 'dataset node processes (each with its own non-IID class mix)' },
+  rounds: { type: 'number', default: 10, min: 1, max: 10_000, description: 'rounds of the job' },
+  'min-trainers': { type: 'number', default: 3, min: 1, description: 'updates a round needs' },
+  'round-timeout': { type: 'number', default: 60, min: 1, description: 'seconds the TRAIN phase waits' },
+  'local-epochs': { type: 'number', default: 5, min: 1, description: 'local epochs a trainer runs per round' },
+  lr: { type: 'number', default: 0.002, min: 0, description: 'local learning rate (adam)' },
+  strategy: { type: 'string', default: 'fedavg', choices: ['fedavg', 'fedadam'], description: 'server strategy' },
+  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], description: 'trainers\' TF.js backend' },
+  out: { type: 'string', default: 'out/demo', description: 'output folder: model/, history.json, summary.json, logs/' },
+} as const satisfies OptionTable;
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
+
+/** Starts `actiquest <args>` as a child process with tsx. */
+export function spawnRole(args: string[], logFile: string): ChildProcess {
+  const tsx = import.meta.resolve('tsx');
+  const child = spawn(process.execPath, ['--import', tsx, BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = fs.createWriteStream(logFile);
+  child.stderr!.pipe(log);
+  return child;
+}
+
+/** Resolves with the first `listening` log event of a child (its addresses). */
+export function waitListening(child: ChildProcess, timeoutMs = 60_000): Promise<{ grpc: string; metrics: string | null }> {
+  return new Promise((resolve, reject) => {
+    const rl = readline.createInterface({ input: child.stderr! });
+    const timer = setTimeout(() => reject(new Error('role did not start in time')), timeoutMs);
+    rl.on('line', (line) => {
+      try {
+        const ev = JSON.parse(line) as { msg?: string; grpc?: string; metrics?: string | null };
+        if (ev.msg === 'listening' && ev.grpc) {
+          clearTimeout(timer);
+          rl.close();
+          resolve({ grpc: ev.grpc, metrics: ev.metrics ?? null });
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`role exited with code ${code} before listening`)));
+  });
+}
+
+/** Runs the demo. */
+export async function runDemo(argv: string[]): Promise<void> {
+  const o = parseOptions(DEMO_OPTIONS, argv, {}, 'actiquest demo [options]', 'Runs a whole local federation: 1 coordinator, dataset nodes and trainers, each a separate process.');
+  const out = path.resolve(o.out);
+  const logs = path.join(out, 'logs');
+  fs.mkdirSync(logs, { recursive: true });
+  const started = performance.now();
+  const children: ChildProcess[] = [];
+  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
+  process.once('SIGINT', () => { stopAll(); process.exit(130); });
+  process.once('SIGTERM', () => { stopAll(); process.exit(143); });
+  try {
+    console.log(`actiquest demo: 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
+    const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--rounds', String(o.rounds),
+      '--cohort', String(o.trainers), '--min-trainers', String(Math.min(o['min-trainers'], o.trainers)),
+      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'));
+    children.push(coordinator);
+    const coordinatorExit = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
+    readline.createInterface({ input: coordinator.stdout! }).on('line', (line) => console.log(`  ${line}`));
+    const { grpc: address, metrics } = await waitListening(coordinator);
+    console.log(`coordinator on ${address} (metrics http://${metrics}/metrics)`);
+    for (let i = 0; i < o.datasets; i++) {
+      children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--coordinator', address,
+        '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets')], path.join(logs, `dataset-${i}.log`)));
+    }
+    for (let i = 0; i < o.trainers; i++) {
+      children.push(spawnRole(['trainer', '--coordinator', address, '--metrics-port', '0', '--backend', o.backend,
+        '--node-id', `trainer-${String(i).padStart(2, '0')}`], path.join(logs, `trainer-${i}.log`)));
+    }
+    const code = await coordinatorExit;
+    if (code !== 0) throw new Error(`coordinator exited with code ${code}; see ${path.join(logs, 'coordinator.log')}`);
+    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { finalValAccuracy: number; rounds: number; parameters: number };
+    const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { round: number; participants: number; cohort: number; trainLoss: number; valAccuracy: number; durationSeconds: number }[] };
+    console.log('\nsummary');
+    console.log('  round  trainers  train loss  val acc  seconds');
+    for (const r of history.rounds) {
+      console.log(`  ${String(r.round).padStart(5)}  ${`${r.participants}/${r.cohort}`.padStart(8)}  ${r.trainLoss.toFixed(3).padStart(10)}  ${(r.valAccuracy * 100).toFixed(1).padStart(6)}%  ${r.durationSeconds.toFixed(1).padStart(7)}`);
+    }
+    console.log(`  final validation accuracy ${(summary.finalValAccuracy * 100).toFixed(1)}% after ${summary.rounds} rounds (${summary.parameters.toLocaleString('en-US')} parameters, chance is 14.3%)`);
+    console.log(`  model: ${path.join(out, 'model', 'model.json')}; total ${((performance.now() - started) / 1000).toFixed(0)}s`);
+  } finally {
+    stopAll();
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+  }
+}

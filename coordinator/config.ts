@@ -1,0 +1,125 @@
+/**
+ * Coordinator options: every flag, its default and its environment variable, parsed once into
+ * a frozen config.
+ */
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { ConfigError } from '../src/errors.js';
+import { STRATEGIES } from '../src/aggregation/index.js';
+
+export const COORDINATOR_OPTIONS = {
+  listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
+  'job-id': { type: 'string', default: 'job-1', description: 'id of the built-in job' },
+  task: { type: 'string', default: 'exercise', choices: ['exercise'], description: 'built-in task of the job' },
+  hidden: { type: 'string', default: '128,64', description: 'hidden layer sizes of the MLP model, comma-separated' },
+  rounds: { type: 'number', default: 10, min: 1, max: 100_000, description: 'rounds to run' },
+  cohort: { type: 'number', default: 10, min: 1, max: 100_000, description: 'trainers selected per round (at most the live ones)' },
+  'min-trainers': { type: 'number', default: 3, min: 1, max: 100_000, description: 'updates a round needs to complete; fewer and it is retried' },
+  'local-epochs': { type: 'number', default: 5, min: 1, max: 1000, description: 'local epochs a trainer runs per round' },
+  'batch-size': { type: 'number', default: 32, min: 1, max: 65_536, description: 'local batch size' },
+  lr: { type: 'number', default: 0.002, min: 0, max: 10, description: 'local learning rate' },
+  optimizer: { type: 'string', default: 'adam', choices: ['adam', 'sgd'], description: 'local optimizer (sgd has momentum 0.9)' },
+  'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (0: no clipping)' },
+  strategy: { type: 'string', default: 'fedavg', choices: STRATEGIES, description: 'server aggregation strategy' },
+  'server-lr': { type: 'number', default: 0, min: 0, max: 100, description: 'server learning rate (0: the strategy\'s default, 1 for fedavg, 0.01 for fedadam)' },
+  'shards-per-round': { type: 'number', default: 0, min: 0, description: 'shards dealt per round (0: every shard of every dataset node)' },
+  'round-timeout': { type: 'number', default: 60, min: 0.1, max: 86_400, description: 'seconds the TRAIN phase waits for updates' },
+  'cohort-wait': { type: 'number', default: 5, min: 0, max: 3600, description: 'seconds the first round waits, once --min-trainers are live, for the whole cohort to register' },
+  'max-attempts': { type: 'number', default: 5, min: 1, max: 1000, description: 'attempts of a round before the job fails' },
+  'heartbeat-interval-ms': { type: 'number', default: 1000, min: 50, max: 600_000, description: 'how often nodes heartbeat' },
+  'live-timeout-ms': { type: 'number', default: 5000, min: 100, max: 3_600_000, description: 'a node silent this long is dropped from its round' },
+  'validation-seed': { type: 'string', default: '', env: 'AQ_VALIDATION_SEED', description: 'seed of the validation data (empty: random, never sent to trainers)' },
+  'validation-samples': { type: 'number', default: 700, min: 7, max: 1_000_000, description: 'validation samples' },
+  'model-seed': { type: 'number', default: 1, min: 0, description: 'seed of the initial model weights' },
+  out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
+  'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
+  'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
+  'metrics-port': { type: 'number', default: 9460, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
+} as const satisfies OptionTable;
+
+/** The resolved coordinator configuration. */
+export interface CoordinatorConfig {
+  listen: string;
+  job: JobConfig;
+  heartbeatIntervalMs: number;
+  liveTimeoutMs: number;
+  out: string;
+  exitWhenDone: boolean;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** One job: what to train and how. */
+export interface JobConfig {
+  jobId: string;
+  task: string;
+  hidden: number[];
+  rounds: number;
+  cohort: number;
+  minTrainers: number;
+  localEpochs: number;
+  batchSize: number;
+  learningRate: number;
+  optimizer: 'adam' | 'sgd';
+  clipNorm: number;
+  strategy: string;
+  serverLearningRate: number;
+  shardsPerRound: number;
+  roundTimeoutMs: number;
+  maxAttempts: number;
+  cohortWaitMs: number;
+  validationSeed: string;
+  validationSamples: number;
+  modelSeed: number;
+}
+
+export const COORDINATOR_USAGE = 'actiquest coordinator [options]';
+export const COORDINATOR_SUMMARY = 'Runs a federated training job: selects trainers each round, aggregates their updates, evaluates the global model.';
+
+/** Parses flags and environment into a frozen config. */
+export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
+  const o = parseOptions(COORDINATOR_OPTIONS, argv, env, COORDINATOR_USAGE, COORDINATOR_SUMMARY);
+  if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
+  const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
+  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1 || h > 4096)) {
+    throw new ConfigError('hidden', 'comma-separated integers 1 to 4096', JSON.stringify(o.hidden));
+  }
+  if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
+  if (!/^[\w.-]{1,64}$/.test(o['job-id'])) throw new ConfigError('job-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(o['job-id']));
+  const job: JobConfig = Object.freeze({
+    jobId: o['job-id'],
+    task: o.task,
+    hidden,
+    rounds: o.rounds,
+    cohort: o.cohort,
+    minTrainers: o['min-trainers'],
+    localEpochs: o['local-epochs'],
+    batchSize: o['batch-size'],
+    learningRate: o.lr,
+    optimizer: o.optimizer as 'adam' | 'sgd',
+    clipNorm: o['clip-norm'],
+    strategy: o.strategy,
+    serverLearningRate: o['server-lr'],
+    shardsPerRound: o['shards-per-round'],
+    roundTimeoutMs: o['round-timeout'] * 1000,
+    maxAttempts: o['max-attempts'],
+    cohortWaitMs: o['cohort-wait'] * 1000,
+    validationSeed: o['validation-seed'] || randomBytes(16).toString('hex'),
+    validationSamples: o['validation-samples'],
+    modelSeed: o['model-seed'],
+  });
+  return Object.freeze({
+    listen: o.listen,
+    job,
+    heartbeatIntervalMs: o['heartbeat-interval-ms'],
+    liveTimeoutMs: o['live-timeout-ms'],
+    out: path.resolve(o.out),
+    exitWhenDone: o['exit-when-done'],
+    metricsHost: o['metrics-host'],
+    metricsPort: o['metrics-port'],
+    logLevel: o['log-level'] as CoordinatorConfig['logLevel'],
+  });
+}

@@ -1,0 +1,272 @@
+/**
+ * Runs one job: round after round, select a cohort among live trainers, deal shards in
+ * proportion to capacity, hand out tasks, wait for the TRAIN phase to end (all reported, members
+ * lost, or the deadline), aggregate with the job's strategy, evaluate the new global model on
+ * validation data the trainers never see, and record the result. A round with fewer than
+ * `minTrainers` updates is retried with a fresh cohort.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { randomUUID } from 'node:crypto';
+import { createStrategy, type Strategy } from '../src/aggregation/index.js';
+import { buildModel, topologyJson } from '../src/model/spec.js';
+import { getFlatParams, setFlatParams } from '../src/model/params.js';
+import { evaluate, type Dataset } from '../src/model/train.js';
+import { getTask, type TaskDefinition } from '../src/tasks/index.js';
+import { Round } from '../src/rounds/round.js';
+import { assignShards, selectCohort } from '../src/rounds/selection.js';
+import type { NodeRegistry } from '../src/rounds/node-registry.js';
+import { Random } from '../src/util/random.js';
+import { float32ToBytes, sha256 } from '../src/wire/blob.js';
+import { RoundNotFoundError } from '../src/errors.js';
+import { sleep } from '../src/node/registration.js';
+import type { RoundResult, ShardRef, Task } from '../src/wire/proto.js';
+import type { CoordinatorMetrics } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/log.js';
+import type { JobConfig } from './config.js';
+
+/** A dataset node as the coordinator knows it. */
+export interface DatasetRecord {
+  nodeId: string;
+  address: string;
+  task: string;
+  shards: { shardId: string; numSamples: number; sha256: string }[];
+  lastSeenMs: number;
+}
+
+/** What the job runner needs from its process. */
+export interface JobRunnerDeps {
+  registry: NodeRegistry;
+  datasets: () => DatasetRecord[];
+  metrics: CoordinatorMetrics;
+  log: Logger;
+  /** Human progress lines. */
+  progress: (line: string) => void;
+  /** Called after each completed round (persist history, etc.). */
+  onRound?: (result: RoundResult) => Promise<void> | void;
+}
+
+export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
+
+/** A job in progress. */
+export class JobRunner {
+  readonly task: TaskDefinition;
+  readonly history: RoundResult[] = [];
+  state: JobState = 'PENDING';
+  /** The round being run (1-based); rounds before it are done. */
+  currentRound = 1;
+  current: Round<Task> | null = null;
+  private globalParams!: Float32Array;
+  private globalBytes!: Buffer;
+  private globalSha = '';
+  private readonly model: tf.LayersModel;
+  readonly topology: string;
+  private readonly strategy: Strategy;
+  private readonly validation: Dataset;
+  private readonly rng: Random;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
+    this.task = getTask(config.task);
+    this.model = buildModel({ ...this.task.defaultModel, hidden: config.hidden }, this.task.inputShape, config.modelSeed);
+    this.topology = topologyJson(this.model);
+    this.strategy = createStrategy(config.strategy, config.serverLearningRate > 0 ? { serverLearningRate: config.serverLearningRate } : {});
+    const v = this.task.generateValidation(config.validationSeed, config.validationSamples);
+    this.validation = { count: v.count, features: this.task.features(v.x, v.count), labels: v.y };
+    this.rng = new Random(`${config.jobId}/${config.validationSeed}/selection`);
+  }
+
+  /** Loads the initial parameters; call once before {@link run}. */
+  async init(): Promise<void> {
+    this.setGlobal(await getFlatParams(this.model));
+  }
+
+  get paramCount(): number {
+    return this.globalParams.length;
+  }
+
+  /** The global parameters trainers start round `round` from, as bytes with their digest. */
+  globalModel(round: number): { bytes: Buffer; sha256: string } {
+    if (round !== this.currentRound) throw new RoundNotFoundError(this.config.jobId, round, this.currentRound);
+    return { bytes: this.globalBytes, sha256: this.globalSha };
+  }
+
+  /** Current global parameters (a copy). */
+  params(): Float32Array {
+    return new Float32Array(this.globalParams);
+  }
+
+  /** The task assigned to `nodeId` in the running round, if it still wants an update. */
+  taskFor(nodeId: string): Task | null {
+    const r = this.current;
+    const m = r?.member(nodeId);
+    if (!r || !m || !r.isTaskActive(m.taskId)) return null;
+    return m.task;
+  }
+
+  /** Waits until a task may exist for `nodeId`, at most `ms`. */
+  async waitForTask(nodeId: string, ms: number, signal: AbortSignal): Promise<Task | null> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const t = this.taskFor(nodeId);
+      if (t || signal.aborted) return t;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((resolve) => {
+        const wake = () => { clearTimeout(timer); this.waiters.delete(wake); signal.removeEventListener('abort', wake); resolve(); };
+        const timer = setTimeout(wake, left);
+        signal.addEventListener('abort', wake, { once: true });
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  private wakeAll(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private setGlobal(params: Float32Array): void {
+    this.globalParams = params;
+    this.globalBytes = Buffer.from(float32ToBytes(params));
+    this.globalSha = sha256(this.globalBytes).toString('hex');
+  }
+
+  /** Evaluates the current global model on the validation data. */
+  async evaluateGlobal(): Promise<{ loss: number; accuracy: number }> {
+    setFlatParams(this.model, this.globalParams);
+    return evaluate(this.model, this.validation, this.task.classes.length);
+  }
+
+  /** The model with the current global parameters (for export). */
+  exportModel(): tf.LayersModel {
+    setFlatParams(this.model, this.globalParams);
+    return this.model;
+  }
+
+  /** Runs every round; resolves when the job is done, failed or `signal` aborted. */
+  async run(signal: AbortSignal): Promise<JobState> {
+    const { log, progress, metrics } = this.deps;
+    const cfg = this.config;
+    this.state = 'RUNNING';
+    const initial = await this.evaluateGlobal();
+    progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val acc ${(initial.accuracy * 100).toFixed(1)}%`);
+    while (this.currentRound <= cfg.rounds && !signal.aborted) {
+      let done = false;
+      for (let attempt = 1; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
+        done = await this.runRound(attempt, signal);
+        if (done) break;
+      }
+      if (signal.aborted) break;
+      if (!done) {
+        this.state = 'FAILED';
+        progress(`job ${cfg.jobId}: round ${this.currentRound} failed ${cfg.maxAttempts} times; job failed`);
+        log.error('job failed', { jobId: cfg.jobId, round: this.currentRound });
+        return this.state;
+      }
+      this.currentRound++;
+      metrics.currentRound.set(this.currentRound);
+    }
+    this.state = signal.aborted ? 'CANCELLED' : 'DONE';
+    return this.state;
+  }
+
+  /** Waits until enough trainers and at least one dataset node are live. */
+  private async waitForNodes(signal: AbortSignal): Promise<void> {
+    let lastNote = '';
+    let enoughSince = 0;
+    while (!signal.aborted) {
+      const live = this.deps.registry.live().length;
+      const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
+      if (live >= this.config.minTrainers && shards > 0) {
+        // Before the first round, give the rest of the cohort a moment to register.
+        if (this.history.length > 0 || live >= this.config.cohort) return;
+        enoughSince ||= Date.now();
+        if (Date.now() - enoughSince >= this.config.cohortWaitMs) return;
+      } else {
+        enoughSince = 0;
+      }
+      const note = `round ${this.currentRound}: waiting for trainers (${live} live, need ${this.config.minTrainers}) and data (${shards} shards)`;
+      if (note !== lastNote) this.deps.progress(note);
+      lastNote = note;
+      await sleep(200, signal);
+    }
+  }
+
+  private async runRound(attempt: number, signal: AbortSignal): Promise<boolean> {
+    const { registry, log, progress, metrics } = this.deps;
+    const cfg = this.config;
+    await this.waitForNodes(signal);
+    if (signal.aborted) return false;
+    const started = performance.now();
+    const cohort = selectCohort(registry.live(), cfg.cohort, this.rng);
+    const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
+      datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
+    })));
+    const dealt = assignShards(cohort, cfg.shardsPerRound > 0 ? this.rng.shuffle(pool).slice(0, cfg.shardsPerRound) : pool, this.rng);
+    const deadlineMs = Date.now() + cfg.roundTimeoutMs;
+    const model = { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.globalSha };
+    const members = cohort.map((c, i) => {
+      const taskId = randomUUID();
+      const task: Task = {
+        taskId, jobId: cfg.jobId, round: this.currentRound, task: this.task.name, model,
+        train: {
+          localEpochs: cfg.localEpochs, batchSize: cfg.batchSize, learningRate: cfg.learningRate,
+          optimizer: cfg.optimizer, clipNorm: cfg.clipNorm, seed: this.rng.uint32(),
+        },
+        shards: dealt[i]!, deadlineUnixMs: deadlineMs,
+      };
+      return { nodeId: c.nodeId, taskId, task };
+    });
+    const round = new Round<Task>({ jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, deadlineMs, members });
+    this.current = round;
+    const samples = members.reduce((n, m) => n + m.task.shards.reduce((k, s) => k + s.numSamples, 0), 0);
+    progress(`round ${this.currentRound}/${cfg.rounds}${attempt > 1 ? ` (attempt ${attempt})` : ''}: ${members.length} trainers, ${samples} samples, deadline ${cfg.roundTimeoutMs / 1000}s`);
+    log.info('round started', { jobId: cfg.jobId, round: this.currentRound, attempt, cohort: members.map((m) => m.nodeId) });
+    this.wakeAll();
+    // Drop members whose heartbeats stop, so a dead trainer does not hold the round to its deadline.
+    const sweep = setInterval(() => {
+      for (const m of round.members()) if (m.status === 'assigned' && !registry.isLive(m.nodeId)) {
+        log.warn('trainer lost mid-round', { nodeId: m.nodeId, round: this.currentRound });
+        round.drop(m.nodeId);
+      }
+    }, 250);
+    const onAbort = () => round.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const outcome = await round.trained;
+    clearInterval(sweep);
+    signal.removeEventListener('abort', onAbort);
+    for (const m of round.members()) {
+      registry.recordTask(m.nodeId, m.status === 'reported', m.status === 'reported' && m.trainSeconds > 0
+        ? (m.numSamples * cfg.localEpochs) / m.trainSeconds : undefined);
+    }
+    if (signal.aborted) {
+      round.finish(false);
+      return false;
+    }
+    if (outcome.reported < cfg.minTrainers) {
+      round.finish(false);
+      metrics.roundsTotal.inc({ result: 'failed' });
+      progress(`round ${this.currentRound}: only ${outcome.reported} of ${members.length} updates (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
+      return false;
+    }
+    const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
+    this.setGlobal(next);
+    const ev = await this.evaluateGlobal();
+    const reported = round.members().filter((m) => m.status === 'reported');
+    const nSamples = reported.reduce((n, m) => n + m.numSamples, 0);
+    const trainLoss = reported.reduce((s, m) => s + m.trainLoss * m.numSamples, 0) / Math.max(nSamples, 1);
+    const seconds = (performance.now() - started) / 1000;
+    const result: RoundResult = {
+      round: this.currentRound, participants: outcome.reported, cohort: members.length, samples: nSamples,
+      trainLoss, valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: seconds, attempt,
+    };
+    this.history.push(result);
+    round.finish(true);
+    metrics.roundsTotal.inc({ result: 'completed' });
+    metrics.roundDuration.observe(seconds);
+    metrics.validationAccuracy.set(ev.accuracy);
+    metrics.validationLoss.set(ev.loss);
+    progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${outcome.reported}/${members.length} trainers, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val acc ${(ev.accuracy * 100).toFixed(1)}%${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
+    await this.deps.onRound?.(result);
+    return true;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Coordinator process: the gRPC service, the job's round loop, metrics, and the output folder
+ * (round history after every round; the final model as TF.js files when the job is done).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createLogger } from '../src/util/log.js';
+import { createGrpcServer } from '../src/wire/server.js';
+import { coordinatorService } from '../src/wire/proto.js';
+import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
+import { NodeRegistry } from '../src/rounds/node-registry.js';
+import { saveModelFiles } from '../src/model/export.js';
+import { coordinatorServiceImpl } from './service.js';
+import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
+import type { CoordinatorConfig } from './config.js';
+
+/** A running coordinator. */
+export interface Coordinator {
+  address: string;
+  metricsAddress: string | null;
+  job: JobRunner;
+  /** Resolves with the job's final state (the model is written by then). */
+  done: Promise<JobState>;
+  close(): Promise<void>;
+}
+
+/** Options beside the config (for embedding and tests). */
+export interface CoordinatorHooks {
+  progress?: (line: string) => void;
+  onUpdateBytes?: (taskId: string, bytes: Buffer) => void;
+}
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(`${file}.tmp`, JSON.stringify(value, null, 2));
+  await fs.rename(`${file}.tmp`, file);
+}
+
+/** Starts the coordinator and its job. */
+export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
+  const log = createLogger('coordinator', { level: config.logLevel });
+  const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const metrics = coordinatorMetrics();
+  const registry = new NodeRegistry(config.liveTimeoutMs);
+  const datasets = new Map<string, DatasetRecord>();
+  const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
+  const job: JobRunner = new JobRunner(config.job, {
+    registry, datasets: liveDatasets, metrics, log, progress,
+    onRound: (): Promise<void> => writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history }),
+  });
+  await job.init();
+  let closing = false;
+  const grpc = createGrpcServer();
+  grpc.server.addService(coordinatorService, coordinatorServiceImpl({
+    job, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
+    liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes,
+  }));
+  const address = await grpc.listen(config.listen);
+  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
+  log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobId: config.job.jobId });
+  const stop = new AbortController();
+  const done = job.run(stop.signal).then(async (state: JobState) => {
+    if (state === 'DONE') {
+      const dir = path.join(config.out, 'model');
+      await saveModelFiles(job.exportModel(), dir);
+      const last = job.history[job.history.length - 1];
+      await writeJson(path.join(config.out, 'summary.json'), {
+        jobId: config.job.jobId, task: job.task.name, state, rounds: job.history.length,
+        parameters: job.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
+        classes: job.task.classes, model: dir,
+      });
+      progress(`job ${config.job.jobId} done: final val acc ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
+    }
+    log.info('job finished', { jobId: config.job.jobId, state });
+    return state;
+  });
+  return {
+    address,
+    metricsAddress: metricsServer?.address ?? null,
+    job,
+    done,
+    async close() {
+      closing = true;
+      stop.abort();
+      await done.catch(() => {});
+      await grpc.close();
+      await metricsServer?.close();
+      log.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * The Coordinator gRPC service: registration, heartbeats, long-polled tasks, the global model
+ * as a chunk stream, and updates received as chunk streams (checked against the round before a
+ * byte is stored, digest-verified, then folded into the round's sum).
+ */
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { clientStream, serverStream, unary } from '../src/wire/server.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
+import {
+  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, RoundClosedError, ShuttingDownError,
+} from '../src/errors.js';
+import type {
+  BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,
+  HeartbeatRequest, HeartbeatResponse, RegisterDatasetRequest, RegisterDatasetResponse, RegisterTrainerRequest,
+  RegisterTrainerResponse, SubmitUpdateResponse, UpdateHeader,
+} from '../src/wire/proto.js';
+import type { NodeRegistry } from '../src/rounds/node-registry.js';
+import type { CoordinatorMetrics } from '../src/metrics/index.js';
+import { REJECT_REASONS } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/log.js';
+import type { DatasetRecord, JobRunner } from './job-runner.js';
+
+/** Longest a GetTask call is held open. */
+export const MAX_TASK_WAIT_MS = 30_000;
+/** Largest plaintext update accepted: 64 Mi parameters. */
+export const MAX_UPDATE_BYTES = 256 << 20;
+
+/** What the service needs. */
+export interface CoordinatorServiceDeps {
+  job: JobRunner;
+  registry: NodeRegistry;
+  datasets: Map<string, DatasetRecord>;
+  metrics: CoordinatorMetrics;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  liveTimeoutMs: number;
+  closing: () => boolean;
+  /** Called with each accepted update's raw bytes (tests of what the coordinator stores). */
+  onUpdateBytes?: (taskId: string, bytes: Buffer) => void;
+}
+
+const ID = /^[\w.:-]{1,128}$/;
+
+function checkId(field: string, v: string): void {
+  if (!ID.test(v)) throw new InvalidFieldError(field, 'an id of 1 to 128 letters, digits or . _ : -', JSON.stringify(v));
+}
+
+function rejectReason(err: unknown): (typeof REJECT_REASONS)[number] {
+  if (err instanceof ActiquestError) {
+    const r = err.kind.replace('-', '_');
+    return (REJECT_REASONS as readonly string[]).includes(r) ? (r as (typeof REJECT_REASONS)[number]) : 'other';
+  }
+  return 'other';
+}
+
+/** Builds the handlers of `actiquest.v1.Coordinator`. */
+export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedServiceImplementation {
+  const { log, registry, job, metrics } = deps;
+  const admit = () => {
+    if (deps.closing()) throw new ShuttingDownError('coordinator');
+  };
+  return {
+    RegisterTrainer: unary(log, 'RegisterTrainer', (req: RegisterTrainerRequest): RegisterTrainerResponse => {
+      admit();
+      checkId('node_id', req.nodeId);
+      const cap = req.capacity?.samplesPerSecond ?? 0;
+      if (!(cap > 0) || !Number.isFinite(cap)) throw new InvalidFieldError('capacity.samples_per_second', 'a positive number', String(cap));
+      const known = registry.get(req.nodeId) !== undefined;
+      registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '');
+      metrics.liveTrainers.set(registry.live().length);
+      log.info(known ? 'trainer re-registered' : 'trainer registered', { nodeId: req.nodeId, backend: req.capacity?.backend, capacity: cap });
+      return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES };
+    }),
+
+    RegisterDataset: unary(log, 'RegisterDataset', (req: RegisterDatasetRequest): RegisterDatasetResponse => {
+      admit();
+      checkId('node_id', req.nodeId);
+      if (!/^[^\s:]+:\d{1,5}$/.test(req.address)) throw new InvalidFieldError('address', 'host:port', JSON.stringify(req.address));
+      if (req.task !== job.task.name) throw new InvalidFieldError('task', JSON.stringify(job.task.name), JSON.stringify(req.task));
+      for (const s of req.shards) {
+        checkId('shards.shard_id', s.shardId);
+        if (!/^[0-9a-f]{64}$/.test(s.sha256)) throw new InvalidFieldError(`shards[${s.shardId}].sha256`, '64 hex digits', JSON.stringify(s.sha256));
+        if (!(s.numSamples > 0)) throw new InvalidFieldError(`shards[${s.shardId}].num_samples`, 'a positive count', String(s.numSamples));
+      }
+      deps.datasets.set(req.nodeId, {
+        nodeId: req.nodeId, address: req.address, task: req.task, lastSeenMs: Date.now(),
+        shards: req.shards.map((s) => ({ shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256 })),
+      });
+      log.info('dataset node registered', { nodeId: req.nodeId, address: req.address, shards: req.shards.length });
+      return { heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    }),
+
+    Heartbeat: unary(log, 'Heartbeat', (req: HeartbeatRequest): HeartbeatResponse => {
+      const ds = deps.datasets.get(req.nodeId);
+      if (ds) {
+        ds.lastSeenMs = Date.now();
+        return { taskActive: false };
+      }
+      if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
+      metrics.liveTrainers.set(registry.live().length);
+      return { taskActive: req.taskId !== '' && job.current?.isTaskActive(req.taskId) === true };
+    }),
+
+    GetTask: unary(log, 'GetTask', async (req: GetTaskRequest, signal): Promise<GetTaskResponse> => {
+      admit();
+      if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
+      const wait = Math.min(req.waitMs, MAX_TASK_WAIT_MS);
+      const task = await job.waitForTask(req.nodeId, wait, signal);
+      registry.touch(req.nodeId);
+      if (task) return { result: 'task', task };
+      return { result: 'retryAfterMs', retryAfterMs: job.state === 'RUNNING' || job.state === 'PENDING' ? 200 : 5_000 };
+    }),
+
+    FetchGlobalModel: serverStream<FetchGlobalModelRequest, BlobPart>(log, 'FetchGlobalModel', async (req, send, signal) => {
+      admit();
+      if (req.jobId !== job.config.jobId) throw new JobNotFoundError(req.jobId);
+      const { bytes } = job.globalModel(req.round);
+      const { header, chunks } = encodeBlob(bytes);
+      await send({ part: 'header', header });
+      for (const chunk of chunks) {
+        if (signal.aborted) return;
+        await send({ part: 'chunk', chunk });
+      }
+      metrics.sentBytes.inc(bytes.length);
+    }),
+
+    SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal) => {
+      try {
+        admit();
+        let assembler: BlobAssembler | null = null;
+        let header: UpdateHeader | null = null;
+        for await (const msg of messages) {
+          if (signal.aborted) throw new RoundClosedError(job.config.jobId, 0, 'CANCELLED');
+          if (msg.part === 'header') {
+            if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
+            header = msg.header;
+            if (header.jobId !== job.config.jobId) throw new JobNotFoundError(header.jobId);
+            if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
+            const round = job.current;
+            if (!round || round.round !== header.round) {
+              throw new RoundClosedError(header.jobId, header.round, round ? `round ${round.round} running` : 'NO ROUND');
+            }
+            round.checkUpload(header.taskId, header.nodeId, header.numParams);
+            if (!(header.numSamples > 0)) throw new InvalidFieldError('num_samples', 'a positive count', String(header.numSamples));
+            if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
+            if (!header.blob) throw new InvalidFieldError('blob', 'a blob header', 'none');
+            assembler = new BlobAssembler(header.blob, {
+              maxBytes: MAX_UPDATE_BYTES, expectedBytes: round.aggregate.length * 4,
+            });
+          } else {
+            if (!assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header first', 'a chunk');
+            assembler.push(msg.chunk);
+            metrics.receivedBytes.inc(msg.chunk.data.length);
+          }
+        }
+        if (!header || !assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
+        const bytes = assembler.finish();
+        const round = job.current;
+        if (!round || round.round !== header.round) throw new RoundClosedError(header.jobId, header.round, 'CLOSED');
+        round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), {
+          numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds,
+        });
+        deps.onUpdateBytes?.(header.taskId, bytes);
+        metrics.updatesAccepted.inc();
+        const c = round.counts();
+        log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });
+        return { accepted: true, receivedUpdates: c.reported };
+      } catch (err) {
+        metrics.updatesRejected.inc({ reason: rejectReason(err) });
+        log.warn('update rejected', { error: (err as Error).message });
+        throw err;
+      }
+    }),
+
+    GetStatus: unary(log, 'GetStatus', (req: GetStatusRequest): GetStatusResponse => {
+      if (req.jobId && req.jobId !== job.config.jobId) throw new JobNotFoundError(req.jobId);
+      return {
+        jobs: [{
+          jobId: job.config.jobId, task: job.task.name, state: job.state, roundsTotal: job.config.rounds,
+          roundsDone: job.history.length, history: job.history, phase: job.current?.phase ?? 'NONE',
+        }],
+        liveTrainers: registry.live().length,
+        datasetNodes: deps.datasets.size,
+      };
+    }),
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Dataset node options: every flag, its default and its environment variable, parsed once into
+ * a frozen config.
+ */
+import path from 'node:path';
+import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { ConfigError } from '../src/errors.js';
+import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
+
+export const DATASET_OPTIONS = {
+  listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },
+  advertise: { type: 'string', default: '', env: 'AQ_DATASET_ADVERTISE', description: 'host:port trainers dial; defaults to the bound address' },
+  coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port to register with; empty: serve only' },
+  'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this node\'s id; defaults to dataset-<seed>' },
+  task: { type: 'string', default: 'exercise', choices: ['exercise'], description: 'built-in task whose data this node generates' },
+  seed: { type: 'string', default: 'dataset-0', env: 'AQ_DATASET_SEED', description: 'seed of this node\'s data (different nodes, different seeds)' },
+  shards: { type: 'number', default: 24, min: 1, max: 100_000, description: 'number of shards' },
+  'samples-per-shard': { type: 'number', default: 64, min: 1, max: 1_000_000, description: 'samples in each shard' },
+  alpha: { type: 'number', default: 1.0, min: 0.001, max: 1e6, description: 'Dirichlet concentration of the class mix (small: skewed, non-IID)' },
+  'data-dir': { type: 'string', default: '.aq/datasets', env: 'AQ_DATA_DIR', description: 'folder for shard files and the manifest (a subfolder per node id)' },
+  'chunk-bytes': { type: 'number', default: DEFAULT_CHUNK_BYTES, min: 1024, max: MAX_CHUNK_BYTES, description: 'bytes per streamed chunk' },
+  'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
+  'metrics-port': { type: 'number', default: -1, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
+} as const satisfies OptionTable;
+
+/** The resolved dataset-node configuration. */
+export interface DatasetConfig {
+  listen: string;
+  advertise: string;
+  coordinator: string;
+  nodeId: string;
+  task: string;
+  seed: string;
+  shards: number;
+  samplesPerShard: number;
+  alpha: number;
+  dataDir: string;
+  chunkBytes: number;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DATASET_USAGE = 'actiquest dataset [options]';
+export const DATASET_SUMMARY = 'Serves shards of labelled human-motion data to trainers that the coordinator sends.';
+
+/** Parses flags and environment into a frozen config. */
+export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DatasetConfig {
+  const o = parseOptions(DATASET_OPTIONS, argv, env, DATASET_USAGE, DATASET_SUMMARY);
+  if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
+  const nodeId = o['node-id'] || o.seed;
+  if (!/^[\w.-]{1,64}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(nodeId));
+  return Object.freeze({
+    listen: o.listen,
+    advertise: o.advertise,
+    coordinator: o.coordinator,
+    nodeId,
+    task: o.task,
+    seed: o.seed,
+    shards: o.shards,
+    samplesPerShard: o['samples-per-shard'],
+    alpha: o.alpha,
+    dataDir: path.resolve(o['data-dir'], nodeId),
+    chunkBytes: o['chunk-bytes'],
+    metricsHost: o['metrics-host'],
+    metricsPort: o['metrics-port'],
+    logLevel: o['log-level'] as DatasetConfig['logLevel'],
+  });
+}

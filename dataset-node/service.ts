@@ -1,0 +1,45 @@
+/** The Dataset gRPC service: the manifest, and shards streamed as header + chunks. */
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { serverStream, unary } from '../src/wire/server.js';
+import { encodeBlob } from '../src/wire/blob.js';
+import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
+import type { GetManifestResponse, StreamShardRequest, BlobPart } from '../src/wire/proto.js';
+import type { ShardStore } from './shard-store.js';
+import type { DatasetMetrics } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/log.js';
+
+/** What the service needs. */
+export interface DatasetServiceDeps {
+  nodeId: string;
+  store: ShardStore;
+  chunkBytes: number;
+  metrics: DatasetMetrics;
+  log: Logger;
+  /** True once shutdown began: new streams are refused with UNAVAILABLE. */
+  closing: () => boolean;
+}
+
+/** Builds the handlers of `actiquest.v1.Dataset`. */
+export function datasetServiceImpl(deps: DatasetServiceDeps): UntypedServiceImplementation {
+  const { log, store, metrics } = deps;
+  return {
+    GetManifest: unary(log, 'GetManifest', (): GetManifestResponse => ({
+      nodeId: deps.nodeId, task: store.task, shards: [...store.shards],
+    })),
+    StreamShard: serverStream<StreamShardRequest, BlobPart>(log, 'StreamShard', async (req, send, signal) => {
+      if (deps.closing()) throw new ShuttingDownError('dataset node');
+      if (!req.shardId) throw new InvalidFieldError('shard_id', 'a shard id from the manifest', 'an empty string');
+      const bytes = await store.read(req.shardId);
+      const { header, chunks } = encodeBlob(bytes, deps.chunkBytes);
+      await send({ part: 'header', header });
+      for (const chunk of chunks) {
+        if (signal.aborted) return;
+        await send({ part: 'chunk', chunk });
+      }
+      const info = store.shards.find((s) => s.shardId === req.shardId);
+      metrics.shardsServed.inc();
+      metrics.samplesServed.inc(info?.numSamples ?? 0);
+      metrics.sentBytes.inc(bytes.length);
+    }),
+  };
+}

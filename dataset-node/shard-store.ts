@@ -1,0 +1,109 @@
+/**
+ * The shard store: generates a node's shards once into files (atomically: temp file, then
+ * rename), records each one's sha256 in `manifest.json`, and reads them back for serving.
+ * A store whose manifest matches the requested data is reused as it is.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { sha256 } from '../src/wire/blob.js';
+import { encodeShard } from '../src/tasks/shard-file.js';
+import { getTask } from '../src/tasks/index.js';
+import { ShardNotFoundError } from '../src/errors.js';
+import type { ShardInfo } from '../src/wire/proto.js';
+import type { Logger } from '../src/util/log.js';
+
+/** What the store is asked to hold. */
+export interface ShardStoreOptions {
+  dir: string;
+  task: string;
+  seed: string;
+  shards: number;
+  samplesPerShard: number;
+  alpha: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+interface ManifestFile {
+  task: string;
+  seed: string;
+  alpha: number;
+  samplesPerShard: number;
+  shards: (ShardInfo & { file: string })[];
+}
+
+/** A node's immutable shards on disk. */
+export interface ShardStore {
+  readonly task: string;
+  readonly shards: readonly ShardInfo[];
+  /** The bytes of a shard file. */
+  read(shardId: string): Promise<Buffer>;
+}
+
+/** Opens the store at `options.dir`, generating whatever is missing. */
+export async function openShardStore(options: ShardStoreOptions): Promise<ShardStore> {
+  const { dir, log } = options;
+  await fs.mkdir(dir, { recursive: true });
+  const manifestPath = path.join(dir, 'manifest.json');
+  let manifest: ManifestFile | null = null;
+  try {
+    manifest = JSON.parse(await fs.readFile(manifestPath, 'utf8')) as ManifestFile;
+  } catch {
+    manifest = null;
+  }
+  const matches = manifest !== null && manifest.task === options.task && manifest.seed === options.seed
+    && manifest.alpha === options.alpha && manifest.samplesPerShard === options.samplesPerShard
+    && manifest.shards.length === options.shards;
+  if (!matches || !(await allPresent(dir, manifest!))) {
+    manifest = await generate(options);
+    const tmp = `${manifestPath}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(manifest, null, 1));
+    await fs.rename(tmp, manifestPath);
+  } else {
+    log.info('shards reused', { dir, shards: manifest!.shards.length });
+  }
+  const byId = new Map(manifest!.shards.map((s) => [s.shardId, s]));
+  return {
+    task: options.task,
+    shards: manifest!.shards.map(({ file: _file, ...info }) => info),
+    async read(shardId: string): Promise<Buffer> {
+      const entry = byId.get(shardId);
+      if (!entry) throw new ShardNotFoundError(shardId);
+      return fs.readFile(path.join(dir, entry.file));
+    },
+  };
+}
+
+async function allPresent(dir: string, manifest: ManifestFile): Promise<boolean> {
+  for (const s of manifest.shards) {
+    try {
+      const st = await fs.stat(path.join(dir, s.file));
+      if (st.size !== s.sizeBytes) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
+  const task = getTask(options.task);
+  const started = performance.now();
+  const shards: ManifestFile['shards'] = [];
+  for (let i = 0; i < options.shards; i++) {
+    if (options.signal?.aborted) throw options.signal.reason;
+    const samples = task.generateShard({ seed: options.seed, shards: options.shards, samplesPerShard: options.samplesPerShard, alpha: options.alpha }, i);
+    const bytes = encodeShard({ task: task.name, numSamples: samples.count, sampleShape: task.sampleShape, numClasses: task.classes.length }, samples);
+    const shardId = `${options.seed}-${String(i).padStart(4, '0')}`;
+    const file = `${shardId}.aqs`;
+    const tmp = path.join(options.dir, `${file}.tmp`);
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, path.join(options.dir, file));
+    shards.push({ shardId, numSamples: samples.count, sha256: sha256(bytes).toString('hex'), sizeBytes: bytes.length, file });
+    if ((i + 1) % 10 === 0 || i + 1 === options.shards) {
+      options.log.info('generating shards', { done: i + 1, of: options.shards });
+    }
+  }
+  options.log.info('shards written', { dir: options.dir, shards: shards.length, seconds: +((performance.now() - started) / 1000).toFixed(2) });
+  return { task: task.name, seed: options.seed, alpha: options.alpha, samplesPerShard: options.samplesPerShard, shards };
+}

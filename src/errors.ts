@@ -1,0 +1,160 @@
+/**
+ * Domain errors: one class per condition, each carrying its data. `kind` decides the gRPC
+ * status in exactly one place (`wire/status.ts`); messages say what failed, what was expected
+ * and what arrived.
+ */
+
+/** How an error maps onto a gRPC status (see STYLE.md, "Errors"). */
+export type ErrorKind =
+  | 'invalid-argument'
+  | 'failed-precondition'
+  | 'not-found'
+  | 'unauthenticated'
+  | 'permission-denied'
+  | 'resource-exhausted'
+  | 'unavailable';
+
+/** Base class of every error the project throws on purpose. */
+export abstract class ActiquestError extends Error {
+  abstract readonly kind: ErrorKind;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A field is missing or malformed. */
+export class InvalidFieldError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly field: string, readonly expected: string, readonly got: string) {
+    super(`${field}: expected ${expected}, got ${got}`);
+  }
+}
+
+/** A blob's bytes do not add up to the length its header announced. */
+export class BlobLengthError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly expected: number, readonly got: number) {
+    super(`blob length: expected ${expected} bytes, got ${got}`);
+  }
+}
+
+/** A blob's sha256 differs from the digest it was announced (or listed) with. */
+export class DigestMismatchError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly what: string, readonly expected: string, readonly got: string) {
+    super(`${what}: expected sha256 ${expected}, got ${got}`);
+  }
+}
+
+/** Chunks arrived out of order, or more chunks than announced. */
+export class ChunkOrderError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly expected: number, readonly got: number) {
+    super(`chunk index: expected ${expected}, got ${got}`);
+  }
+}
+
+/** A single chunk is larger than the negotiated chunk size. */
+export class ChunkTooLargeError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly bytes: number, readonly max: number) {
+    super(`chunk size: expected at most ${max} bytes, got ${bytes}`);
+  }
+}
+
+/** A whole blob is larger than allowed. */
+export class BlobTooLargeError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly bytes: number, readonly max: number) {
+    super(`blob size: expected at most ${max} bytes, got ${bytes}`);
+  }
+}
+
+/** An update's parameter count differs from the model's. */
+export class UpdateLengthError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly expected: number, readonly got: number) {
+    super(`update length: expected ${expected} float32 parameters, got ${got}`);
+  }
+}
+
+/** A plaintext update holds NaN or an infinity. */
+export class NonFiniteValueError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly index: number, readonly value: number) {
+    super(`update: expected finite numbers, got ${value} at parameter ${index}`);
+  }
+}
+
+/** The trainer is not registered (or was forgotten): it should register again. */
+export class NodeNotFoundError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly nodeId: string) {
+    super(`node ${nodeId}: not registered; call RegisterTrainer first`);
+  }
+}
+
+/** No job with this id. */
+export class JobNotFoundError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: not found`);
+  }
+}
+
+/** The job has no model for the asked round. */
+export class RoundNotFoundError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly jobId: string, readonly round: number, readonly current: number) {
+    super(`job ${jobId}: round ${round} not found; the current round is ${current}`);
+  }
+}
+
+/** No task with this id was assigned to this node. */
+export class TaskNotFoundError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly taskId: string, readonly nodeId: string) {
+    super(`task ${taskId}: not assigned to node ${nodeId}`);
+  }
+}
+
+/** The round an update is for no longer takes updates. */
+export class RoundClosedError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly jobId: string, readonly round: number, readonly phase: string) {
+    super(`job ${jobId} round ${round}: expected phase TRAIN, got ${phase}`);
+  }
+}
+
+/** The task already delivered its update. */
+export class DuplicateUpdateError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly taskId: string) {
+    super(`task ${taskId}: update already received`);
+  }
+}
+
+/** A dataset node has no shard with this id. */
+export class ShardNotFoundError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly shardId: string) {
+    super(`shard ${shardId}: not in this node's manifest`);
+  }
+}
+
+/** The process is shutting down and takes no new work. */
+export class ShuttingDownError extends ActiquestError {
+  readonly kind = 'unavailable';
+  constructor(readonly role: string) {
+    super(`${role} is shutting down`);
+  }
+}
+
+/** A configuration value is out of range or malformed. */
+export class ConfigError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly option: string, readonly expected: string, readonly got: string) {
+    super(`--${option}: expected ${expected}, got ${got}`);
+  }
+}

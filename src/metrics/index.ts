@@ -1,0 +1,88 @@
+/**
+ * Prometheus metrics (prom-client): one registry a process, names `actiquest_*` in snake_case
+ * with base-unit suffixes, counters ending in `_total`, labels only of few values (never a node
+ * id). `serveMetrics` exposes a registry over HTTP at `/metrics`.
+ */
+import http from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Reasons an update can be rejected (a closed set, so it can be a label). */
+export const REJECT_REASONS = ['invalid_argument', 'failed_precondition', 'not_found', 'resource_exhausted', 'other'] as const;
+
+function registry(role: string): Registry {
+  const r = new Registry();
+  r.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: r, prefix: 'actiquest_process_' });
+  return r;
+}
+
+/** The coordinator's metrics. */
+export function coordinatorMetrics() {
+  const r = registry('coordinator');
+  return {
+    registry: r,
+    roundsTotal: new Counter({ name: 'actiquest_rounds_total', help: 'Rounds finished, by result', labelNames: ['result'] as const, registers: [r] }),
+    roundDuration: new Histogram({
+      name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation',
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600], registers: [r],
+    }),
+    receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Update bytes received', registers: [r] }),
+    sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Model bytes sent', registers: [r] }),
+    updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round', registers: [r] }),
+    updatesRejected: new Counter({ name: 'actiquest_updates_rejected_total', help: 'Updates refused, by reason', labelNames: ['reason'] as const, registers: [r] }),
+    liveTrainers: new Gauge({ name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r] }),
+    currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress of the current job', registers: [r] }),
+    validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation accuracy of the latest global model', registers: [r] }),
+    validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model', registers: [r] }),
+  };
+}
+export type CoordinatorMetrics = ReturnType<typeof coordinatorMetrics>;
+
+/** A trainer's metrics. */
+export function trainerMetrics() {
+  const r = registry('trainer');
+  return {
+    registry: r,
+    samplesTrained: new Counter({ name: 'actiquest_samples_trained_total', help: 'Samples trained (all epochs)', registers: [r] }),
+    tasksTotal: new Counter({ name: 'actiquest_tasks_total', help: 'Tasks finished, by result', labelNames: ['result'] as const, registers: [r] }),
+    sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Update bytes sent', registers: [r] }),
+    receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Model and shard bytes received', registers: [r] }),
+    trainSeconds: new Histogram({ name: 'actiquest_train_duration_seconds', help: 'Local training time of a task', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120], registers: [r] }),
+  };
+}
+export type TrainerMetrics = ReturnType<typeof trainerMetrics>;
+
+/** A dataset node's metrics. */
+export function datasetMetrics() {
+  const r = registry('dataset');
+  return {
+    registry: r,
+    samplesServed: new Counter({ name: 'actiquest_samples_served_total', help: 'Samples in shards served', registers: [r] }),
+    shardsServed: new Counter({ name: 'actiquest_shards_served_total', help: 'Shards served', registers: [r] }),
+    sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Shard bytes sent', registers: [r] }),
+  };
+}
+export type DatasetMetrics = ReturnType<typeof datasetMetrics>;
+
+/** Serves `registry` at `http://host:port/metrics`; resolves with the bound address. */
+export async function serveMetrics(registry: Registry, host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('see /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as { port: number };
+  return {
+    address: `${host}:${addr.port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * How a node stays known to the coordinator: register, heartbeat at the interval the
+ * coordinator asks for, and register again when the coordinator has forgotten the node
+ * (NOT_FOUND, e.g. after a restart) or was unreachable. Retries back off exponentially.
+ */
+import { status, type Client } from '@grpc/grpc-js';
+import { CoordinatorClient, type HeartbeatResponse } from '../wire/proto.js';
+import { callUnary, makeClient } from '../wire/client.js';
+import { hasStatus } from '../wire/status.js';
+import type { Logger } from '../util/log.js';
+
+/** Options of {@link keepRegistered}. */
+export interface KeepRegisteredOptions<R> {
+  coordinator: string;
+  nodeId: string;
+  register: { method: 'RegisterTrainer' | 'RegisterDataset'; request: unknown };
+  log: Logger;
+  signal: AbortSignal;
+  /** Reused client; one is made when absent. */
+  client?: Client;
+  /** The task to report in heartbeats (trainers). */
+  currentTask?: () => string;
+  onRegistered?: (res: R) => void;
+  onHeartbeat?: (res: HeartbeatResponse) => void;
+  /** Per-call deadline. */
+  timeoutMs?: number;
+}
+
+/** Sleeps `ms` or until `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Runs until `signal` aborts. */
+export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(options: KeepRegisteredOptions<R>): Promise<void> {
+  const { log, signal } = options;
+  const client = options.client ?? makeClient(CoordinatorClient, options.coordinator);
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  let backoff = 250;
+  try {
+    while (!signal.aborted) {
+      let interval: number;
+      try {
+        const res = await callUnary<R>(client, options.register.method, options.register.request, { timeoutMs, signal });
+        interval = Math.max(100, res.heartbeatIntervalMs || 1_000);
+        options.onRegistered?.(res);
+        log.info('registered', { coordinator: options.coordinator });
+        backoff = 250;
+      } catch (err) {
+        if (signal.aborted) return;
+        log.warn('register failed; retrying', { coordinator: options.coordinator, error: (err as Error).message, retryMs: backoff });
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 5_000);
+        continue;
+      }
+      // Heartbeat until the coordinator forgets us or stops answering.
+      while (!signal.aborted) {
+        await sleep(interval, signal);
+        if (signal.aborted) return;
+        try {
+          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId: options.currentTask?.() ?? '' }, { timeoutMs, signal });
+          options.onHeartbeat?.(res);
+        } catch (err) {
+          if (signal.aborted) return;
+          if (hasStatus(err, status.NOT_FOUND)) {
+            log.warn('coordinator forgot this node; registering again');
+            break;
+          }
+          log.warn('heartbeat failed', { error: (err as Error).message });
+          if (hasStatus(err, status.UNAVAILABLE)) {
+            await sleep(backoff, signal);
+            backoff = Math.min(backoff * 2, 5_000);
+            break;
+          }
+        }
+      }
+    }
+  } finally {
+    if (!options.client) client.close();
+  }
+}

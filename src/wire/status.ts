@@ -1,0 +1,33 @@
+/**
+ * The one error policy of every gRPC server here (after nice-grpc's
+ * `createErrorStatusObject`): handlers throw domain errors; an `ActiquestError` becomes the
+ * status its `kind` names with its message; anything else becomes UNKNOWN with a generic
+ * message, and its stack goes to the log only.
+ */
+import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { ActiquestError, type ErrorKind } from '../errors.js';
+import type { Logger } from '../util/log.js';
+
+const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
+  'invalid-argument': status.INVALID_ARGUMENT,
+  'failed-precondition': status.FAILED_PRECONDITION,
+  'not-found': status.NOT_FOUND,
+  unauthenticated: status.UNAUTHENTICATED,
+  'permission-denied': status.PERMISSION_DENIED,
+  'resource-exhausted': status.RESOURCE_EXHAUSTED,
+  unavailable: status.UNAVAILABLE,
+});
+
+/** Turns anything a handler threw into the status object grpc-js sends. */
+export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
+  if (err instanceof ActiquestError) {
+    return { code: STATUS_OF_KIND[err.kind], details: err.message, metadata: new Metadata() };
+  }
+  log.error('handler failed', { method, error: err instanceof Error ? err.stack : String(err) });
+  return { code: status.UNKNOWN, details: `${method}: internal error`, metadata: new Metadata() };
+}
+
+/** True when `err` is a gRPC error with the given code. */
+export function hasStatus(err: unknown, code: status): err is ServiceError {
+  return typeof err === 'object' && err !== null && (err as ServiceError).code === code;
+}

@@ -1,0 +1,142 @@
+/**
+ * Runs one task: fetch the round's global model (digest-checked), stream the assigned shards
+ * from dataset nodes (each digest-checked, cached by digest), train locally, and upload
+ * `local - global` as a chunk stream. Stops at the next batch when its signal aborts.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Client } from '@grpc/grpc-js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
+import { callClientStream, callServerStream, makeClient } from '../src/wire/client.js';
+import { DatasetClient, type BlobPart, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { InvalidFieldError } from '../src/errors.js';
+import { modelFromTopology } from '../src/model/spec.js';
+import { clippedDelta, getFlatParams, setFlatParams } from '../src/model/params.js';
+import { trainLocal, type Dataset } from '../src/model/train.js';
+import { decodeShard } from '../src/tasks/shard-file.js';
+import { getTask } from '../src/tasks/index.js';
+import { sleep } from '../src/node/registration.js';
+import type { TrainerMetrics } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/log.js';
+
+/** Longest a shard may be (bytes). */
+const MAX_SHARD_BYTES = 1 << 30;
+
+/** State a trainer keeps across tasks. */
+export class TaskRunner {
+  private readonly shardCache = new Map<string, { count: number; features: Float32Array; labels: Uint8Array }>();
+  private readonly datasetClients = new Map<string, Client>();
+  private model: { topology: string; model: tf.LayersModel } | null = null;
+
+  constructor(
+    private readonly deps: {
+      nodeId: string;
+      coordinator: Client;
+      metrics: TrainerMetrics;
+      log: Logger;
+      delayPerBatchMs: number;
+    },
+  ) {}
+
+  /** Closes the dataset channels. */
+  close(): void {
+    for (const c of this.datasetClients.values()) c.close();
+    this.datasetClients.clear();
+  }
+
+  private datasetClient(address: string): Client {
+    let c = this.datasetClients.get(address);
+    if (!c) {
+      c = makeClient(DatasetClient, address);
+      this.datasetClients.set(address, c);
+    }
+    return c;
+  }
+
+  private async receiveBlob(stream: AsyncIterable<BlobPart>, limits: ConstructorParameters<typeof BlobAssembler>[1]): Promise<Buffer> {
+    let asm: BlobAssembler | null = null;
+    for await (const msg of stream) {
+      if (msg.part === 'header') asm = new BlobAssembler(msg.header, limits);
+      else if (!asm) throw new InvalidFieldError('stream', 'a header first', 'a chunk');
+      else asm.push(msg.chunk);
+    }
+    if (!asm) throw new InvalidFieldError('stream', 'a header and chunks', 'an empty stream');
+    const bytes = asm.finish();
+    this.deps.metrics.receivedBytes.inc(bytes.length);
+    return bytes;
+  }
+
+  private async fetchShard(ref: ShardRef, taskName: string, signal: AbortSignal): Promise<{ count: number; features: Float32Array; labels: Uint8Array }> {
+    const cached = this.shardCache.get(ref.sha256);
+    if (cached) return cached;
+    const stream = callServerStream<BlobPart>(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId }, { timeoutMs: 60_000, signal });
+    const bytes = await this.receiveBlob(stream, { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 });
+    const { header, samples } = decodeShard(bytes);
+    if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
+    const task = getTask(taskName);
+    const entry = { count: samples.count, features: task.features(samples.x, samples.count), labels: samples.y };
+    this.shardCache.set(ref.sha256, entry);
+    return entry;
+  }
+
+  private async loadShards(task: Task, signal: AbortSignal): Promise<Dataset> {
+    const parts: { count: number; features: Float32Array; labels: Uint8Array }[] = [];
+    // A few shards at a time: enough to overlap round trips, few enough to bound memory.
+    const queue = [...task.shards];
+    const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
+      for (let ref = queue.shift(); ref; ref = queue.shift()) parts.push(await this.fetchShard(ref, task.task, signal));
+    });
+    await Promise.all(workers);
+    const count = parts.reduce((n, p) => n + p.count, 0);
+    const dim = count > 0 ? parts[0]!.features.length / parts[0]!.count : 0;
+    const features = new Float32Array(count * dim);
+    const labels = new Uint8Array(count);
+    let off = 0;
+    for (const p of parts) {
+      features.set(p.features, off * dim);
+      labels.set(p.labels, off);
+      off += p.count;
+    }
+    return { count, features, labels };
+  }
+
+  private async loadModel(task: Task, signal: AbortSignal): Promise<{ model: tf.LayersModel; global: Float32Array }> {
+    const ref = task.model!;
+    const stream = callServerStream<BlobPart>(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
+    const bytes = await this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
+    const global = new Float32Array(bytesToFloat32(bytes));
+    if (this.model?.topology !== ref.topologyJson) {
+      this.model?.model.dispose();
+      this.model = { topology: ref.topologyJson, model: await modelFromTopology(ref.topologyJson) };
+    }
+    setFlatParams(this.model.model, global);
+    return { model: this.model.model, global };
+  }
+
+  /** Runs `task` to its upload; throws if aborted or refused. */
+  async run(task: Task, signal: AbortSignal): Promise<SubmitUpdateResponse> {
+    const { log, metrics } = this.deps;
+    const train = task.train!;
+    const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
+    const def = getTask(task.task);
+    const delay = this.deps.delayPerBatchMs;
+    const result = await trainLocal(model, data, {
+      epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
+      optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', numClasses: def.classes.length, seed: train.seed, signal,
+      onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
+    });
+    metrics.samplesTrained.inc(result.samplesTrained);
+    metrics.trainSeconds.observe(result.seconds);
+    if (signal.aborted) throw signal.reason ?? new Error('aborted');
+    const { delta, norm } = clippedDelta(await getFlatParams(model), global, train.clipNorm);
+    const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), MAX_CHUNK_BYTES);
+    const header: UpdateHeader = {
+      nodeId: this.deps.nodeId, taskId: task.taskId, jobId: task.jobId, round: task.round, numSamples: data.count,
+      trainLoss: result.loss, numParams: delta.length, blob, trainSeconds: result.seconds,
+    };
+    log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
+    const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
+    const res = await callClientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
+    metrics.sentBytes.inc(blob.totalBytes);
+    return res;
+  }
+}
