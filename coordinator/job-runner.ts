@@ -42,7 +42,12 @@ export interface JobRunnerDeps {
   /** Human progress lines. */
   progress: (line: string) => void;
   /** Called after each completed round (persist history, etc.). */
-  onRound?: (result: RoundResult) => Promise<void> | void;
+  onRound?: (result: RoundRecord) => Promise<void> | void;
+}
+
+/** A completed round as the coordinator keeps it: the wire result plus who reported. */
+export interface RoundRecord extends RoundResult {
+  reporters: string[];
 }
 
 export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
@@ -50,7 +55,7 @@ export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
 /** A job in progress. */
 export class JobRunner {
   readonly task: TaskDefinition;
-  readonly history: RoundResult[] = [];
+  readonly history: RoundRecord[] = [];
   state: JobState = 'PENDING';
   /** The round being run (1-based); rounds before it are done. */
   currentRound = 1;
@@ -255,9 +260,10 @@ export class JobRunner {
     const nSamples = reported.reduce((n, m) => n + m.numSamples, 0);
     const trainLoss = reported.reduce((s, m) => s + m.trainLoss * m.numSamples, 0) / Math.max(nSamples, 1);
     const seconds = (performance.now() - started) / 1000;
-    const result: RoundResult = {
+    const result: RoundRecord = {
       round: this.currentRound, participants: outcome.reported, cohort: members.length, samples: nSamples,
       trainLoss, valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: seconds, attempt,
+      endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId),
     };
     this.history.push(result);
     round.finish(true);

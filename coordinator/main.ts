@@ -27,7 +27,7 @@ export interface Coordinator {
 /** Options beside the config (for embedding and tests). */
 export interface CoordinatorHooks {
   progress?: (line: string) => void;
-  onUpdateBytes?: (taskId: string, bytes: Buffer) => void;
+  onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {

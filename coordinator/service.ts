@@ -7,7 +7,7 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { clientStream, serverStream, unary } from '../src/wire/server.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import {
-  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, RoundClosedError, ShuttingDownError,
+  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, RoundClosedError, ShuttingDownError, WrongRoundError,
 } from '../src/errors.js';
 import type {
   BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,
@@ -35,8 +35,8 @@ export interface CoordinatorServiceDeps {
   heartbeatIntervalMs: number;
   liveTimeoutMs: number;
   closing: () => boolean;
-  /** Called with each accepted update's raw bytes (tests of what the coordinator stores). */
-  onUpdateBytes?: (taskId: string, bytes: Buffer) => void;
+  /** Called with each accepted update's raw bytes and weight (tests of what the coordinator stores). */
+  onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
 }
 
 const ID = /^[\w.:-]{1,128}$/;
@@ -137,9 +137,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
             if (header.jobId !== job.config.jobId) throw new JobNotFoundError(header.jobId);
             if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
             const round = job.current;
-            if (!round || round.round !== header.round) {
-              throw new RoundClosedError(header.jobId, header.round, round ? `round ${round.round} running` : 'NO ROUND');
-            }
+            if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
             round.checkUpload(header.taskId, header.nodeId, header.numParams);
             if (!(header.numSamples > 0)) throw new InvalidFieldError('num_samples', 'a positive count', String(header.numSamples));
             if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
@@ -156,11 +154,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         if (!header || !assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
         const bytes = assembler.finish();
         const round = job.current;
-        if (!round || round.round !== header.round) throw new RoundClosedError(header.jobId, header.round, 'CLOSED');
+        if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
         round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), {
           numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds,
         });
-        deps.onUpdateBytes?.(header.taskId, bytes);
+        deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         metrics.updatesAccepted.inc();
         const c = round.counts();
         log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });

@@ -127,6 +127,16 @@ export class RoundClosedError extends ActiquestError {
   }
 }
 
+/** An update names a round other than the one taking updates. */
+export class WrongRoundError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly jobId: string, readonly current: number | null, readonly got: number) {
+    super(current === null
+      ? `job ${jobId}: expected no update (no round in TRAIN), got one for round ${got}`
+      : `job ${jobId}: expected an update for round ${current} (in TRAIN), got round ${got}`);
+  }
+}
+
 /** The task already delivered its update. */
 export class DuplicateUpdateError extends ActiquestError {
   readonly kind = 'failed-precondition';

@@ -38,15 +38,23 @@ export function selectCohort<C extends Candidate>(candidates: readonly C[], size
 export function proportionalCounts(weights: readonly number[], total: number, min = 1): number[] {
   const n = weights.length;
   if (n === 0) return [];
-  const floor = total >= min * n ? min : 0;
-  const rest = total - floor * n;
   const sum = weights.reduce((s, w) => s + Math.max(w, 0), 0);
-  const exact = weights.map((w) => (sum > 0 ? (Math.max(w, 0) / sum) * rest : rest / n));
+  const exact = weights.map((w) => (sum > 0 ? (Math.max(w, 0) / sum) * total : total / n));
   const counts = exact.map((e) => Math.floor(e));
-  let left = rest - counts.reduce((s, c) => s + c, 0);
+  let left = total - counts.reduce((s, c) => s + c, 0);
   const byRemainder = exact.map((e, i) => ({ i, r: e - Math.floor(e) })).sort((a, b) => b.r - a.r);
   for (let k = 0; left > 0; k = (k + 1) % n, left--) counts[byRemainder[k]!.i]!++;
-  return counts.map((c) => c + floor);
+  if (total >= min * n) {
+    // Lift anyone under the minimum, taking from whoever has most.
+    for (let i = 0; i < n; i++) {
+      while (counts[i]! < min) {
+        const richest = counts.indexOf(Math.max(...counts));
+        counts[richest]!--;
+        counts[i]!++;
+      }
+    }
+  }
+  return counts;
 }
 
 /** Deals `items` (shuffled) to members in proportion to their capacity. */

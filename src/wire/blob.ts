@@ -52,6 +52,7 @@ export interface BlobLimits {
 export class BlobAssembler {
   private readonly out: Buffer;
   private readonly hash = createHash('sha256');
+  private digest: Buffer | null = null;
   private received = 0;
   private nextIndex = 0;
   private readonly maxChunk: number;
@@ -103,7 +104,8 @@ export class BlobAssembler {
     if (this.received !== this.out.length || this.nextIndex !== this.header.chunkCount) {
       throw new BlobLengthError(this.out.length, this.received);
     }
-    const got = this.hash.digest();
+    this.digest ??= this.hash.digest();
+    const got = this.digest;
     if (!got.equals(this.header.sha256)) {
       throw new DigestMismatchError('blob', this.header.sha256.toString('hex'), got.toString('hex'));
     }

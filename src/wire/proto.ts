@@ -66,7 +66,7 @@ export interface SubmitUpdateResponse { accepted: boolean; receivedUpdates: numb
 export interface GetStatusRequest { jobId: string }
 export interface RoundResult {
   round: number; participants: number; cohort: number; samples: number; trainLoss: number;
-  valLoss: number; valAccuracy: number; durationSeconds: number; attempt: number;
+  valLoss: number; valAccuracy: number; durationSeconds: number; attempt: number; endedBy: string;
 }
 export interface JobStatus {
   jobId: string; task: string; state: string; roundsTotal: number; roundsDone: number;

@@ -129,7 +129,8 @@ export function serverStream<Req, Res>(
     Promise.resolve()
       .then(() => fn(call.request, send, signal))
       .then(() => call.end(), (err) => {
-        if (!signal.aborted) call.destroy(toServiceError(err, log, method) as Error);
+        // grpc-js turns an 'error' event into the call's status and ends it.
+        if (!signal.aborted) call.emit('error', toServiceError(err, log, method));
       });
   };
 }

@@ -1,0 +1,126 @@
+/**
+ * Bad input over real gRPC: a rogue client joins the cohort and sends malformed updates while
+ * two honest trainers train. Each refusal carries the stated status and a message naming what
+ * was expected; the round still completes, and its result is FedAvg of the honest updates only.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
+import { Harness, grpcError, metricValue } from './helpers.js';
+import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, DatasetClient, type BlobPart, type GetTaskResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { encodeBlob, float32ToBytes, sha256 } from '../src/wire/blob.js';
+import { bytesToFloat32 } from '../src/wire/blob.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+const T = { timeoutMs: 10_000 };
+
+describe('bad input', () => {
+  it('refuses each malformed request with its status and message, and the round completes without it', async () => {
+    h = new Harness();
+    const accepted: { delta: Float32Array; n: number }[] = [];
+    const c = await h.coordinator(['--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
+      '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--validation-samples', '70', '--cohort-wait', '30'],
+    { onUpdateBytes: (_t, bytes, n) => accepted.push({ delta: new Float32Array(bytesToFloat32(bytes)), n }) });
+    const ds = await h.dataset(c.address, 'ds-a');
+    const client = makeClient(CoordinatorClient, c.address);
+    h.defer(() => client.close());
+    const global0 = c.job.params();
+    const P = c.job.paramCount;
+
+    // Registration and lookups.
+    expect(await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 0 } }, T)))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'capacity.samples_per_second: expected a positive number, got 0' });
+    expect(await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: 'bad id!', capacity: { samplesPerSecond: 5 } }, T)))
+      .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^node_id: expected an id of 1 to 128/) });
+    expect(await grpcError(callUnary(client, 'GetTask', { nodeId: 'ghost', waitMs: 0 }, T)))
+      .toEqual({ code: status.NOT_FOUND, details: 'node ghost: not registered; call RegisterTrainer first' });
+    expect(await grpcError(callUnary(client, 'RegisterDataset', { nodeId: 'd', address: 'x:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 1, sha256: 'zz' }] }, T)))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'shards[s].sha256: expected 64 hex digits, got "zz"' });
+    expect(await grpcError(callUnary(client, 'RegisterDataset', { nodeId: 'd', address: 'x:1', task: 'pose', shards: [] }, T)))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'task: expected "exercise", got "pose"' });
+
+    // The rogue registers properly and keeps its heartbeats up while it misbehaves.
+    await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 } }, T);
+    let beating = true;
+    const beat = (async () => {
+      while (beating) {
+        await callUnary(client, 'Heartbeat', { nodeId: 'rogue', taskId: '' }, T).catch(() => {});
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    await h.trainer(c.address, 'honest-0');
+    await h.trainer(c.address, 'honest-1');
+    const res = await callUnary<GetTaskResponse>(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });
+    expect(res.result).toBe('task');
+    const task = res.task as Task;
+
+    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: 'nope', round: 1 }, T))))
+      .toEqual({ code: status.NOT_FOUND, details: 'job nope: not found' });
+    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 9 }, T))))
+      .toEqual({ code: status.NOT_FOUND, details: `job ${task.jobId}: round 9 not found; the current round is 1` });
+
+    const submit = (header: Partial<UpdateHeader>, parts: BlobPart<UpdateHeader>[] | null, delta = new Float32Array(P)) => {
+      const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
+      const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, ...header };
+      const msgs = parts ?? [{ part: 'header', header: h2 }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
+      return grpcError(callClientStream(client, 'SubmitUpdate', msgs, T));
+    };
+    const short = new Float32Array(P - 1);
+    const shortBlob = encodeBlob(float32ToBytes(short), 64 * 1024);
+    const nan = new Float32Array(P);
+    nan[5] = NaN;
+    const bad = encodeBlob(float32ToBytes(new Float32Array(P)), 64 * 1024);
+
+    expect(await submit({ numParams: P - 1 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: `update length: expected ${P} float32 parameters, got ${P - 1}` });
+    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: shortBlob.header, trainSeconds: 1 } }, ...shortBlob.chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))]))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: `blob length: expected ${P * 4} bytes, got ${(P - 1) * 4}` });
+    expect(await submit({ blob: { ...bad.header, sha256: sha256(Buffer.from('something else')) } }, null))
+      .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^blob: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) });
+    expect(await submit({}, null, nan)).toEqual({ code: status.INVALID_ARGUMENT, details: 'update: expected finite numbers, got NaN at parameter 5' });
+    expect(await submit({}, [{ part: 'chunk', chunk: bad.chunks[0]! }]))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'SubmitUpdateRequest: expected a header first, got a chunk' });
+    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: bad.header, trainSeconds: 1 } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]))
+      .toEqual({ code: status.RESOURCE_EXHAUSTED, details: `chunk size: expected at most ${4 << 20} bytes, got ${(4 << 20) + 100}` });
+    expect(await submit({ nodeId: 'honest-0' }, null)).toEqual({ code: status.NOT_FOUND, details: `task ${task.taskId}: not assigned to node honest-0` });
+    expect(await submit({ round: 2 }, null)).toEqual({ code: status.FAILED_PRECONDITION, details: `job ${task.jobId}: expected an update for round 1 (in TRAIN), got round 2` });
+    expect(await submit({ numSamples: 0 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: 'num_samples: expected a positive count, got 0' });
+
+    // The dataset node too.
+    const dc = makeClient(DatasetClient, ds.address);
+    h.defer(() => dc.close());
+    expect(await grpcError(collect(callServerStream(dc, 'StreamShard', { shardId: 'nope' }, T))))
+      .toEqual({ code: status.NOT_FOUND, details: "shard nope: not in this node's manifest" });
+    expect(await grpcError(collect(callServerStream(dc, 'StreamShard', { shardId: '' }, T))))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'shard_id: expected a shard id from the manifest, got an empty string' });
+
+    // The rogue goes quiet: it is dropped, and the round completes with the honest two.
+    beating = false;
+    await beat;
+    expect(await c.done).toBe('DONE');
+    const r = c.job.history[0]!;
+    expect(r.participants).toBe(2);
+    expect(r.reporters.sort()).toEqual(['honest-0', 'honest-1']);
+    expect(r.endedBy).toBe('members-lost');
+
+    // Nothing the rogue sent reached the model: it is FedAvg of the two accepted updates.
+    expect(accepted).toHaveLength(2);
+    const total = accepted[0]!.n + accepted[1]!.n;
+    const after = c.job.params();
+    for (let i = 0; i < P; i += 97) {
+      const expected = global0[i]! + (accepted[0]!.n * accepted[0]!.delta[i]! + accepted[1]!.n * accepted[1]!.delta[i]!) / total;
+      expect(after[i]).toBeCloseTo(expected, 5);
+    }
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'invalid_argument' })).toBe(6);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'resource_exhausted' })).toBe(1);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'not_found' })).toBe(1);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'failed_precondition' })).toBe(1);
+  });
+});
+
+async function collect(stream: AsyncIterable<unknown>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const m of stream) out.push(m);
+  return out;
+}

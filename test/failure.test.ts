@@ -1,0 +1,64 @@
+/**
+ * Stragglers and failure with trainers as separate processes: one is SIGKILLed mid-training and
+ * the round completes with the rest as soon as its heartbeats stop (not at the deadline); when
+ * it comes back under the same id it is given work again.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Harness, kill, until } from './helpers.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+describe('failure', () => {
+  it('a trainer killed mid-round does not stall the round, and is given work when it reconnects', async () => {
+    h = new Harness();
+    // Many short rounds, so the job is still running when the killed trainer comes back.
+    const c = await h.coordinator(['--rounds', '100', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
+      '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
+      '--validation-samples', '70']);
+    await h.dataset(c.address, 'ds-a');
+    h.trainerProcess(c.address, 'fast-0');
+    h.trainerProcess(c.address, 'fast-1');
+    // A slow device: 2 s a batch, so it is surely mid-training when killed.
+    const slow = h.trainerProcess(c.address, 'slow', ['--delay-per-batch-ms', '2000']);
+
+    await until(() => {
+      const r = c.job.current;
+      return r?.round === 1 && r.counts().reported === 2 && r.member('slow')?.status === 'assigned';
+    }, 'round 1 with both fast trainers reported and the slow one training');
+    await kill(slow, 'SIGKILL');
+
+    await until(() => c.job.history.length >= 1, 'round 1 to complete');
+    const r1 = c.job.history[0]!;
+    expect(r1.endedBy).toBe('members-lost');
+    expect(r1.participants).toBe(2);
+    expect(r1.cohort).toBe(3);
+    expect(r1.reporters.sort()).toEqual(['fast-0', 'fast-1']);
+
+    // The same trainer reconnects (a fresh process, same id, full speed) and is selected again.
+    h.trainerProcess(c.address, 'slow');
+    await until(() => c.job.history.some((r) => r.reporters.includes('slow')), 'the returning trainer to report in a later round', 90_000);
+    const back = c.job.history.find((r) => r.reporters.includes('slow'))!;
+    expect(back.round).toBeGreaterThan(1);
+    expect(back.participants).toBe(3);
+  });
+
+  it('retries a round that got fewer than min-trainers updates', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
+      '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
+      '--validation-samples', '70', '--cohort-wait', '0']);
+    await h.dataset(c.address, 'ds-a');
+    h.trainerProcess(c.address, 'steady');
+    const doomed = h.trainerProcess(c.address, 'doomed', ['--delay-per-batch-ms', '2000']);
+    await until(() => c.job.current?.member('doomed')?.status === 'assigned' && c.job.current.counts().reported === 1,
+      'attempt 1 with one update in and the doomed trainer training');
+    await kill(doomed, 'SIGKILL');
+    await until(() => h.progress.some((l) => /only 1 of 2 updates \(members-lost\); need 2, retrying/.test(l)), 'the retry notice');
+    // A replacement joins; the retried round completes as attempt 2.
+    h.trainerProcess(c.address, 'replacement');
+    expect(await c.done).toBe('DONE');
+    expect(c.job.history[0]!.attempt).toBe(2);
+    expect(c.job.history[0]!.participants).toBe(2);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * The federation over real sockets: a coordinator, two dataset nodes and three trainers, each
+ * with its own gRPC server or client on 127.0.0.1:0, training the exercise task for three rounds.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { Harness, metricValue } from './helpers.js';
+import { loadModelFiles } from '../src/model/export.js';
+import { evaluate } from '../src/model/train.js';
+import { getTask } from '../src/tasks/index.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+describe('federation', () => {
+  it('three rounds raise validation accuracy and write a loadable model', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--rounds', '3', '--cohort', '3', '--min-trainers', '3', '--hidden', '32',
+      '--local-epochs', '3', '--validation-samples', '210', '--exit-when-done']);
+    const initial = await c.job.evaluateGlobal();
+    const d0 = await h.dataset(c.address, 'ds-a');
+    const d1 = await h.dataset(c.address, 'ds-b');
+    const trainers = await Promise.all(['t0', 't1', 't2'].map((id) => h.trainer(c.address, id)));
+
+    expect(await c.done).toBe('DONE');
+    const hist = c.job.history;
+    expect(hist.map((r) => r.round)).toEqual([1, 2, 3]);
+    for (const r of hist) {
+      expect(r.participants).toBe(3);
+      expect(r.endedBy).toBe('all-reported');
+      expect(r.reporters.sort()).toEqual(['t0', 't1', 't2']);
+    }
+    // Chance is 1/7; three rounds on 384 samples must clearly beat it and the untrained model.
+    expect(initial.accuracy).toBeLessThan(0.3);
+    expect(hist[2]!.valAccuracy).toBeGreaterThan(initial.accuracy + 0.2);
+    expect(hist[2]!.valLoss).toBeLessThan(hist[0]!.valLoss);
+    expect(h.progress.some((l) => /round 3\/3 done .* val acc \d+\.\d%/.test(l))).toBe(true);
+
+    // The written TF.js model is the final global model.
+    const model = await loadModelFiles(path.join(h.dir, 'out', 'model'));
+    const task = getTask('exercise');
+    const v = task.generateValidation('test-validation', 210);
+    const ev = await evaluate(model, { count: v.count, features: task.features(v.x, v.count), labels: v.y }, 7);
+    expect(ev.accuracy).toBeCloseTo(hist[2]!.valAccuracy, 5);
+
+    // Every role counted its work.
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_accepted_total')).toBe(9);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_rounds_total', { result: 'completed' })).toBe(3);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_received_bytes_total')).toBe(9 * c.job.paramCount * 4);
+    const served = (await metricValue(d0.metricsAddress!, 'actiquest_samples_served_total'))
+      + (await metricValue(d1.metricsAddress!, 'actiquest_samples_served_total'));
+    // Trainers cache shards by digest: each of the 12 shards is served at most once per trainer.
+    expect(served).toBeGreaterThanOrEqual(12 * 32);
+    expect(served).toBeLessThanOrEqual(3 * 12 * 32);
+    let trained = 0;
+    for (const t of trainers) trained += await metricValue(t.metricsAddress!, 'actiquest_samples_trained_total');
+    expect(trained).toBe(3 * 3 * 12 * 32);
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Test harness: real roles on 127.0.0.1:0 with temp-dir storage, configured through the same
+ * config loaders the CLI uses, and everything closed after each test.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { loadCoordinatorConfig } from '../coordinator/config.js';
+import { startCoordinator, type Coordinator } from '../coordinator/main.js';
+import { loadDatasetConfig } from '../dataset-node/config.js';
+import { startDatasetNode, type DatasetNode } from '../dataset-node/main.js';
+import { loadTrainerConfig } from '../trainer-node/config.js';
+import { startTrainer, type TrainerNode } from '../trainer-node/main.js';
+import { spawnRole } from '../bin/demo.js';
+import { selectBackend } from '../src/model/backend.js';
+
+/** Things to close after a test, last opened first. */
+export class Harness {
+  private readonly closers: (() => Promise<unknown> | unknown)[] = [];
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-test-'));
+  readonly progress: string[] = [];
+
+  defer(fn: () => Promise<unknown> | unknown): void {
+    this.closers.push(fn);
+  }
+
+  async close(): Promise<void> {
+    for (const fn of this.closers.splice(0).reverse()) await fn();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async coordinator(flags: string[], hooks: { onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void } = {}): Promise<Coordinator> {
+    await selectBackend('wasm');
+    const config = loadCoordinatorConfig([
+      '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', path.join(this.dir, 'out'), '--log-level', 'warn',
+      '--validation-seed', 'test-validation', ...flags,
+    ], {});
+    const c = await startCoordinator(config, { progress: (l) => this.progress.push(l), ...hooks });
+    this.defer(() => c.close());
+    return c;
+  }
+
+  async dataset(coordinator: string, seed: string, flags: string[] = []): Promise<DatasetNode> {
+    const node = await startDatasetNode(loadDatasetConfig([
+      '--listen', '127.0.0.1:0', '--coordinator', coordinator, '--seed', seed, '--shards', '6', '--samples-per-shard', '32',
+      '--data-dir', path.join(this.dir, 'datasets'), '--metrics-port', '0', '--log-level', 'warn', ...flags,
+    ], {}));
+    this.defer(() => node.close());
+    return node;
+  }
+
+  async trainer(coordinator: string, nodeId: string, flags: string[] = []): Promise<TrainerNode> {
+    const t = await startTrainer(loadTrainerConfig([
+      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--wait-ms', '2000', ...flags,
+    ], {}));
+    this.defer(() => t.close());
+    return t;
+  }
+
+  /** A trainer as a separate process (`actiquest trainer`). */
+  trainerProcess(coordinator: string, nodeId: string, flags: string[] = []): ChildProcess {
+    const child = spawnRole(['trainer', '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm',
+      '--metrics-port', '-1', '--wait-ms', '2000', ...flags], path.join(this.dir, `${nodeId}-${Date.now()}.log`));
+    this.defer(() => kill(child, 'SIGTERM'));
+    return child;
+  }
+}
+
+/** Sends `signal` and waits for the process to exit. */
+export function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** Polls `cond` every 50 ms until it holds; fails with `what` after `timeoutMs`. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Fetches a Prometheus endpoint and returns the value of `metric` whose labels include `labels`. */
+export async function metricValue(address: string, metric: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== metric) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  throw new Error(`metric ${metric}${JSON.stringify(labels)} not found at ${address}`);
+}
+
+/** The gRPC status code and message of a rejected promise. */
+export async function grpcError(p: Promise<unknown>): Promise<{ code: grpc.status; details: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    return { code: e.code, details: e.details };
+  }
+  throw new Error('expected the call to fail');
+}
