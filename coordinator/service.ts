@@ -6,6 +6,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { clientStream, serverStream, unary } from '../src/wire/server.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
+import { BufferPool } from '../src/wire/buffer-pool.js';
 import {
   ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, RoundClosedError, ShuttingDownError, WrongRoundError,
 } from '../src/errors.js';
@@ -35,7 +36,10 @@ export interface CoordinatorServiceDeps {
   heartbeatIntervalMs: number;
   liveTimeoutMs: number;
   closing: () => boolean;
-  /** Called with each accepted update's raw bytes and weight (tests of what the coordinator stores). */
+  /**
+   * Called with each accepted update's raw bytes and weight (tests of what the coordinator
+   * stores). The buffer is reused after the call returns: copy what you keep.
+   */
   onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
 }
 
@@ -56,6 +60,8 @@ function rejectReason(err: unknown): (typeof REJECT_REASONS)[number] {
 /** Builds the handlers of `actiquest.v1.Coordinator`. */
 export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedServiceImplementation {
   const { log, registry, job, metrics } = deps;
+  // Receive buffers are reused across updates; an update is folded into the sum before release.
+  const pool = new BufferPool();
   const admit = () => {
     if (deps.closing()) throw new ShuttingDownError('coordinator');
   };
@@ -125,6 +131,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
     }),
 
     SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal) => {
+      let received: Buffer | null = null;
       try {
         admit();
         let assembler: BlobAssembler | null = null;
@@ -143,7 +150,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
             if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
             if (!header.blob) throw new InvalidFieldError('blob', 'a blob header', 'none');
             assembler = new BlobAssembler(header.blob, {
-              maxBytes: MAX_UPDATE_BYTES, expectedBytes: round.aggregate.length * 4,
+              maxBytes: MAX_UPDATE_BYTES, expectedBytes: round.aggregate.length * 4, allocate: (n) => (received = pool.acquire(n)),
             });
           } else {
             if (!assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header first', 'a chunk');
@@ -167,6 +174,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         metrics.updatesRejected.inc({ reason: rejectReason(err) });
         log.warn('update rejected', { error: (err as Error).message });
         throw err;
+      } finally {
+        if (received) pool.release(received);
       }
     }),
 

@@ -43,6 +43,8 @@ export interface BlobLimits {
   expectedBytes?: number;
   /** When set (hex), the header's sha256 must equal it. */
   expectedSha256?: string;
+  /** Where to receive into (e.g. from a {@link BufferPool}); must hold `total_bytes`. */
+  allocate?: (bytes: number) => Buffer;
 }
 
 /**
@@ -77,7 +79,8 @@ export class BlobAssembler {
     if (header.chunkCount < minChunks || header.chunkCount > Math.max(minChunks, total)) {
       throw new InvalidFieldError('blob.chunk_count', `${minChunks} to ${Math.max(minChunks, total)} for ${total} bytes`, String(header.chunkCount));
     }
-    this.out = Buffer.allocUnsafe(total);
+    this.out = limits.allocate ? limits.allocate(total) : Buffer.allocUnsafe(total);
+    if (this.out.length !== total) throw new BlobLengthError(total, this.out.length);
   }
 
   /** Bytes received so far. */
