@@ -137,7 +137,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         let assembler: BlobAssembler | null = null;
         let header: UpdateHeader | null = null;
         for await (const msg of messages) {
-          if (signal.aborted) throw new RoundClosedError(job.config.jobId, 0, 'CANCELLED');
+          if (signal.aborted) break;
           if (msg.part === 'header') {
             if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
             header = msg.header;
@@ -158,6 +158,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
             metrics.receivedBytes.inc(msg.chunk.data.length);
           }
         }
+        // A trainer that cancels (its round closed) ends the stream early: not a bad update.
+        if (signal.aborted) return { accepted: false, receivedUpdates: job.current?.counts().reported ?? 0 };
         if (!header || !assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
         const bytes = assembler.finish();
         const round = job.current;
@@ -171,8 +173,12 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });
         return { accepted: true, receivedUpdates: c.reported };
       } catch (err) {
-        metrics.updatesRejected.inc({ reason: rejectReason(err) });
-        log.warn('update rejected', { error: (err as Error).message });
+        if (signal.aborted) {
+          log.info('upload cancelled by the trainer');
+        } else {
+          metrics.updatesRejected.inc({ reason: rejectReason(err) });
+          log.warn('update rejected', { error: (err as Error).message });
+        }
         throw err;
       } finally {
         if (received) pool.release(received);
