@@ -168,3 +168,51 @@ export class ConfigError extends ActiquestError {
     super(`--${option}: expected ${expected}, got ${got}`);
   }
 }
+
+/** A SecAgg+ message arrived in the wrong stage. */
+export class StageError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly where: string, readonly expected: string, readonly got: string) {
+    super(`${where}: expected stage ${expected}, got ${got}`);
+  }
+}
+
+/** A node is not (or no longer) a member of the group it wrote to. */
+export class NotAMemberError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly nodeId: string, readonly groupId: string, readonly why: string) {
+    super(`group ${groupId}: node ${nodeId} ${why}`);
+  }
+}
+
+/** The same node sent a stage's message twice (a duplicate or a replay). */
+export class DuplicateMessageError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly groupId: string, readonly stage: string, readonly nodeId: string) {
+    super(`group ${groupId}: ${stage} from ${nodeId} already received`);
+  }
+}
+
+/** A key advertisement whose signature does not verify with the node's identity key. */
+export class ForgedAdvertisementError extends ActiquestError {
+  readonly kind = 'unauthenticated';
+  constructor(readonly nodeId: string, readonly why: string) {
+    super(`key advertisement of ${nodeId}: ${why}`);
+  }
+}
+
+/** Fewer members than the threshold remain: the group cannot finish. */
+export class GroupBelowThresholdError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly groupId: string, readonly stage: string, readonly have: number, readonly need: number) {
+    super(`group ${groupId} at ${stage}: expected at least ${need} members, got ${have}`);
+  }
+}
+
+/** An unmask request that would reveal both secrets of one node, or is otherwise unsafe. */
+export class UnsafeUnmaskError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly why: string) {
+    super(`unmask refused: ${why}`);
+  }
+}

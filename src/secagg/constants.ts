@@ -1,0 +1,97 @@
+/**
+ * What both halves of SecAgg+ share: stage names, message shapes, domain-separation labels
+ * and defaults. The node half (`node.ts`) and the coordinator half (`coordinator.ts`) import
+ * nothing else from each other.
+ */
+
+/** Stages of one group's protocol, in order. */
+export const STAGES = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'UNMASK'] as const;
+export type Stage = (typeof STAGES)[number];
+/** A group's state: a stage, or finished. */
+export type GroupState = Stage | 'DONE' | 'FAILED';
+
+/** Groups are never smaller than this (DESIGN: differencing attacks). */
+export const DEFAULT_MIN_GROUP_SIZE = 5;
+
+/** Domain labels, so a signature or a derived seed can never be replayed in another role. */
+export const ADVERTISE_DOMAIN = 'actiquest/secagg/v1/advertise';
+export const PAIRWISE_DOMAIN = 'actiquest/secagg/v1/pairwise';
+export const SHARE_DOMAIN = 'actiquest/secagg/v1/share';
+
+/** The public parameters of one group in one round, sent to every member. */
+export interface SecAggParams {
+  /** Unique per round attempt (job, round, attempt). */
+  roundId: string;
+  groupId: string;
+  /** Member node ids, sorted. */
+  members: string[];
+  /** Neighbours per node (k); k >= members - 1 is the full graph (plain SecAgg). */
+  neighbours: number;
+  /** Shares needed to recover a secret (t). */
+  threshold: number;
+  /** Each coordinate (after weighting) is clipped to [-clipRange, clipRange]. */
+  clipRange: number;
+  /** Quantization levels are 2^quantBits; chosen so the group sum cannot wrap mod 2^32. */
+  quantBits: number;
+  /** Words in a masked input: the model's parameters plus one for the weight. */
+  vectorLength: number;
+  /** Weights are numSamples / maxWeight, so they lie in (0, 1]. */
+  maxWeight: number;
+  /** Public randomness of the round (32 bytes): seeds the neighbour graph. */
+  seed: Buffer;
+}
+
+/** A node's advertised keys, signed with its identity key. */
+export interface KeyAdvertisement {
+  nodeId: string;
+  /** Ed25519 identity public key (32 bytes). */
+  identityKey: Buffer;
+  /** nacl.box public key for receiving shares (32 bytes). */
+  encKey: Buffer;
+  /** X25519 public key for pairwise masks (32 bytes). */
+  maskKey: Buffer;
+  /** Ed25519 signature over {@link advertisementMessage}. */
+  signature: Buffer;
+}
+
+/** Shares of one node's secrets for one neighbour, encrypted to that neighbour. */
+export interface EncryptedShare {
+  from: string;
+  to: string;
+  ciphertext: Buffer;
+}
+
+/** What the coordinator asks of a surviving node in UNMASK (group-wide sets). */
+export interface UnmaskRequest {
+  /** Nodes whose masked input is in the sum (U3). */
+  survivors: string[];
+  /** Nodes that shared keys but sent no masked input (U2 minus U3). */
+  dropped: string[];
+}
+
+/** One revealed share: of a survivor's self-mask seed, or of a dropped node's mask key. */
+export interface UnmaskShare {
+  owner: string;
+  kind: 'self-seed' | 'mask-key';
+  share: Buffer;
+}
+
+/** The bytes an advertisement's signature covers. */
+export function advertisementMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'>, a: Omit<KeyAdvertisement, 'signature' | 'identityKey'>): Buffer {
+  return Buffer.concat([
+    Buffer.from(`${ADVERTISE_DOMAIN}\0${p.roundId}\0${p.groupId}\0${a.nodeId}\0`),
+    a.encKey,
+    a.maskKey,
+  ]);
+}
+
+/** Default neighbours for a group of n: about 2 log2 n, even, at most n - 1 (Bell et al. 2020). */
+export function defaultNeighbours(n: number): number {
+  const k = 2 * Math.ceil(Math.log2(Math.max(n, 2)));
+  return Math.min(n - 1, k % 2 === 0 ? k : k + 1);
+}
+
+/** Default threshold for k neighbours: a majority of them, at least 2. */
+export function defaultThreshold(k: number): number {
+  return Math.max(2, Math.floor(k / 2) + 1);
+}

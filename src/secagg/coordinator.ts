@@ -1,0 +1,273 @@
+/**
+ * The coordinator half of SecAgg+ for one group: it relays keys and shares, folds masked
+ * inputs into one running sum modulo 2^32 as they arrive (an individual masked input is never
+ * kept), and at UNMASK reconstructs each survivor's self-mask seed and each dropped node's mask
+ * key from t shares, removes those masks, and dequantizes. It never asks a node for both
+ * secrets of the same owner, and a secret reconstructed from bad shares is caught (a mask key
+ * must match its advertised public key).
+ *
+ *   ADVERTISE_KEYS --closeStage--> SHARE_KEYS --closeStage--> MASKED_INPUT --closeStage--> UNMASK --finish--> DONE
+ *   any close with fewer than t members left -> FAILED
+ *
+ * Members that miss a stage (deadline, lost heartbeats) drop out of the following stages.
+ */
+import { verifySignature } from '../crypto/identity.js';
+import { agree, agreementPublicKey } from '../crypto/x25519.js';
+import { combineShares } from '../crypto/shares.js';
+import { applyMask } from '../crypto/prg.js';
+import {
+  DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
+  UpdateLengthError,
+} from '../errors.js';
+import {
+  advertisementMessage, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
+  type UnmaskRequest, type UnmaskShare,
+} from './constants.js';
+import { neighbourGraph } from './graph.js';
+import { pairwiseSeed, pairwiseSign } from './node.js';
+import { dequantizeSum } from './quantize.js';
+
+/** What an unmasked group yields. */
+export interface GroupResult {
+  groupId: string;
+  /** Sum over survivors of numSamples_i * update_i. */
+  weightedSum: Float32Array;
+  /** Sum over survivors of numSamples_i. */
+  totalWeight: number;
+  /** Whose inputs are in the sum. */
+  members: string[];
+}
+
+/** One group's coordinator state. */
+export class SecAggGroup {
+  private state: GroupState = 'ADVERTISE_KEYS';
+  private readonly graph: Map<string, Set<string>>;
+  /** Members still expected to act in the current stage. */
+  private active: Set<string>;
+  private readonly ads = new Map<string, KeyAdvertisement>();
+  private readonly shares = new Map<string, EncryptedShare[]>();
+  /** Senders of shares (U2), survivors of masked input (U3). */
+  private u2 = new Set<string>();
+  private u3 = new Set<string>();
+  private readonly inputs = new Set<string>();
+  private readonly reveals = new Map<string, UnmaskShare[]>();
+  private readonly sum: Uint32Array;
+  private failure: GroupBelowThresholdError | null = null;
+
+  constructor(readonly params: SecAggParams, private readonly identities: ReadonlyMap<string, Uint8Array>) {
+    this.graph = neighbourGraph(params.members, params.neighbours, params.seed);
+    this.active = new Set(params.members);
+    this.sum = new Uint32Array(params.vectorLength);
+  }
+
+  get groupId(): string {
+    return this.params.groupId;
+  }
+
+  /** Current stage, DONE or FAILED. */
+  get stage(): GroupState {
+    return this.state;
+  }
+
+  /** Why the group failed, if it did. */
+  get error(): GroupBelowThresholdError | null {
+    return this.failure;
+  }
+
+  /** Members still taking part. */
+  get remaining(): ReadonlySet<string> {
+    return this.active;
+  }
+
+  /** True when every remaining member has sent this stage's message. */
+  get stageComplete(): boolean {
+    const got = this.received();
+    for (const m of this.active) if (!got.has(m)) return false;
+    return true;
+  }
+
+  private received(): ReadonlySet<string> {
+    switch (this.state) {
+      case 'ADVERTISE_KEYS': return new Set(this.ads.keys());
+      case 'SHARE_KEYS': return new Set(this.shares.keys());
+      case 'MASKED_INPUT': return this.inputs;
+      case 'UNMASK': return new Set(this.reveals.keys());
+      default: return new Set(this.active);
+    }
+  }
+
+  private expect(stage: Stage, nodeId: string): void {
+    if (this.state !== stage) throw new StageError(`group ${this.groupId}`, this.state, stage);
+    if (!this.params.members.includes(nodeId)) throw new NotAMemberError(nodeId, this.groupId, 'is not a member');
+    if (!this.active.has(nodeId)) throw new NotAMemberError(nodeId, this.groupId, `dropped out before ${stage}`);
+  }
+
+  /** A member left (lost heartbeats): it is no longer expected in any stage. */
+  drop(nodeId: string): void {
+    this.active.delete(nodeId);
+  }
+
+  /** ADVERTISE_KEYS: checks the signature against the registered identity key, then keeps it. */
+  receiveAdvertisement(nodeId: string, ad: KeyAdvertisement): void {
+    this.expect('ADVERTISE_KEYS', nodeId);
+    if (this.ads.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'ADVERTISE_KEYS', nodeId);
+    if (ad.nodeId !== nodeId) throw new InvalidFieldError('advertisement.node_id', JSON.stringify(nodeId), JSON.stringify(ad.nodeId));
+    const known = this.identities.get(nodeId);
+    if (!known || !Buffer.from(known).equals(ad.identityKey)) throw new ForgedAdvertisementError(nodeId, 'its identity key is not the one registered');
+    if (ad.encKey.length !== 32 || ad.maskKey.length !== 32) throw new InvalidFieldError('advertisement keys', '32 bytes each', `${ad.encKey.length} and ${ad.maskKey.length}`);
+    if (!verifySignature(ad.identityKey, advertisementMessage(this.params, ad), ad.signature)) throw new ForgedAdvertisementError(nodeId, 'the signature does not verify');
+    this.ads.set(nodeId, ad);
+  }
+
+  /** What `nodeId` needs for SHARE_KEYS: its neighbours' advertisements. */
+  advertisementsFor(nodeId: string): KeyAdvertisement[] {
+    this.expectAfter('SHARE_KEYS');
+    return [...this.graph.get(nodeId) ?? []].filter((j) => this.ads.has(j)).sort().map((j) => this.ads.get(j)!);
+  }
+
+  /** SHARE_KEYS: the sealed shares `nodeId` made, one per advertised neighbour. */
+  receiveShares(nodeId: string, shares: readonly EncryptedShare[]): void {
+    this.expect('SHARE_KEYS', nodeId);
+    if (this.shares.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'SHARE_KEYS', nodeId);
+    const seen = new Set<string>();
+    for (const s of shares) {
+      if (s.from !== nodeId) throw new InvalidFieldError('shares.from', JSON.stringify(nodeId), JSON.stringify(s.from));
+      if (!this.graph.get(nodeId)!.has(s.to) || !this.ads.has(s.to)) throw new InvalidFieldError('shares.to', `a neighbour of ${nodeId} that advertised`, JSON.stringify(s.to));
+      if (seen.has(s.to)) throw new InvalidFieldError('shares.to', 'each neighbour once', `${s.to} twice`);
+      seen.add(s.to);
+    }
+    this.shares.set(nodeId, [...shares]);
+  }
+
+  /** What `nodeId` needs for MASKED_INPUT: the shares sealed for it by neighbours that shared. */
+  sharesFor(nodeId: string): EncryptedShare[] {
+    this.expectAfter('MASKED_INPUT');
+    const out: EncryptedShare[] = [];
+    for (const from of this.u2) for (const s of this.shares.get(from)!) if (s.to === nodeId) out.push(s);
+    return out;
+  }
+
+  /** MASKED_INPUT: folds a masked input into the running sum (mod 2^32); it is not kept. */
+  receiveMaskedInput(nodeId: string, y: Uint32Array): void {
+    this.expect('MASKED_INPUT', nodeId);
+    if (this.inputs.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'MASKED_INPUT', nodeId);
+    if (y.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, y.length - 1);
+    const s = this.sum;
+    for (let i = 0; i < s.length; i++) s[i] = s[i]! + y[i]!;
+    this.inputs.add(nodeId);
+  }
+
+  /** What the coordinator asks survivors in UNMASK. */
+  unmaskRequest(): UnmaskRequest {
+    this.expectAfter('UNMASK');
+    return { survivors: [...this.u3].sort(), dropped: [...this.u2].filter((m) => !this.u3.has(m)).sort() };
+  }
+
+  /** UNMASK: a survivor's revealed shares; each must be of the kind the request asked for. */
+  receiveUnmask(nodeId: string, reveals: readonly UnmaskShare[]): void {
+    this.expect('UNMASK', nodeId);
+    if (this.reveals.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'UNMASK', nodeId);
+    const seen = new Set<string>();
+    for (const r of reveals) {
+      const wanted = this.u3.has(r.owner) ? 'self-seed' : this.u2.has(r.owner) ? 'mask-key' : null;
+      if (wanted === null || !this.graph.get(nodeId)!.has(r.owner)) {
+        throw new InvalidFieldError('unmask.owner', `a neighbour of ${nodeId} that shared keys`, JSON.stringify(r.owner));
+      }
+      if (r.kind !== wanted) throw new InvalidFieldError(`unmask share of ${r.owner}`, wanted, r.kind);
+      if (seen.has(r.owner)) throw new InvalidFieldError('unmask.owner', 'each owner once', `${r.owner} twice`);
+      seen.add(r.owner);
+    }
+    this.reveals.set(nodeId, [...reveals]);
+  }
+
+  private expectAfter(stage: Stage): void {
+    if (this.state !== stage) throw new StageError(`group ${this.groupId}`, stage, this.state);
+  }
+
+  private fail(stage: string, have: number): false {
+    this.state = 'FAILED';
+    this.failure = new GroupBelowThresholdError(this.groupId, stage, have, this.params.threshold);
+    return false;
+  }
+
+  /**
+   * Ends the current stage (everyone answered, or its deadline passed): members that did not
+   * answer drop out. Returns false, and the group is FAILED, when fewer than t remain.
+   * UNMASK ends with {@link finish} instead.
+   */
+  closeStage(): boolean {
+    const t = this.params.threshold;
+    switch (this.state) {
+      case 'ADVERTISE_KEYS': {
+        this.active = new Set([...this.active].filter((m) => this.ads.has(m)));
+        if (this.active.size < t) return this.fail('ADVERTISE_KEYS', this.active.size);
+        this.state = 'SHARE_KEYS';
+        return true;
+      }
+      case 'SHARE_KEYS': {
+        this.active = new Set([...this.active].filter((m) => this.shares.has(m)));
+        this.u2 = new Set(this.active);
+        if (this.active.size < t) return this.fail('SHARE_KEYS', this.active.size);
+        this.state = 'MASKED_INPUT';
+        return true;
+      }
+      case 'MASKED_INPUT': {
+        this.u3 = new Set([...this.u2].filter((m) => this.inputs.has(m)));
+        this.active = new Set([...this.active].filter((m) => this.u3.has(m)));
+        if (this.u3.size < t) return this.fail('MASKED_INPUT', this.u3.size);
+        this.state = 'UNMASK';
+        return true;
+      }
+      default:
+        throw new StageError(`group ${this.groupId}`, 'ADVERTISE_KEYS, SHARE_KEYS or MASKED_INPUT', this.state);
+    }
+  }
+
+  /**
+   * Ends UNMASK: reconstructs every needed secret from at least t shares, removes the masks
+   * and returns the group's weighted sum. Throws GroupBelowThresholdError (and the group is
+   * FAILED) when some secret has fewer than t shares.
+   */
+  async finish(): Promise<GroupResult> {
+    this.expectAfter('UNMASK');
+    const t = this.params.threshold;
+    const byOwner = new Map<string, Uint8Array[]>();
+    for (const list of this.reveals.values()) {
+      for (const r of list) byOwner.set(r.owner, [...(byOwner.get(r.owner) ?? []), r.share]);
+    }
+    const dropped = [...this.u2].filter((m) => !this.u3.has(m));
+    for (const owner of [...this.u3, ...dropped]) {
+      const have = byOwner.get(owner)?.length ?? 0;
+      if (have < t) {
+        this.fail(`UNMASK (shares of ${owner})`, have);
+        throw this.failure!;
+      }
+    }
+    const sum = this.sum;
+    for (const j of this.u3) applyMask(await combineShares(byOwner.get(j)!), sum, -1);
+    for (const j of dropped) {
+      const secret = await combineShares(byOwner.get(j)!);
+      if (!agreementPublicKey(secret).equals(this.ads.get(j)!.maskKey)) {
+        this.fail(`UNMASK (mask key of ${j} does not match its advertisement)`, 0);
+        throw this.failure!;
+      }
+      // Survivors that masked with j added sign(i, j) * PRG(s_ij): take it out.
+      for (const i of this.graph.get(j)!) {
+        if (!this.u3.has(i)) continue;
+        const seed = pairwiseSeed(this.params, agree(secret, this.ads.get(i)!.maskKey));
+        applyMask(seed, sum, pairwiseSign(i, j) === 1 ? -1 : 1);
+      }
+    }
+    const { weightedSum, totalWeight } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits);
+    // Weights were numSamples / maxWeight: scale back to sample counts.
+    const k = this.params.maxWeight;
+    for (let i = 0; i < weightedSum.length; i++) weightedSum[i]! *= k;
+    this.state = 'DONE';
+    return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort() };
+  }
+
+  /** The running sum before unmasking (what the coordinator holds; for tests and audits). */
+  maskedSum(): Uint32Array {
+    return new Uint32Array(this.sum);
+  }
+}

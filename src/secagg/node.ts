@@ -1,0 +1,209 @@
+/**
+ * The node half of SecAgg+ (Bell et al. 2020, on Bonawitz et al. 2017): one instance per group
+ * and round, driven through its stages in order:
+ *
+ *   advertise()        ADVERTISE_KEYS  two fresh key pairs (shares: nacl.box; masks: X25519),
+ *                                      signed with the node's identity key
+ *   shareKeys(ads)     SHARE_KEYS      verifies each neighbour's signature (refusing the round on
+ *                                      a forgery), splits the mask secret key and a fresh
+ *                                      self-mask seed into Shamir shares (threshold t), one for
+ *                                      each neighbour, each sealed to that neighbour
+ *   receiveShares(s)   MASKED_INPUT    opens the shares addressed to it
+ *   maskInput(x, n)    MASKED_INPUT    y = quantize(w x, w) + PRG(self seed)
+ *                                          + sum over neighbours j that shared of +-PRG(s_ij)
+ *   unmask(req)        UNMASK          for each neighbour j: the share of j's self seed if j
+ *                                      survived, of j's mask key if j dropped; never both, and
+ *                                      only once
+ *
+ * A call out of order throws StageError naming the stage expected and the one asked for.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Identity } from '../crypto/identity.js';
+import { verifySignature } from '../crypto/identity.js';
+import { agree, generateAgreementKeyPair, type AgreementKeyPair } from '../crypto/x25519.js';
+import { generateBoxKeyPair, open, seal, type BoxKeyPair } from '../crypto/box.js';
+import { splitSecret } from '../crypto/shares.js';
+import { applyMask } from '../crypto/prg.js';
+import { Random } from '../util/random.js';
+import {
+  ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, StageError, UnsafeUnmaskError, UpdateLengthError,
+} from '../errors.js';
+import {
+  PAIRWISE_DOMAIN, SHARE_DOMAIN, advertisementMessage,
+  type EncryptedShare, type KeyAdvertisement, type SecAggParams, type UnmaskRequest, type UnmaskShare,
+} from './constants.js';
+import { neighbourGraph } from './graph.js';
+import { quantizeWeighted } from './quantize.js';
+
+type NodeStage = 'ADVERTISE_KEYS' | 'SHARE_KEYS' | 'RECEIVE_SHARES' | 'MASKED_INPUT' | 'UNMASK' | 'DONE' | 'ABORTED';
+
+/** The pairwise mask seed of two nodes, from their X25519 secret and the group's identity. */
+export function pairwiseSeed(params: Pick<SecAggParams, 'roundId' | 'groupId'>, shared: Uint8Array): Buffer {
+  return createHash('sha256').update(`${PAIRWISE_DOMAIN}\0${params.roundId}\0${params.groupId}\0`).update(shared).digest();
+}
+
+/** +1 if `a` adds the pairwise mask shared with `b`, -1 if it subtracts it. */
+export function pairwiseSign(a: string, b: string): 1 | -1 {
+  return a < b ? 1 : -1;
+}
+
+/** Plaintext of a share message: who to whom, then the two shares. */
+function encodeSharePlaintext(p: SecAggParams, from: string, to: string, maskKeyShare: Uint8Array, seedShare: Uint8Array): Buffer {
+  const head = Buffer.from(JSON.stringify([SHARE_DOMAIN, p.roundId, p.groupId, from, to, maskKeyShare.length]));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(head.length);
+  return Buffer.concat([len, head, maskKeyShare, seedShare]);
+}
+
+function decodeSharePlaintext(buf: Uint8Array): { tag: string[]; maskKeyShare: Buffer; seedShare: Buffer } | null {
+  try {
+    const b = Buffer.from(buf);
+    const n = b.readUInt32LE(0);
+    const tag = JSON.parse(b.toString('utf8', 4, 4 + n)) as [string, string, string, string, string, number];
+    const rest = b.subarray(4 + n);
+    return { tag: tag.slice(0, 5) as string[], maskKeyShare: rest.subarray(0, tag[5]), seedShare: rest.subarray(tag[5]) };
+  } catch {
+    return null;
+  }
+}
+
+/** One node's side of one group. */
+export class SecAggNode {
+  private stage: NodeStage = 'ADVERTISE_KEYS';
+  private readonly enc: BoxKeyPair = generateBoxKeyPair();
+  private readonly mask: AgreementKeyPair = generateAgreementKeyPair();
+  private readonly selfSeed = randomBytes(32);
+  private readonly myNeighbours: Set<string>;
+  /** Advertisements of neighbours that advertised (U1 within N(i)). */
+  private readonly ads = new Map<string, KeyAdvertisement>();
+  /** Shares this node holds of each neighbour that shared with it (U2 within N(i)). */
+  private readonly held = new Map<string, { maskKeyShare: Buffer; seedShare: Buffer }>();
+
+  constructor(readonly params: SecAggParams, readonly nodeId: string, private readonly identity: Identity) {
+    if (!params.members.includes(nodeId)) throw new InvalidFieldError('secagg.members', `a list including ${nodeId}`, 'a list without it');
+    this.myNeighbours = neighbourGraph(params.members, params.neighbours, params.seed).get(nodeId)!;
+  }
+
+  /** The stage the node expects next. */
+  get expecting(): NodeStage {
+    return this.stage;
+  }
+
+  /** This node's neighbours in the group. */
+  get neighbours(): ReadonlySet<string> {
+    return this.myNeighbours;
+  }
+
+  private expect(stage: NodeStage, got: string): void {
+    if (this.stage !== stage) throw new StageError(`secagg node ${this.nodeId}`, this.stage, got);
+  }
+
+  /** ADVERTISE_KEYS: the signed public keys. */
+  advertise(): KeyAdvertisement {
+    this.expect('ADVERTISE_KEYS', 'ADVERTISE_KEYS');
+    const body = { nodeId: this.nodeId, encKey: Buffer.from(this.enc.publicKey), maskKey: this.mask.publicKey };
+    this.stage = 'SHARE_KEYS';
+    return { ...body, identityKey: this.identity.publicKey, signature: this.identity.sign(advertisementMessage(this.params, body)) };
+  }
+
+  /**
+   * SHARE_KEYS: checks the neighbours' advertisements against their identity keys (`identities`,
+   * known to the node independently of the message) and returns this node's sealed shares.
+   * A forged advertisement aborts this node's participation (it becomes a dropout).
+   */
+  async shareKeys(ads: readonly KeyAdvertisement[], identities: ReadonlyMap<string, Uint8Array>): Promise<EncryptedShare[]> {
+    this.expect('SHARE_KEYS', 'SHARE_KEYS');
+    for (const ad of ads) {
+      if (ad.nodeId === this.nodeId || !this.myNeighbours.has(ad.nodeId)) continue;
+      const known = identities.get(ad.nodeId);
+      const why = !known ? 'no identity key is known for it'
+        : !Buffer.from(known).equals(ad.identityKey) ? 'its identity key is not the one registered'
+        : !verifySignature(ad.identityKey, advertisementMessage(this.params, ad), ad.signature) ? 'the signature does not verify'
+        : ad.encKey.length !== 32 || ad.maskKey.length !== 32 ? 'a key is not 32 bytes'
+        : null;
+      if (why) {
+        this.stage = 'ABORTED';
+        throw new ForgedAdvertisementError(ad.nodeId, why);
+      }
+      if (this.ads.has(ad.nodeId)) throw new InvalidFieldError('advertisements', 'one per node', `two for ${ad.nodeId}`);
+      this.ads.set(ad.nodeId, ad);
+    }
+    const peers = [...this.ads.keys()].sort();
+    if (peers.length < this.params.threshold) {
+      this.stage = 'ABORTED';
+      throw new GroupBelowThresholdError(this.params.groupId, 'SHARE_KEYS (neighbours that advertised)', peers.length, this.params.threshold);
+    }
+    const [keyShares, seedShares] = await Promise.all([
+      splitSecret(this.mask.secretKey, peers.length, this.params.threshold),
+      splitSecret(this.selfSeed, peers.length, this.params.threshold),
+    ]);
+    this.stage = 'RECEIVE_SHARES';
+    return peers.map((to, i) => ({
+      from: this.nodeId,
+      to,
+      ciphertext: seal(encodeSharePlaintext(this.params, this.nodeId, to, keyShares[i]!, seedShares[i]!), this.ads.get(to)!.encKey, this.enc.secretKey),
+    }));
+  }
+
+  /** MASKED_INPUT (first half): opens the shares neighbours sealed for this node. */
+  receiveShares(shares: readonly EncryptedShare[]): void {
+    this.expect('RECEIVE_SHARES', 'RECEIVE_SHARES');
+    for (const s of shares) {
+      const ad = this.ads.get(s.from);
+      if (s.to !== this.nodeId || !ad) throw new InvalidFieldError('shares', `shares for ${this.nodeId} from its neighbours`, `one from ${s.from} to ${s.to}`);
+      if (this.held.has(s.from)) throw new InvalidFieldError('shares', 'one share per neighbour', `two from ${s.from}`);
+      const plain = open(s.ciphertext, ad.encKey, this.enc.secretKey);
+      const parsed = plain && decodeSharePlaintext(plain);
+      const [domain, roundId, groupId, from, to] = parsed?.tag ?? [];
+      if (!parsed || domain !== SHARE_DOMAIN || roundId !== this.params.roundId || groupId !== this.params.groupId || from !== s.from || to !== this.nodeId) {
+        throw new InvalidFieldError(`share from ${s.from}`, 'a share sealed for this round, group and node', 'one that does not open or does not match');
+      }
+      this.held.set(s.from, { maskKeyShare: parsed.maskKeyShare, seedShare: parsed.seedShare });
+    }
+    this.stage = 'MASKED_INPUT';
+  }
+
+  /** Neighbours whose shares this node holds (its U2 within N(i)): those it masks with. */
+  get sharingNeighbours(): string[] {
+    return [...this.held.keys()].sort();
+  }
+
+  /** MASKED_INPUT: the masked, quantized, weighted update (P + 1 words). */
+  maskInput(update: Float32Array, numSamples: number, rng = new Random(randomBytes(4).readUInt32LE(0))): Uint32Array {
+    this.expect('MASKED_INPUT', 'MASKED_INPUT');
+    if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
+    if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
+      throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
+    }
+    const y = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits, rng);
+    applyMask(this.selfSeed, y, 1);
+    for (const j of this.sharingNeighbours) {
+      const seed = pairwiseSeed(this.params, agree(this.mask.secretKey, this.ads.get(j)!.maskKey));
+      applyMask(seed, y, pairwiseSign(this.nodeId, j));
+    }
+    this.stage = 'UNMASK';
+    return y;
+  }
+
+  /** UNMASK: the shares the coordinator may have; refuses unsafe requests, and answers once. */
+  unmask(request: UnmaskRequest): UnmaskShare[] {
+    this.expect('UNMASK', 'UNMASK');
+    const survivors = new Set(request.survivors);
+    const dropped = new Set(request.dropped);
+    for (const d of dropped) if (survivors.has(d)) throw new UnsafeUnmaskError(`${d} is listed both as surviving and as dropped`);
+    if (!survivors.has(this.nodeId)) throw new UnsafeUnmaskError(`this node (${this.nodeId}) is not listed as surviving`);
+    if (survivors.size < this.params.threshold) {
+      throw new UnsafeUnmaskError(`only ${survivors.size} survivors, the threshold is ${this.params.threshold}`);
+    }
+    for (const id of [...survivors, ...dropped]) {
+      if (!this.params.members.includes(id)) throw new UnsafeUnmaskError(`${id} is not a member of group ${this.params.groupId}`);
+    }
+    this.stage = 'DONE';
+    const out: UnmaskShare[] = [];
+    for (const [owner, s] of this.held) {
+      if (survivors.has(owner)) out.push({ owner, kind: 'self-seed', share: s.seedShare });
+      else if (dropped.has(owner)) out.push({ owner, kind: 'mask-key', share: s.maskKeyShare });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Fixed point for masking: each weighted coordinate is clipped to [-c, c] and stochastically
+ * rounded to one of 2^b levels, so values add modulo 2^32 and the mean stays unbiased. With b
+ * chosen as 32 - ceil(log2 m) for a group of m, a sum of m values is below 2^32 and never wraps.
+ *
+ * Error bound: stochastic rounding moves each value by less than one step, so a sum of m
+ * dequantized values differs from the sum of the clipped values by less than m * step,
+ * step = 2c / (2^b - 1).
+ */
+import { Random } from '../util/random.js';
+
+/** Largest b for which m values of b bits sum below 2^32. */
+export function quantBitsFor(groupSize: number): number {
+  return 32 - Math.ceil(Math.log2(Math.max(groupSize, 1)));
+}
+
+/** One quantization step. */
+export function quantStep(clipRange: number, bits: number): number {
+  return (2 * clipRange) / (2 ** bits - 1);
+}
+
+/** The bound on |dequantized sum - true sum| per coordinate for a sum of m values. */
+export function quantErrorBound(m: number, clipRange: number, bits: number): number {
+  return m * quantStep(clipRange, bits);
+}
+
+/**
+ * Quantizes `weight * update` (clipped) into words [0, P), and `weight` into word P.
+ * `rng` drives stochastic rounding (it needs no secrecy: the masks give that).
+ */
+export function quantizeWeighted(update: Float32Array, weight: number, clipRange: number, bits: number, rng: Random): Uint32Array {
+  const levels = 2 ** bits - 1;
+  const scale = levels / (2 * clipRange);
+  const out = new Uint32Array(update.length + 1);
+  const q = (v: number): number => {
+    const x = (Math.min(clipRange, Math.max(-clipRange, v)) + clipRange) * scale;
+    const f = Math.floor(x);
+    return Math.min(levels, f + (rng.next() < x - f ? 1 : 0));
+  };
+  for (let i = 0; i < update.length; i++) out[i] = q(weight * update[i]!);
+  out[update.length] = q(weight);
+  return out;
+}
+
+/** Turns a sum of m quantized vectors into the sum of weighted updates and of weights. */
+export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bits: number): { weightedSum: Float32Array; totalWeight: number } {
+  const step = quantStep(clipRange, bits);
+  const offset = m * clipRange;
+  const P = sum.length - 1;
+  const weightedSum = new Float32Array(P);
+  for (let i = 0; i < P; i++) weightedSum[i] = sum[i]! * step - offset;
+  return { weightedSum, totalWeight: sum[P]! * step - offset };
+}

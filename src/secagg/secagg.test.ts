@@ -1,0 +1,312 @@
+/**
+ * SecAgg+ end to end in one process (both halves, no network): the unmasked group sum equals
+ * the plaintext weighted sum within the quantization bound, with dropouts at every stage.
+ */
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { generateIdentity, type Identity } from '../crypto/identity.js';
+import { Random } from '../util/random.js';
+import { SecAggGroup } from './coordinator.js';
+import { SecAggNode } from './node.js';
+import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
+import { neighbourGraph } from './graph.js';
+import { quantBitsFor, quantErrorBound, quantizeWeighted } from './quantize.js';
+import {
+  DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, StageError, UnsafeUnmaskError,
+} from '../errors.js';
+
+interface Setup {
+  params: SecAggParams;
+  ids: Map<string, Identity>;
+  identities: Map<string, Uint8Array>;
+  nodes: Map<string, SecAggNode>;
+  group: SecAggGroup;
+  updates: Map<string, { x: Float32Array; n: number }>;
+}
+
+function setup(n: number, P: number, opts: { k?: number; t?: number; clip?: number; roundId?: string } = {}): Setup {
+  const members = Array.from({ length: n }, (_, i) => `node-${String(i).padStart(3, '0')}`);
+  const k = opts.k ?? defaultNeighbours(n);
+  const params: SecAggParams = {
+    roundId: opts.roundId ?? 'job/1/1', groupId: 'g0', members, neighbours: k, threshold: opts.t ?? defaultThreshold(Math.min(k, n - 1)),
+    clipRange: opts.clip ?? 4, quantBits: quantBitsFor(n), vectorLength: P + 1, maxWeight: 100, seed: randomBytes(32),
+  };
+  const ids = new Map(members.map((m) => [m, generateIdentity()]));
+  const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+  const rng = new Random(`updates-${n}-${P}`);
+  const updates = new Map(members.map((m) => [m, {
+    x: Float32Array.from({ length: P }, () => rng.normal(0, 0.5)),
+    n: 1 + rng.int(100),
+  }]));
+  return {
+    params, ids, identities, updates,
+    nodes: new Map(members.map((m) => [m, new SecAggNode(params, m, ids.get(m)!)])),
+    group: new SecAggGroup(params, identities),
+  };
+}
+
+/** Runs the protocol; `drop[stage]` lists nodes that vanish before sending that stage's message. */
+async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}) {
+  const { group, nodes } = s;
+  const gone = new Set<string>();
+  const live = () => [...nodes.keys()].filter((m) => !gone.has(m));
+  const vanish = (list?: string[]) => { for (const m of list ?? []) { gone.add(m); group.drop(m); } };
+
+  vanish(drop.advertise);
+  for (const m of live()) group.receiveAdvertisement(m, nodes.get(m)!.advertise());
+  expect(group.stageComplete).toBe(true);
+  if (!group.closeStage()) return { failedAt: 'ADVERTISE_KEYS' as const };
+
+  vanish(drop.share);
+  for (const m of live()) group.receiveShares(m, await nodes.get(m)!.shareKeys(group.advertisementsFor(m), s.identities));
+  if (!group.closeStage()) return { failedAt: 'SHARE_KEYS' as const };
+
+  vanish(drop.masked);
+  const received: Uint32Array[] = [];
+  for (const m of live()) {
+    const node = nodes.get(m)!;
+    node.receiveShares(group.sharesFor(m));
+    const u = s.updates.get(m)!;
+    const y = node.maskInput(u.x, u.n);
+    received.push(new Uint32Array(y));
+    group.receiveMaskedInput(m, y);
+  }
+  if (!group.closeStage()) return { failedAt: 'MASKED_INPUT' as const, received };
+
+  const inSum = live();
+  vanish(drop.unmask);
+  const req = group.unmaskRequest();
+  for (const m of live()) group.receiveUnmask(m, nodes.get(m)!.unmask(req));
+  const maskedSum = group.maskedSum();
+  const result = await group.finish();
+  return { result, inSum, received, maskedSum };
+}
+
+function plainSum(s: Setup, members: string[]): { sum: Float64Array; weight: number } {
+  const P = s.params.vectorLength - 1;
+  const sum = new Float64Array(P);
+  let weight = 0;
+  for (const m of members) {
+    const u = s.updates.get(m)!;
+    for (let i = 0; i < P; i++) sum[i]! += u.n * u.x[i]!;
+    weight += u.n;
+  }
+  return { sum, weight };
+}
+
+/** Asserts the group result equals the plaintext weighted sum within the stated bound. */
+function expectExact(s: Setup, result: { weightedSum: Float32Array; totalWeight: number; members: string[] }, members: string[]) {
+  expect(result.members).toEqual([...members].sort());
+  const { sum, weight } = plainSum(s, members);
+  // Per coordinate: m rounding errors of < 1 step on weights numSamples / maxWeight, scaled back
+  // by maxWeight; plus float32 rounding of the result.
+  const bound = s.params.maxWeight * quantErrorBound(members.length, s.params.clipRange, s.params.quantBits);
+  let worst = 0;
+  for (let i = 0; i < sum.length; i++) {
+    const err = Math.abs(result.weightedSum[i]! - sum[i]!) - Math.abs(sum[i]!) * 1.2e-7;
+    worst = Math.max(worst, err);
+  }
+  expect(worst).toBeLessThanOrEqual(bound);
+  expect(Math.abs(result.totalWeight - weight)).toBeLessThanOrEqual(bound);
+  // and the bound is tight enough to matter: far below the size of an update
+  expect(bound).toBeLessThan(1e-3);
+}
+
+describe('SecAgg+ sums', () => {
+  it.each([
+    [5, 4, 3],    // a group of 5: full graph
+    [8, 4, 3],    // sparse graph
+    [12, 6, 4],
+    [20, 10, 6],
+    [7, 6, 6],    // threshold = k
+  ])('n=%i k=%i t=%i: equals the plaintext weighted sum within the quantization bound', async (n, k, t) => {
+    const s = setup(n, 257, { k, t });
+    const out = await run(s);
+    expectExact(s, out.result!, [...s.nodes.keys()]);
+  });
+
+  it('survives a dropout after advertising (before sharing keys)', async () => {
+    const s = setup(8, 100, { k: 4, t: 3 });
+    const out = await run(s, { share: ['node-002'] });
+    expectExact(s, out.result!, [...s.nodes.keys()].filter((m) => m !== 'node-002'));
+  });
+
+  it('survives dropouts before advertising, after sharing and during unmask', async () => {
+    // k = 8 of 10: whichever four leave, every node keeps at least t of its neighbours.
+    const s = setup(10, 100, { k: 8, t: 3 });
+    const out = await run(s, { advertise: ['node-009'], masked: ['node-001', 'node-004'], unmask: ['node-006'] });
+    // node-006 sent its masked input, so it is in the sum even though it left before unmasking.
+    expectExact(s, out.result!, [...s.nodes.keys()].filter((m) => !['node-009', 'node-001', 'node-004'].includes(m)));
+  });
+
+  it('survives a dropout after masked input (during unmask) in a full group of 5', async () => {
+    const s = setup(5, 64);
+    const out = await run(s, { unmask: ['node-003'] });
+    expectExact(s, out.result!, [...s.nodes.keys()]);
+  });
+
+  it('fails a group that falls below t, at the stage where it does', async () => {
+    const s = setup(5, 16, { k: 4, t: 4 });
+    expect(await run(s, { masked: ['node-000', 'node-001'] })).toMatchObject({ failedAt: 'MASKED_INPUT' });
+    expect(s.group.stage).toBe('FAILED');
+    expect(s.group.error).toBeInstanceOf(GroupBelowThresholdError);
+    expect(s.group.error!.message).toBe('group g0 at MASKED_INPUT: expected at least 4 members, got 3');
+    const s2 = setup(5, 16, { k: 4, t: 4 });
+    expect(await run(s2, { advertise: ['node-000', 'node-004'] })).toMatchObject({ failedAt: 'ADVERTISE_KEYS' });
+  });
+
+  it('fails at unmask when too few survivors answer to rebuild a secret', async () => {
+    const s = setup(5, 16, { k: 4, t: 4 });
+    await expect(run(s, { unmask: ['node-000', 'node-001'] })).rejects.toThrow(GroupBelowThresholdError);
+    expect(s.group.stage).toBe('FAILED');
+  });
+
+  it('never holds a single quantized update: each masked input and the masked sum look nothing like one', async () => {
+    const s = setup(5, 4096);
+    const out = await run(s);
+    const rng = new Random(1);
+    for (const [m, u] of s.updates) {
+      const q = quantizeWeighted(u.x, u.n / s.params.maxWeight, s.params.clipRange, s.params.quantBits, rng);
+      for (const y of [...out.received!, out.maskedSum!]) {
+        let close = 0;
+        for (let i = 0; i < q.length; i++) if (Math.abs(y[i]! - q[i]!) < 2 ** 20) close++;
+        // Uniform masks: a word falls within 2^20 of the plaintext with probability 2^-11.
+        expect(close, `${m}`).toBeLessThan(q.length * 0.01);
+      }
+    }
+  });
+});
+
+describe('SecAgg+ neighbour graph', () => {
+  it('is k-regular, symmetric, seeded, and complete when k >= n - 1', () => {
+    const members = Array.from({ length: 30 }, (_, i) => `n${i}`);
+    const seed = randomBytes(32);
+    const g = neighbourGraph(members, 8, seed);
+    for (const [m, ns] of g) {
+      expect(ns.size).toBe(8);
+      expect(ns.has(m)).toBe(false);
+      for (const j of ns) expect(g.get(j)!.has(m)).toBe(true);
+    }
+    expect([...neighbourGraph(members, 8, seed).get('n0')!].sort()).toEqual([...g.get('n0')!].sort());
+    expect([...neighbourGraph(members, 8, randomBytes(32)).get('n0')!].sort()).not.toEqual([...g.get('n0')!].sort());
+    for (const ns of neighbourGraph(members.slice(0, 5), 4, seed).values()) expect(ns.size).toBe(4);
+    expect(() => neighbourGraph(members, 5, seed)).toThrow(/even k/);
+  });
+});
+
+describe('SecAgg+ node half: stage transitions', () => {
+  it('runs advertise, share, receive, mask, unmask in order and refuses everything out of order', async () => {
+    const s = setup(5, 8);
+    const node = s.nodes.get('node-000')!;
+    expect(() => node.maskInput(new Float32Array(8), 1)).toThrow(new StageError('secagg node node-000', 'ADVERTISE_KEYS', 'MASKED_INPUT'));
+    expect(() => node.unmask({ survivors: [], dropped: [] })).toThrow('secagg node node-000: expected stage ADVERTISE_KEYS, got UNMASK');
+    await expect(node.shareKeys([], s.identities)).rejects.toThrow('expected stage ADVERTISE_KEYS, got SHARE_KEYS');
+    const ads = [...s.nodes.values()].map((n) => n.advertise());
+    expect(() => node.advertise()).toThrow('expected stage SHARE_KEYS, got ADVERTISE_KEYS');
+    expect(() => node.receiveShares([])).toThrow('expected stage SHARE_KEYS, got RECEIVE_SHARES');
+    const shares = new Map<string, EncryptedShare[]>();
+    for (const [m, n] of s.nodes) shares.set(m, await n.shareKeys(ads.filter((a) => a.nodeId !== m), s.identities));
+    await expect(node.shareKeys(ads, s.identities)).rejects.toThrow('expected stage RECEIVE_SHARES, got SHARE_KEYS');
+    const mine = [...shares.values()].flat().filter((x) => x.to === 'node-000');
+    expect(() => node.maskInput(new Float32Array(8), 1)).toThrow('expected stage RECEIVE_SHARES, got MASKED_INPUT');
+    node.receiveShares(mine);
+    expect(() => node.receiveShares(mine)).toThrow('expected stage MASKED_INPUT, got RECEIVE_SHARES');
+    expect(() => node.maskInput(new Float32Array(7), 1)).toThrow('update length: expected 8 float32 parameters, got 7');
+    expect(() => node.maskInput(new Float32Array(8), 101)).toThrow('num_samples: expected 1 to 100, got 101');
+    node.maskInput(new Float32Array(8), 10);
+    expect(() => node.maskInput(new Float32Array(8), 10)).toThrow('expected stage UNMASK, got MASKED_INPUT');
+    const all = [...s.nodes.keys()];
+    expect(() => node.unmask({ survivors: all, dropped: ['node-001'] })).toThrow(new UnsafeUnmaskError('node-001 is listed both as surviving and as dropped'));
+    expect(() => node.unmask({ survivors: ['node-000', 'node-001'], dropped: [] })).toThrow('unmask refused: only 2 survivors, the threshold is 3');
+    expect(() => node.unmask({ survivors: ['node-001', 'node-002', 'node-003'], dropped: [] })).toThrow('this node (node-000) is not listed as surviving');
+    const reveals = node.unmask({ survivors: all.filter((m) => m !== 'node-004'), dropped: ['node-004'] });
+    expect(reveals.find((r) => r.owner === 'node-004')!.kind).toBe('mask-key');
+    expect(reveals.filter((r) => r.kind === 'self-seed')).toHaveLength(3);
+    // Asked again (a replayed or changed request): refused, so it can never reveal both secrets of one owner.
+    expect(() => node.unmask({ survivors: all, dropped: [] })).toThrow('expected stage DONE, got UNMASK');
+  });
+
+  it('refuses a forged advertisement relayed by the coordinator and drops out', async () => {
+    const s = setup(5, 8);
+    const ads = [...s.nodes.values()].map((n) => n.advertise());
+    const victim = s.nodes.get('node-000')!;
+    // The coordinator swaps node-001's mask key for one it controls, keeping the old signature.
+    const forged: KeyAdvertisement[] = ads.map((a) => (a.nodeId === 'node-001' ? { ...a, maskKey: randomBytes(32) } : a));
+    await expect(victim.shareKeys(forged, s.identities)).rejects.toThrow(new ForgedAdvertisementError('node-001', 'the signature does not verify'));
+    expect(victim.expecting).toBe('ABORTED');
+    // Or re-signs with a key of its own.
+    const other = s.nodes.get('node-002')!;
+    const impostor = generateIdentity();
+    const resigned = ads.map((a) => (a.nodeId === 'node-003' ? { ...a, identityKey: impostor.publicKey } : a));
+    await expect(other.shareKeys(resigned, s.identities)).rejects.toThrow('key advertisement of node-003: its identity key is not the one registered');
+  });
+
+  it('refuses shares that do not open, or are for another node', async () => {
+    const s = setup(5, 8);
+    const ads = [...s.nodes.values()].map((n) => n.advertise());
+    const all = new Map<string, EncryptedShare[]>();
+    for (const [m, n] of s.nodes) all.set(m, await n.shareKeys(ads.filter((a) => a.nodeId !== m), s.identities));
+    const node = s.nodes.get('node-000')!;
+    const forOther = all.get('node-001')!.find((x) => x.to === 'node-002')!;
+    expect(() => node.receiveShares([forOther])).toThrow(/shares: expected shares for node-000/);
+    const mine = all.get('node-001')!.find((x) => x.to === 'node-000')!;
+    const tampered = { ...mine, ciphertext: Buffer.from(mine.ciphertext.map((b, i) => (i === 40 ? b ^ 1 : b))) };
+    expect(() => node.receiveShares([tampered])).toThrow(/share from node-001: expected a share sealed for this round/);
+  });
+});
+
+describe('SecAgg+ coordinator half: stage transitions', () => {
+  it('refuses messages of the wrong stage, from non-members, duplicates and replays', async () => {
+    const s = setup(5, 8);
+    const g = s.group;
+    const ads = [...s.nodes.values()].map((n) => n.advertise());
+    expect(() => g.receiveShares('node-000', [])).toThrow(new StageError('group g0', 'ADVERTISE_KEYS', 'SHARE_KEYS'));
+    expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow('group g0: expected stage ADVERTISE_KEYS, got MASKED_INPUT');
+    expect(() => g.advertisementsFor('node-000')).toThrow('group g0: expected stage SHARE_KEYS, got ADVERTISE_KEYS');
+    expect(() => g.receiveAdvertisement('stranger', ads[0]!)).toThrow(new NotAMemberError('stranger', 'g0', 'is not a member'));
+    expect(() => g.receiveAdvertisement('node-001', ads[0]!)).toThrow('advertisement.node_id: expected "node-001", got "node-000"');
+    g.receiveAdvertisement('node-000', ads[0]!);
+    expect(() => g.receiveAdvertisement('node-000', ads[0]!)).toThrow(new DuplicateMessageError('g0', 'ADVERTISE_KEYS', 'node-000'));
+    // A replay of the same node's advertisement from another round does not verify here.
+    const old = setup(5, 8, { roundId: 'job/1/0' });
+    const oldNode = new SecAggNode({ ...old.params, members: s.params.members }, 'node-001', s.ids.get('node-001')!);
+    expect(() => g.receiveAdvertisement('node-001', oldNode.advertise())).toThrow('key advertisement of node-001: the signature does not verify');
+    expect(() => g.receiveAdvertisement('node-002', { ...ads[2]!, identityKey: generateIdentity().publicKey })).toThrow(ForgedAdvertisementError);
+    for (const a of ads.slice(1)) g.receiveAdvertisement(a.nodeId, a);
+    expect(g.closeStage()).toBe(true);
+    expect(g.stage).toBe('SHARE_KEYS');
+    expect(() => g.receiveAdvertisement('node-000', ads[0]!)).toThrow('expected stage SHARE_KEYS, got ADVERTISE_KEYS');
+    const sh = await s.nodes.get('node-000')!.shareKeys(g.advertisementsFor('node-000'), s.identities);
+    expect(() => g.receiveShares('node-000', sh.map((x) => ({ ...x, from: 'node-001' })))).toThrow('shares.from: expected "node-000", got "node-001"');
+    expect(() => g.receiveShares('node-000', [...sh, sh[0]!])).toThrow('shares.to: expected each neighbour once, got node-001 twice');
+    g.receiveShares('node-000', sh);
+    expect(() => g.receiveShares('node-000', sh)).toThrow(DuplicateMessageError);
+    g.drop('node-004');
+    expect(() => g.receiveShares('node-004', [])).toThrow('group g0: node node-004 dropped out before SHARE_KEYS');
+    expect(() => g.finish()).rejects.toThrow('expected stage UNMASK, got SHARE_KEYS');
+  });
+
+  it('refuses unmask shares of the wrong kind, so it never holds both secrets of one node', async () => {
+    const s = setup(6, 8, { k: 5, t: 3 });
+    const { group: g, nodes } = s;
+    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
+    g.closeStage();
+    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
+    g.closeStage();
+    for (const [m, n] of nodes) {
+      n.receiveShares(g.sharesFor(m));
+      const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
+      if (m !== 'node-005') g.receiveMaskedInput(m, y);
+    }
+    expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow(DuplicateMessageError);
+    g.closeStage();
+    const req = g.unmaskRequest();
+    expect(req.dropped).toEqual(['node-005']);
+    // A dishonest node that reveals the self seed of the dropped node is refused.
+    const honest = nodes.get('node-000')!.unmask(req);
+    const liar = honest.map((r) => (r.owner === 'node-005' ? { ...r, kind: 'self-seed' as const } : r));
+    expect(() => g.receiveUnmask('node-000', liar)).toThrow('unmask share of node-005: expected mask-key, got self-seed');
+    g.receiveUnmask('node-000', honest);
+    expect(() => g.receiveUnmask('node-005', [])).toThrow('node node-005 dropped out before UNMASK');
+  });
+});
