@@ -23,6 +23,13 @@ export const COORDINATOR_OPTIONS = {
   'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (0: no clipping)' },
   strategy: { type: 'string', default: 'fedavg', choices: STRATEGIES, description: 'server aggregation strategy' },
   'server-lr': { type: 'number', default: 0, min: 0, max: 100, description: 'server learning rate (0: the strategy\'s default, 1 for fedavg, 0.01 for fedadam)' },
+  'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+: the coordinator sees only sums of groups, never one update (--secure-aggregation false: plaintext updates)' },
+  'min-group-size': { type: 'number', default: 5, min: 2, max: 1000, description: 'smallest secure-aggregation group; the cohort is split into groups of at least this many' },
+  neighbours: { type: 'number', default: 0, min: 0, max: 1000, description: 'SecAgg+ neighbours per node, even (0: about 2 log2 of the group size; >= group size - 1: plain SecAgg)' },
+  threshold: { type: 'number', default: 0, min: 0, max: 1000, description: 'shares that recover a secret, the fewest survivors a group needs (0: a majority of the neighbours)' },
+  'clip-range': { type: 'number', default: 8, min: 0.001, max: 1e6, description: 'secure aggregation clips each weighted coordinate to [-c, c] before quantizing' },
+  'stage-timeout': { type: 'number', default: 20, min: 0.1, max: 3600, description: 'seconds each key stage (advertise, share) of secure aggregation waits' },
+  'unmask-timeout': { type: 'number', default: 20, min: 0.1, max: 3600, description: 'seconds the unmask stage waits for survivors\' shares' },
   'shards-per-round': { type: 'number', default: 0, min: 0, description: 'shards dealt per round (0: every shard of every dataset node)' },
   'round-timeout': { type: 'number', default: 60, min: 0.1, max: 86_400, description: 'seconds the TRAIN phase waits for updates' },
   'cohort-wait': { type: 'number', default: 5, min: 0, max: 3600, description: 'seconds the first round waits, once --min-trainers are live, for the whole cohort to register' },
@@ -74,6 +81,20 @@ export interface JobConfig {
   validationSeed: string;
   validationSamples: number;
   modelSeed: number;
+  /** Secure aggregation, or null for plaintext updates. */
+  secure: SecureAggregationConfig | null;
+}
+
+/** Secure-aggregation settings of a job. */
+export interface SecureAggregationConfig {
+  minGroupSize: number;
+  /** 0: the default for each group's size. */
+  neighbours: number;
+  /** 0: the default for each group's neighbours. */
+  threshold: number;
+  clipRange: number;
+  stageTimeoutMs: number;
+  unmaskTimeoutMs: number;
 }
 
 export const COORDINATOR_USAGE = 'actiquest coordinator [options]';
@@ -88,6 +109,10 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     throw new ConfigError('hidden', 'comma-separated integers 1 to 4096', JSON.stringify(o.hidden));
   }
   if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
+  if (o.neighbours % 2 === 1) throw new ConfigError('neighbours', 'an even number (or 0 for the default)', String(o.neighbours));
+  if (o['secure-aggregation'] && o.cohort < o['min-group-size']) {
+    throw new ConfigError('cohort', `at least --min-group-size (${o['min-group-size']}) with secure aggregation on`, String(o.cohort));
+  }
   if (!/^[\w.-]{1,64}$/.test(o['job-id'])) throw new ConfigError('job-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(o['job-id']));
   const job: JobConfig = Object.freeze({
     jobId: o['job-id'],
@@ -110,6 +135,14 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     validationSeed: o['validation-seed'] || randomBytes(16).toString('hex'),
     validationSamples: o['validation-samples'],
     modelSeed: o['model-seed'],
+    secure: o['secure-aggregation'] ? Object.freeze({
+      minGroupSize: o['min-group-size'],
+      neighbours: o.neighbours,
+      threshold: o.threshold,
+      clipRange: o['clip-range'],
+      stageTimeoutMs: o['stage-timeout'] * 1000,
+      unmaskTimeoutMs: o['unmask-timeout'] * 1000,
+    }) : null,
   });
   return Object.freeze({
     listen: o.listen,

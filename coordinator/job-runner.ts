@@ -6,7 +6,7 @@
  * `minTrainers` updates is retried with a fresh cohort.
  */
 import * as tf from '@tensorflow/tfjs';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createStrategy, type Strategy } from '../src/aggregation/index.js';
 import { buildModel, topologyJson } from '../src/model/spec.js';
 import { getFlatParams, setFlatParams } from '../src/model/params.js';
@@ -14,6 +14,9 @@ import { evaluate, type Dataset } from '../src/model/train.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
 import { assignShards, selectCohort } from '../src/rounds/selection.js';
+import { SecureAggregation, formGroups } from '../src/rounds/secure-aggregation.js';
+import { defaultNeighbours, defaultThreshold, type SecAggParams } from '../src/secagg/constants.js';
+import { quantBitsFor } from '../src/secagg/quantize.js';
 import type { NodeRegistry } from '../src/rounds/node-registry.js';
 import { Random } from '../src/util/random.js';
 import { float32ToBytes, sha256 } from '../src/wire/blob.js';
@@ -41,6 +44,8 @@ export interface JobRunnerDeps {
   log: Logger;
   /** Human progress lines. */
   progress: (line: string) => void;
+  /** Sees each group's masked sum before unmasking (tests of what the coordinator holds). */
+  onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
   /** Called after each completed round (persist history, etc.). */
   onRound?: (result: RoundRecord) => Promise<void> | void;
 }
@@ -60,6 +65,8 @@ export class JobRunner {
   /** The round being run (1-based); rounds before it are done. */
   currentRound = 1;
   current: Round<Task> | null = null;
+  /** The running round's secure aggregation (null in plaintext jobs). */
+  secure: SecureAggregation | null = null;
   private globalParams!: Float32Array;
   private globalBytes!: Buffer;
   private globalSha = '';
@@ -100,11 +107,21 @@ export class JobRunner {
     return new Float32Array(this.globalParams);
   }
 
-  /** The task assigned to `nodeId` in the running round, if it still wants an update. */
+  /**
+   * The task assigned to `nodeId` in the running round, if it still wants an update. Under
+   * secure aggregation a task can only be (re)started before its node advertised keys: a node
+   * asking again later has lost its keys, so it leaves its group now instead of at a deadline.
+   */
   taskFor(nodeId: string): Task | null {
     const r = this.current;
     const m = r?.member(nodeId);
     if (!r || !m || !r.isTaskActive(m.taskId)) return null;
+    if (this.secure && !this.secure.canStart(nodeId)) {
+      this.deps.log.warn('trainer asked for its secure task again; dropping it from its group', { nodeId, round: r.round });
+      this.secure.drop(nodeId);
+      r.drop(nodeId);
+      return null;
+    }
     return m.task;
   }
 
@@ -174,14 +191,47 @@ export class JobRunner {
     return this.state;
   }
 
+  /** Trainers that may be selected: live, and able to sign keys when aggregation is secure. */
+  private eligible() {
+    const live = this.deps.registry.live();
+    return this.config.secure ? live.filter((r) => r.identityKey.length === 32) : live;
+  }
+
+  /** Live trainers a round needs before it starts. */
+  private get minLive(): number {
+    return Math.max(this.config.minTrainers, this.config.secure?.minGroupSize ?? 1);
+  }
+
+  /** The SecAgg+ parameters of each group of the cohort (secure jobs only). */
+  private planGroups(members: { nodeId: string; task: Task }[], attempt: number): SecAggParams[] {
+    const sec = this.config.secure!;
+    const samples = new Map(members.map((m) => [m.nodeId, m.task.shards.reduce((n, s) => n + s.numSamples, 0)]));
+    return formGroups(members.map((m) => m.nodeId), sec.minGroupSize, this.rng).map((ids, i) => {
+      const n = ids.length;
+      const k = sec.neighbours > 0 ? Math.min(sec.neighbours, n - 1) : defaultNeighbours(n);
+      return {
+        roundId: `${this.config.jobId}/${this.currentRound}/${attempt}`,
+        groupId: `g${i}`,
+        members: ids,
+        neighbours: k,
+        threshold: sec.threshold > 0 ? Math.min(sec.threshold, k) : defaultThreshold(k),
+        clipRange: sec.clipRange,
+        quantBits: quantBitsFor(n),
+        vectorLength: this.paramCount + 1,
+        maxWeight: Math.max(1, ...ids.map((id) => samples.get(id) ?? 0)),
+        seed: randomBytes(32),
+      };
+    });
+  }
+
   /** Waits until enough trainers and at least one dataset node are live. */
   private async waitForNodes(signal: AbortSignal): Promise<void> {
     let lastNote = '';
     let enoughSince = 0;
     while (!signal.aborted) {
-      const live = this.deps.registry.live().length;
+      const live = this.eligible().length;
       const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
-      if (live >= this.config.minTrainers && shards > 0) {
+      if (live >= this.minLive && shards > 0) {
         // Before the first round, give the rest of the cohort a moment to register.
         if (this.history.length > 0 || live >= this.config.cohort) return;
         enoughSince ||= Date.now();
@@ -189,7 +239,7 @@ export class JobRunner {
       } else {
         enoughSince = 0;
       }
-      const note = `round ${this.currentRound}: waiting for trainers (${live} live, need ${this.config.minTrainers}) and data (${shards} shards)`;
+      const note = `round ${this.currentRound}: waiting for trainers (${live} live, need ${this.minLive}) and data (${shards} shards)`;
       if (note !== lastNote) this.deps.progress(note);
       lastNote = note;
       await sleep(200, signal);
@@ -202,7 +252,7 @@ export class JobRunner {
     await this.waitForNodes(signal);
     if (signal.aborted) return false;
     const started = performance.now();
-    const cohort = selectCohort(registry.live(), cfg.cohort, this.rng);
+    const cohort = selectCohort(this.eligible(), cfg.cohort, this.rng);
     const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
       datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
     })));
@@ -221,10 +271,34 @@ export class JobRunner {
       };
       return { nodeId: c.nodeId, taskId, task };
     });
+    let secure: SecureAggregation | null = null;
+    if (cfg.secure) {
+      const groups = this.planGroups(members, attempt);
+      const grouped = new Set(groups.flatMap((g) => g.members));
+      // Everyone is in a group (groups take the whole cohort); keep the tasks of those who are.
+      members.splice(0, members.length, ...members.filter((m) => grouped.has(m.nodeId)));
+      const identities = new Map(members.map((m) => [m.nodeId, registry.get(m.nodeId)!.identityKey as Uint8Array]));
+      for (const g of groups) {
+        for (const id of g.members) {
+          members.find((m) => m.nodeId === id)!.task.secagg = { ...g, identityKeys: g.members.map((x) => Buffer.from(identities.get(x)!)) };
+        }
+      }
+      secure = new SecureAggregation({
+        groups, identities, stageTimeoutMs: cfg.secure.stageTimeoutMs, unmaskTimeoutMs: cfg.secure.unmaskTimeoutMs,
+        onBeforeUnmask: this.deps.onBeforeUnmask,
+        onMembersLost: (ids, reason) => {
+          log.warn('secure aggregation lost members', { round: this.currentRound, nodeIds: ids, reason });
+          for (const id of ids) this.current?.drop(id);
+        },
+      });
+    }
+    this.secure?.close();
+    this.secure = secure;
     const round = new Round<Task>({ jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, deadlineMs, members });
     this.current = round;
     const samples = members.reduce((n, m) => n + m.task.shards.reduce((k, s) => k + s.numSamples, 0), 0);
-    progress(`round ${this.currentRound}/${cfg.rounds}${attempt > 1 ? ` (attempt ${attempt})` : ''}: ${members.length} trainers, ${samples} samples, deadline ${cfg.roundTimeoutMs / 1000}s`);
+    const groupNote = secure ? `, secure aggregation in ${secure.groups.length} groups of ${secure.groups.map((g) => g.params.members.length).join('+')}` : '';
+    progress(`round ${this.currentRound}/${cfg.rounds}${attempt > 1 ? ` (attempt ${attempt})` : ''}: ${members.length} trainers, ${samples} samples${groupNote}, deadline ${cfg.roundTimeoutMs / 1000}s`);
     log.info('round started', { jobId: cfg.jobId, round: this.currentRound, attempt, cohort: members.map((m) => m.nodeId) });
     this.wakeAll();
     // Drop members whose heartbeats stop, so a dead trainer does not hold the round to its deadline.
@@ -232,11 +306,26 @@ export class JobRunner {
       for (const m of round.members()) if (m.status === 'assigned' && !registry.isLive(m.nodeId)) {
         log.warn('trainer lost mid-round', { nodeId: m.nodeId, round: this.currentRound });
         round.drop(m.nodeId);
+        secure?.drop(m.nodeId);
       }
+      // Under secure aggregation a member may still owe unmask shares after it reported.
+      if (secure) for (const m of round.members()) if (m.status === 'reported' && !registry.isLive(m.nodeId)) secure.drop(m.nodeId);
     }, 250);
     const onAbort = () => round.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     const outcome = await round.trained;
+    let groupsDone = 0, groupsFailed = 0;
+    let reporters = new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId));
+    if (secure && !signal.aborted) {
+      secure.closeInputs();
+      await secure.unmasked(signal);
+      const { results, failed } = await secure.finish();
+      for (const r of results) round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
+      for (const f of failed) log.warn('secure aggregation group dropped', { round: this.currentRound, groupId: f.groupId, reason: f.reason });
+      reporters = new Set(results.flatMap((r) => r.members));
+      groupsDone = results.length;
+      groupsFailed = failed.length;
+    }
     clearInterval(sweep);
     signal.removeEventListener('abort', onAbort);
     for (const m of round.members()) {
@@ -247,23 +336,24 @@ export class JobRunner {
       round.finish(false);
       return false;
     }
-    if (outcome.reported < cfg.minTrainers) {
+    if (reporters.size < cfg.minTrainers || (secure && groupsDone === 0)) {
       round.finish(false);
       metrics.roundsTotal.inc({ result: 'failed' });
-      progress(`round ${this.currentRound}: only ${outcome.reported} of ${members.length} updates (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
+      const what = secure ? `${reporters.size} of ${members.length} updates in ${groupsDone} unmasked groups (${groupsFailed} dropped)` : `only ${reporters.size} of ${members.length} updates`;
+      progress(`round ${this.currentRound}: ${what} (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
       return false;
     }
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
     this.setGlobal(next);
     const ev = await this.evaluateGlobal();
-    const reported = round.members().filter((m) => m.status === 'reported');
+    const reported = round.members().filter((m) => reporters.has(m.nodeId));
     const nSamples = reported.reduce((n, m) => n + m.numSamples, 0);
     const trainLoss = reported.reduce((s, m) => s + m.trainLoss * m.numSamples, 0) / Math.max(nSamples, 1);
     const seconds = (performance.now() - started) / 1000;
     const result: RoundRecord = {
-      round: this.currentRound, participants: outcome.reported, cohort: members.length, samples: nSamples,
+      round: this.currentRound, participants: reporters.size, cohort: members.length, samples: nSamples,
       trainLoss, valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: seconds, attempt,
-      endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId),
+      endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: groupsDone, groupsFailed,
     };
     this.history.push(result);
     round.finish(true);
@@ -271,7 +361,8 @@ export class JobRunner {
     metrics.roundDuration.observe(seconds);
     metrics.validationAccuracy.set(ev.accuracy);
     metrics.validationLoss.set(ev.loss);
-    progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${outcome.reported}/${members.length} trainers, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val acc ${(ev.accuracy * 100).toFixed(1)}%${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
+    const groupsText = secure ? ` in ${groupsDone} secure group${groupsDone === 1 ? '' : 's'}${groupsFailed ? ` (${groupsFailed} dropped)` : ''}` : '';
+    progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${reporters.size}/${members.length} trainers${groupsText}, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val acc ${(ev.accuracy * 100).toFixed(1)}%${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
     await this.deps.onRound?.(result);
     return true;
   }

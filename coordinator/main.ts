@@ -28,6 +28,7 @@ export interface Coordinator {
 export interface CoordinatorHooks {
   progress?: (line: string) => void;
   onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
+  onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {
@@ -45,7 +46,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const datasets = new Map<string, DatasetRecord>();
   const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
   const job: JobRunner = new JobRunner(config.job, {
-    registry, datasets: liveDatasets, metrics, log, progress,
+    registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: (): Promise<void> => writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history }),
   });
   await job.init();

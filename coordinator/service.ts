@@ -8,12 +8,12 @@ import { clientStream, serverStream, unary } from '../src/wire/server.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import { BufferPool } from '../src/wire/buffer-pool.js';
 import {
-  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, ShuttingDownError, WrongRoundError,
+  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, ShuttingDownError, TaskNotFoundError, WrongRoundError, NoSecureRoundError,
 } from '../src/errors.js';
 import type {
   BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,
   HeartbeatRequest, HeartbeatResponse, RegisterDatasetRequest, RegisterDatasetResponse, RegisterTrainerRequest,
-  RegisterTrainerResponse, SubmitUpdateResponse, UpdateHeader,
+  RegisterTrainerResponse, SecAggAwaitRequest, SecAggAwaitResponse, SecAggSubmitRequest, SubmitUpdateResponse, UpdateHeader,
 } from '../src/wire/proto.js';
 import type { NodeRegistry } from '../src/rounds/node-registry.js';
 import type { CoordinatorMetrics } from '../src/metrics/index.js';
@@ -62,6 +62,15 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
   const { log, registry, job, metrics } = deps;
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
+  /** The running round's secure aggregation, if `taskId` is `nodeId`'s task in it. */
+  const secureFor = (nodeId: string, taskId: string) => {
+    if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
+    const round = job.current;
+    const secure = job.secure;
+    if (!round || !secure) throw new NoSecureRoundError(job.config.jobId);
+    if (round.member(nodeId)?.taskId !== taskId) throw new TaskNotFoundError(taskId, nodeId);
+    return secure;
+  };
   const admit = () => {
     if (deps.closing()) throw new ShuttingDownError('coordinator');
   };
@@ -71,8 +80,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       checkId('node_id', req.nodeId);
       const cap = req.capacity?.samplesPerSecond ?? 0;
       if (!(cap > 0) || !Number.isFinite(cap)) throw new InvalidFieldError('capacity.samples_per_second', 'a positive number', String(cap));
+      if (req.identityKey.length !== 0 && req.identityKey.length !== 32) {
+        throw new InvalidFieldError('identity_key', '32 bytes (an Ed25519 public key) or none', `${req.identityKey.length} bytes`);
+      }
       const known = registry.get(req.nodeId) !== undefined;
-      registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '');
+      registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '', Buffer.from(req.identityKey));
       metrics.liveTrainers.set(registry.live().length);
       log.info(known ? 'trainer re-registered' : 'trainer registered', { nodeId: req.nodeId, backend: req.capacity?.backend, capacity: cap });
       return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES };
@@ -146,11 +158,16 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
             const round = job.current;
             if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
             round.checkUpload(header.taskId, header.nodeId, header.numParams);
+            const secure = job.secure;
+            if (secure && !header.masked) throw new InvalidFieldError('masked', 'a masked input (secure aggregation is on)', 'a plaintext update');
+            if (!secure && header.masked) throw new InvalidFieldError('masked', 'a plaintext update (secure aggregation is off)', 'a masked input');
+            secure?.checkMaskedInput(header.nodeId);
             if (!(header.numSamples > 0)) throw new InvalidFieldError('num_samples', 'a positive count', String(header.numSamples));
             if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
             if (!header.blob) throw new InvalidFieldError('blob', 'a blob header', 'none');
             assembler = new BlobAssembler(header.blob, {
-              maxBytes: MAX_UPDATE_BYTES, expectedBytes: round.aggregate.length * 4, allocate: (n) => (received = pool.acquire(n)),
+              maxBytes: MAX_UPDATE_BYTES, expectedBytes: (round.aggregate.length + (header.masked ? 1 : 0)) * 4,
+              allocate: (n) => (received = pool.acquire(n)),
             });
           } else {
             if (!assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header first', 'a chunk');
@@ -164,9 +181,17 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         const bytes = assembler.finish();
         const round = job.current;
         if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
-        round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), {
-          numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds,
-        });
+        const info = { numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds };
+        if (header.masked) {
+          const secure = job.secure;
+          if (!secure) throw new InvalidFieldError('masked', 'a plaintext update (secure aggregation is off)', 'a masked input');
+          round.checkUpload(header.taskId, header.nodeId, header.numParams);
+          // Folded into the group's running sum mod 2^32; the buffer is reused afterwards.
+          secure.submitMaskedInput(header.nodeId, new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4));
+          round.markReported(header.taskId, header.nodeId, info);
+        } else {
+          round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), info);
+        }
         deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         metrics.updatesAccepted.inc();
         const c = round.counts();
@@ -182,6 +207,47 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         throw err;
       } finally {
         if (received) pool.release(received);
+      }
+    }),
+
+    SecAggSubmit: unary(log, 'SecAggSubmit', (req: SecAggSubmitRequest): Record<string, never> => {
+      admit();
+      const secure = secureFor(req.nodeId, req.taskId);
+      switch (req.payload) {
+        case 'advertisement': {
+          const a = req.advertisement;
+          secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature });
+          break;
+        }
+        case 'shares':
+          secure.submitShares(req.nodeId, req.shares.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
+          break;
+        case 'unmask':
+          secure.submitUnmask(req.nodeId, req.unmask.shares.map((x) => {
+            if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
+            return { owner: x.owner, kind: x.kind, share: x.share };
+          }));
+          break;
+        default:
+          throw new InvalidFieldError('SecAggSubmitRequest.payload', 'an advertisement, shares or unmask shares', 'nothing');
+      }
+      return {};
+    }),
+
+    SecAggAwait: unary(log, 'SecAggAwait', async (req: SecAggAwaitRequest, signal): Promise<SecAggAwaitResponse> => {
+      admit();
+      if (req.stage !== 'SHARE_KEYS' && req.stage !== 'MASKED_INPUT' && req.stage !== 'UNMASK') {
+        throw new InvalidFieldError('stage', 'SHARE_KEYS, MASKED_INPUT or UNMASK', JSON.stringify(req.stage));
+      }
+      const secure = secureFor(req.nodeId, req.taskId);
+      const r = await secure.awaitInput(req.nodeId, req.stage, Math.min(req.waitMs, MAX_TASK_WAIT_MS), signal);
+      registry.touch(req.nodeId);
+      if (!r) return { result: 'retryAfterMs', retryAfterMs: 0 };
+      switch (r.kind) {
+        case 'advertisements': return { result: 'advertisements', advertisements: { advertisements: r.advertisements } };
+        case 'shares': return { result: 'shares', shares: { shares: r.shares } };
+        case 'unmask': return { result: 'unmask', unmask: r.request };
+        default: return { result: 'aborted', aborted: r.reason };
       }
     }),
 

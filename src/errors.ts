@@ -216,3 +216,11 @@ export class UnsafeUnmaskError extends ActiquestError {
     super(`unmask refused: ${why}`);
   }
 }
+
+/** A secure-aggregation message arrived while no round with secure aggregation runs. */
+export class NoSecureRoundError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: expected a round with secure aggregation in progress, got none`);
+  }
+}

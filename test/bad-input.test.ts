@@ -20,7 +20,7 @@ describe('bad input', () => {
   it('refuses each malformed request with its status and message, and the round completes without it', async () => {
     h = new Harness();
     const accepted: { delta: Float32Array; n: number }[] = [];
-    const c = await h.coordinator(['--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
       '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--validation-samples', '70', '--cohort-wait', '30'],
     { onUpdateBytes: (_t, bytes, n) => accepted.push({ delta: new Float32Array(bytesToFloat32(bytes)), n }) });
     const ds = await h.dataset(c.address, 'ds-a');

@@ -13,7 +13,7 @@ describe('failure', () => {
   it('a trainer killed mid-round does not stall the round, and is given work when it reconnects', async () => {
     h = new Harness();
     // Many short rounds, so the job is still running when the killed trainer comes back.
-    const c = await h.coordinator(['--rounds', '100', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '100', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
       '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
       '--validation-samples', '70']);
     await h.dataset(c.address, 'ds-a');
@@ -45,7 +45,7 @@ describe('failure', () => {
 
   it('retries a round that got fewer than min-trainers updates', async () => {
     h = new Harness();
-    const c = await h.coordinator(['--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
       '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
       '--validation-samples', '70', '--cohort-wait', '0']);
     await h.dataset(c.address, 'ds-a');

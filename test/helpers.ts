@@ -8,11 +8,11 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { loadCoordinatorConfig } from '../coordinator/config.js';
-import { startCoordinator, type Coordinator } from '../coordinator/main.js';
+import { startCoordinator, type Coordinator, type CoordinatorHooks } from '../coordinator/main.js';
 import { loadDatasetConfig } from '../dataset-node/config.js';
 import { startDatasetNode, type DatasetNode } from '../dataset-node/main.js';
 import { loadTrainerConfig } from '../trainer-node/config.js';
-import { startTrainer, type TrainerNode } from '../trainer-node/main.js';
+import { startTrainer, type TrainerHooks, type TrainerNode } from '../trainer-node/main.js';
 import { spawnRole } from '../bin/demo.js';
 import { selectBackend } from '../src/model/backend.js';
 
@@ -31,7 +31,7 @@ export class Harness {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
-  async coordinator(flags: string[], hooks: { onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void } = {}): Promise<Coordinator> {
+  async coordinator(flags: string[], hooks: CoordinatorHooks = {}): Promise<Coordinator> {
     await selectBackend('wasm');
     const config = loadCoordinatorConfig([
       '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', path.join(this.dir, 'out'), '--log-level', 'warn',
@@ -51,10 +51,10 @@ export class Harness {
     return node;
   }
 
-  async trainer(coordinator: string, nodeId: string, flags: string[] = []): Promise<TrainerNode> {
+  async trainer(coordinator: string, nodeId: string, flags: string[] = [], hooks: TrainerHooks = {}): Promise<TrainerNode> {
     const t = await startTrainer(loadTrainerConfig([
       '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--wait-ms', '2000', ...flags,
-    ], {}));
+    ], {}), hooks);
     this.defer(() => t.close());
     return t;
   }

@@ -12,6 +12,7 @@ import { callUnary, makeClient } from '../src/wire/client.js';
 import { hasStatus } from '../src/wire/status.js';
 import { CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/proto.js';
 import { TaskRunner } from './task-runner.js';
+import { generateIdentity } from '../src/crypto/identity.js';
 import type { TrainerConfig } from './config.js';
 
 /** A running trainer. */
@@ -22,8 +23,13 @@ export interface TrainerNode {
   close(): Promise<void>;
 }
 
+/** Hooks for embedding and tests. */
+export interface TrainerHooks {
+  onQuantized?: (taskId: string, q: Uint32Array) => void;
+}
+
 /** Starts a trainer with `config`. */
-export async function startTrainer(config: TrainerConfig): Promise<TrainerNode> {
+export async function startTrainer(config: TrainerConfig, hooks: TrainerHooks = {}): Promise<TrainerNode> {
   const log = createLogger(`trainer.${config.nodeId}`, { level: config.logLevel });
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
@@ -31,21 +37,29 @@ export async function startTrainer(config: TrainerConfig): Promise<TrainerNode> 
   log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
   const coordinator = makeClient(CoordinatorClient, config.coordinator);
-  const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, metrics, log, delayPerBatchMs: config.delayPerBatchMs });
+  // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
+  const identity = generateIdentity();
+  const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
   let currentTask = '';
   let taskAbort: AbortController | null = null;
   let registered = false;
+  let submitted = false;
 
   const registration = keepRegistered<RegisterTrainerResponse>({
     coordinator: config.coordinator, nodeId: config.nodeId, client: coordinator, log, signal: stop.signal,
     register: {
       method: 'RegisterTrainer',
-      request: { nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity, backend: backend.backend, device: backend.device }, version: '0.1.0' },
+      request: {
+        nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity, backend: backend.backend, device: backend.device },
+        version: '0.1.0', identityKey: identity.publicKey,
+      },
     },
     currentTask: () => currentTask,
     onRegistered: () => { registered = true; },
-    onHeartbeat: (res) => {
-      if (currentTask && !res.taskActive && taskAbort && !taskAbort.signal.aborted) {
+    onHeartbeat: (res, aboutTask) => {
+      // Only an answer about the task in hand counts (an answer about the previous one can arrive
+      // after the next began). Once the update is in, a secure task still owes its unmask answer.
+      if (currentTask && aboutTask === currentTask && !submitted && !res.taskActive && taskAbort && !taskAbort.signal.aborted) {
         log.info('task no longer wanted; stopping', { taskId: currentTask });
         taskAbort.abort(new Error('round closed'));
       }
@@ -81,15 +95,19 @@ export async function startTrainer(config: TrainerConfig): Promise<TrainerNode> 
       const onStop = () => taskAbort?.abort(new Error('trainer stopping'));
       stop.signal.addEventListener('abort', onStop, { once: true });
       const timer = setTimeout(() => taskAbort?.abort(new Error('deadline passed')), Math.max(0, task.deadlineUnixMs - Date.now()));
+      submitted = false;
       try {
-        const out = await runner.run(task, taskAbort.signal);
+        const out = await runner.run(task, taskAbort.signal, () => { submitted = true; clearTimeout(timer); }, stop.signal);
         metrics.tasksTotal.inc({ result: 'submitted' });
         log.info('update submitted', { round: task.round, accepted: out.accepted, receivedUpdates: out.receivedUpdates });
       } catch (err) {
         const aborted = taskAbort.signal.aborted;
         metrics.tasksTotal.inc({ result: aborted ? 'cancelled' : 'failed' });
         if (aborted) log.info('task stopped', { round: task.round, reason: (taskAbort.signal.reason as Error)?.message });
-        else log.warn('task failed', { round: task.round, error: (err as Error).message });
+        else {
+          log.warn('task failed', { round: task.round, error: (err as Error).message });
+          await sleep(500, stop.signal);
+        }
       } finally {
         clearTimeout(timer);
         stop.signal.removeEventListener('abort', onStop);

@@ -16,6 +16,8 @@ import { decodeShard } from '../src/tasks/shard-file.js';
 import { getTask } from '../src/tasks/index.js';
 import { sleep } from '../src/node/registration.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
+import type { Identity } from '../src/crypto/identity.js';
+import { SecureSession } from './secure-session.js';
 import type { Logger } from '../src/util/log.js';
 
 /** Longest a shard may be (bytes). */
@@ -34,6 +36,9 @@ export class TaskRunner {
       metrics: TrainerMetrics;
       log: Logger;
       delayPerBatchMs: number;
+      identity: Identity;
+      /** Sees each quantized input before it is masked (tests of what the coordinator learns). */
+      onQuantized?: (taskId: string, q: Uint32Array) => void;
     },
   ) {}
 
@@ -112,10 +117,17 @@ export class TaskRunner {
     return { model: this.model.model, global };
   }
 
-  /** Runs `task` to its upload; throws if aborted or refused. */
-  async run(task: Task, signal: AbortSignal): Promise<SubmitUpdateResponse> {
+  /**
+   * Runs `task` to its upload (and, under secure aggregation, its unmask answer); throws if
+   * aborted or refused. `onSubmitted` runs once the update is accepted.
+   */
+  async run(task: Task, signal: AbortSignal, onSubmitted?: () => void, unmaskSignal: AbortSignal = signal): Promise<SubmitUpdateResponse> {
     const { log, metrics } = this.deps;
     const train = task.train!;
+    const secure = task.secagg ? new SecureSession(this.deps.coordinator, this.deps.nodeId, task, this.deps.identity) : null;
+    // The key stages run while the model and shards load and training runs.
+    const keysReady = secure?.prepare(signal);
+    keysReady?.catch(() => {});
     const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
     const def = getTask(task.task);
     const delay = this.deps.delayPerBatchMs;
@@ -128,15 +140,23 @@ export class TaskRunner {
     metrics.trainSeconds.observe(result.seconds);
     if (signal.aborted) throw signal.reason ?? new Error('aborted');
     const { delta, norm } = clippedDelta(await getFlatParams(model), global, train.clipNorm);
-    const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), MAX_CHUNK_BYTES);
+    let payload: Buffer = float32ToBytes(delta);
+    if (secure) {
+      await keysReady;
+      const y = secure.node.maskInput(delta, data.count, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
+      payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+    }
+    const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);
     const header: UpdateHeader = {
       nodeId: this.deps.nodeId, taskId: task.taskId, jobId: task.jobId, round: task.round, numSamples: data.count,
-      trainLoss: result.loss, numParams: delta.length, blob, trainSeconds: result.seconds,
+      trainLoss: result.loss, numParams: delta.length, blob, trainSeconds: result.seconds, masked: secure !== null,
     };
     log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
     const res = await callClientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
     metrics.sentBytes.inc(blob.totalBytes);
+    onSubmitted?.();
+    if (secure) await secure.unmask(unmaskSignal);
     return res;
   }
 }

@@ -21,7 +21,8 @@ export interface KeepRegisteredOptions<R> {
   /** The task to report in heartbeats (trainers). */
   currentTask?: () => string;
   onRegistered?: (res: R) => void;
-  onHeartbeat?: (res: HeartbeatResponse) => void;
+  /** Called with each heartbeat answer and the task id the heartbeat was about. */
+  onHeartbeat?: (res: HeartbeatResponse, taskId: string) => void;
   /** Per-call deadline. */
   timeoutMs?: number;
 }
@@ -67,8 +68,9 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
         await sleep(interval, signal);
         if (signal.aborted) return;
         try {
-          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId: options.currentTask?.() ?? '' }, { timeoutMs, signal });
-          options.onHeartbeat?.(res);
+          const taskId = options.currentTask?.() ?? '';
+          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId }, { timeoutMs, signal });
+          options.onHeartbeat?.(res, taskId);
         } catch (err) {
           if (signal.aborted) return;
           if (hasStatus(err, status.NOT_FOUND)) {

@@ -16,6 +16,8 @@ export interface TrainerRecord extends Candidate {
   /** Observed samples a second (EMA), 0 until the first update. */
   observed: number;
   advertised: number;
+  /** Ed25519 key that signs its secure-aggregation keys (empty if it sent none). */
+  identityKey: Buffer;
 }
 
 /** Registry of trainers. */
@@ -25,12 +27,13 @@ export class NodeRegistry {
   constructor(private readonly liveTimeoutMs: number, private readonly now: () => number = Date.now) {}
 
   /** Adds or refreshes a trainer; a returning trainer keeps its record. */
-  register(nodeId: string, advertised: number, backend: string, device: string): TrainerRecord {
+  register(nodeId: string, advertised: number, backend: string, device: string, identityKey: Buffer = Buffer.alloc(0)): TrainerRecord {
     const prev = this.nodes.get(nodeId);
     const rec: TrainerRecord = prev ?? {
       nodeId, capacity: advertised, reliability: 0.5, backend, device, lastSeenMs: 0,
-      assigned: 0, onTime: 0, observed: 0, advertised,
+      assigned: 0, onTime: 0, observed: 0, advertised, identityKey,
     };
+    rec.identityKey = identityKey;
     rec.advertised = advertised;
     rec.backend = backend;
     rec.device = device;

@@ -124,6 +124,19 @@ export class Round<T> {
     this.maybeEnd();
   }
 
+  /**
+   * Marks a member reported without folding anything in: under secure aggregation its masked
+   * input went to its group, and the round only learns group sums.
+   */
+  markReported(taskId: string, nodeId: string, info: { numSamples: number; trainLoss: number; trainSeconds: number }): void {
+    const m = this.checkUpload(taskId, nodeId, this.aggregate.length);
+    m.status = 'reported';
+    m.numSamples = info.numSamples;
+    m.trainLoss = info.trainLoss;
+    m.trainSeconds = info.trainSeconds;
+    this.maybeEnd();
+  }
+
   /** Drops a member that is gone (heartbeats missed); its update will be refused. */
   drop(nodeId: string): void {
     const m = this.byNode.get(nodeId);

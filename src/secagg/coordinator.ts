@@ -102,6 +102,11 @@ export class SecAggGroup {
     if (!this.active.has(nodeId)) throw new NotAMemberError(nodeId, this.groupId, `dropped out before ${stage}`);
   }
 
+  /** True once `nodeId` advertised its keys. */
+  hasAdvertised(nodeId: string): boolean {
+    return this.ads.has(nodeId);
+  }
+
   /** A member left (lost heartbeats): it is no longer expected in any stage. */
   drop(nodeId: string): void {
     this.active.delete(nodeId);

@@ -169,13 +169,15 @@ export class SecAggNode {
   }
 
   /** MASKED_INPUT: the masked, quantized, weighted update (P + 1 words). */
-  maskInput(update: Float32Array, numSamples: number, rng = new Random(randomBytes(4).readUInt32LE(0))): Uint32Array {
+  maskInput(update: Float32Array, numSamples: number, options: { rng?: Random; onQuantized?: (q: Uint32Array) => void } = {}): Uint32Array {
+    const rng = options.rng ?? new Random(randomBytes(4).readUInt32LE(0));
     this.expect('MASKED_INPUT', 'MASKED_INPUT');
     if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
     if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
       throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
     }
     const y = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits, rng);
+    options.onQuantized?.(new Uint32Array(y));
     applyMask(this.selfSeed, y, 1);
     for (const j of this.sharingNeighbours) {
       const seed = pairwiseSeed(this.params, agree(this.mask.secretKey, this.ads.get(j)!.maskKey));

@@ -11,7 +11,7 @@ import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, 
 const PROTO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 
 const definition = protoLoader.loadSync(
-  ['actiquest/v1/coordinator.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto'],
+  ['actiquest/v1/coordinator.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto'],
   { includeDirs: [PROTO_ROOT], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
 );
 const pkg = (loadPackageDefinition(definition).actiquest as GrpcObject).v1 as GrpcObject;
@@ -43,7 +43,7 @@ export interface ShardRef {
 export interface ModelRef { topologyJson: string; numParams: number; paramsSha256: string }
 export interface ShardInfo { shardId: string; numSamples: number; sha256: string; sizeBytes: number }
 
-export interface RegisterTrainerRequest { nodeId: string; capacity: TrainerCapacity | null; version: string }
+export interface RegisterTrainerRequest { nodeId: string; capacity: TrainerCapacity | null; version: string; identityKey: Buffer }
 export interface RegisterTrainerResponse { nodeId: string; heartbeatIntervalMs: number; maxChunkBytes: number }
 export interface RegisterDatasetRequest { nodeId: string; address: string; task: string; shards: ShardInfo[] }
 export interface RegisterDatasetResponse { heartbeatIntervalMs: number }
@@ -52,7 +52,7 @@ export interface HeartbeatResponse { taskActive: boolean }
 export interface GetTaskRequest { nodeId: string; waitMs: number }
 export interface Task {
   taskId: string; jobId: string; round: number; task: string; model: ModelRef | null;
-  train: TrainConfig | null; shards: ShardRef[]; deadlineUnixMs: number;
+  train: TrainConfig | null; shards: ShardRef[]; deadlineUnixMs: number; secagg?: SecAggConfig | null;
 }
 export type GetTaskResponse =
   | { result: 'task'; task: Task; retryAfterMs?: number }
@@ -60,13 +60,14 @@ export type GetTaskResponse =
 export interface FetchGlobalModelRequest { jobId: string; round: number }
 export interface UpdateHeader {
   nodeId: string; taskId: string; jobId: string; round: number; numSamples: number;
-  trainLoss: number; numParams: number; blob: BlobHeader | null; trainSeconds: number;
+  trainLoss: number; numParams: number; blob: BlobHeader | null; trainSeconds: number; masked?: boolean;
 }
 export interface SubmitUpdateResponse { accepted: boolean; receivedUpdates: number }
 export interface GetStatusRequest { jobId: string }
 export interface RoundResult {
   round: number; participants: number; cohort: number; samples: number; trainLoss: number;
   valLoss: number; valAccuracy: number; durationSeconds: number; attempt: number; endedBy: string;
+  groups: number; groupsFailed: number;
 }
 export interface JobStatus {
   jobId: string; task: string; state: string; roundsTotal: number; roundsDone: number;
@@ -75,3 +76,24 @@ export interface JobStatus {
 export interface GetStatusResponse { jobs: JobStatus[]; liveTrainers: number; datasetNodes: number }
 export interface GetManifestResponse { nodeId: string; task: string; shards: ShardInfo[] }
 export interface StreamShardRequest { shardId: string }
+
+export interface SecAggConfig {
+  roundId: string; groupId: string; members: string[]; identityKeys: Buffer[]; neighbours: number; threshold: number;
+  clipRange: number; quantBits: number; vectorLength: number; maxWeight: number; seed: Buffer;
+}
+export interface KeyAdvertisementMsg { nodeId: string; identityKey: Buffer; encKey: Buffer; maskKey: Buffer; signature: Buffer }
+export interface EncryptedShareMsg { from: string; to: string; ciphertext: Buffer }
+export interface UnmaskShareMsg { owner: string; kind: string; share: Buffer }
+export type SecAggSubmitRequest = { nodeId: string; taskId: string } & (
+  | { payload: 'advertisement'; advertisement: KeyAdvertisementMsg }
+  | { payload: 'shares'; shares: { shares: EncryptedShareMsg[] } }
+  | { payload: 'unmask'; unmask: { shares: UnmaskShareMsg[] } }
+  | { payload?: undefined }
+);
+export interface SecAggAwaitRequest { nodeId: string; taskId: string; stage: string; waitMs: number }
+export type SecAggAwaitResponse =
+  | { result: 'advertisements'; advertisements: { advertisements: KeyAdvertisementMsg[] } }
+  | { result: 'shares'; shares: { shares: EncryptedShareMsg[] } }
+  | { result: 'unmask'; unmask: { survivors: string[]; dropped: string[] } }
+  | { result: 'retryAfterMs'; retryAfterMs: number }
+  | { result: 'aborted'; aborted: string };

@@ -1,0 +1,228 @@
+/**
+ * A round's secure aggregation: the cohort split into random groups of at least
+ * `minGroupSize`, each running its own SecAgg+ instance (src/secagg/coordinator.ts). This file
+ * drives the groups through their stages: a stage closes as soon as every remaining member has
+ * answered, or at its deadline; members waiting for the next stage's input are woken; a group
+ * that falls below its threshold fails alone, and its members are reported so the round stops
+ * waiting for them.
+ *
+ * ADVERTISE_KEYS and SHARE_KEYS have `stageTimeoutMs` each; MASKED_INPUT lasts until the round's
+ * TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
+ */
+import { SecAggGroup, type GroupResult } from '../secagg/coordinator.js';
+import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from '../secagg/constants.js';
+import { NotAMemberError, StageError } from '../errors.js';
+import type { Random } from '../util/random.js';
+
+/** Splits members into random groups of at least `minSize` (sizes differ by at most one). */
+export function formGroups(members: readonly string[], minSize: number, rng: Random): string[][] {
+  const count = Math.floor(members.length / minSize);
+  if (count === 0) return [];
+  const shuffled = rng.shuffle([...members]);
+  const groups: string[][] = Array.from({ length: count }, () => []);
+  shuffled.forEach((m, i) => groups[i % count]!.push(m));
+  return groups.map((g) => g.sort());
+}
+
+/** What a node waits for, and what it gets. */
+export type AwaitStage = 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK';
+export type AwaitResult =
+  | { kind: 'advertisements'; advertisements: KeyAdvertisement[] }
+  | { kind: 'shares'; shares: EncryptedShare[] }
+  | { kind: 'unmask'; request: UnmaskRequest }
+  | { kind: 'aborted'; reason: string };
+
+/** Options of {@link SecureAggregation}. */
+export interface SecureAggregationOptions {
+  groups: SecAggParams[];
+  identities: ReadonlyMap<string, Uint8Array>;
+  stageTimeoutMs: number;
+  unmaskTimeoutMs: number;
+  /** Members that will never send their masked input (their group failed, or they dropped out). */
+  onMembersLost?: (nodeIds: string[], reason: string) => void;
+  /** Sees each group's running masked sum just before unmasking (audits and tests). */
+  onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
+}
+
+/** The groups of one round attempt. */
+export class SecureAggregation {
+  readonly groups: SecAggGroup[];
+  private readonly byNode = new Map<string, SecAggGroup>();
+  private readonly timers = new Map<SecAggGroup, NodeJS.Timeout>();
+  private readonly unmaskReady = new Set<SecAggGroup>();
+  private readonly waiters = new Set<() => void>();
+  private readonly lost = new Set<string>();
+  private closed = false;
+
+  constructor(private readonly options: SecureAggregationOptions) {
+    this.groups = options.groups.map((p) => new SecAggGroup(p, options.identities));
+    for (const g of this.groups) {
+      for (const m of g.params.members) this.byNode.set(m, g);
+      this.arm(g, options.stageTimeoutMs);
+    }
+  }
+
+  /** The group of `nodeId`. */
+  groupOf(nodeId: string): SecAggGroup {
+    const g = this.byNode.get(nodeId);
+    if (!g) throw new NotAMemberError(nodeId, '(none)', 'is in no group of this round');
+    return g;
+  }
+
+  private arm(g: SecAggGroup, ms: number): void {
+    clearTimeout(this.timers.get(g));
+    const stage = g.stage;
+    this.timers.set(g, setTimeout(() => {
+      if (g.stage !== stage) return;
+      if (stage === 'UNMASK') this.unmaskReady.add(g);
+      else g.closeStage();
+      this.advance(g);
+    }, ms));
+  }
+
+  /** Closes whatever stage is complete, re-arms deadlines, reports losses, wakes waiters. */
+  private advance(g: SecAggGroup): void {
+    for (;;) {
+      const before = g.stage;
+      if ((before === 'ADVERTISE_KEYS' || before === 'SHARE_KEYS' || before === 'MASKED_INPUT') && g.stageComplete) g.closeStage();
+      if (g.stage === before) break;
+      if (g.stage === 'SHARE_KEYS') this.arm(g, this.options.stageTimeoutMs);
+      if (g.stage === 'UNMASK') this.arm(g, this.options.unmaskTimeoutMs);
+    }
+    if (g.stage === 'UNMASK' && g.stageComplete) this.unmaskReady.add(g);
+    if (g.stage === 'FAILED' || g.stage === 'DONE' || this.unmaskReady.has(g)) clearTimeout(this.timers.get(g));
+    // Members that can no longer send a masked input: the round should not wait for them.
+    const stillInputting = g.stage === 'ADVERTISE_KEYS' || g.stage === 'SHARE_KEYS' || g.stage === 'MASKED_INPUT';
+    const gone = g.params.members.filter((m) => !this.lost.has(m) && (g.stage === 'FAILED' || (stillInputting && !g.remaining.has(m))));
+    if (gone.length > 0) {
+      for (const m of gone) this.lost.add(m);
+      this.options.onMembersLost?.(gone, g.stage === 'FAILED' ? g.error!.message : `dropped out of group ${g.groupId}`);
+    }
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** True while `nodeId` may still begin the protocol (its group takes advertisements, it sent none). */
+  canStart(nodeId: string): boolean {
+    const g = this.byNode.get(nodeId);
+    return g !== undefined && g.stage === 'ADVERTISE_KEYS' && g.remaining.has(nodeId) && !g.hasAdvertised(nodeId);
+  }
+
+  submitAdvertisement(nodeId: string, ad: KeyAdvertisement): void {
+    const g = this.groupOf(nodeId);
+    g.receiveAdvertisement(nodeId, ad);
+    this.advance(g);
+  }
+
+  submitShares(nodeId: string, shares: EncryptedShare[]): void {
+    const g = this.groupOf(nodeId);
+    g.receiveShares(nodeId, shares);
+    this.advance(g);
+  }
+
+  /** Checks that `nodeId` may send its masked input now (before the bytes are read). */
+  checkMaskedInput(nodeId: string): void {
+    const g = this.groupOf(nodeId);
+    if (g.stage !== 'MASKED_INPUT') throw new StageError(`group ${g.groupId}`, g.stage, 'MASKED_INPUT');
+    if (!g.remaining.has(nodeId)) throw new NotAMemberError(nodeId, g.groupId, 'dropped out before MASKED_INPUT');
+  }
+
+  submitMaskedInput(nodeId: string, y: Uint32Array): void {
+    const g = this.groupOf(nodeId);
+    g.receiveMaskedInput(nodeId, y);
+    this.advance(g);
+  }
+
+  submitUnmask(nodeId: string, reveals: UnmaskShare[]): void {
+    const g = this.groupOf(nodeId);
+    g.receiveUnmask(nodeId, reveals);
+    this.advance(g);
+  }
+
+  /** A member is gone (lost heartbeats). */
+  drop(nodeId: string): void {
+    const g = this.byNode.get(nodeId);
+    if (!g) return;
+    g.drop(nodeId);
+    this.advance(g);
+  }
+
+  /** The input `nodeId` needs for `stage`, null if not ready yet. */
+  inputFor(nodeId: string, stage: AwaitStage): AwaitResult | null {
+    const g = this.groupOf(nodeId);
+    if (g.stage === 'FAILED') return { kind: 'aborted', reason: g.error!.message };
+    if (!g.remaining.has(nodeId)) return { kind: 'aborted', reason: `${nodeId} is no longer in group ${g.groupId}` };
+    const order = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'UNMASK', 'DONE'];
+    const at = order.indexOf(g.stage), want = order.indexOf(stage);
+    if (at < want) return null;
+    if (at > want) return { kind: 'aborted', reason: `group ${g.groupId} is past ${stage} (at ${g.stage})` };
+    if (stage === 'SHARE_KEYS') return { kind: 'advertisements', advertisements: g.advertisementsFor(nodeId) };
+    if (stage === 'MASKED_INPUT') return { kind: 'shares', shares: g.sharesFor(nodeId) };
+    return { kind: 'unmask', request: g.unmaskRequest() };
+  }
+
+  /** Long poll for {@link inputFor}: null when `ms` passed first. */
+  async awaitInput(nodeId: string, stage: AwaitStage, ms: number, signal: AbortSignal): Promise<AwaitResult | null> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const r = this.inputFor(nodeId, stage);
+      const left = deadline - Date.now();
+      if (r || left <= 0 || signal.aborted) return r;
+      await new Promise<void>((resolve) => {
+        const wake = () => { clearTimeout(t); this.waiters.delete(wake); signal.removeEventListener('abort', wake); resolve(); };
+        const t = setTimeout(wake, left);
+        signal.addEventListener('abort', wake, { once: true });
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  /** TRAIN is over: groups still collecting masked inputs close that stage now. */
+  closeInputs(): void {
+    for (const g of this.groups) {
+      if (g.stage === 'ADVERTISE_KEYS' || g.stage === 'SHARE_KEYS') {
+        while (g.stage === 'ADVERTISE_KEYS' || g.stage === 'SHARE_KEYS') g.closeStage();
+      }
+      if (g.stage === 'MASKED_INPUT') g.closeStage();
+      this.advance(g);
+    }
+  }
+
+  /** Resolves when every group has failed or finished collecting unmask shares. */
+  async unmasked(signal?: AbortSignal): Promise<void> {
+    while (!this.groups.every((g) => g.stage === 'FAILED' || g.stage === 'DONE' || this.unmaskReady.has(g)) && !signal?.aborted) {
+      await new Promise<void>((resolve) => {
+        const wake = () => { this.waiters.delete(wake); resolve(); };
+        this.waiters.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  /** Unmasks every group that can be; failed groups are listed with their reason. */
+  async finish(): Promise<{ results: GroupResult[]; failed: { groupId: string; members: string[]; reason: string }[] }> {
+    const results: GroupResult[] = [];
+    const failed: { groupId: string; members: string[]; reason: string }[] = [];
+    for (const g of this.groups) {
+      if (g.stage === 'UNMASK') {
+        this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
+        try {
+          results.push(await g.finish());
+          continue;
+        } catch {
+          // recorded below as failed
+        }
+      }
+      failed.push({ groupId: g.groupId, members: g.params.members, reason: g.error?.message ?? `ended in ${g.stage}` });
+    }
+    this.close();
+    return { results, failed };
+  }
+
+  /** Stops every timer and wakes every waiter. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    for (const w of [...this.waiters]) w();
+  }
+}

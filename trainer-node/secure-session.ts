@@ -1,0 +1,73 @@
+/**
+ * A trainer's part in one group's SecAgg+ instance, over the coordinator's stage RPCs: it runs
+ * the key stages (advertise, share keys, receive shares) while local training goes on, then
+ * masks the update, and answers the unmask request. The protocol itself is
+ * `src/secagg/node.ts`; this file only moves its messages.
+ */
+import type { Client } from '@grpc/grpc-js';
+import { callUnary } from '../src/wire/client.js';
+import { SecAggNode } from '../src/secagg/node.js';
+import type { Identity } from '../src/crypto/identity.js';
+import type { SecAggParams } from '../src/secagg/constants.js';
+import type { SecAggAwaitResponse, SecAggConfig, Task } from '../src/wire/proto.js';
+
+/** Thrown when the coordinator says this node's part in its group is over. */
+export class SecAggAbortedError extends Error {
+  constructor(readonly reason: string) {
+    super(`secure aggregation aborted: ${reason}`);
+    this.name = 'SecAggAbortedError';
+  }
+}
+
+const CALL = { timeoutMs: 10_000 };
+
+/** One task's secure session. */
+export class SecureSession {
+  readonly node: SecAggNode;
+  private readonly identities: Map<string, Uint8Array>;
+
+  constructor(private readonly client: Client, private readonly nodeId: string, private readonly task: Task, identity: Identity) {
+    const c = task.secagg as SecAggConfig;
+    const params: SecAggParams = {
+      roundId: c.roundId, groupId: c.groupId, members: c.members, neighbours: c.neighbours, threshold: c.threshold,
+      clipRange: c.clipRange, quantBits: c.quantBits, vectorLength: c.vectorLength, maxWeight: c.maxWeight, seed: c.seed,
+    };
+    this.identities = new Map(c.members.map((m, i) => [m, c.identityKeys[i]!]));
+    this.node = new SecAggNode(params, nodeId, identity);
+  }
+
+  private submit(payload: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+    return callUnary(this.client, 'SecAggSubmit', { nodeId: this.nodeId, taskId: this.task.taskId, ...payload }, { ...CALL, signal });
+  }
+
+  /** Long-polls the coordinator until the stage's input is ready. */
+  private async awaitStage(stage: 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK', signal: AbortSignal): Promise<SecAggAwaitResponse> {
+    for (;;) {
+      if (signal.aborted) throw signal.reason ?? new Error('aborted');
+      const res = await callUnary<SecAggAwaitResponse>(this.client, 'SecAggAwait',
+        { nodeId: this.nodeId, taskId: this.task.taskId, stage, waitMs: 10_000 }, { timeoutMs: 20_000, signal });
+      if (res.result === 'aborted') throw new SecAggAbortedError(res.aborted);
+      if (res.result !== 'retryAfterMs') return res;
+    }
+  }
+
+  /** ADVERTISE_KEYS, SHARE_KEYS and receiving shares: everything before the masked input. */
+  async prepare(signal: AbortSignal): Promise<void> {
+    await this.submit({ payload: 'advertisement', advertisement: this.node.advertise() }, signal);
+    const ads = await this.awaitStage('SHARE_KEYS', signal);
+    if (ads.result !== 'advertisements') throw new SecAggAbortedError(`expected advertisements, got ${ads.result}`);
+    const shares = await this.node.shareKeys(ads.advertisements.advertisements, this.identities);
+    await this.submit({ payload: 'shares', shares: { shares } }, signal);
+    const mine = await this.awaitStage('MASKED_INPUT', signal);
+    if (mine.result !== 'shares') throw new SecAggAbortedError(`expected shares, got ${mine.result}`);
+    this.node.receiveShares(mine.shares.shares);
+  }
+
+  /** UNMASK: waits for the survivors list and reveals what it may. */
+  async unmask(signal: AbortSignal): Promise<void> {
+    const req = await this.awaitStage('UNMASK', signal);
+    if (req.result !== 'unmask') throw new SecAggAbortedError(`expected an unmask request, got ${req.result}`);
+    const reveals = this.node.unmask(req.unmask);
+    await this.submit({ payload: 'unmask', unmask: { shares: reveals } }, signal);
+  }
+}
