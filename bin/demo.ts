@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { ConfigError } from '../src/errors.js';
 
 const DEMO_OPTIONS = {
   trainers: { type: 'number', default: 10, min: 1, max: 200, description: 'trainer processes' },
@@ -21,6 +22,7 @@ const DEMO_OPTIONS = {
   lr: { type: 'number', default: 0.002, min: 0, description: 'local learning rate (adam)' },
   strategy: { type: 'string', default: 'fedavg', choices: ['fedavg', 'fedadam'], description: 'server strategy' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], description: 'trainers\' TF.js backend' },
+  'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+ in groups of 5 (false: plaintext updates)' },
   out: { type: 'string', default: 'out/demo', description: 'output folder: model/, history.json, summary.json, logs/' },
 } as const satisfies OptionTable;
 
@@ -61,6 +63,9 @@ export function waitListening(child: ChildProcess, timeoutMs = 60_000): Promise<
 /** Runs the demo. */
 export async function runDemo(argv: string[]): Promise<void> {
   const o = parseOptions(DEMO_OPTIONS, argv, {}, 'actiquest demo [options]', 'Runs a whole local federation: 1 coordinator, dataset nodes and trainers, each a separate process.');
+  if (o['secure-aggregation'] && o.trainers < 5) {
+    throw new ConfigError('trainers', 'at least 5 with secure aggregation (groups of 5), or --secure-aggregation false', String(o.trainers));
+  }
   const out = path.resolve(o.out);
   const logs = path.join(out, 'logs');
   fs.mkdirSync(logs, { recursive: true });
@@ -73,7 +78,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`actiquest demo: 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--rounds', String(o.rounds),
       '--cohort', String(o.trainers), '--min-trainers', String(Math.min(o['min-trainers'], o.trainers)),
-      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'));
+      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'));
     children.push(coordinator);
     const coordinatorExit = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     readline.createInterface({ input: coordinator.stdout! }).on('line', (line) => console.log(`  ${line}`));
@@ -90,11 +95,12 @@ export async function runDemo(argv: string[]): Promise<void> {
     const code = await coordinatorExit;
     if (code !== 0) throw new Error(`coordinator exited with code ${code}; see ${path.join(logs, 'coordinator.log')}`);
     const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { finalValAccuracy: number; rounds: number; parameters: number };
-    const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { round: number; participants: number; cohort: number; trainLoss: number; valAccuracy: number; durationSeconds: number }[] };
+    const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { round: number; participants: number; cohort: number; trainLoss: number; valAccuracy: number; durationSeconds: number; groups: number; groupsFailed: number }[] };
     console.log('\nsummary');
-    console.log('  round  trainers  train loss  val acc  seconds');
+    console.log('  round  trainers  secure groups  train loss  val acc  seconds');
     for (const r of history.rounds) {
-      console.log(`  ${String(r.round).padStart(5)}  ${`${r.participants}/${r.cohort}`.padStart(8)}  ${r.trainLoss.toFixed(3).padStart(10)}  ${(r.valAccuracy * 100).toFixed(1).padStart(6)}%  ${r.durationSeconds.toFixed(1).padStart(7)}`);
+      const groups = r.groups + r.groupsFailed > 0 ? `${r.groups}${r.groupsFailed ? ` (+${r.groupsFailed} dropped)` : ''}` : 'off';
+      console.log(`  ${String(r.round).padStart(5)}  ${`${r.participants}/${r.cohort}`.padStart(8)}  ${groups.padStart(13)}  ${r.trainLoss.toFixed(3).padStart(10)}  ${(r.valAccuracy * 100).toFixed(1).padStart(6)}%  ${r.durationSeconds.toFixed(1).padStart(7)}`);
     }
     console.log(`  final validation accuracy ${(summary.finalValAccuracy * 100).toFixed(1)}% after ${summary.rounds} rounds (${summary.parameters.toLocaleString('en-US')} parameters, chance is 14.3%)`);
     console.log(`  model: ${path.join(out, 'model', 'model.json')}; total ${((performance.now() - started) / 1000).toFixed(0)}s`);

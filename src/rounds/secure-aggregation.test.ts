@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { SecureAggregation, formGroups } from './secure-aggregation.js';
+import { SecAggNode } from '../secagg/node.js';
+import { generateIdentity } from '../crypto/identity.js';
+import { quantBitsFor } from '../secagg/quantize.js';
+import type { SecAggParams } from '../secagg/constants.js';
+import { Random } from '../util/random.js';
+
+function params(groupId: string, members: string[], P: number): SecAggParams {
+  return {
+    roundId: 'j/1/1', groupId, members, neighbours: members.length - 1, threshold: 2, clipRange: 4,
+    quantBits: quantBitsFor(members.length), vectorLength: P + 1, maxWeight: 10, seed: randomBytes(32),
+  };
+}
+
+describe('formGroups', () => {
+  it('splits into groups of at least the minimum, sizes within one, everyone placed once', () => {
+    const members = Array.from({ length: 17 }, (_, i) => `n${i}`);
+    const groups = formGroups(members, 5, new Random(1));
+    expect(groups.map((g) => g.length).sort()).toEqual([5, 6, 6]);
+    expect(groups.flat().sort()).toEqual([...members].sort());
+    expect(formGroups(members.slice(0, 4), 5, new Random(1))).toEqual([]);
+  });
+});
+
+describe('SecureAggregation', () => {
+  it('drops a group that falls below its threshold and finishes the others', async () => {
+    const P = 32;
+    const groups = [params('g0', ['a', 'b', 'c'], P), params('g1', ['d', 'e', 'f'], P)];
+    const ids = new Map([...'abcdef'].map((m) => [m, generateIdentity()]));
+    const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+    const lost: string[] = [];
+    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 100, unmaskTimeoutMs: 1000, onMembersLost: (l) => lost.push(...l) });
+    const nodes = new Map(groups.flatMap((g) => g.members.map((m) => [m, new SecAggNode(g, m, ids.get(m)!)] as const)));
+    const ac = new AbortController();
+    // A long poll started before the stage closes is woken by it.
+    const waiting = sa.awaitInput('a', 'SHARE_KEYS', 10_000, ac.signal);
+    // In g1 only d advertises; e and f never do.
+    for (const m of ['a', 'b', 'c', 'd']) sa.submitAdvertisement(m, nodes.get(m)!.advertise());
+    expect((await waiting)?.kind).toBe('advertisements');
+    expect(sa.inputFor('d', 'SHARE_KEYS')).toBeNull();
+    // g1's stage deadline passes: it fails, and all its members are reported lost.
+    await until(() => sa.groupOf('d').stage === 'FAILED');
+    expect(lost.sort()).toEqual(['d', 'e', 'f']);
+    expect(sa.inputFor('d', 'SHARE_KEYS')).toEqual({ kind: 'aborted', reason: 'group g1 at ADVERTISE_KEYS: expected at least 2 members, got 1' });
+    for (const m of ['a', 'b', 'c']) {
+      const r = sa.inputFor(m, 'SHARE_KEYS');
+      if (r?.kind !== 'advertisements') throw new Error('expected advertisements');
+      sa.submitShares(m, await nodes.get(m)!.shareKeys(r.advertisements, identities));
+    }
+    for (const m of ['a', 'b', 'c']) {
+      const r = sa.inputFor(m, 'MASKED_INPUT');
+      if (r?.kind !== 'shares') throw new Error('expected shares');
+      nodes.get(m)!.receiveShares(r.shares);
+      sa.checkMaskedInput(m);
+      sa.submitMaskedInput(m, nodes.get(m)!.maskInput(new Float32Array(P).fill(0.5), 10));
+    }
+    expect(sa.groupOf('a').stage).toBe('UNMASK');
+    for (const m of ['a', 'b', 'c']) {
+      const r = sa.inputFor(m, 'UNMASK');
+      if (r?.kind !== 'unmask') throw new Error('expected an unmask request');
+      sa.submitUnmask(m, nodes.get(m)!.unmask(r.request));
+    }
+    await sa.unmasked();
+    const { results, failed } = await sa.finish();
+    expect(failed.map((f) => f.groupId)).toEqual(['g1']);
+    expect(results).toHaveLength(1);
+    expect(results[0]!.members).toEqual(['a', 'b', 'c']);
+    expect(results[0]!.totalWeight).toBeCloseTo(30, 4);
+    expect(results[0]!.weightedSum[0]).toBeCloseTo(15, 4);
+  });
+
+  it('closes a stage at its deadline without the members that did not answer', async () => {
+    const groups = [params('g0', ['a', 'b', 'c', 'd'], 4)];
+    const ids = new Map([...'abcd'].map((m) => [m, generateIdentity()]));
+    const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+    const lost: string[] = [];
+    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 50, unmaskTimeoutMs: 50, onMembersLost: (l) => lost.push(...l) });
+    for (const m of ['a', 'b', 'c']) sa.submitAdvertisement(m, new SecAggNode(groups[0]!, m, ids.get(m)!).advertise());
+    await until(() => sa.groupOf('a').stage === 'SHARE_KEYS');
+    expect(lost).toEqual(['d']);
+    expect(sa.canStart('d')).toBe(false);
+    sa.close();
+  });
+});
+
+async function until(cond: () => boolean): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
