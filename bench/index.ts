@@ -7,7 +7,11 @@
  * 2. Aggregation of 20 updates of 10M parameters (the streaming weighted sum, then the FedAvg
  *    step) against a plain memory copy of the same bytes.
  *
- * Medians of `--repeat` runs (default 3). `--mb` sets the update size.
+ * 3. SecAgg+ unmasking (n = 100, P = 10M, k = 14 and the full graph, 0/10/30% dropout) and
+ *    masking against expanding and adding the same masks (bench/secagg.ts).
+ *
+ * Medians of `--repeat` runs (default 3). `--mb` sets the update size; `--only upload|aggregation|secagg`
+ * runs one part; `--quick` skips the slowest case (full graph, 30% dropout).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -21,7 +25,7 @@ import { CoordinatorClient, type BlobPart, type UpdateHeader } from '../src/wire
 import { encodeBlob } from '../src/wire/blob.js';
 import { WeightedSum, createFedAvg } from '../src/aggregation/index.js';
 
-const { values } = parseArgs({ options: { mb: { type: 'string', default: '256' }, repeat: { type: 'string', default: '3' }, only: { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { mb: { type: 'string', default: '256' }, repeat: { type: 'string', default: '3' }, only: { type: 'string', default: '' }, quick: { type: 'boolean', default: false } } });
 const MB = Number(values.mb);
 const REPEAT = Number(values.repeat);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -122,3 +126,4 @@ function benchAggregation(): void {
 console.log(`actiquest bench (node ${process.version}, ${(await import('node:os')).cpus().length} cpus)`);
 if (!values.only || values.only === 'upload') await benchUpload();
 if (!values.only || values.only === 'aggregation') benchAggregation();
+if (!values.only || values.only === 'secagg') await (await import('./secagg.js')).benchSecAgg({ quick: values.quick! });

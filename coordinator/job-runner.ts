@@ -17,6 +17,7 @@ import { assignShards, selectCohort } from '../src/rounds/selection.js';
 import { SecureAggregation, formGroups } from '../src/rounds/secure-aggregation.js';
 import { defaultNeighbours, defaultThreshold, type SecAggParams } from '../src/secagg/constants.js';
 import { quantBitsFor } from '../src/secagg/quantize.js';
+import type { MaskPool } from '../src/secagg/mask-pool.js';
 import type { NodeRegistry } from '../src/rounds/node-registry.js';
 import { Random } from '../src/util/random.js';
 import { float32ToBytes, sha256 } from '../src/wire/blob.js';
@@ -44,6 +45,8 @@ export interface JobRunnerDeps {
   log: Logger;
   /** Human progress lines. */
   progress: (line: string) => void;
+  /** Threads for unmasking (off the gRPC event loop). */
+  maskPool?: MaskPool;
   /** Sees each group's masked sum before unmasking (tests of what the coordinator holds). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
   /** Called after each completed round (persist history, etc.). */
@@ -285,7 +288,7 @@ export class JobRunner {
       }
       secure = new SecureAggregation({
         groups, identities, stageTimeoutMs: cfg.secure.stageTimeoutMs, unmaskTimeoutMs: cfg.secure.unmaskTimeoutMs,
-        onBeforeUnmask: this.deps.onBeforeUnmask,
+        onBeforeUnmask: this.deps.onBeforeUnmask, pool: this.deps.maskPool,
         onMembersLost: (ids, reason) => {
           log.warn('secure aggregation lost members', { round: this.currentRound, nodeIds: ids, reason });
           for (const id of ids) this.current?.drop(id);

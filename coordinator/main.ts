@@ -10,6 +10,7 @@ import { coordinatorService } from '../src/wire/proto.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry } from '../src/rounds/node-registry.js';
 import { saveModelFiles } from '../src/model/export.js';
+import { MaskPool } from '../src/secagg/mask-pool.js';
 import { coordinatorServiceImpl } from './service.js';
 import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
 import type { CoordinatorConfig } from './config.js';
@@ -45,7 +46,9 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const registry = new NodeRegistry(config.liveTimeoutMs);
   const datasets = new Map<string, DatasetRecord>();
   const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
+  const maskPool = new MaskPool();
   const job: JobRunner = new JobRunner(config.job, {
+    maskPool,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: (): Promise<void> => writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history }),
   });
@@ -86,6 +89,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       await done.catch(() => {});
       await grpc.close();
       await metricsServer?.close();
+      await maskPool.close();
       log.info('stopped');
     },
   };

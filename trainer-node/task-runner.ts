@@ -18,6 +18,7 @@ import { sleep } from '../src/node/registration.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
 import type { Identity } from '../src/crypto/identity.js';
 import { SecureSession } from './secure-session.js';
+import { MaskPool } from '../src/secagg/mask-pool.js';
 import type { Logger } from '../src/util/log.js';
 
 /** Longest a shard may be (bytes). */
@@ -42,8 +43,11 @@ export class TaskRunner {
     },
   ) {}
 
-  /** Closes the dataset channels. */
+  private readonly maskPool = new MaskPool();
+
+  /** Closes the dataset channels and the mask threads. */
   close(): void {
+    void this.maskPool.close();
     for (const c of this.datasetClients.values()) c.close();
     this.datasetClients.clear();
   }
@@ -143,7 +147,8 @@ export class TaskRunner {
     let payload: Buffer = float32ToBytes(delta);
     if (secure) {
       await keysReady;
-      const y = secure.node.maskInput(delta, data.count, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
+      // Large models are masked in threads; small ones inline (the pool decides).
+      const y = await secure.node.maskInputAsync(delta, data.count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
       payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
     }
     const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);

@@ -90,3 +90,21 @@ describe('box', () => {
     expect(open(Buffer.alloc(3), a.publicKey, b.secretKey)).toBeNull();
   });
 });
+
+describe('SIMD add', () => {
+  it('adds and subtracts mod 2^32 exactly like a JS loop, for any length and offset', async () => {
+    const { addWordsInto, simdAvailable } = await import('./simd-add.js');
+    expect(simdAvailable).toBe(true);
+    for (const [len, off] of [[1, 0], [3, 5], [65_536, 7], [300_001, 13]] as const) {
+      const target = Uint32Array.from({ length: len + off + 4 }, (_, i) => (i * 2654435761) >>> 0);
+      const words = Uint32Array.from({ length: len }, (_, i) => (0xffffffff - i * 40503) >>> 0);
+      const expected = Uint32Array.from(target);
+      for (let i = 0; i < len; i++) expected[off + i] = (expected[off + i]! + words[i]!) >>> 0;
+      addWordsInto(target, off, words, 1);
+      expect(Buffer.from(target.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      for (let i = 0; i < len; i++) expected[off + i] = (expected[off + i]! - words[i]!) >>> 0;
+      addWordsInto(target, off, words, -1);
+      expect(Buffer.from(target.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    }
+  });
+});

@@ -10,6 +10,7 @@
  * TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
  */
 import { SecAggGroup, type GroupResult } from '../secagg/coordinator.js';
+import type { MaskPool } from '../secagg/mask-pool.js';
 import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from '../secagg/constants.js';
 import { NotAMemberError, StageError } from '../errors.js';
 import type { Random } from '../util/random.js';
@@ -40,6 +41,8 @@ export interface SecureAggregationOptions {
   unmaskTimeoutMs: number;
   /** Members that will never send their masked input (their group failed, or they dropped out). */
   onMembersLost?: (nodeIds: string[], reason: string) => void;
+  /** Threads that expand masks at unmask; inline when absent. */
+  pool?: MaskPool;
   /** Sees each group's running masked sum just before unmasking (audits and tests). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
 }
@@ -206,7 +209,7 @@ export class SecureAggregation {
       if (g.stage === 'UNMASK') {
         this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
         try {
-          results.push(await g.finish());
+          results.push(await g.finish(this.options.pool));
           continue;
         } catch {
           // recorded below as failed

@@ -14,7 +14,8 @@
 import { verifySignature } from '../crypto/identity.js';
 import { agree, agreementPublicKey } from '../crypto/x25519.js';
 import { combineShares } from '../crypto/shares.js';
-import { applyMask } from '../crypto/prg.js';
+import { applyMasks, type Mask } from '../crypto/prg.js';
+import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
   DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
   UpdateLengthError,
@@ -53,11 +54,14 @@ export class SecAggGroup {
   private readonly reveals = new Map<string, UnmaskShare[]>();
   private readonly sum: Uint32Array;
   private failure: GroupBelowThresholdError | null = null;
+  /** Masks expanded at unmask (self masks of survivors, pairwise masks of dropped nodes). */
+  masksRemoved = 0;
 
   constructor(readonly params: SecAggParams, private readonly identities: ReadonlyMap<string, Uint8Array>) {
     this.graph = neighbourGraph(params.members, params.neighbours, params.seed);
     this.active = new Set(params.members);
-    this.sum = new Uint32Array(params.vectorLength);
+    // Shared memory, so mask threads can unmask it in place.
+    this.sum = sharedWords(params.vectorLength);
   }
 
   get groupId(): string {
@@ -233,7 +237,7 @@ export class SecAggGroup {
    * and returns the group's weighted sum. Throws GroupBelowThresholdError (and the group is
    * FAILED) when some secret has fewer than t shares.
    */
-  async finish(): Promise<GroupResult> {
+  async finish(pool?: MaskPool): Promise<GroupResult> {
     this.expectAfter('UNMASK');
     const t = this.params.threshold;
     const byOwner = new Map<string, Uint8Array[]>();
@@ -249,7 +253,8 @@ export class SecAggGroup {
       }
     }
     const sum = this.sum;
-    for (const j of this.u3) applyMask(await combineShares(byOwner.get(j)!), sum, -1);
+    const masks: Mask[] = [];
+    for (const j of this.u3) masks.push({ seed: await combineShares(byOwner.get(j)!), sign: -1 });
     for (const j of dropped) {
       const secret = await combineShares(byOwner.get(j)!);
       if (!agreementPublicKey(secret).equals(this.ads.get(j)!.maskKey)) {
@@ -259,10 +264,12 @@ export class SecAggGroup {
       // Survivors that masked with j added sign(i, j) * PRG(s_ij): take it out.
       for (const i of this.graph.get(j)!) {
         if (!this.u3.has(i)) continue;
-        const seed = pairwiseSeed(this.params, agree(secret, this.ads.get(i)!.maskKey));
-        applyMask(seed, sum, pairwiseSign(i, j) === 1 ? -1 : 1);
+        masks.push({ seed: pairwiseSeed(this.params, agree(secret, this.ads.get(i)!.maskKey)), sign: pairwiseSign(i, j) === 1 ? -1 : 1 });
       }
     }
+    this.masksRemoved = masks.length;
+    if (pool) await pool.apply(sum, masks);
+    else applyMasks(sum, masks);
     const { weightedSum, totalWeight } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits);
     // Weights were numSamples / maxWeight: scale back to sample counts.
     const k = this.params.maxWeight;

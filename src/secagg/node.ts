@@ -23,8 +23,8 @@ import { verifySignature } from '../crypto/identity.js';
 import { agree, generateAgreementKeyPair, type AgreementKeyPair } from '../crypto/x25519.js';
 import { generateBoxKeyPair, open, seal, type BoxKeyPair } from '../crypto/box.js';
 import { splitSecret } from '../crypto/shares.js';
-import { applyMask } from '../crypto/prg.js';
-import { Random } from '../util/random.js';
+import { applyMasks, type Mask } from '../crypto/prg.js';
+import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
   ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, StageError, UnsafeUnmaskError, UpdateLengthError,
 } from '../errors.js';
@@ -169,21 +169,46 @@ export class SecAggNode {
   }
 
   /** MASKED_INPUT: the masked, quantized, weighted update (P + 1 words). */
-  maskInput(update: Float32Array, numSamples: number, options: { rng?: Random; onQuantized?: (q: Uint32Array) => void } = {}): Uint32Array {
-    const rng = options.rng ?? new Random(randomBytes(4).readUInt32LE(0));
+  maskInput(update: Float32Array, numSamples: number, options: { onQuantized?: (q: Uint32Array) => void } = {}): Uint32Array {
     this.expect('MASKED_INPUT', 'MASKED_INPUT');
     if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
     if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
       throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
     }
-    const y = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits, rng);
+    const y = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits);
     options.onQuantized?.(new Uint32Array(y));
-    applyMask(this.selfSeed, y, 1);
-    for (const j of this.sharingNeighbours) {
-      const seed = pairwiseSeed(this.params, agree(this.mask.secretKey, this.ads.get(j)!.maskKey));
-      applyMask(seed, y, pairwiseSign(this.nodeId, j));
-    }
+    applyMasks(y, this.masks());
     this.stage = 'UNMASK';
+    return y;
+  }
+
+  /** The masks this node adds: its self mask and one pairwise mask per sharing neighbour. */
+  private masks(): Mask[] {
+    return [
+      { seed: this.selfSeed, sign: 1 },
+      ...this.sharingNeighbours.map((j) => ({
+        seed: pairwiseSeed(this.params, agree(this.mask.secretKey, this.ads.get(j)!.maskKey)),
+        sign: pairwiseSign(this.nodeId, j),
+      })),
+    ];
+  }
+
+  /**
+   * MASKED_INPUT, off the event loop: like {@link maskInput}, with the masks expanded by `pool`'s
+   * threads into shared memory.
+   */
+  async maskInputAsync(update: Float32Array, numSamples: number, pool: MaskPool, options: { onQuantized?: (q: Uint32Array) => void } = {}): Promise<Uint32Array> {
+    this.expect('MASKED_INPUT', 'MASKED_INPUT');
+    if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
+    if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
+      throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
+    }
+    const q = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits);
+    options.onQuantized?.(new Uint32Array(q));
+    const y = sharedWords(q.length);
+    y.set(q);
+    this.stage = 'UNMASK';
+    await pool.apply(y, this.masks());
     return y;
   }
 

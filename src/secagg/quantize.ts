@@ -7,7 +7,8 @@
  * dequantized values differs from the sum of the clipped values by less than m * step,
  * step = 2c / (2^b - 1).
  */
-import { Random } from '../util/random.js';
+import { randomFillSync } from 'node:crypto';
+import type { Random } from '../util/random.js';
 
 /** Largest b for which m values of b bits sum below 2^32. */
 export function quantBitsFor(groupSize: number): number {
@@ -24,22 +25,43 @@ export function quantErrorBound(m: number, clipRange: number, bits: number): num
   return m * quantStep(clipRange, bits);
 }
 
+/** Random words drawn at a time for stochastic rounding. */
+const RANDOM_WORDS = 1 << 14;
+
 /**
- * Quantizes `weight * update` (clipped) into words [0, P), and `weight` into word P.
- * `rng` drives stochastic rounding (it needs no secrecy: the masks give that).
+ * Quantizes `weight * update` (clipped) into words [0, P), and `weight` into word P. The
+ * stochastic rounding draws one random uint32 per coordinate, in bulk from `random` (by default
+ * node:crypto's randomFillSync; it needs no secrecy, the masks give that).
  */
-export function quantizeWeighted(update: Float32Array, weight: number, clipRange: number, bits: number, rng: Random): Uint32Array {
+export function quantizeWeighted(
+  update: Float32Array, weight: number, clipRange: number, bits: number,
+  random: (words: Uint32Array) => void = (w) => { randomFillSync(w); },
+): Uint32Array {
   const levels = 2 ** bits - 1;
   const scale = levels / (2 * clipRange);
   const out = new Uint32Array(update.length + 1);
-  const q = (v: number): number => {
-    const x = (Math.min(clipRange, Math.max(-clipRange, v)) + clipRange) * scale;
-    const f = Math.floor(x);
-    return Math.min(levels, f + (rng.next() < x - f ? 1 : 0));
-  };
-  for (let i = 0; i < update.length; i++) out[i] = q(weight * update[i]!);
-  out[update.length] = q(weight);
+  const rnd = new Uint32Array(RANDOM_WORDS);
+  const P = update.length;
+  for (let start = 0; start <= P; start += RANDOM_WORDS) {
+    random(rnd);
+    const end = Math.min(P + 1, start + RANDOM_WORDS);
+    for (let i = start; i < end; i++) {
+      const v = i < P ? weight * update[i]! : weight;
+      const x = ((v > clipRange ? clipRange : v < -clipRange ? -clipRange : v) + clipRange) * scale;
+      const f = Math.floor(x);
+      // Round up with probability x - f.
+      const up = rnd[i - start]! < (x - f) * 4294967296 ? 1 : 0;
+      out[i] = f + up > levels ? levels : f + up;
+    }
+  }
   return out;
+}
+
+/** A seeded source of random words for {@link quantizeWeighted} (tests, reproducible runs). */
+export function seededWords(rng: Random): (words: Uint32Array) => void {
+  return (w) => {
+    for (let i = 0; i < w.length; i++) w[i] = rng.uint32();
+  };
 }
 
 /** Turns a sum of m quantized vectors into the sum of weighted updates and of weights. */

@@ -10,7 +10,7 @@ import { SecAggGroup } from './coordinator.js';
 import { SecAggNode } from './node.js';
 import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
 import { neighbourGraph } from './graph.js';
-import { quantBitsFor, quantErrorBound, quantizeWeighted } from './quantize.js';
+import { quantBitsFor, quantErrorBound, quantizeWeighted, seededWords } from './quantize.js';
 import {
   DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, StageError, UnsafeUnmaskError,
 } from '../errors.js';
@@ -166,7 +166,7 @@ describe('SecAgg+ sums', () => {
     const out = await run(s);
     const rng = new Random(1);
     for (const [m, u] of s.updates) {
-      const q = quantizeWeighted(u.x, u.n / s.params.maxWeight, s.params.clipRange, s.params.quantBits, rng);
+      const q = quantizeWeighted(u.x, u.n / s.params.maxWeight, s.params.clipRange, s.params.quantBits, seededWords(rng));
       for (const y of [...out.received!, out.maskedSum!]) {
         let close = 0;
         for (let i = 0; i < q.length; i++) if (Math.abs(y[i]! - q[i]!) < 2 ** 20) close++;

@@ -1,0 +1,93 @@
+/**
+ * Expanding and adding masks off the event loop: a pool of worker threads, each applying every
+ * mask to its own slice of a SharedArrayBuffer-backed vector (AES-CTR can start at any block,
+ * so slices are independent). Small vectors are masked inline, where a thread hop costs more
+ * than it saves.
+ */
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { applyMasks } from '../crypto/prg.js';
+
+/** A mask to add (1) or subtract (-1). */
+export interface MaskJob {
+  seed: Uint8Array;
+  sign: 1 | -1;
+}
+
+/** Below this many words a vector is masked inline. */
+export const INLINE_WORDS = 1 << 18;
+
+/** A zeroed uint32 vector in shared memory, which the pool's threads can write. */
+export function sharedWords(length: number): Uint32Array {
+  return new Uint32Array(new SharedArrayBuffer(length * 4));
+}
+
+/** A pool of mask threads. */
+export class MaskPool {
+  private workers: Worker[] | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  /** `threads` defaults to the machine's available parallelism. */
+  constructor(readonly threads = Math.max(1, os.availableParallelism())) {}
+
+  private start(): Worker[] {
+    if (this.workers) return this.workers;
+    // The worker is TypeScript: load tsx's loader in the thread first, then the worker module
+    // (Node 20 does not apply a worker's --import before loading its entry).
+    // createRequire resolves the CommonJS build; the thread needs the ESM one beside it.
+    const api = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+    const url = new URL('./mask-worker.ts', import.meta.url).href;
+    const boot = `import(${JSON.stringify(api)}).then(({ tsImport }) => tsImport(${JSON.stringify(url)}, ${JSON.stringify(url)}))`;
+    this.workers = Array.from({ length: this.threads }, () => {
+      const w = new Worker(boot, { eval: true });
+      w.unref();
+      w.on('message', (m: { id: number; error?: string }) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.error) p?.reject(new Error(m.error));
+        else p?.resolve();
+      });
+      w.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      return w;
+    });
+    return this.workers;
+  }
+
+  /** Applies `masks` to `target`; in threads when it is large and in shared memory. */
+  async apply(target: Uint32Array, masks: readonly MaskJob[]): Promise<void> {
+    if (masks.length === 0) return;
+    if (target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1) {
+      applyMasks(target, masks);
+      return;
+    }
+    const workers = this.start();
+    // Slices on 16-byte (AES block) boundaries.
+    const per = Math.ceil(target.length / workers.length / 4) * 4;
+    const jobs: Promise<void>[] = [];
+    workers.forEach((w, i) => {
+      const start = i * per;
+      const end = Math.min(target.length, start + per);
+      if (start >= end) return;
+      const id = this.nextId++;
+      jobs.push(new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject })));
+      w.postMessage({
+        id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, start, end,
+        masks: masks.map((m) => ({ seed: Uint8Array.from(m.seed), sign: m.sign })),
+      });
+    });
+    await Promise.all(jobs);
+  }
+
+  /** Stops the threads. */
+  async close(): Promise<void> {
+    const ws = this.workers ?? [];
+    this.workers = null;
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
+}
