@@ -4,7 +4,7 @@
  * it comes back under the same id it is given work again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Harness, kill, until } from './helpers.js';
+import { Harness, kill, metricValue, until } from './helpers.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -41,6 +41,24 @@ describe('failure', () => {
     const back = c.job.history.find((r) => r.reporters.includes('slow'))!;
     expect(back.round).toBeGreaterThan(1);
     expect(back.participants).toBe(3);
+  });
+
+  it('a straggler past the deadline does not hold the round, and its training stops when the round closes', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
+      '--local-epochs', '1', '--round-timeout', '4', '--heartbeat-interval-ms', '200', '--validation-samples', '70', '--cohort-wait', '30']);
+    await h.dataset(c.address, 'ds-a');
+    await h.trainer(c.address, 'fast-0');
+    await h.trainer(c.address, 'fast-1');
+    // 3 s a batch and several batches: it cannot finish inside the 4 s deadline.
+    const slow = await h.trainer(c.address, 'slow', ['--delay-per-batch-ms', '3000']);
+    expect(await c.done).toBe('DONE');
+    const r = c.job.history[0]!;
+    expect(r.endedBy).toBe('deadline');
+    expect(r.reporters.sort()).toEqual(['fast-0', 'fast-1']);
+    // The slow trainer learns from its heartbeat that the round closed and stops at its next batch.
+    await until(async () => (await metricValue(slow.metricsAddress!, 'actiquest_tasks_total', { result: 'cancelled' }).catch(() => 0)) === 1, 'the straggler to stop', 20_000);
+    expect(await metricValue(slow.metricsAddress!, 'actiquest_tasks_total', { result: 'submitted' }).catch(() => 0)).toBe(0);
   });
 
   it('retries a round that got fewer than min-trainers updates', async () => {

@@ -78,9 +78,9 @@ export function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void>
 }
 
 /** Polls `cond` every 50 ms until it holds; fails with `what` after `timeoutMs`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
