@@ -134,3 +134,30 @@ export async function evaluate(model: tf.LayersModel, data: Dataset, numClasses:
   }
   return { loss: lossSum / data.count, accuracy: correct / data.count, count: data.count };
 }
+
+/**
+ * Gradient of the validation loss at the model's current weights, flat in the order of
+ * `model.weights` (zeros for non-trainable weights). The first-order loss change of an update d
+ * is gradient . d, which is additive over the members of a group: it lets the coordinator score
+ * groups' mean updates in a way that sums over members (src/scoring).
+ */
+export async function lossGradient(model: tf.LayersModel, data: Dataset, numClasses: number): Promise<Float32Array> {
+  const dim = data.features.length / data.count;
+  const trainable = new Set(model.trainableWeights.map((w) => w.name));
+  const { grads, value } = tf.tidy(() => {
+    const x = tf.tensor2d(data.features, [data.count, dim]);
+    const y = tf.oneHot(tf.tensor1d(Int32Array.from(data.labels), 'int32'), numClasses);
+    return tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, logitsOf(model.predict(x) as tf.Tensor)) as tf.Scalar);
+  });
+  const sizes = model.weights.map((w) => w.shape.reduce<number>((a, b) => a * (b ?? 1), 1));
+  const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  let off = 0;
+  for (let i = 0; i < model.weights.length; i++) {
+    const w = model.weights[i]!;
+    const g = trainable.has(w.name) ? grads[w.originalName ?? w.name] ?? grads[w.name] : undefined;
+    if (g) out.set((await g.data()) as Float32Array, off);
+    off += sizes[i]!;
+  }
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
+}

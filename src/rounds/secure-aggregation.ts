@@ -14,6 +14,7 @@ import type { MaskPool } from '../secagg/mask-pool.js';
 import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from '../secagg/constants.js';
 import { NotAMemberError, StageError } from '../errors.js';
 import type { Random } from '../util/random.js';
+import { differByOne } from '../scoring/contribution.js';
 
 /** Splits members into random groups of at least `minSize` (sizes differ by at most one). */
 export function formGroups(members: readonly string[], minSize: number, rng: Random): string[][] {
@@ -23,6 +24,20 @@ export function formGroups(members: readonly string[], minSize: number, rng: Ran
   const groups: string[][] = Array.from({ length: count }, () => []);
   shuffled.forEach((m, i) => groups[i % count]!.push(m));
   return groups.map((g) => g.sort());
+}
+
+/**
+ * {@link formGroups}, re-drawn (up to `tries` times) until no group differs by exactly one
+ * member from a group already evaluated or from another new group: two such groups' scores
+ * would reveal one member's contribution (a differencing attack).
+ */
+export function formGroupsAvoiding(members: readonly string[], minSize: number, rng: Random, evaluated: readonly (readonly string[])[], tries = 50): string[][] {
+  for (let i = 0; i < tries; i++) {
+    const groups = formGroups(members, minSize, rng);
+    const clash = groups.some((g, gi) => evaluated.some((e) => differByOne(g, e)) || groups.some((h, hi) => hi !== gi && differByOne(g, h)));
+    if (!clash) return groups;
+  }
+  return [];
 }
 
 /** What a node waits for, and what it gets. */

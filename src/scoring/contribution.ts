@@ -22,6 +22,13 @@ export interface GroupObservation {
   score: number;
   /** Confidence of the observation (e.g. task difficulty weight); default 1. */
   weight?: number;
+  /**
+   * The round (job and round) it was evaluated in. Scores of one round are standardised
+   * against each other (a per-round fixed effect): how much a round improves the model falls
+   * as training converges, and only a group's standing among its round's groups says anything
+   * about its members. A round with a single group carries no information and is skipped.
+   */
+  round?: string;
 }
 
 /** Options of the estimator. */
@@ -63,20 +70,41 @@ export class ContributionEstimator {
     return out;
   }
 
+  /** Scores with per-round standardisation applied (NaN where a round has one group). */
+  private standardised(): number[] {
+    const byRound = new Map<string, number[]>();
+    this.obs.forEach((o) => {
+      if (o.round !== undefined) byRound.set(o.round, [...(byRound.get(o.round) ?? []), o.score]);
+    });
+    const stats = new Map([...byRound].map(([r, xs]) => {
+      const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+      const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / xs.length);
+      return [r, { m, sd, n: xs.length }] as const;
+    }));
+    return this.obs.map((o) => {
+      if (o.round === undefined) return o.score;
+      const st = stats.get(o.round)!;
+      if (st.n < 2) return NaN;
+      return st.sd > 0 ? (o.score - st.m) / st.sd : 0;
+    });
+  }
+
   /** The current estimate of every node seen. */
   estimate(): Map<string, number> {
     const ids = [...this.appearances().keys()].sort();
     const index = new Map(ids.map((id, i) => [id, i]));
     const n = ids.length;
     if (n === 0) return new Map();
+    const scores = this.standardised();
     let wsum = 0, mu = 0;
-    for (const o of this.obs) {
+    this.obs.forEach((o, k) => {
       const w = o.weight ?? 1;
       wsum += w;
-      mu += w * o.score;
-    }
+      mu += w * scores[k]!;
+    });
     mu /= wsum;
-    const rows = this.obs.map((o) => ({ w: o.weight ?? 1, s: o.score, m: o.members.map((x) => ({ i: index.get(x.id)!, a: x.share })) }));
+    const rows = this.obs.map((o, k) => ({ w: o.weight ?? 1, s: scores[k]!, m: o.members.map((x) => ({ i: index.get(x.id)!, a: x.share })) }))
+      .filter((r) => Number.isFinite(r.s));
     // (A^T W A + lambda I) q = A^T W s + lambda mu 1
     const apply = (q: Float64Array): Float64Array => {
       const out = new Float64Array(n);
