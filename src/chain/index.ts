@@ -1,0 +1,7 @@
+/**
+ * Bittensor: reading the subnet's metagraph and setting the validator's weights on a subtensor
+ * node with @polkadot/api. Scores become u16 weights in src/scoring/weights.ts.
+ */
+export { connectSubtensor, readMetagraph, type Metagraph, type Neuron, type WeightHyperparams } from './subtensor.js';
+export { ExtrinsicSender, publishWeights, type PublishOptions } from './weights-publisher.js';
+export { ChainRuleError, explainRuntimeError } from './errors.js';

@@ -1,0 +1,89 @@
+/**
+ * Weights on the real subtensor runtime (spec 293 under chopsticks): a subnet with this
+ * coordinator's hotkey as validator and two miners; the metagraph as read, the weights as set
+ * equal to the Weights storage, Incentive ordered as the scores, and each rule error's message.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { chainAvailable, startLocalChain, type LocalChain } from './chain-helpers.js';
+import { ChainRuleError, publishWeights, readMetagraph } from '../src/chain/index.js';
+import { toU16Weights } from '../src/scoring/weights.js';
+
+const run = chainAvailable() ? describe : describe.skip;
+
+run('subtensor weights', () => {
+  let chain: LocalChain;
+  let netuid: number;
+  let validator: KeyringPair;
+  let miners: KeyringPair[];
+
+  beforeAll(async () => {
+    chain = await startLocalChain();
+    const { api, keyring, alice } = chain;
+    const tx = api.tx;
+    validator = keyring.addFromUri('//ActiquestValidator');
+    miners = [keyring.addFromUri('//TrainerA'), keyring.addFromUri('//TrainerB')];
+    await chain.sudo(tx.adminUtils!.sudoSetNetworkRateLimit!(0), 'network rate limit');
+    await chain.sender(alice).send(tx.subtensorModule!.registerNetwork!(validator.address), 'register_network');
+    netuid = Number((await api.query.subtensorModule!.totalNetworks!()).toString()) - 1;
+    await chain.blocks(11);
+    await chain.sender(alice).send(tx.subtensorModule!.startCall!(netuid), 'start_call');
+    for (const m of miners) await chain.sender(alice).send(tx.subtensorModule!.burnedRegister!(netuid, m.address), 'burned_register');
+    for (const k of [validator, ...miners]) await chain.sender(alice).send(tx.balances!.transferKeepAlive!(k.address, 10_000_000_000n), 'fund');
+    await chain.sudo(tx.adminUtils!.sudoSetWeightsSetRateLimit!(netuid, 0), 'rate limit');
+    await chain.sudo(tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, false), 'commit-reveal off');
+    await chain.sudo(tx.adminUtils!.sudoSetTempo!(netuid, 5), 'tempo');
+    // One validator slot: only the staked hotkey keeps a permit when epochs recompute them.
+    await chain.sudo(tx.adminUtils!.sudoSetMaxAllowedValidators!(netuid, 1), 'max validators');
+    await chain.sender(alice).send(tx.subtensorModule!.addStake!(validator.address, netuid, 100_000_000_000n), 'add_stake');
+    await chain.blocks(12);
+  }, 120_000);
+
+  afterAll(async () => chain?.close());
+
+  it('reads the metagraph: hotkeys, the validator permit, the weight rules', async () => {
+    const mg = await readMetagraph(chain.api, netuid);
+    expect(mg.neurons.map((n) => n.hotkey)).toEqual([validator.address, ...miners.map((m) => m.address)]);
+    expect(mg.neurons.map((n) => n.validatorPermit)).toEqual([true, false, false]);
+    expect(mg.hyperparams).toMatchObject({ tempo: 5, weightsSetRateLimit: 0, commitRevealEnabled: false });
+    await expect(readMetagraph(chain.api, 999)).rejects.toThrow('subnet 999: not found on this chain');
+  });
+
+  it('sets the weights the scores give, the Weights storage equals them, and Incentive follows the scores', async () => {
+    const mg = await readMetagraph(chain.api, netuid);
+    const weights = toU16Weights(new Map([[1, 0.8], [2, 0.2]]), { maxWeightsLimit: mg.hyperparams.maxWeightsLimit, minAllowedWeights: mg.hyperparams.minAllowedWeights });
+    expect(weights).toEqual({ uids: [1, 2], values: [65535, 16384] });
+    await publishWeights(chain.api, chain.sender(validator), mg, weights, { netuid, versionKey: mg.hyperparams.weightsVersionKey });
+    const stored = (await chain.api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
+    expect(stored).toEqual([[1, 65535], [2, 16384]]);
+    await chain.blocks(12);
+    const incentive = (await chain.api.query.subtensorModule!.incentive!(netuid)).toJSON() as number[];
+    expect(incentive[1]!).toBeGreaterThan(incentive[2]!);
+    expect(incentive[2]!).toBeGreaterThan(0);
+  });
+
+  it('explains each rule error: no permit, version key, rate limit, commit-reveal', async () => {
+    const { api } = chain;
+    const mg = await readMetagraph(api, netuid);
+    const w = { uids: [1, 2], values: [65535, 100] };
+    expect(mg.neurons[1]!.validatorPermit).toBe(false);
+    const noPermit = publishWeights(api, chain.sender(miners[0]!), mg, { uids: [0, 2], values: [65535, 1] }, { netuid, versionKey: 0 });
+    await expect(noPermit).rejects.toThrow(ChainRuleError);
+    await expect(noPermit).rejects.toThrow('set_weights refused by the chain (NeuronNoValidatorPermit): this hotkey has no validator permit on the subnet');
+
+    await chain.sudo(api.tx.adminUtils!.sudoSetWeightsVersionKey!(netuid, 7), 'version key');
+    await expect(publishWeights(api, chain.sender(validator), mg, w, { netuid, versionKey: 3 }))
+      .rejects.toThrow("set_weights refused by the chain (IncorrectWeightVersionKey): the version key is below the subnet's WeightsVersionKey");
+    await publishWeights(api, chain.sender(validator), mg, w, { netuid, versionKey: 7 });
+
+    await chain.sudo(api.tx.adminUtils!.sudoSetWeightsSetRateLimit!(netuid, 1000), 'rate limit 1000');
+    await expect(publishWeights(api, chain.sender(validator), mg, w, { netuid, versionKey: 7 }))
+      .rejects.toThrow('set_weights refused by the chain (SettingWeightsTooFast): weights were set too recently');
+
+    await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, true), 'commit-reveal on');
+    const withCr = await readMetagraph(api, netuid);
+    expect(withCr.hyperparams.commitRevealEnabled).toBe(true);
+    await expect(publishWeights(api, chain.sender(validator), withCr, w, { netuid, versionKey: 7 }))
+      .rejects.toThrow('set_weights refused by the chain (CommitRevealEnabled): commit-reveal is on for this subnet');
+  });
+});
