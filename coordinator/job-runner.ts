@@ -10,7 +10,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createStrategy, type Strategy } from '../src/aggregation/index.js';
 import { buildModel, topologyJson } from '../src/model/spec.js';
 import { getFlatParams, setFlatParams } from '../src/model/params.js';
-import { evaluate, type Dataset } from '../src/model/train.js';
+import { evaluate, lossGradient, type Dataset } from '../src/model/train.js';
+import { Scoreboard, type ScoredGroup } from '../src/scoring/scoreboard.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
 import { assignShards, selectCohort } from '../src/rounds/selection.js';
@@ -79,6 +80,11 @@ export class JobRunner {
   private readonly validation: Dataset;
   private readonly rng: Random;
   private readonly waiters = new Set<() => void>();
+  /** Every node's contribution score. */
+  readonly scoreboard = new Scoreboard();
+  /** Rounds each dataset node was live at a round's start, and rounds counted. */
+  private readonly datasetLive = new Map<string, number>();
+  private roundsCounted = 0;
 
   constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
     this.task = getTask(config.task);
@@ -227,6 +233,20 @@ export class JobRunner {
     });
   }
 
+  /** Adds the round's scored groups to the scoreboard and recomputes every score. */
+  private scoreGroups(groups: { members: string[]; score: number }[], round: Round<Task>, roundKey: string): void {
+    for (const g of groups) {
+      const members = g.members.map((id) => ({ id, samples: round.member(id)?.numSamples ?? 1 }));
+      const bySource = new Map<string, number>();
+      for (const id of g.members) for (const s of round.member(id)?.task.shards ?? []) bySource.set(s.datasetNodeId, (bySource.get(s.datasetNodeId) ?? 0) + s.numSamples);
+      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score };
+      this.scoreboard.observe(scored);
+    }
+    this.scoreboard.update((id, role) => role === 'trainer'
+      ? this.deps.registry.get(id)?.reliability ?? 0.5
+      : (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted));
+  }
+
   /** Waits until enough trainers and at least one dataset node are live. */
   private async waitForNodes(signal: AbortSignal): Promise<void> {
     let lastNote = '';
@@ -255,6 +275,17 @@ export class JobRunner {
     await this.waitForNodes(signal);
     if (signal.aborted) return false;
     const started = performance.now();
+    // Scores are first-order loss decreases at this round's global model: -grad . update.
+    setFlatParams(this.model, this.globalParams);
+    const grad = await lossGradient(this.model, this.validation, this.task.classes.length);
+    const firstOrder = (update: Float32Array, scale = 1) => {
+      let s2 = 0;
+      for (let i = 0; i < update.length; i++) s2 -= grad[i]! * update[i]!;
+      return s2 * scale;
+    };
+    this.roundsCounted++;
+    for (const d of this.deps.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
+    const plainScores = new Map<string, number>();
     const cohort = selectCohort(this.eligible(), cfg.cohort, this.rng);
     const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
       datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
@@ -297,7 +328,11 @@ export class JobRunner {
     }
     this.secure?.close();
     this.secure = secure;
-    const round = new Round<Task>({ jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, deadlineMs, members });
+    const round = new Round<Task>({
+      jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, deadlineMs, members,
+      // Without secure aggregation the coordinator sees each update, so it scores each one.
+      onAccepted: (nodeId, delta) => plainScores.set(nodeId, firstOrder(delta)),
+    });
     this.current = round;
     const samples = members.reduce((n, m) => n + m.task.shards.reduce((k, s) => k + s.numSamples, 0), 0);
     const groupNote = secure ? `, secure aggregation in ${secure.groups.length} groups of ${secure.groups.map((g) => g.params.members.length).join('+')}` : '';
@@ -318,12 +353,16 @@ export class JobRunner {
     signal.addEventListener('abort', onAbort, { once: true });
     const outcome = await round.trained;
     let groupsDone = 0, groupsFailed = 0;
+    const groupScores: { members: string[]; score: number }[] = [];
     let reporters = new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId));
     if (secure && !signal.aborted) {
       secure.closeInputs();
       await secure.unmasked(signal);
       const { results, failed } = await secure.finish();
-      for (const r of results) round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
+      for (const r of results) {
+        round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
+        groupScores.push({ members: r.members, score: firstOrder(r.weightedSum, 1 / r.totalWeight) });
+      }
       for (const f of failed) log.warn('secure aggregation group dropped', { round: this.currentRound, groupId: f.groupId, reason: f.reason });
       reporters = new Set(results.flatMap((r) => r.members));
       groupsDone = results.length;
@@ -346,6 +385,8 @@ export class JobRunner {
       progress(`round ${this.currentRound}: ${what} (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
       return false;
     }
+    if (!secure) for (const [id, score] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], score });
+    this.scoreGroups(groupScores, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
     this.setGlobal(next);
     const ev = await this.evaluateGlobal();

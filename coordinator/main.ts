@@ -38,6 +38,26 @@ async function writeJson(file: string, value: unknown): Promise<void> {
   await fs.rename(`${file}.tmp`, file);
 }
 
+/**
+ * Without a chain: the weights the coordinator would set, with local uids (trainers, then
+ * dataset nodes, each sorted by id), the scores behind them and their parts.
+ */
+export function weightsReport(job: JobRunner) {
+  const scores = job.scoreboard.all();
+  const ordered = [...scores].sort((a, b) => (a.role === b.role ? a.nodeId.localeCompare(b.nodeId) : a.role === 'trainer' ? -1 : 1));
+  const uids = new Map(ordered.map((s, i) => [s.nodeId, i]));
+  const w = job.scoreboard.weights(uids, { maxWeightsLimit: 65535, minAllowedWeights: 0 });
+  const byUid = new Map(w.uids.map((u, i) => [u, w.values[i]!]));
+  return {
+    chain: null,
+    note: 'no chain configured: the weights the coordinator would set, with local uids',
+    rounds: job.history.length,
+    uids: w.uids,
+    values: w.values,
+    nodes: ordered.map((s) => ({ uid: uids.get(s.nodeId)!, u16: byUid.get(uids.get(s.nodeId)!) ?? 0, ...s })),
+  };
+}
+
 /** Starts the coordinator and its job. */
 export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
   const log = createLogger('coordinator', { level: config.logLevel });
@@ -50,7 +70,10 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const job: JobRunner = new JobRunner(config.job, {
     maskPool,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
-    onRound: (): Promise<void> => writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history }),
+    onRound: async (): Promise<void> => {
+      await writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history });
+      await writeJson(path.join(config.out, 'weights.json'), weightsReport(job));
+    },
   });
   await job.init();
   let closing = false;
@@ -73,6 +96,8 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
         parameters: job.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
         classes: job.task.classes, model: dir,
       });
+      const report = weightsReport(job);
+      progress(`weights it would set (no chain configured; local uids): ${report.nodes.map((n) => `${n.nodeId}=${n.u16}`).join(' ') || 'none yet'}`);
       progress(`job ${config.job.jobId} done: final val acc ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
     }
     log.info('job finished', { jobId: config.job.jobId, state });

@@ -8,12 +8,12 @@ import { clientStream, serverStream, unary } from '../src/wire/server.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import { BufferPool } from '../src/wire/buffer-pool.js';
 import {
-  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, ShuttingDownError, TaskNotFoundError, WrongRoundError, NoSecureRoundError,
+  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, ShuttingDownError, TaskNotFoundError, WrongRoundError, NoSecureRoundError, NotScoredError,
 } from '../src/errors.js';
 import type {
   BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,
   HeartbeatRequest, HeartbeatResponse, RegisterDatasetRequest, RegisterDatasetResponse, RegisterTrainerRequest,
-  RegisterTrainerResponse, SecAggAwaitRequest, SecAggAwaitResponse, SecAggSubmitRequest, SubmitUpdateResponse, UpdateHeader,
+  RegisterTrainerResponse, GetScoreResponse, SecAggAwaitRequest, SecAggAwaitResponse, SecAggSubmitRequest, SubmitUpdateResponse, UpdateHeader,
 } from '../src/wire/proto.js';
 import type { NodeRegistry } from '../src/rounds/node-registry.js';
 import type { CoordinatorMetrics } from '../src/metrics/index.js';
@@ -208,6 +208,13 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       } finally {
         if (received) pool.release(received);
       }
+    }),
+
+    GetScore: unary(log, 'GetScore', (req: { nodeId: string }): GetScoreResponse => {
+      checkId('node_id', req.nodeId);
+      const s = job.scoreboard.get(req.nodeId);
+      if (!s) throw new NotScoredError(req.nodeId);
+      return { nodeId: s.nodeId, role: s.role, score: s.score, quality: s.quality, reliability: s.reliability, groupsSeen: s.groupsSeen };
     }),
 
     SecAggSubmit: unary(log, 'SecAggSubmit', (req: SecAggSubmitRequest): Record<string, never> => {

@@ -224,3 +224,11 @@ export class NoSecureRoundError extends ActiquestError {
     super(`job ${jobId}: expected a round with secure aggregation in progress, got none`);
   }
 }
+
+/** A node the coordinator has not scored yet. */
+export class NotScoredError extends ActiquestError {
+  readonly kind = 'not-found';
+  constructor(readonly nodeId: string) {
+    super(`node ${nodeId}: no score yet; it is scored once a group it was in has been evaluated`);
+  }
+}

@@ -42,6 +42,8 @@ export interface RoundOptions<T> {
   deadlineMs: number;
   members: { nodeId: string; taskId: string; task: T }[];
   now?: () => number;
+  /** Sees each accepted plaintext update before it is folded in (to score it). */
+  onAccepted?: (nodeId: string, delta: Float32Array, numSamples: number) => void;
 }
 
 /** One attempt at a round. */
@@ -56,6 +58,7 @@ export class Round<T> {
   private readonly byNode = new Map<string, MemberState<T>>();
   private current: RoundPhase = 'TRAIN';
   private timer: NodeJS.Timeout | null = null;
+  private readonly onAccepted?: RoundOptions<T>['onAccepted'];
   private resolveTrain!: (o: TrainOutcome) => void;
   /** Resolves when TRAIN ends. */
   readonly trained: Promise<TrainOutcome>;
@@ -67,6 +70,7 @@ export class Round<T> {
     this.deadlineMs = options.deadlineMs;
     this.startedMs = (options.now ?? Date.now)();
     this.aggregate = new WeightedSum(options.paramCount);
+    this.onAccepted = options.onAccepted;
     for (const m of options.members) {
       const st: MemberState<T> = { ...m, status: 'assigned', numSamples: 0, trainLoss: 0, trainSeconds: 0 };
       this.byTask.set(m.taskId, st);
@@ -116,6 +120,7 @@ export class Round<T> {
     for (let i = 0; i < delta.length; i++) {
       if (!Number.isFinite(delta[i]!)) throw new NonFiniteValueError(i, delta[i]!);
     }
+    this.onAccepted?.(nodeId, delta, info.numSamples);
     this.aggregate.add(delta, info.numSamples);
     m.status = 'reported';
     m.numSamples = info.numSamples;

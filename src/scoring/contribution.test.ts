@@ -33,6 +33,14 @@ describe('ContributionEstimator', () => {
     expect(q.get('c')!).toBeLessThan(5);
   });
 
+  it('learns nothing, and stays finite, from rounds with a single group', () => {
+    const est = new ContributionEstimator();
+    est.observe({ members: [{ id: 'a', share: 1 }, { id: 'b', share: 1 }], score: 3, round: 'r1' });
+    const q = est.estimate();
+    expect(q.get('a')).toBe(0);
+    expect(q.get('b')).toBe(0);
+  });
+
   it('refuses bad observations', () => {
     expect(() => new ContributionEstimator().observe({ members: [{ id: 'a', share: 0 }], score: 1 })).toThrow(/positive shares/);
     expect(() => new ContributionEstimator().observe({ members: [{ id: 'a', share: 1 }], score: NaN })).toThrow(/finite score/);

@@ -96,13 +96,15 @@ export class ContributionEstimator {
     const n = ids.length;
     if (n === 0) return new Map();
     const scores = this.standardised();
+    // Rounds with a single group say nothing (NaN after standardising) and are left out.
     let wsum = 0, mu = 0;
     this.obs.forEach((o, k) => {
+      if (!Number.isFinite(scores[k]!)) return;
       const w = o.weight ?? 1;
       wsum += w;
       mu += w * scores[k]!;
     });
-    mu /= wsum;
+    mu = wsum > 0 ? mu / wsum : 0;
     const rows = this.obs.map((o, k) => ({ w: o.weight ?? 1, s: scores[k]!, m: o.members.map((x) => ({ i: index.get(x.id)!, a: x.share })) }))
       .filter((r) => Number.isFinite(r.s));
     // (A^T W A + lambda I) q = A^T W s + lambda mu 1

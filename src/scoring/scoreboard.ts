@@ -1,0 +1,86 @@
+/**
+ * Every node's score, from what the coordinator may see: per round, the scores of groups (or,
+ * without secure aggregation, of single updates), the shards that fed them, and each node's
+ * record. Quality comes from {@link ContributionEstimator} over group memberships (trainers,
+ * and dataset nodes by their share of a group's samples); it is squashed to (0, 1) and
+ * multiplied by the node's reliability (trainers: tasks in on time; dataset nodes: availability),
+ * then smoothed with an EMA across rounds. Weights follow the SDK's rules (weights.ts).
+ */
+import { ContributionEstimator } from './contribution.js';
+import { Ema, toU16Weights, type WeightRules } from './weights.js';
+
+/** One node's score and its parts (what the feedback RPC returns). */
+export interface NodeScore {
+  nodeId: string;
+  role: 'trainer' | 'dataset';
+  score: number;
+  quality: number;
+  reliability: number;
+  groupsSeen: number;
+}
+
+/** An evaluated group of one round. */
+export interface ScoredGroup {
+  round: string;
+  /** Trainer ids and their sample counts. */
+  members: { id: string; samples: number }[];
+  /** Dataset node ids and the samples of theirs the group trained on. */
+  datasets: { id: string; samples: number }[];
+  score: number;
+  /** Task difficulty weight of the job (harder jobs weigh more). */
+  weight?: number;
+}
+
+const squash = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** The coordinator's scoreboard. */
+export class Scoreboard {
+  private readonly trainers = new ContributionEstimator();
+  private readonly datasets = new ContributionEstimator();
+  private readonly ema = new Ema(0.3);
+  private latest = new Map<string, NodeScore>();
+
+  /** Adds an evaluated group. */
+  observe(g: ScoredGroup): void {
+    this.trainers.observe({ members: g.members.map((m) => ({ id: m.id, share: m.samples })), score: g.score, round: g.round, weight: g.weight });
+    if (g.datasets.length > 0) {
+      this.datasets.observe({ members: g.datasets.map((d) => ({ id: d.id, share: d.samples })), score: g.score, round: g.round, weight: g.weight });
+    }
+  }
+
+  /** Recomputes every score (once a round); `reliability` gives each node's record in [0, 1]. */
+  update(reliability: (id: string, role: 'trainer' | 'dataset') => number): NodeScore[] {
+    const out: NodeScore[] = [];
+    for (const [role, est] of [['trainer', this.trainers], ['dataset', this.datasets]] as const) {
+      const q = est.estimate();
+      const seen = est.appearances();
+      for (const [id, quality] of q) {
+        const r = Math.min(1, Math.max(0, reliability(id, role)));
+        const score = this.ema.update(`${role}/${id}`, squash(quality) * r);
+        out.push({ nodeId: id, role, score, quality, reliability: r, groupsSeen: seen.get(id) ?? 0 });
+      }
+    }
+    this.latest = new Map(out.map((s) => [s.nodeId, s]));
+    return out;
+  }
+
+  /** The latest score of a node. */
+  get(nodeId: string): NodeScore | undefined {
+    return this.latest.get(nodeId);
+  }
+
+  /** All latest scores, best first. */
+  all(): NodeScore[] {
+    return [...this.latest.values()].sort((a, b) => b.score - a.score);
+  }
+
+  /** u16 weights for `uids` (node id -> uid on the subnet), under the subnet's rules. */
+  weights(uids: ReadonlyMap<string, number>, rules: WeightRules): { uids: number[]; values: number[] } {
+    const byUid = new Map<number, number>();
+    for (const s of this.latest.values()) {
+      const uid = uids.get(s.nodeId);
+      if (uid !== undefined) byUid.set(uid, (byUid.get(uid) ?? 0) + s.score);
+    }
+    return toU16Weights(byUid, rules);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Scores and weights from a real run: the coordinator scores every update (plaintext) or group
+ * (secure), writes the weights it would set without a chain, and answers a node's GetScore.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { Harness, grpcError } from './helpers.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, type GetScoreResponse } from '../src/wire/proto.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+describe('scores and weights without a chain', () => {
+  it('writes the weights it would set, and each node reads its own score', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '16',
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-a');
+    await h.dataset(c.address, 'ds-b');
+    for (const id of ['t0', 't1', 't2']) await h.trainer(c.address, id);
+    expect(await c.done).toBe('DONE');
+
+    const report = JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'weights.json'), 'utf8')) as {
+      chain: null; uids: number[]; values: number[]; nodes: { uid: number; nodeId: string; role: string; u16: number; score: number }[];
+    };
+    expect(report.chain).toBeNull();
+    expect(report.nodes.map((n) => n.nodeId).sort()).toEqual(['ds-a', 'ds-b', 't0', 't1', 't2']);
+    expect(report.uids.length).toBe(report.values.length);
+    expect(Math.max(...report.values)).toBe(65535);
+    for (const n of report.nodes) expect(n.score).toBeGreaterThanOrEqual(0);
+    expect(h.progress.some((l) => /^weights it would set \(no chain configured; local uids\): .*t0=\d+/.test(l))).toBe(true);
+
+    const client = makeClient(CoordinatorClient, c.address);
+    h.defer(() => client.close());
+    const mine = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 't1' }, { timeoutMs: 5000 });
+    expect(mine).toMatchObject({ nodeId: 't1', role: 'trainer', groupsSeen: 2 });
+    expect(mine.reliability).toBeGreaterThan(0.5);
+    expect(await grpcError(callUnary(client, 'GetScore', { nodeId: 'stranger' }, { timeoutMs: 5000 })))
+      .toEqual({ code: status.NOT_FOUND, details: 'node stranger: no score yet; it is scored once a group it was in has been evaluated' });
+  });
+});
