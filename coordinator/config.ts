@@ -39,6 +39,9 @@ export const COORDINATOR_OPTIONS = {
   'validation-seed': { type: 'string', default: '', env: 'AQ_VALIDATION_SEED', description: 'seed of the validation data (empty: random, never sent to trainers)' },
   'validation-samples': { type: 'number', default: 700, min: 7, max: 1_000_000, description: 'validation samples' },
   'model-seed': { type: 'number', default: 1, min: 0, description: 'seed of the initial model weights' },
+  chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on after each round; empty: write them to weights.json only' },
+  netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'subnet to set weights on (with --chain)' },
+  'hotkey-uri': { type: 'string', default: '', env: 'AQ_HOTKEY_URI', description: 'secret URI (mnemonic or //Name) of the validator hotkey; prefer the environment, it is never printed' },
   out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
@@ -53,6 +56,8 @@ export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
   liveTimeoutMs: number;
   out: string;
+  /** Where weights go on chain; null: weights.json only. */
+  chain: { url: string; netuid: number; hotkeyUri: string } | null;
   exitWhenDone: boolean;
   metricsHost: string;
   metricsPort: number;
@@ -109,6 +114,8 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     throw new ConfigError('hidden', 'comma-separated integers 1 to 4096', JSON.stringify(o.hidden));
   }
   if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
+  if (o.chain && !/^wss?:\/\//.test(o.chain)) throw new ConfigError('chain', 'a ws:// or wss:// URL', JSON.stringify(o.chain));
+  if (o.chain && !o['hotkey-uri']) throw new ConfigError('hotkey-uri', 'the validator hotkey (set AQ_HOTKEY_URI) when --chain is given', 'nothing');
   if (o.neighbours % 2 === 1) throw new ConfigError('neighbours', 'an even number (or 0 for the default)', String(o.neighbours));
   if (o['secure-aggregation'] && o.cohort < o['min-group-size']) {
     throw new ConfigError('cohort', `at least --min-group-size (${o['min-group-size']}) with secure aggregation on`, String(o.cohort));
@@ -150,6 +157,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),
+    chain: o.chain ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkeyUri: o['hotkey-uri'] }) : null,
     exitWhenDone: o['exit-when-done'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],

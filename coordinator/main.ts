@@ -11,6 +11,7 @@ import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry } from '../src/rounds/node-registry.js';
 import { saveModelFiles } from '../src/model/export.js';
 import { MaskPool } from '../src/secagg/mask-pool.js';
+import { startChainPublisher, type Publication } from './chain-publisher.js';
 import { coordinatorServiceImpl } from './service.js';
 import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
 import type { CoordinatorConfig } from './config.js';
@@ -20,6 +21,8 @@ export interface Coordinator {
   address: string;
   metricsAddress: string | null;
   job: JobRunner;
+  /** The last weights set on chain (null without --chain or before the first). */
+  lastPublication(): Publication | null;
   /** Resolves with the job's final state (the model is written by then). */
   done: Promise<JobState>;
   close(): Promise<void>;
@@ -73,9 +76,19 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     onRound: async (): Promise<void> => {
       await writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history });
       await writeJson(path.join(config.out, 'weights.json'), weightsReport(job));
+      const published = await chain?.publish(job.scoreboard).catch((err: Error) => {
+        log.warn('weights not set', { error: err.message });
+        return null;
+      });
+      if (published) {
+        lastPublication = published;
+        progress(`weights set on subnet ${config.chain!.netuid} at block ${published.block}: ${published.uids.length} uids${published.unmapped.length ? ` (${published.unmapped.length} scored nodes have no uid)` : ''}`);
+      }
     },
   });
   await job.init();
+  const chain = config.chain ? await startChainPublisher({ ...config.chain, log: log.child('chain') }) : null;
+  let lastPublication: Publication | null = null;
   let closing = false;
   const grpc = createGrpcServer();
   grpc.server.addService(coordinatorService, coordinatorServiceImpl({
@@ -96,8 +109,10 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
         parameters: job.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
         classes: job.task.classes, model: dir,
       });
-      const report = weightsReport(job);
-      progress(`weights it would set (no chain configured; local uids): ${report.nodes.map((n) => `${n.nodeId}=${n.u16}`).join(' ') || 'none yet'}`);
+      if (!chain) {
+        const report = weightsReport(job);
+        progress(`weights it would set (no chain configured; local uids): ${report.nodes.map((n) => `${n.nodeId}=${n.u16}`).join(' ') || 'none yet'}`);
+      }
       progress(`job ${config.job.jobId} done: final val acc ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
     }
     log.info('job finished', { jobId: config.job.jobId, state });
@@ -107,6 +122,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     address,
     metricsAddress: metricsServer?.address ?? null,
     job,
+    lastPublication: () => lastPublication,
     done,
     async close() {
       closing = true;
@@ -115,6 +131,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       await grpc.close();
       await metricsServer?.close();
       await maskPool.close();
+      await chain?.close();
       log.info('stopped');
     },
   };

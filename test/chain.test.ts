@@ -8,6 +8,7 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import { chainAvailable, startLocalChain, type LocalChain } from './chain-helpers.js';
 import { ChainRuleError, publishWeights, readMetagraph } from '../src/chain/index.js';
 import { toU16Weights } from '../src/scoring/weights.js';
+import { Harness } from './helpers.js';
 
 const run = chainAvailable() ? describe : describe.skip;
 
@@ -60,6 +61,29 @@ run('subtensor weights', () => {
     const incentive = (await chain.api.query.subtensorModule!.incentive!(netuid)).toJSON() as number[];
     expect(incentive[1]!).toBeGreaterThan(incentive[2]!);
     expect(incentive[2]!).toBeGreaterThan(0);
+  });
+
+  it('a coordinator with --chain sets the weights its scores give, and the Weights storage holds them', async () => {
+    const h = new Harness();
+    try {
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
+        '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
+        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      await h.dataset(c.address, 'ds-a');
+      // On a chain, a trainer's node id is its hotkey.
+      for (const m of miners) await h.trainer(c.address, m.address);
+      expect(await c.done).toBe('DONE');
+      const pub = c.lastPublication();
+      expect(pub).not.toBeNull();
+      expect(pub!.uids).toEqual([1, 2]);
+      // ds-a is scored too but has no uid on this subnet.
+      expect(pub!.unmapped).toEqual(['ds-a']);
+      const stored = (await chain.api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
+      expect(stored).toEqual(pub!.uids.map((u, i) => [u, pub!.values[i]]));
+      expect(h.progress.some((l) => new RegExp(`^weights set on subnet ${netuid} at block \\d+: 2 uids`).test(l))).toBe(true);
+    } finally {
+      await h.close();
+    }
   });
 
   it('explains each rule error: no permit, version key, rate limit, commit-reveal', async () => {

@@ -18,8 +18,20 @@ export class ExtrinsicSender {
 
   constructor(private readonly api: ApiPromise, readonly signer: KeyringPair) {}
 
-  /** Submits `tx` and resolves once it is in a block; throws ChainRuleError on a dispatch error. */
+  /**
+   * Submits `tx` and resolves once it is in a block; throws ChainRuleError on a dispatch error.
+   * A refusal for a stale nonce (another process used the key) refetches the nonce and retries once.
+   */
   async send(tx: SubmittableExtrinsic<'promise'>, action: string, timeoutMs = 60_000): Promise<{ blockHash: string }> {
+    try {
+      return await this.sendOnce(tx, action, timeoutMs);
+    } catch (err) {
+      if (!/stale|outdated|Priority is too low/i.test((err as Error).message)) throw err;
+      return this.sendOnce(tx, action, timeoutMs);
+    }
+  }
+
+  private async sendOnce(tx: SubmittableExtrinsic<'promise'>, action: string, timeoutMs: number): Promise<{ blockHash: string }> {
     if (this.nonce === null) this.nonce = (await this.api.rpc.system.accountNextIndex(this.signer.address)).toNumber();
     const nonce = this.nonce++;
     return new Promise((resolve, reject) => {

@@ -1,0 +1,80 @@
+/**
+ * Setting the coordinator's weights on a subtensor chain after each round: read the metagraph,
+ * map scored nodes to uids by hotkey (a node's id must be its hotkey's SS58 address), turn
+ * scores into u16 weights under the subnet's rules, and set them when the rate limit allows.
+ * Refusals are logged with the operator's explanation; they never stop training.
+ */
+import type { ApiPromise } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { connectSubtensor, readMetagraph } from '../src/chain/subtensor.js';
+import { ExtrinsicSender, publishWeights } from '../src/chain/weights-publisher.js';
+import type { Scoreboard } from '../src/scoring/scoreboard.js';
+import type { Logger } from '../src/util/log.js';
+
+/** What a publication did. */
+export interface Publication {
+  block: number;
+  uids: number[];
+  values: number[];
+  /** Scored nodes without a uid on the subnet. */
+  unmapped: string[];
+}
+
+/** Options of {@link startChainPublisher}. */
+export interface ChainPublisherOptions {
+  url: string;
+  netuid: number;
+  /** Secret URI of the validator hotkey (e.g. a mnemonic or //Dev). Never logged. */
+  hotkeyUri: string;
+  log: Logger;
+}
+
+/** A connected publisher. */
+export interface ChainPublisher {
+  hotkey: string;
+  publish(scoreboard: Scoreboard): Promise<Publication | null>;
+  close(): Promise<void>;
+}
+
+/** Connects to the chain and checks the hotkey is registered on the subnet. */
+export async function startChainPublisher(options: ChainPublisherOptions): Promise<ChainPublisher> {
+  await cryptoWaitReady();
+  const pair = new Keyring({ type: 'sr25519' }).addFromUri(options.hotkeyUri);
+  const api: ApiPromise = await connectSubtensor(options.url);
+  const sender = new ExtrinsicSender(api, pair);
+  const first = await readMetagraph(api, options.netuid);
+  const me = first.neurons.find((n) => n.hotkey === pair.address);
+  if (!me) {
+    await api.disconnect();
+    throw new Error(`hotkey ${pair.address} is not registered on subnet ${options.netuid}`);
+  }
+  options.log.info('chain connected', { url: options.url, netuid: options.netuid, hotkey: pair.address, uid: me.uid, permit: me.validatorPermit });
+  let lastSet = -Infinity;
+  return {
+    hotkey: pair.address,
+    async publish(scoreboard) {
+      const mg = await readMetagraph(api, options.netuid);
+      if (mg.block - lastSet < mg.hyperparams.weightsSetRateLimit) {
+        options.log.info('weights not set: rate limit', { block: mg.block, lastSet, limit: mg.hyperparams.weightsSetRateLimit });
+        return null;
+      }
+      const uids = new Map(mg.neurons.map((n) => [n.hotkey, n.uid]));
+      const unmapped = scoreboard.all().map((s) => s.nodeId).filter((id) => !uids.has(id));
+      const w = scoreboard.weights(uids, { maxWeightsLimit: mg.hyperparams.maxWeightsLimit, minAllowedWeights: mg.hyperparams.minAllowedWeights });
+      if (w.uids.length === 0) return null;
+      try {
+        await publishWeights(api, sender, mg, w, { netuid: options.netuid, versionKey: mg.hyperparams.weightsVersionKey });
+      } catch (err) {
+        options.log.warn('weights not set', { error: (err as Error).message });
+        return null;
+      }
+      lastSet = mg.block;
+      options.log.info('weights set', { block: mg.block, uids: w.uids.length, unmapped: unmapped.length });
+      return { block: mg.block, uids: w.uids, values: w.values, unmapped };
+    },
+    async close() {
+      await api.disconnect();
+    },
+  };
+}
