@@ -6,7 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { chainAvailable, startLocalChain, type LocalChain } from './chain-helpers.js';
-import { ChainRuleError, publishWeights, readMetagraph } from '../src/chain/index.js';
+import { ChainRuleError, PendingCommitStore, commitWeights, publishWeights, readMetagraph, revealPending } from '../src/chain/index.js';
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
 import { toU16Weights } from '../src/scoring/weights.js';
 import { Harness } from './helpers.js';
 
@@ -109,5 +112,37 @@ run('subtensor weights', () => {
     expect(withCr.hyperparams.commitRevealEnabled).toBe(true);
     await expect(publishWeights(api, chain.sender(validator), withCr, w, { netuid, versionKey: 7 }))
       .rejects.toThrow('set_weights refused by the chain (CommitRevealEnabled): commit-reveal is on for this subnet');
+  });
+
+  it('commits, refuses an early reveal, and reveals in the reveal epoch from the stored salt (as after a restart)', async () => {
+    const { api } = chain;
+    await chain.sudo(api.tx.adminUtils!.sudoSetWeightsSetRateLimit!(netuid, 0), 'rate limit 0');
+    await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsInterval!(netuid, 1), 'reveal period 1');
+    const mg = await readMetagraph(api, netuid);
+    expect(mg.hyperparams.commitRevealEnabled).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-commits-'));
+    try {
+      const store = new PendingCommitStore(path.join(dir, 'pending-commits.json'));
+      const weights = { uids: [1, 2], values: [20000, 65535] };
+      const pending = await commitWeights(api, chain.sender(validator), store, netuid, weights, mg.hyperparams.weightsVersionKey);
+      expect(pending.hash).toMatch(/^0x[0-9a-f]{64}$/);
+      const early = await revealPending(api, chain.sender(validator), store);
+      expect(early).toEqual([{ hash: pending.hash, result: 'too-early', reason: expect.stringContaining('(RevealTooEarly): the reveal is too early') }]);
+      // A restarted coordinator reads the same file.
+      const reopened = new PendingCommitStore(store.file);
+      expect(reopened.list().map((c) => c.salt)).toEqual([pending.salt]);
+      let outcome = early;
+      // An epoch is tempo + 1 = 6 blocks and the reveal window one epoch: step a block at a time.
+      for (let i = 0; i < 20 && outcome[0]?.result === 'too-early'; i++) {
+        await chain.blocks(1);
+        outcome = await revealPending(api, chain.sender(validator), reopened);
+      }
+      expect(outcome).toEqual([{ hash: pending.hash, result: 'revealed' }]);
+      expect(reopened.list()).toEqual([]);
+      const stored = (await api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
+      expect(stored).toEqual([[1, 20000], [2, 65535]]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

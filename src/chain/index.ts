@@ -5,3 +5,4 @@
 export { connectSubtensor, readMetagraph, type Metagraph, type Neuron, type WeightHyperparams } from './subtensor.js';
 export { ExtrinsicSender, publishWeights, type PublishOptions } from './weights-publisher.js';
 export { ChainRuleError, explainRuntimeError } from './errors.js';
+export { commitHash, commitWeights, revealPending, PendingCommitStore, type PendingCommit, type RevealOutcome } from './commit-reveal.js';
