@@ -9,6 +9,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { connectSubtensor, readMetagraph } from '../src/chain/subtensor.js';
 import { ExtrinsicSender, publishWeights } from '../src/chain/weights-publisher.js';
+import { PendingCommitStore, commitWeights, revealPending } from '../src/chain/commit-reveal.js';
 import type { Scoreboard } from '../src/scoring/scoreboard.js';
 import type { Logger } from '../src/util/log.js';
 
@@ -19,6 +20,10 @@ export interface Publication {
   values: number[];
   /** Scored nodes without a uid on the subnet. */
   unmapped: string[];
+  /** set: set_weights; commit: commit_weights (revealed in a later round). */
+  mode: 'set' | 'commit';
+  /** Earlier commits revealed during this publication. */
+  revealed: number;
 }
 
 /** Options of {@link startChainPublisher}. */
@@ -28,6 +33,8 @@ export interface ChainPublisherOptions {
   /** Secret URI of the validator hotkey (e.g. a mnemonic or //Dev). Never logged. */
   hotkeyUri: string;
   log: Logger;
+  /** Where commits wait for their reveal (kept across restarts). */
+  pendingCommitsFile: string;
 }
 
 /** A connected publisher. */
@@ -51,9 +58,18 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
   }
   options.log.info('chain connected', { url: options.url, netuid: options.netuid, hotkey: pair.address, uid: me.uid, permit: me.validatorPermit });
   let lastSet = -Infinity;
+  const store = new PendingCommitStore(options.pendingCommitsFile);
   return {
     hotkey: pair.address,
     async publish(scoreboard) {
+      // Reveal earlier commits whose epoch has come (also those of a previous run).
+      let revealed = 0;
+      if (store.list().length > 0) {
+        for (const o of await revealPending(api, sender, store)) {
+          if (o.result === 'revealed') revealed++;
+          if (o.result === 'dropped') options.log.warn('commit dropped', { reason: o.reason });
+        }
+      }
       const mg = await readMetagraph(api, options.netuid);
       if (mg.block - lastSet < mg.hyperparams.weightsSetRateLimit) {
         options.log.info('weights not set: rate limit', { block: mg.block, lastSet, limit: mg.hyperparams.weightsSetRateLimit });
@@ -63,15 +79,17 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
       const unmapped = scoreboard.all().map((s) => s.nodeId).filter((id) => !uids.has(id));
       const w = scoreboard.weights(uids, { maxWeightsLimit: mg.hyperparams.maxWeightsLimit, minAllowedWeights: mg.hyperparams.minAllowedWeights });
       if (w.uids.length === 0) return null;
+      const mode = mg.hyperparams.commitRevealEnabled ? 'commit' : 'set';
       try {
-        await publishWeights(api, sender, mg, w, { netuid: options.netuid, versionKey: mg.hyperparams.weightsVersionKey });
+        if (mode === 'commit') await commitWeights(api, sender, store, options.netuid, w, mg.hyperparams.weightsVersionKey);
+        else await publishWeights(api, sender, mg, w, { netuid: options.netuid, versionKey: mg.hyperparams.weightsVersionKey });
       } catch (err) {
         options.log.warn('weights not set', { error: (err as Error).message });
         return null;
       }
       lastSet = mg.block;
-      options.log.info('weights set', { block: mg.block, uids: w.uids.length, unmapped: unmapped.length });
-      return { block: mg.block, uids: w.uids, values: w.values, unmapped };
+      options.log.info(mode === 'commit' ? 'weights committed' : 'weights set', { block: mg.block, uids: w.uids.length, unmapped: unmapped.length, revealed });
+      return { block: mg.block, uids: w.uids, values: w.values, unmapped, mode, revealed };
     },
     async close() {
       await api.disconnect();

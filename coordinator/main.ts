@@ -23,6 +23,8 @@ export interface Coordinator {
   job: JobRunner;
   /** The last weights set on chain (null without --chain or before the first). */
   lastPublication(): Publication | null;
+  /** Every publication of this run. */
+  publications(): readonly Publication[];
   /** Resolves with the job's final state (the model is written by then). */
   done: Promise<JobState>;
   close(): Promise<void>;
@@ -82,13 +84,18 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       });
       if (published) {
         lastPublication = published;
-        progress(`weights set on subnet ${config.chain!.netuid} at block ${published.block}: ${published.uids.length} uids${published.unmapped.length ? ` (${published.unmapped.length} scored nodes have no uid)` : ''}`);
+        publications.push(published);
+        const verb = published.mode === 'commit' ? 'committed' : 'set';
+        progress(`weights ${verb} on subnet ${config.chain!.netuid} at block ${published.block}: ${published.uids.length} uids${published.unmapped.length ? ` (${published.unmapped.length} scored nodes have no uid)` : ''}${published.revealed ? `; ${published.revealed} earlier commit(s) revealed` : ''}`);
       }
     },
   });
   await job.init();
-  const chain = config.chain ? await startChainPublisher({ ...config.chain, log: log.child('chain') }) : null;
+  const chain = config.chain
+    ? await startChainPublisher({ ...config.chain, log: log.child('chain'), pendingCommitsFile: path.join(config.out, 'pending-commits.json') })
+    : null;
   let lastPublication: Publication | null = null;
+  const publications: Publication[] = [];
   let closing = false;
   const grpc = createGrpcServer();
   grpc.server.addService(coordinatorService, coordinatorServiceImpl({
@@ -123,6 +130,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     metricsAddress: metricsServer?.address ?? null,
     job,
     lastPublication: () => lastPublication,
+    publications: () => publications,
     done,
     async close() {
       closing = true;

@@ -145,4 +145,26 @@ run('subtensor weights', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a coordinator on a commit-reveal subnet commits each round and reveals in a later one', async () => {
+    const h = new Harness();
+    try {
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '10', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+        '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
+        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      await h.dataset(c.address, 'ds-a');
+      for (const m of miners) await h.trainer(c.address, m.address);
+      expect(await c.done).toBe('DONE');
+      const pubs = c.publications();
+      expect(pubs.length).toBeGreaterThan(0);
+      expect(pubs.every((p) => p.mode === 'commit')).toBe(true);
+      expect(pubs.reduce((n, p) => n + p.revealed, 0)).toBeGreaterThan(0);
+      expect(h.progress.some((l) => /^weights committed on subnet \d+ at block \d+: 2 uids.*; \d+ earlier commit\(s\) revealed/.test(l))).toBe(true);
+      // What stands on chain is one of the committed weight sets.
+      const stored = (await chain.api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
+      expect(pubs.some((p) => JSON.stringify(p.uids.map((u, i) => [u, p.values[i]])) === JSON.stringify(stored))).toBe(true);
+    } finally {
+      await h.close();
+    }
+  });
 });
