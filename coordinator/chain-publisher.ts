@@ -12,6 +12,7 @@ import { ExtrinsicSender, publishWeights } from '../src/chain/weights-publisher.
 import { PendingCommitStore, commitWeights, revealPending } from '../src/chain/commit-reveal.js';
 import type { Scoreboard } from '../src/scoring/scoreboard.js';
 import type { Logger } from '../src/util/log.js';
+import { hotkeySecret, type HotkeySource } from '../src/chain/hotkey.js';
 
 /** What a publication did. */
 export interface Publication {
@@ -30,8 +31,8 @@ export interface Publication {
 export interface ChainPublisherOptions {
   url: string;
   netuid: number;
-  /** Secret URI of the validator hotkey (e.g. a mnemonic or //Dev). Never logged. */
-  hotkeyUri: string;
+  /** The validator hotkey: a secret URI or a btcli hotkey file. Never logged. */
+  hotkey: HotkeySource;
   log: Logger;
   /** Where commits wait for their reveal (kept across restarts). */
   pendingCommitsFile: string;
@@ -47,7 +48,7 @@ export interface ChainPublisher {
 /** Connects to the chain and checks the hotkey is registered on the subnet. */
 export async function startChainPublisher(options: ChainPublisherOptions): Promise<ChainPublisher> {
   await cryptoWaitReady();
-  const pair = new Keyring({ type: 'sr25519' }).addFromUri(options.hotkeyUri);
+  const pair = new Keyring({ type: 'sr25519' }).addFromUri(hotkeySecret(options.hotkey));
   const api: ApiPromise = await connectSubtensor(options.url);
   const sender = new ExtrinsicSender(api, pair);
   const first = await readMetagraph(api, options.netuid);

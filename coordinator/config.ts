@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 import { STRATEGIES } from '../src/aggregation/index.js';
+import type { HotkeySource } from '../src/chain/hotkey.js';
 
 export const COORDINATOR_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
@@ -42,6 +43,7 @@ export const COORDINATOR_OPTIONS = {
   chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on after each round; empty: write them to weights.json only' },
   netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'subnet to set weights on (with --chain)' },
   'hotkey-uri': { type: 'string', default: '', env: 'AQ_HOTKEY_URI', description: 'secret URI (mnemonic or //Name) of the validator hotkey; prefer the environment, it is never printed' },
+  'hotkey-file': { type: 'string', default: '', env: 'AQ_HOTKEY_FILE', description: 'btcli hotkey file of the validator (~/.bittensor/wallets/NAME/hotkeys/HOTKEY), instead of --hotkey-uri' },
   out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
@@ -57,7 +59,7 @@ export interface CoordinatorConfig {
   liveTimeoutMs: number;
   out: string;
   /** Where weights go on chain; null: weights.json only. */
-  chain: { url: string; netuid: number; hotkeyUri: string } | null;
+  chain: { url: string; netuid: number; hotkey: HotkeySource } | null;
   exitWhenDone: boolean;
   metricsHost: string;
   metricsPort: number;
@@ -115,7 +117,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   }
   if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
   if (o.chain && !/^wss?:\/\//.test(o.chain)) throw new ConfigError('chain', 'a ws:// or wss:// URL', JSON.stringify(o.chain));
-  if (o.chain && !o['hotkey-uri']) throw new ConfigError('hotkey-uri', 'the validator hotkey (set AQ_HOTKEY_URI) when --chain is given', 'nothing');
+  if (o.chain && !o['hotkey-uri'] && !o['hotkey-file']) throw new ConfigError('hotkey-uri', 'the validator hotkey (AQ_HOTKEY_URI or --hotkey-file) when --chain is given', 'nothing');
   if (o.neighbours % 2 === 1) throw new ConfigError('neighbours', 'an even number (or 0 for the default)', String(o.neighbours));
   if (o['secure-aggregation'] && o.cohort < o['min-group-size']) {
     throw new ConfigError('cohort', `at least --min-group-size (${o['min-group-size']}) with secure aggregation on`, String(o.cohort));
@@ -157,7 +159,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),
-    chain: o.chain ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkeyUri: o['hotkey-uri'] }) : null,
+    chain: o.chain ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkey: o['hotkey-file'] ? { file: path.resolve(o['hotkey-file']) } : { uri: o['hotkey-uri'] } }) : null,
     exitWhenDone: o['exit-when-done'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
