@@ -14,11 +14,11 @@
  * runs one part; `--quick` skips the slowest case (full graph, 30% dropout).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { tsxLoaderUrl } from '../src/util/tsx.js';
 import { parseArgs } from 'node:util';
 import { callClientStream, makeClient } from '../src/wire/client.js';
 import { CoordinatorClient, type BlobPart, type UpdateHeader } from '../src/wire/proto.js';
@@ -34,8 +34,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function startSink(windowBytes: number): Promise<{ child: ChildProcess; grpc: string; tcp: number }> {
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--import', tsx, path.join(HERE, 'upload-server.ts'), String(windowBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(HERE, 'upload-server.ts'), String(windowBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', resolve));
   return { child, ...(JSON.parse(line) as { grpc: string; tcp: number }) };
 }

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { tsxLoaderUrl } from '../src/util/tsx.js';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 
@@ -31,9 +31,7 @@ const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
 
 /** Starts `actiquest <args>` as a child process with tsx. */
 export function spawnRole(args: string[], logFile: string): ChildProcess {
-  // tsx's package entry is its ESM loader; resolved from here so any cwd works.
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--import', tsx, BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = fs.createWriteStream(logFile);
   child.stderr!.pipe(log);
   return child;

@@ -45,6 +45,18 @@ run('subtensor weights', () => {
 
   afterAll(async () => chain?.close());
 
+  /** A plaintext job of `rounds` whose trainers are the two miners, with the coordinator on the chain. */
+  async function runOnChain(h: Harness, rounds: number) {
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', String(rounds), '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
+      '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+    await h.dataset(c.address, 'ds-a');
+    // On a chain, a trainer's node id is its hotkey.
+    for (const m of miners) await h.trainer(c.address, m.address);
+    expect(await c.done).toBe('DONE');
+    return c;
+  }
+
   it('reads the metagraph: hotkeys, the validator permit, the weight rules', async () => {
     const mg = await readMetagraph(chain.api, netuid);
     expect(mg.neurons.map((n) => n.hotkey)).toEqual([validator.address, ...miners.map((m) => m.address)]);
@@ -69,13 +81,7 @@ run('subtensor weights', () => {
   it('a coordinator with --chain sets the weights its scores give, and the Weights storage holds them', async () => {
     const h = new Harness();
     try {
-      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
-        '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
-        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
-      await h.dataset(c.address, 'ds-a');
-      // On a chain, a trainer's node id is its hotkey.
-      for (const m of miners) await h.trainer(c.address, m.address);
-      expect(await c.done).toBe('DONE');
+      const c = await runOnChain(h, 1);
       const pub = c.lastPublication();
       expect(pub).not.toBeNull();
       expect(pub!.uids).toEqual([1, 2]);
@@ -149,12 +155,7 @@ run('subtensor weights', () => {
   it('a coordinator on a commit-reveal subnet commits each round and reveals in a later one', async () => {
     const h = new Harness();
     try {
-      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '10', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
-        '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
-        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
-      await h.dataset(c.address, 'ds-a');
-      for (const m of miners) await h.trainer(c.address, m.address);
-      expect(await c.done).toBe('DONE');
+      const c = await runOnChain(h, 10);
       const pubs = c.publications();
       expect(pubs.length).toBeGreaterThan(0);
       expect(pubs.every((p) => p.mode === 'commit')).toBe(true);

@@ -5,18 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { tsxLoaderUrl } from '../src/util/tsx.js';
 
 describe('npm start', () => {
   it('trains a federation of separate processes with secure aggregation to at least 85% validation accuracy', async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-demo-'));
     try {
-      const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-      const child = spawn(process.execPath, ['--import', tsx, 'bin/actiquest.ts', 'demo', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), 'bin/actiquest.ts', 'demo', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       child.stdout.on('data', (d) => (stdout += d));
       child.stderr.on('data', (d) => (stdout += d));

@@ -140,8 +140,10 @@ describe('secure aggregation: bad input over gRPC', () => {
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'masked: expected a masked input (secure aggregation is on), got a plaintext update' });
 
     await callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T);
+    // A replay: a duplicate while the group still collects advertisements, or a wrong stage if
+    // the honest member had advertised first and the group moved on (both refused, never counted).
     expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T)))
-      .toEqual({ code: status.FAILED_PRECONDITION, details: 'group g0: ADVERTISE_KEYS from rogue already received' });
+      .toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^group g0: (ADVERTISE_KEYS from rogue already received|expected stage SHARE_KEYS, got ADVERTISE_KEYS)$/) });
     // The group moves on once both advertised; the rogue gets its neighbour's advertisement.
     const ads = await callUnary<{ result: string; advertisements?: { advertisements: { nodeId: string }[] } }>(client, 'SecAggAwait', { ...base, stage: 'SHARE_KEYS', waitMs: 20_000 }, { timeoutMs: 30_000 });
     expect(ads.result).toBe('advertisements');

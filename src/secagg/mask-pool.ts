@@ -5,10 +5,9 @@
  * than it saves.
  */
 import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
 import os from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { applyMasks } from '../crypto/prg.js';
+import { tsxApiUrl } from '../util/tsx.js';
 
 /** A mask to add (1) or subtract (-1). */
 export interface MaskJob {
@@ -37,8 +36,7 @@ export class MaskPool {
     if (this.workers) return this.workers;
     // The worker is TypeScript: load tsx's loader in the thread first, then the worker module
     // (Node 20 does not apply a worker's --import before loading its entry).
-    // createRequire resolves the CommonJS build; the thread needs the ESM one beside it.
-    const api = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+    const api = tsxApiUrl();
     const url = new URL('./mask-worker.ts', import.meta.url).href;
     const boot = `import(${JSON.stringify(api)}).then(({ tsImport }) => tsImport(${JSON.stringify(url)}, ${JSON.stringify(url)}))`;
     this.workers = Array.from({ length: this.threads }, () => {

@@ -170,16 +170,22 @@ export class SecAggNode {
 
   /** MASKED_INPUT: the masked, quantized, weighted update (P + 1 words). */
   maskInput(update: Float32Array, numSamples: number, options: { onQuantized?: (q: Uint32Array) => void } = {}): Uint32Array {
+    const y = this.quantize(update, numSamples, options.onQuantized);
+    applyMasks(y, this.masks());
+    this.stage = 'UNMASK';
+    return y;
+  }
+
+  /** MASKED_INPUT's checks, then the weighted update in fixed point (P + 1 words). */
+  private quantize(update: Float32Array, numSamples: number, onQuantized?: (q: Uint32Array) => void): Uint32Array {
     this.expect('MASKED_INPUT', 'MASKED_INPUT');
     if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
     if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
       throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
     }
-    const y = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits);
-    options.onQuantized?.(new Uint32Array(y));
-    applyMasks(y, this.masks());
-    this.stage = 'UNMASK';
-    return y;
+    const q = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits);
+    onQuantized?.(new Uint32Array(q));
+    return q;
   }
 
   /** The masks this node adds: its self mask and one pairwise mask per sharing neighbour. */
@@ -198,13 +204,7 @@ export class SecAggNode {
    * threads into shared memory.
    */
   async maskInputAsync(update: Float32Array, numSamples: number, pool: MaskPool, options: { onQuantized?: (q: Uint32Array) => void } = {}): Promise<Uint32Array> {
-    this.expect('MASKED_INPUT', 'MASKED_INPUT');
-    if (update.length + 1 !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, update.length);
-    if (!(numSamples > 0 && numSamples <= this.params.maxWeight)) {
-      throw new InvalidFieldError('num_samples', `1 to ${this.params.maxWeight}`, String(numSamples));
-    }
-    const q = quantizeWeighted(update, numSamples / this.params.maxWeight, this.params.clipRange, this.params.quantBits);
-    options.onQuantized?.(new Uint32Array(q));
+    const q = this.quantize(update, numSamples, options.onQuantized);
     const y = sharedWords(q.length);
     y.set(q);
     this.stage = 'UNMASK';
