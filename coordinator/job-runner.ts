@@ -24,6 +24,7 @@ import { Random } from '../src/util/random.js';
 import { float32ToBytes, sha256 } from '../src/wire/blob.js';
 import { RoundNotFoundError } from '../src/errors.js';
 import { sleep } from '../src/node/registration.js';
+import { Notifier } from '../src/util/notifier.js';
 import type { RoundResult, ShardRef, Task } from '../src/wire/proto.js';
 import type { CoordinatorMetrics } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/log.js';
@@ -79,7 +80,7 @@ export class JobRunner {
   private readonly strategy: Strategy;
   private readonly validation: Dataset;
   private readonly rng: Random;
-  private readonly waiters = new Set<() => void>();
+  private readonly taskChanged = new Notifier();
   /** Every node's contribution score. */
   readonly scoreboard = new Scoreboard();
   /** Rounds each dataset node was live at a round's start, and rounds counted. */
@@ -142,17 +143,8 @@ export class JobRunner {
       if (t || signal.aborted) return t;
       const left = deadline - Date.now();
       if (left <= 0) return null;
-      await new Promise<void>((resolve) => {
-        const wake = () => { clearTimeout(timer); this.waiters.delete(wake); signal.removeEventListener('abort', wake); resolve(); };
-        const timer = setTimeout(wake, left);
-        signal.addEventListener('abort', wake, { once: true });
-        this.waiters.add(wake);
-      });
+      await this.taskChanged.wait(left, signal);
     }
-  }
-
-  private wakeAll(): void {
-    for (const w of [...this.waiters]) w();
   }
 
   private setGlobal(params: Float32Array): void {
@@ -338,7 +330,7 @@ export class JobRunner {
     const groupNote = secure ? `, secure aggregation in ${secure.groups.length} groups of ${secure.groups.map((g) => g.params.members.length).join('+')}` : '';
     progress(`round ${this.currentRound}/${cfg.rounds}${attempt > 1 ? ` (attempt ${attempt})` : ''}: ${members.length} trainers, ${samples} samples${groupNote}, deadline ${cfg.roundTimeoutMs / 1000}s`);
     log.info('round started', { jobId: cfg.jobId, round: this.currentRound, attempt, cohort: members.map((m) => m.nodeId) });
-    this.wakeAll();
+    this.taskChanged.notify();
     // Drop members whose heartbeats stop, so a dead trainer does not hold the round to its deadline.
     const sweep = setInterval(() => {
       for (const m of round.members()) if (m.status === 'assigned' && !registry.isLive(m.nodeId)) {

@@ -33,7 +33,7 @@ describe('federation', () => {
       expect(r.reporters.sort()).toEqual(['t0', 't1', 't2']);
     }
     // Chance is 1/7. Three rounds went from 0.05-0.20 to 0.61-0.69 over six seeds of this
-    // set-up, and to 0.43-0.66 over repeated runs of this seed (dropout is not seeded).
+    // set-up; repeated runs of this seed (dropout is not seeded) have ended as low as 0.43.
     expect(initial.accuracy).toBeLessThan(0.3);
     expect(hist[2]!.valAccuracy).toBeGreaterThan(initial.accuracy + 0.2);
     expect(hist[2]!.valLoss).toBeLessThan(hist[0]!.valLoss);

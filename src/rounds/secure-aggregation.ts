@@ -15,6 +15,7 @@ import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, Unm
 import { NotAMemberError, StageError } from '../errors.js';
 import type { Random } from '../util/random.js';
 import { differByOne } from '../scoring/contribution.js';
+import { Notifier } from '../util/notifier.js';
 
 /** Splits members into random groups of at least `minSize` (sizes differ by at most one). */
 export function formGroups(members: readonly string[], minSize: number, rng: Random): string[][] {
@@ -68,7 +69,7 @@ export class SecureAggregation {
   private readonly byNode = new Map<string, SecAggGroup>();
   private readonly timers = new Map<SecAggGroup, NodeJS.Timeout>();
   private readonly unmaskReady = new Set<SecAggGroup>();
-  private readonly waiters = new Set<() => void>();
+  private readonly changed = new Notifier();
   private readonly lost = new Set<string>();
   private closed = false;
 
@@ -116,7 +117,7 @@ export class SecureAggregation {
       for (const m of gone) this.lost.add(m);
       this.options.onMembersLost?.(gone, g.stage === 'FAILED' ? g.error!.message : `dropped out of group ${g.groupId}`);
     }
-    for (const w of [...this.waiters]) w();
+    this.changed.notify();
   }
 
   /** True while `nodeId` may still begin the protocol (its group takes advertisements, it sent none). */
@@ -185,12 +186,7 @@ export class SecureAggregation {
       const r = this.inputFor(nodeId, stage);
       const left = deadline - Date.now();
       if (r || left <= 0 || signal.aborted) return r;
-      await new Promise<void>((resolve) => {
-        const wake = () => { clearTimeout(t); this.waiters.delete(wake); signal.removeEventListener('abort', wake); resolve(); };
-        const t = setTimeout(wake, left);
-        signal.addEventListener('abort', wake, { once: true });
-        this.waiters.add(wake);
-      });
+      await this.changed.wait(left, signal);
     }
   }
 
@@ -208,11 +204,7 @@ export class SecureAggregation {
   /** Resolves when every group has failed or finished collecting unmask shares. */
   async unmasked(signal?: AbortSignal): Promise<void> {
     while (!this.groups.every((g) => g.stage === 'FAILED' || g.stage === 'DONE' || this.unmaskReady.has(g)) && !signal?.aborted) {
-      await new Promise<void>((resolve) => {
-        const wake = () => { this.waiters.delete(wake); resolve(); };
-        this.waiters.add(wake);
-        signal?.addEventListener('abort', wake, { once: true });
-      });
+      await this.changed.wait(Infinity, signal);
     }
   }
 
@@ -241,6 +233,6 @@ export class SecureAggregation {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
-    for (const w of [...this.waiters]) w();
+    this.changed.notify();
   }
 }
