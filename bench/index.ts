@@ -125,5 +125,5 @@ function benchAggregation(): void {
 console.log(`actiquest bench (node ${process.version}, ${(await import('node:os')).cpus().length} cpus)`);
 if (!values.only || values.only === 'upload') await benchUpload();
 if (!values.only || values.only === 'aggregation') benchAggregation();
-if (!values.only || values.only === 'scoring') await (await import('./scoring.js')).benchScoring(30);
+if (!values.only || values.only === 'scoring') await (await import('./scoring.js')).benchScoring(60, values.quick ? 5 : 20);
 if (!values.only || values.only === 'secagg') await (await import('./secagg.js')).benchSecAgg({ quick: values.quick! });

@@ -15,7 +15,8 @@ import { Scoreboard, type ScoredGroup } from '../src/scoring/scoreboard.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
 import { assignShards, selectCohort } from '../src/rounds/selection.js';
-import { SecureAggregation, formGroups } from '../src/rounds/secure-aggregation.js';
+import { GroupHistory, SecureAggregation } from '../src/rounds/secure-aggregation.js';
+import { roundScale, scoreStep } from '../src/scoring/first-order.js';
 import { defaultNeighbours, defaultThreshold, type SecAggParams } from '../src/secagg/constants.js';
 import { quantBitsFor } from '../src/secagg/quantize.js';
 import type { MaskPool } from '../src/secagg/mask-pool.js';
@@ -83,6 +84,8 @@ export class JobRunner {
   private readonly taskChanged = new Notifier();
   /** Every node's contribution score. */
   readonly scoreboard = new Scoreboard();
+  /** Groups whose sums were seen in recent rounds: new groups never differ from them by one. */
+  private readonly groupHistory = new GroupHistory();
   /** Rounds each dataset node was live at a round's start, and rounds counted. */
   private readonly datasetLive = new Map<string, number>();
   private roundsCounted = 0;
@@ -207,7 +210,7 @@ export class JobRunner {
   private planGroups(members: { nodeId: string; task: Task }[], attempt: number): SecAggParams[] {
     const sec = this.config.secure!;
     const samples = new Map(members.map((m) => [m.nodeId, m.task.shards.reduce((n, s) => n + s.numSamples, 0)]));
-    return formGroups(members.map((m) => m.nodeId), sec.minGroupSize, this.rng).map((ids, i) => {
+    return this.groupHistory.draw(members.map((m) => m.nodeId), sec.minGroupSize, this.rng).map((ids, i) => {
       const n = ids.length;
       const k = sec.neighbours > 0 ? Math.min(sec.neighbours, n - 1) : defaultNeighbours(n);
       return {
@@ -226,17 +229,19 @@ export class JobRunner {
   }
 
   /** Adds the round's scored groups to the scoreboard and recomputes every score. */
-  private scoreGroups(groups: { members: string[]; score: number }[], round: Round<Task>, roundKey: string): void {
+  private scoreGroups(groups: { members: string[]; score: number; norm2: number }[], grad: Float32Array, round: Round<Task>, roundKey: string): void {
+    const scale = roundScale(grad, groups.map((g) => g.norm2));
     for (const g of groups) {
       const members = g.members.map((id) => ({ id, samples: round.member(id)?.numSamples ?? 1 }));
       const bySource = new Map<string, number>();
       for (const id of g.members) for (const s of round.member(id)?.task.shards ?? []) bySource.set(s.datasetNodeId, (bySource.get(s.datasetNodeId) ?? 0) + s.numSamples);
-      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score };
+      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale };
       this.scoreboard.observe(scored);
     }
+    const { registry } = this.deps;
     this.scoreboard.update((id, role) => role === 'trainer'
-      ? this.deps.registry.get(id)?.reliability ?? 0.5
-      : (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted));
+      ? { onTime: registry.get(id)?.reliability ?? 0.5, uptime: registry.uptime(id), throughput: registry.relativeThroughput(id) }
+      : { onTime: 1, uptime: (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted), throughput: 1 });
   }
 
   /** Waits until enough trainers and at least one dataset node are live. */
@@ -270,14 +275,9 @@ export class JobRunner {
     // Scores are first-order loss decreases at this round's global model: -grad . update.
     setFlatParams(this.model, this.globalParams);
     const grad = await lossGradient(this.model, this.validation, this.task.classes.length);
-    const firstOrder = (update: Float32Array, scale = 1) => {
-      let s2 = 0;
-      for (let i = 0; i < update.length; i++) s2 -= grad[i]! * update[i]!;
-      return s2 * scale;
-    };
     this.roundsCounted++;
     for (const d of this.deps.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
-    const plainScores = new Map<string, number>();
+    const plainScores = new Map<string, { score: number; norm2: number }>();
     const cohort = selectCohort(this.eligible(), cfg.cohort, this.rng);
     const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
       datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
@@ -300,6 +300,11 @@ export class JobRunner {
     let secure: SecureAggregation | null = null;
     if (cfg.secure) {
       const groups = this.planGroups(members, attempt);
+      if (groups.length === 0) {
+        progress(`round ${this.currentRound}: no grouping of these ${members.length} trainers avoids one differing by a single member from a recent group; retrying with a fresh cohort`);
+        await sleep(1000, signal);
+        return false;
+      }
       const grouped = new Set(groups.flatMap((g) => g.members));
       // Everyone is in a group (groups take the whole cohort); keep the tasks of those who are.
       members.splice(0, members.length, ...members.filter((m) => grouped.has(m.nodeId)));
@@ -323,7 +328,7 @@ export class JobRunner {
     const round = new Round<Task>({
       jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, deadlineMs, members,
       // Without secure aggregation the coordinator sees each update, so it scores each one.
-      onAccepted: (nodeId, delta) => plainScores.set(nodeId, firstOrder(delta)),
+      onAccepted: (nodeId, delta) => plainScores.set(nodeId, scoreStep(grad, delta)),
     });
     this.current = round;
     const samples = members.reduce((n, m) => n + m.task.shards.reduce((k, s) => k + s.numSamples, 0), 0);
@@ -345,7 +350,7 @@ export class JobRunner {
     signal.addEventListener('abort', onAbort, { once: true });
     const outcome = await round.trained;
     let groupsDone = 0, groupsFailed = 0;
-    const groupScores: { members: string[]; score: number }[] = [];
+    const groupScores: { members: string[]; score: number; norm2: number }[] = [];
     let reporters = new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId));
     if (secure && !signal.aborted) {
       secure.closeInputs();
@@ -353,10 +358,11 @@ export class JobRunner {
       const { results, failed } = await secure.finish();
       for (const r of results) {
         round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
-        groupScores.push({ members: r.members, score: firstOrder(r.weightedSum, 1 / r.totalWeight) });
+        groupScores.push({ members: r.members, ...scoreStep(grad, r.weightedSum, 1 / r.totalWeight) });
       }
       for (const f of failed) log.warn('secure aggregation group dropped', { round: this.currentRound, groupId: f.groupId, reason: f.reason });
       reporters = new Set(results.flatMap((r) => r.members));
+      this.groupHistory.add(results.map((r) => r.members));
       groupsDone = results.length;
       groupsFailed = failed.length;
     }
@@ -377,8 +383,8 @@ export class JobRunner {
       progress(`round ${this.currentRound}: ${what} (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
       return false;
     }
-    if (!secure) for (const [id, score] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], score });
-    this.scoreGroups(groupScores, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
+    if (!secure) for (const [id, step] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], ...step });
+    this.scoreGroups(groupScores, grad, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
     this.setGlobal(next);
     const ev = await this.evaluateGlobal();

@@ -214,7 +214,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       checkId('node_id', req.nodeId);
       const s = job.scoreboard.get(req.nodeId);
       if (!s) throw new NotScoredError(req.nodeId);
-      return { nodeId: s.nodeId, role: s.role, score: s.score, quality: s.quality, reliability: s.reliability, groupsSeen: s.groupsSeen };
+      return { nodeId: s.nodeId, role: s.role, score: s.score, quality: s.quality, reliability: s.reliability, groupsSeen: s.groupsSeen, onTime: s.onTime, uptime: s.uptime, throughput: s.throughput };
     }),
 
     SecAggSubmit: unary(log, 'SecAggSubmit', (req: SecAggSubmitRequest): Record<string, never> => {

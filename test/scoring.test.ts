@@ -37,7 +37,14 @@ describe('scores and weights without a chain', () => {
     h.defer(() => client.close());
     const mine = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 't1' }, { timeoutMs: 5000 });
     expect(mine).toMatchObject({ nodeId: 't1', role: 'trainer', groupsSeen: 2 });
-    expect(mine.reliability).toBeGreaterThan(0.5);
+    // Its parts: both tasks in on time, live throughout, a measured speed; and their product.
+    expect(mine.onTime).toBeCloseTo(3 / 4, 9);
+    expect(mine.uptime).toBe(1);
+    expect(mine.throughput).toBeGreaterThan(0);
+    expect(mine.throughput).toBeLessThanOrEqual(1);
+    expect(mine.reliability).toBeCloseTo(mine.onTime * mine.uptime * (0.75 + 0.25 * mine.throughput), 9);
+    const ds = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-a' }, { timeoutMs: 5000 });
+    expect(ds).toMatchObject({ role: 'dataset', onTime: 1, uptime: 1, throughput: 1 });
     expect(await grpcError(callUnary(client, 'GetScore', { nodeId: 'stranger' }, { timeoutMs: 5000 })))
       .toEqual({ code: status.NOT_FOUND, details: 'node stranger: no score yet; it is scored once a group it was in has been evaluated' });
   });

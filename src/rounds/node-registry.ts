@@ -1,7 +1,11 @@
 /**
  * What the coordinator knows of each trainer: advertised and observed capacity, liveness, and
- * its record of finishing on time (reliability, a Beta(1, 1)-smoothed ratio so a new node starts
- * at 0.5 plus evidence).
+ * its operational record:
+ * - on time: the share of its tasks whose update arrived before the deadline (a Beta(1, 1)-
+ *   smoothed ratio, so a new node starts at 0.5 plus evidence);
+ * - uptime: the share of the time since it first registered during which it was live (an outage
+ *   runs from the live timeout after its last heartbeat to its next one);
+ * - throughput: its observed samples a second against the median of the trainers observed.
  */
 import type { Candidate } from './selection.js';
 
@@ -16,6 +20,9 @@ export interface TrainerRecord extends Candidate {
   /** Observed samples a second (EMA), 0 until the first update. */
   observed: number;
   advertised: number;
+  /** First registration, and time spent not live since (closed outages only). */
+  firstSeenMs: number;
+  downMs: number;
   /** Ed25519 key that signs its secure-aggregation keys (empty if it sent none). */
   identityKey: Buffer;
 }
@@ -31,14 +38,14 @@ export class NodeRegistry {
     const prev = this.nodes.get(nodeId);
     const rec: TrainerRecord = prev ?? {
       nodeId, capacity: advertised, reliability: 0.5, backend, device, lastSeenMs: 0,
-      assigned: 0, onTime: 0, observed: 0, advertised, identityKey,
+      assigned: 0, onTime: 0, observed: 0, advertised, identityKey, firstSeenMs: this.now(), downMs: 0,
     };
+    this.seen(rec);
     rec.identityKey = identityKey;
     rec.advertised = advertised;
     rec.backend = backend;
     rec.device = device;
     rec.capacity = rec.observed > 0 ? rec.observed : advertised;
-    rec.lastSeenMs = this.now();
     this.nodes.set(nodeId, rec);
     return rec;
   }
@@ -51,8 +58,36 @@ export class NodeRegistry {
   touch(nodeId: string): boolean {
     const rec = this.nodes.get(nodeId);
     if (!rec) return false;
-    rec.lastSeenMs = this.now();
+    this.seen(rec);
     return true;
+  }
+
+  /** Marks a heartbeat, closing the outage it ends (if any). */
+  private seen(rec: TrainerRecord): void {
+    const now = this.now();
+    if (rec.lastSeenMs > 0) rec.downMs += Math.max(0, now - rec.lastSeenMs - this.liveTimeoutMs);
+    rec.lastSeenMs = now;
+  }
+
+  /** Share of the time since first registration the trainer was live, in [0, 1]. */
+  uptime(nodeId: string): number {
+    const rec = this.nodes.get(nodeId);
+    if (!rec) return 0;
+    const now = this.now();
+    const open = Math.max(0, now - rec.lastSeenMs - this.liveTimeoutMs);
+    const span = now - rec.firstSeenMs;
+    return span > 0 ? Math.min(1, Math.max(0, 1 - (rec.downMs + open) / span)) : 1;
+  }
+
+  /**
+   * Observed samples a second against the median of the trainers observed, capped at 1 (1
+   * before anyone has been observed; 0 for a trainer never observed once others have).
+   */
+  relativeThroughput(nodeId: string): number {
+    const observed = [...this.nodes.values()].map((r) => r.observed).filter((x) => x > 0).sort((a, b) => a - b);
+    if (observed.length === 0) return 1;
+    const median = observed[observed.length >> 1]!;
+    return Math.min(1, (this.nodes.get(nodeId)?.observed ?? 0) / median);
   }
 
   isLive(nodeId: string): boolean {

@@ -28,17 +28,49 @@ export function formGroups(members: readonly string[], minSize: number, rng: Ran
 }
 
 /**
- * {@link formGroups}, re-drawn (up to `tries` times) until no group differs by exactly one
- * member from a group already evaluated or from another new group: two such groups' scores
- * would reveal one member's contribution (a differencing attack).
+ * The groups a job has evaluated in its recent rounds, and the drawing of new ones that never
+ * differ by exactly one member from any of them or from each other: two such groups' sums (or
+ * scores) would reveal one member's update by subtraction (a differencing attack).
+ *
+ * The memory is `windowRounds` rounds long. Within a round the guard is exact. Across rounds, two
+ * sums are of updates to different global models: their difference is one member's update
+ * minus another's plus every shared member's change between the rounds, which is as large as an
+ * update, so it reveals no single update. A memory without end would also make the guard
+ * unsatisfiable: a cohort of 20 in groups of 5 runs out of partitions that avoid every earlier
+ * group after about 40 rounds.
  */
-export function formGroupsAvoiding(members: readonly string[], minSize: number, rng: Random, evaluated: readonly (readonly string[])[], tries = 50): string[][] {
-  for (let i = 0; i < tries; i++) {
-    const groups = formGroups(members, minSize, rng);
-    const clash = groups.some((g, gi) => evaluated.some((e) => differByOne(g, e)) || groups.some((h, hi) => hi !== gi && differByOne(g, h)));
-    if (!clash) return groups;
+export class GroupHistory {
+  private readonly rounds: string[][][] = [];
+
+  constructor(readonly windowRounds = 16) {}
+
+  /** Records the groups one round evaluated (after dropouts: the members whose sum was seen). */
+  add(groups: readonly (readonly string[])[]): void {
+    this.rounds.push(groups.map((g) => [...g].sort()));
+    if (this.rounds.length > this.windowRounds) this.rounds.splice(0, this.rounds.length - this.windowRounds);
   }
-  return [];
+
+  /** True when `group` differs by one member from a remembered group. */
+  clashes(group: readonly string[]): boolean {
+    return this.rounds.some((r) => r.some((e) => differByOne(group, e)));
+  }
+
+  /**
+   * Random groups of at least `minSize` that clash with nothing remembered nor each other
+   * (re-drawn up to `tries` times). When none are found, larger groups are tried (fewer groups,
+   * so fewer sums to difference); [] when not even the whole cohort as one group can be used.
+   */
+  draw(members: readonly string[], minSize: number, rng: Random, tries = 200): string[][] {
+    for (let size = minSize; size <= members.length; size++) {
+      for (let i = 0; i < tries; i++) {
+        const groups = formGroups(members, size, rng);
+        const clash = groups.some((g, gi) => this.clashes(g) || groups.some((h, hi) => hi !== gi && differByOne(g, h)));
+        if (!clash) return groups;
+        if (groups.length === 1) break;
+      }
+    }
+    return [];
+  }
 }
 
 /** What a node waits for, and what it gets. */

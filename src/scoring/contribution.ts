@@ -23,17 +23,23 @@ export interface GroupObservation {
   /** Confidence of the observation (e.g. task difficulty weight); default 1. */
   weight?: number;
   /**
-   * The round (job and round) it was evaluated in. Scores of one round are standardised
-   * against each other (a per-round fixed effect): how much a round improves the model falls
-   * as training converges, and only a group's standing among its round's groups says anything
-   * about its members. A round with a single group carries no information and is skipped.
+   * The round (job and round) it was evaluated in. Scores of one round are centred on their
+   * mean (a per-round fixed effect: how much a round improves the model falls as training
+   * converges, and only a group's standing among its round's groups says anything about its
+   * members) and divided by `scale`. A round with a single group carries no information and is
+   * skipped.
    */
   round?: string;
+  /**
+   * The round's scale, the same for all its groups (see first-order.ts); without it a round's
+   * scores are divided by their standard deviation.
+   */
+  scale?: number;
 }
 
 /** Options of the estimator. */
 export interface ContributionOptions {
-  /** Shrinkage strength towards the mean (in units of group observations). Default 0.5. */
+  /** Shrinkage strength towards the mean (in units of group observations). Default 0.1. */
   lambda?: number;
   /** Keep at most this many most recent observations (a sliding window). Default 5000. */
   window?: number;
@@ -46,7 +52,7 @@ export class ContributionEstimator {
   private readonly window: number;
 
   constructor(options: ContributionOptions = {}) {
-    this.lambda = options.lambda ?? 0.5;
+    this.lambda = options.lambda ?? 0.1;
     this.window = options.window ?? 5000;
   }
 
@@ -54,6 +60,7 @@ export class ContributionEstimator {
   observe(o: GroupObservation): void {
     const total = o.members.reduce((s, m) => s + m.share, 0);
     if (!(total > 0) || !Number.isFinite(o.score)) throw new RangeError('group observation: expected positive shares and a finite score');
+    if (o.scale !== undefined && !(o.scale > 0 && Number.isFinite(o.scale))) throw new RangeError(`group observation: expected a positive finite round scale, got ${o.scale}`);
     this.obs.push({ ...o, members: o.members.map((m) => ({ id: m.id, share: m.share / total })) });
     if (this.obs.length > this.window) this.obs.splice(0, this.obs.length - this.window);
   }
@@ -70,7 +77,7 @@ export class ContributionEstimator {
     return out;
   }
 
-  /** Scores with per-round standardisation applied (NaN where a round has one group). */
+  /** Scores centred and scaled per round (NaN where a round has one group). */
   private standardised(): number[] {
     const byRound = new Map<string, number[]>();
     this.obs.forEach((o) => {
@@ -85,7 +92,8 @@ export class ContributionEstimator {
       if (o.round === undefined) return o.score;
       const st = stats.get(o.round)!;
       if (st.n < 2) return NaN;
-      return st.sd > 0 ? (o.score - st.m) / st.sd : 0;
+      const scale = o.scale ?? st.sd;
+      return scale > 0 ? (o.score - st.m) / scale : 0;
     });
   }
 

@@ -2,17 +2,21 @@
  * A planted federation for measuring contribution scoring, on real local training in one
  * process: 20 trainers, of which 4 free-ride (2 send zeros, 2 random updates of an honest
  * update's norm) and 3 train on a dataset node whose labels are shuffled. Each round the cohort
- * is drawn into groups of 5 (never two evaluated groups differing by one member); only each
- * group's mean update is scored: its first-order validation-loss decrease, -grad . mean, which
- * is additive over members. Used by src/scoring/planted.test.ts and bench/scoring.ts.
+ * is drawn into groups of 5 (never two groups one member apart within the history's window);
+ * only each group's mean update is scored: its first-order validation-loss decrease, -grad . mean,
+ * which is additive over members, in the round's scale (first-order.ts). All 20 updates are
+ * averaged into the global model, as a coordinator that has not yet learnt who is bad would.
+ * Used by src/scoring/planted.test.ts and bench/scoring.ts.
  */
 import { buildModel } from '../model/spec.js';
 import { getFlatParams, setFlatParams } from '../model/params.js';
 import { lossGradient, trainLocal, type Dataset } from '../model/train.js';
 import { getTask } from '../tasks/index.js';
 import { Random } from '../util/random.js';
-import { ContributionEstimator, differByOne } from './contribution.js';
-import { formGroupsAvoiding } from '../rounds/secure-aggregation.js';
+import { ContributionEstimator } from './contribution.js';
+import { firstOrderScores } from './first-order.js';
+import { GroupHistory } from '../rounds/secure-aggregation.js';
+import { spearman } from './spearman.js';
 
 const task = getTask('exercise');
 
@@ -36,13 +40,39 @@ function dataOf(sources: [string, number][], shuffleLabels: boolean): Dataset {
 /** What kind of trainer each planted id is. */
 export type PlantedKind = 'honest' | 'shuffled' | 'zero' | 'random';
 
+/**
+ * The planted quality of each kind: honest trainers help, free-riders add nothing, and trainers
+ * on shuffled labels pull the model away from the task (their first-order contribution is
+ * negative). The ranking the estimate is held to.
+ */
+export const plantedQuality: Record<PlantedKind, number> = { honest: 1, zero: 0, random: 0, shuffled: -1 };
+
+/** One draw of groups over the whole run: its own group history and estimators. */
+export interface PlantedDraw {
+  seed: string;
+  trainers: ContributionEstimator;
+  datasets: ContributionEstimator;
+  /** The same groups, each round's scores divided by their own spread instead (the baseline). */
+  bySpread: ContributionEstimator;
+}
+
 /** Options of {@link simulatePlanted}. */
 export interface PlantedOptions {
   rounds: number;
-  onRound?: (round: number, trainers: ContributionEstimator, datasets: ContributionEstimator) => void;
+  /**
+   * Independent draws of the groups (default 1). Every group has 5 members and every update is
+   * averaged in, so the global model's path does not depend on the draw: one training run
+   * serves them all, and each draw sees only its own groups' means.
+   */
+  draws?: number;
+  /**
+   * Called after each round with every draw and, as a ceiling no coordinator can reach, an
+   * estimator that saw each update alone (each round's 20 first-order scores, same scaling).
+   */
+  onRound?: (round: number, draws: readonly PlantedDraw[], individual: ContributionEstimator) => void;
 }
 
-/** Runs the planted federation; returns both estimators and who is who. */
+/** Runs the planted federation; returns each draw's estimators and who is who. */
 export async function simulatePlanted(options: PlantedOptions) {
   const rng = new Random('planted');
   const ids = Array.from({ length: 20 }, (_, i) => `t${String(i).padStart(2, '0')}`);
@@ -55,56 +85,69 @@ export async function simulatePlanted(options: PlantedOptions) {
   const model = buildModel({ ...task.defaultModel, hidden: [32], dropout: 0 }, task.inputShape, 3);
   const evalModel = buildModel({ ...task.defaultModel, hidden: [32], dropout: 0 }, task.inputShape, 3);
   let global = await getFlatParams(model);
-  const trainers = new ContributionEstimator();
-  const datasets = new ContributionEstimator();
-  const evaluated: string[][] = [];
+  const draws = Array.from({ length: options.draws ?? 1 }, (_, d) => ({
+    seed: `groups-${d}`, rng: new Random(`groups-${d}`), history: new GroupHistory(),
+    trainers: new ContributionEstimator(), datasets: new ContributionEstimator(), bySpread: new ContributionEstimator(),
+  }));
+  const individual = new ContributionEstimator();
+  const train = { epochs: 3, batchSize: 16, learningRate: 0.001, optimizer: 'adam', numClasses: 7 } as const;
   for (let round = 0; round < options.rounds; round++) {
     const deltas = new Map<string, Float32Array>();
-    for (let i = 7; i < 20; i++) {
+    for (let i = 0; i < 20; i++) {
+      if (kind(i) !== 'honest' && kind(i) !== 'shuffled') continue;
       setFlatParams(model, global);
-      await trainLocal(model, data[i]!, { epochs: 1, batchSize: 16, learningRate: 0.003, optimizer: 'adam', numClasses: 7, seed: round * 100 + i });
+      await trainLocal(model, data[i]!, { ...train, seed: round * 100 + i });
       const local = await getFlatParams(model);
       deltas.set(ids[i]!, local.map((w, k) => w - global[k]!));
     }
-    // Typical honest update size, so random free-riders are not trivially huge.
-    const norm = Math.sqrt([...deltas.values()][0]!.reduce((s, d) => s + d * d, 0));
-    for (let i = 0; i < 7; i++) {
-      const id = ids[i]!;
-      if (kind(i) === 'shuffled') {
-        setFlatParams(model, global);
-        await trainLocal(model, data[i]!, { epochs: 1, batchSize: 16, learningRate: 0.003, optimizer: 'adam', numClasses: 7, seed: round * 100 + i });
-        const local = await getFlatParams(model);
-        deltas.set(id, local.map((w, k) => w - global[k]!));
-      } else if (kind(i) === 'zero') {
-        deltas.set(id, new Float32Array(global.length));
-      } else {
-        const r = Float32Array.from({ length: global.length }, () => rng.normal());
-        const rn = Math.sqrt(r.reduce((s, d) => s + d * d, 0));
-        deltas.set(id, r.map((d) => (d * norm) / rn));
-      }
+    // Random free-riders send noise of a typical honest update's size, so they are not trivially huge.
+    const norm = Math.sqrt(deltas.get(ids[7]!)!.reduce((s, d) => s + d * d, 0));
+    for (let i = 0; i < 20; i++) {
+      if (kind(i) === 'zero') deltas.set(ids[i]!, new Float32Array(global.length));
+      if (kind(i) !== 'random') continue;
+      const r = Float32Array.from({ length: global.length }, () => rng.normal());
+      const rn = Math.sqrt(r.reduce((s, d) => s + d * d, 0));
+      deltas.set(ids[i]!, r.map((d) => (d * norm) / rn));
     }
-    const groups = formGroupsAvoiding(ids, 5, rng, evaluated);
-    if (groups.length !== 4) throw new Error('could not draw groups that avoid differencing');
     setFlatParams(evalModel, global);
     const grad = await lossGradient(evalModel, val, 7);
-    const sum = new Float32Array(global.length);
-    for (const g of groups) {
-      for (const e of evaluated) if (differByOne(g, e)) throw new Error('two evaluated groups differ by one member');
-      const mean = new Float32Array(global.length);
-      for (const id of g) deltas.get(id)!.forEach((d, k) => (mean[k]! += d / g.length));
-      // First-order validation-loss decrease of the group's mean update (additive over members).
-      let score = 0;
-      for (let k = 0; k < mean.length; k++) score -= grad[k]! * mean[k]!;
-      trainers.observe({ members: g.map((id) => ({ id, share: 1 })), score, round: String(round) });
-      // The coordinator knows which node's shards fed each member.
-      const bySource = new Map<string, number>();
-      for (const id of g) for (const [node] of sources(ids.indexOf(id))) bySource.set(node, (bySource.get(node) ?? 0) + 1);
-      datasets.observe({ members: [...bySource].map(([id, share]) => ({ id, share })), score, round: String(round) });
-      evaluated.push(g);
-      mean.forEach((m, k) => (sum[k]! += m / groups.length));
+    for (const draw of draws) {
+      const groups = draw.history.draw(ids, 5, draw.rng);
+      if (groups.length !== 4) throw new Error('could not draw groups that avoid differencing');
+      draw.history.add(groups);
+      const means = groups.map((g) => {
+        const mean = new Float32Array(global.length);
+        for (const id of g) deltas.get(id)!.forEach((d, k) => (mean[k]! += d / g.length));
+        return mean;
+      });
+      const { scores, scale } = firstOrderScores(grad, means);
+      groups.forEach((g, j) => {
+        draw.trainers.observe({ members: g.map((id) => ({ id, share: 1 })), score: scores[j]!, scale, round: String(round) });
+        draw.bySpread.observe({ members: g.map((id) => ({ id, share: 1 })), score: scores[j]!, round: String(round) });
+        // The coordinator knows which node's shards fed each member.
+        const bySource = new Map<string, number>();
+        for (const id of g) for (const [node] of sources(ids.indexOf(id))) bySource.set(node, (bySource.get(node) ?? 0) + 1);
+        draw.datasets.observe({ members: [...bySource].map(([id, share]) => ({ id, share })), score: scores[j]!, scale, round: String(round) });
+      });
     }
+    const alone = firstOrderScores(grad, [...deltas.values()]);
+    [...deltas.keys()].forEach((id, j) => individual.observe({ members: [{ id, share: 1 }], score: alone.scores[j]!, scale: alone.scale, round: String(round) }));
+    // The mean of the group means (equal groups) is the mean of all 20 updates, whatever the draw.
+    const sum = new Float32Array(global.length);
+    for (const d of deltas.values()) d.forEach((x, k) => (sum[k]! += x / deltas.size));
     global = global.map((w, k) => w + sum[k]!);
-    options.onRound?.(round + 1, trainers, datasets);
+    options.onRound?.(round + 1, draws, individual);
   }
-  return { ids, kind: (id: string) => kind(ids.indexOf(id)), trainers, datasets };
+  return { ids, kind: (id: string) => kind(ids.indexOf(id)), draws: draws as PlantedDraw[] };
+}
+
+/** How one draw's estimate stands against the planted qualities. */
+export function judgePlanted(ids: readonly string[], kind: (id: string) => PlantedKind, trainers: ContributionEstimator, datasets: ContributionEstimator) {
+  const q = trainers.estimate();
+  const rho = spearman(ids.map((id) => plantedQuality[kind(id)]), ids.map((id) => q.get(id) ?? 0));
+  const bottom = new Set([...q].sort((a, b) => a[1] - b[1]).slice(0, 7).map(([id]) => id));
+  const badAreBottom = ids.filter((id) => kind(id) !== 'honest').every((id) => bottom.has(id));
+  const d = datasets.estimate();
+  const datasetBelow = (d.get('bad') ?? 0) < Math.min(d.get('h0') ?? 0, d.get('h1') ?? 0);
+  return { rho, badAreBottom, datasetBelow };
 }

@@ -3,8 +3,14 @@
  * without secure aggregation, of single updates), the shards that fed them, and each node's
  * record. Quality comes from {@link ContributionEstimator} over group memberships (trainers,
  * and dataset nodes by their share of a group's samples); it is squashed to (0, 1) and
- * multiplied by the node's reliability (trainers: tasks in on time; dataset nodes: availability),
- * then smoothed with an EMA across rounds. Weights follow the SDK's rules (weights.ts).
+ * multiplied by the node's operational record, then smoothed with an EMA across rounds:
+ *
+ *   score = EMA( squash(quality) x onTime x uptime x (3/4 + throughput/4) )
+ *
+ * Trainers: tasks in on time, time live, and samples a second against the median (a slow
+ * trainer holds rounds to their deadline, but speed alone must not outweigh quality, hence the
+ * quarter). Dataset nodes: rounds available for `uptime`; their `onTime` and `throughput` are 1
+ * (trainers do not yet report shards that failed their digest check). Weights follow the SDK's rules (weights.ts).
  */
 import { ContributionEstimator } from './contribution.js';
 import { Ema, toU16Weights, type WeightRules } from './weights.js';
@@ -15,8 +21,19 @@ export interface NodeScore {
   role: 'trainer' | 'dataset';
   score: number;
   quality: number;
+  /** onTime x uptime x (3/4 + throughput/4): the factor the operational record applies. */
   reliability: number;
+  onTime: number;
+  uptime: number;
+  throughput: number;
   groupsSeen: number;
+}
+
+/** A node's operational record, each part in [0, 1]. */
+export interface Operational {
+  onTime: number;
+  uptime: number;
+  throughput: number;
 }
 
 /** An evaluated group of one round. */
@@ -27,6 +44,8 @@ export interface ScoredGroup {
   /** Dataset node ids and the samples of theirs the group trained on. */
   datasets: { id: string; samples: number }[];
   score: number;
+  /** The round's scale (first-order.ts), the same for all its groups. */
+  scale?: number;
   /** Task difficulty weight of the job (harder jobs weigh more). */
   weight?: number;
 }
@@ -42,22 +61,24 @@ export class Scoreboard {
 
   /** Adds an evaluated group. */
   observe(g: ScoredGroup): void {
-    this.trainers.observe({ members: g.members.map((m) => ({ id: m.id, share: m.samples })), score: g.score, round: g.round, weight: g.weight });
+    this.trainers.observe({ members: g.members.map((m) => ({ id: m.id, share: m.samples })), score: g.score, scale: g.scale, round: g.round, weight: g.weight });
     if (g.datasets.length > 0) {
-      this.datasets.observe({ members: g.datasets.map((d) => ({ id: d.id, share: d.samples })), score: g.score, round: g.round, weight: g.weight });
+      this.datasets.observe({ members: g.datasets.map((d) => ({ id: d.id, share: d.samples })), score: g.score, scale: g.scale, round: g.round, weight: g.weight });
     }
   }
 
-  /** Recomputes every score (once a round); `reliability` gives each node's record in [0, 1]. */
-  update(reliability: (id: string, role: 'trainer' | 'dataset') => number): NodeScore[] {
+  /** Recomputes every score (once a round); `operational` gives each node's record. */
+  update(operational: (id: string, role: 'trainer' | 'dataset') => Operational): NodeScore[] {
     const out: NodeScore[] = [];
     for (const [role, est] of [['trainer', this.trainers], ['dataset', this.datasets]] as const) {
       const q = est.estimate();
       const seen = est.appearances();
       for (const [id, quality] of q) {
-        const r = Math.min(1, Math.max(0, reliability(id, role)));
-        const score = this.ema.update(`${role}/${id}`, squash(quality) * r);
-        out.push({ nodeId: id, role, score, quality, reliability: r, groupsSeen: seen.get(id) ?? 0 });
+        const op = operational(id, role);
+        const [onTime, uptime, throughput] = [op.onTime, op.uptime, op.throughput].map((x) => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0)) as [number, number, number];
+        const reliability = onTime * uptime * (0.75 + 0.25 * throughput);
+        const score = this.ema.update(`${role}/${id}`, squash(quality) * reliability);
+        out.push({ nodeId: id, role, score, quality, reliability, onTime, uptime, throughput, groupsSeen: seen.get(id) ?? 0 });
       }
     }
     this.latest = new Map(out.map((s) => [s.nodeId, s]));

@@ -97,4 +97,4 @@ export type SecAggAwaitResponse =
   | { result: 'unmask'; unmask: { survivors: string[]; dropped: string[] } }
   | { result: 'retryAfterMs'; retryAfterMs: number }
   | { result: 'aborted'; aborted: string };
-export interface GetScoreResponse { nodeId: string; role: string; score: number; quality: number; reliability: number; groupsSeen: number }
+export interface GetScoreResponse { nodeId: string; role: string; score: number; quality: number; reliability: number; groupsSeen: number; onTime: number; uptime: number; throughput: number }
