@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
+import { registerConvKernels } from './conv-grad.js';
 
 /** Backends a user may ask for. */
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -45,6 +46,7 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
   for (const name of order) {
     if (!(await LOADERS[name]())) continue;
     try {
+      if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
       if (await tf.setBackend(name)) {
         await tf.ready();
         return { backend: name, device: name === 'webgpu' ? 'gpu' : `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}` };

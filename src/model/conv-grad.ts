@@ -1,0 +1,176 @@
+/**
+ * Convolution backprop kernels composed of kernels every backend has (PadV2, StridedSlice,
+ * Concat, Reshape, Transpose, BatchMatMul, Multiply, Sum, Slice, Add):
+ *
+ * - `Conv2DBackpropFilter`: one matMul, im2col(x)^T . dy, with the transpose made explicit
+ *   first (a transposed operand is many times slower on wasm);
+ * - `DepthwiseConv2dNativeBackpropFilter`: per filter tap, the sum over positions of the input
+ *   under the tap times dy, per channel;
+ * - `DepthwiseConv2dNativeBackpropInput`: per tap, dy times the tap's weights spread back onto
+ *   the stride grid and shifted to the tap's offset in the padded input, summed pairwise (never
+ *   a long AddN, which returns zeros silently on webgpu), the padding cut away.
+ *
+ * Stock `@tensorflow/tfjs-backend-wasm` has none of the three, so without them a CNN cannot
+ * train on it (the stock gradients, fused convolutions' included, call these kernels). Stock
+ * webgpu has them, but its filter gradient took most of a CNN step on an H100, so there they
+ * replace the stock ones. Registered as kernels, not gradients, so every path to them (plain
+ * and fused convolutions, Layers) finds them. Layout NHWC; any stride and padding tfjs's
+ * computeConv2DInfo resolves (dilation too, though tfjs's gradients refuse it before this runs). Checked against the cpu backend's stock kernels in
+ * conv-grad.test.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Info = tf.TensorInfo;
+type Conv2DInfo = tf.backend_util.Conv2DInfo;
+
+/** Backends that get these kernels: wasm lacks them, webgpu's filter gradient is slow. */
+export const CONV_KERNEL_BACKENDS = ['wasm', 'webgpu'] as const;
+
+/** Runs other kernels of one backend and frees every intermediate at the end. */
+class Composer {
+  private readonly temps: Info[] = [];
+
+  constructor(private readonly backend: tf.KernelBackend, private readonly backendName: string) {}
+
+  run(kernelName: string, inputs: Record<string, Info> | Info[], attrs: Record<string, unknown> = {}): Info {
+    const k = tf.getKernel(kernelName, this.backendName);
+    if (!k) throw new Error(`conv gradient: backend ${this.backendName} has no ${kernelName} kernel`);
+    const out = k.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.backend, attrs: attrs as tf.NamedAttrMap }) as Info;
+    this.temps.push(out);
+    return out;
+  }
+
+  reshape(x: Info, shape: number[]): Info {
+    return this.run('Reshape', { x }, { shape });
+  }
+
+  pad(x: Info, paddings: [number, number][]): Info {
+    return paddings.every(([a, b]) => a === 0 && b === 0) ? x : this.run('PadV2', { x }, { paddings, constantValue: 0 });
+  }
+
+  /** Frees the intermediates but `keep` (reshapes share data by reference count, so this is safe). */
+  finish(keep: Info): Info {
+    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
+    return keep;
+  }
+}
+
+/** The input under each filter tap: kh*kw infos [n, outH, outW, inC], in filter order. */
+function taps(k: Composer, x: Info, c: Conv2DInfo): Info[] {
+  const { top, bottom, left, right } = c.padInfo;
+  const xp = k.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  const out: Info[] = [];
+  for (let i = 0; i < c.filterHeight; i++) {
+    for (let j = 0; j < c.filterWidth; j++) {
+      const r = i * c.dilationHeight, q = j * c.dilationWidth;
+      out.push(k.run('StridedSlice', { x: xp }, {
+        begin: [0, r, q, 0],
+        end: [c.batchSize, r + (c.outHeight - 1) * c.strideHeight + 1, q + (c.outWidth - 1) * c.strideWidth + 1, c.inChannels],
+        strides: [1, c.strideHeight, c.strideWidth, 1],
+        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+      }));
+    }
+  }
+  return out;
+}
+
+interface ConvAttrs {
+  strides: [number, number] | number;
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: string;
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  filterShape?: number[];
+  inputShape?: number[];
+}
+
+function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs, depthwise: boolean): Conv2DInfo {
+  if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') throw new RangeError(`conv gradient: expected NHWC data, got ${a.dataFormat}`);
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    a.strides, a.dilations ?? 1, a.pad as 'same', a.dimRoundingMode, depthwise,
+  );
+}
+
+function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { x, dy } = inputs as { x: Info; dy: Info };
+    const a = attrs as unknown as ConvAttrs;
+    const c = convInfo(x.shape, a.filterShape!, a, false);
+    const k = new Composer(backend as tf.KernelBackend, backendName);
+    const t = taps(k, x, c);
+    const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [1, -1, c.filterHeight * c.filterWidth * c.inChannels]);
+    const colsT = k.run('Transpose', { x: cols }, { perm: [0, 2, 1] });
+    const g = k.run('BatchMatMul', { a: colsT, b: k.reshape(dy, [1, -1, c.outChannels]) }, { transposeA: false, transposeB: false });
+    return k.finish(k.reshape(g, [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels]));
+  };
+}
+
+function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { x, dy } = inputs as { x: Info; dy: Info };
+    const a = attrs as unknown as ConvAttrs;
+    const c = convInfo(x.shape, a.filterShape!, a, true);
+    const mult = a.filterShape![3]!;
+    const k = new Composer(backend as tf.KernelBackend, backendName);
+    const dyr = k.reshape(dy, [c.batchSize, c.outHeight, c.outWidth, c.inChannels, mult]);
+    const perTap = taps(k, x, c).map((t) => {
+      const prod = k.run('Multiply', { a: k.reshape(t, [c.batchSize, c.outHeight, c.outWidth, c.inChannels, 1]), b: dyr });
+      return k.reshape(k.run('Sum', { x: prod }, { axis: [0, 1, 2], keepDims: false }), [1, c.inChannels * mult]);
+    });
+    const all = perTap.length === 1 ? perTap[0]! : k.run('Concat', perTap, { axis: 0 });
+    return k.finish(k.reshape(all, [c.filterHeight, c.filterWidth, c.inChannels, mult]));
+  };
+}
+
+function depthwiseBackpropInput(backendName: string): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { dy, filter } = inputs as { dy: Info; filter: Info };
+    const a = attrs as unknown as ConvAttrs;
+    const c = convInfo(a.inputShape!, filter.shape, a, true);
+    const { top, bottom, left, right } = c.padInfo;
+    const mult = filter.shape[3]!;
+    const H = c.inHeight + top + bottom, W = c.inWidth + left + right;
+    const spanH = (c.outHeight - 1) * c.strideHeight + 1, spanW = (c.outWidth - 1) * c.strideWidth + 1;
+    const [n, oh, ow, ch] = [c.batchSize, c.outHeight, c.outWidth, c.inChannels];
+    const k = new Composer(backend as tf.KernelBackend, backendName);
+    const dyr = k.reshape(dy, [n, oh, ow, ch, mult]);
+    let acc: Info | null = null;
+    for (let i = 0; i < c.filterHeight; i++) {
+      for (let j = 0; j < c.filterWidth; j++) {
+        const w = k.reshape(k.run('Slice', { x: filter }, { begin: [i, j, 0, 0], size: [1, 1, ch, mult] }), [ch, mult]);
+        let part = k.run('Sum', { x: k.run('Multiply', { a: dyr, b: w }) }, { axis: [4], keepDims: false });
+        if (c.strideHeight > 1 || c.strideWidth > 1) {
+          // Zeros between the rows and columns: [n, oh, 1, ow, 1, ch] padded to strides, then cut to the span.
+          const spread = k.pad(k.reshape(part, [n, oh, 1, ow, 1, ch]), [[0, 0], [0, 0], [0, c.strideHeight - 1], [0, 0], [0, c.strideWidth - 1], [0, 0]]);
+          part = k.run('Slice', { x: k.reshape(spread, [n, oh * c.strideHeight, ow * c.strideWidth, ch]) }, { begin: [0, 0, 0, 0], size: [n, spanH, spanW, ch] });
+        }
+        const r = i * c.dilationHeight, q = j * c.dilationWidth;
+        part = k.pad(part, [[0, 0], [r, H - r - spanH], [q, W - q - spanW], [0, 0]]);
+        acc = acc ? k.run('Add', { a: acc, b: part }) : part;
+      }
+    }
+    const dx = k.run('Slice', { x: acc! }, { begin: [0, top, left, 0], size: [n, c.inHeight, c.inWidth, ch] });
+    return k.finish(dx);
+  };
+}
+
+const registered = new Set<string>();
+
+/**
+ * Registers the three kernels for `backendName` (one of {@link CONV_KERNEL_BACKENDS}), in place
+ * of any stock ones. Idempotent; call it before training on that backend.
+ */
+export function registerConvKernels(backendName: (typeof CONV_KERNEL_BACKENDS)[number]): void {
+  if (registered.has(backendName)) return;
+  registered.add(backendName);
+  const kernels: [string, (b: string) => tf.KernelFunc][] = [
+    ['Conv2DBackpropFilter', conv2dBackpropFilter],
+    ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+  ];
+  for (const [kernelName, make] of kernels) {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc: make(backendName) });
+  }
+}
