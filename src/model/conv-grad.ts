@@ -4,8 +4,8 @@
  *
  * - `Conv2DBackpropFilter`: one matMul, im2col(x)^T . dy, with the transpose made explicit
  *   first (a transposed operand is many times slower on wasm);
- * - `DepthwiseConv2dNativeBackpropFilter`: per filter tap, the sum over positions of the input
- *   under the tap times dy, per channel;
+ * - `DepthwiseConv2dNativeBackpropFilter`: per channel, the input under each tap times dy
+ *   summed over positions, as one matMul batched over channels;
  * - `DepthwiseConv2dNativeBackpropInput`: per tap, dy times the tap's weights spread back onto
  *   the stride grid and shifted to the tap's offset in the padded input, summed pairwise (never
  *   a long AddN, which returns zeros silently on webgpu), the padding cut away.
@@ -40,6 +40,12 @@ class Composer {
     return out;
   }
 
+  /** Adopts an output made outside `run`, so `finish` frees it too. */
+  track(info: Info): Info {
+    this.temps.push(info);
+    return info;
+  }
+
   reshape(x: Info, shape: number[]): Info {
     return this.run('Reshape', { x }, { shape });
   }
@@ -53,6 +59,56 @@ class Composer {
     for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
     return keep;
   }
+}
+
+/**
+ * The wasm backend keeps tensors in its own heap, which JS reads and writes synchronously; its
+ * StridedSlice, however, runs element by element in JS and took most of a CNN step. So on wasm
+ * the patch gathering (and both depthwise gradients, a few million multiply-adds) run as plain
+ * loops over the heap, and only the large conv filter-gradient product goes to its matMul.
+ */
+interface HeapBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: 'float32'): Info;
+  typedArrayFromHeap(info: Info): Float32Array;
+}
+
+const heapOf = (backend: tf.KernelBackend): HeapBackend | null =>
+  typeof (backend as Partial<HeapBackend>).typedArrayFromHeap === 'function' ? backend as HeapBackend : null;
+
+/** Calls `f(n, oh, ow, i, j, y, x)` for every output position and tap whose input is inside the image. */
+function forEachTap(c: Conv2DInfo, f: (n: number, oh: number, ow: number, i: number, j: number, y: number, x: number) => void): void {
+  const { top, left } = c.padInfo;
+  for (let n = 0; n < c.batchSize; n++) {
+    for (let oh = 0; oh < c.outHeight; oh++) {
+      for (let ow = 0; ow < c.outWidth; ow++) {
+        for (let i = 0; i < c.filterHeight; i++) {
+          const y = oh * c.strideHeight + i * c.dilationHeight - top;
+          if (y < 0 || y >= c.inHeight) continue;
+          for (let j = 0; j < c.filterWidth; j++) {
+            const x = ow * c.strideWidth + j * c.dilationWidth - left;
+            if (x < 0 || x >= c.inWidth) continue;
+            f(n, oh, ow, i, j, y, x);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** im2col(x) transposed, [kh*kw*inC, positions], written straight into the heap. */
+function heapColsT(heap: HeapBackend, x: Info, c: Conv2DInfo): Info {
+  const P = c.batchSize * c.outHeight * c.outWidth, C = c.inChannels, K = c.filterHeight * c.filterWidth * C;
+  const out = heap.makeOutput([1, K, P], 'float32');
+  const cols = heap.typedArrayFromHeap(out);
+  cols.fill(0);
+  const xs = heap.typedArrayFromHeap(x);
+  forEachTap(c, (n, oh, ow, i, j, y, xx) => {
+    const p = (n * c.outHeight + oh) * c.outWidth + ow;
+    const src = ((n * c.inHeight + y) * c.inWidth + xx) * C;
+    const row = (i * c.filterWidth + j) * C;
+    for (let ch = 0; ch < C; ch++) cols[(row + ch) * P + p] = xs[src + ch]!;
+  });
+  return out;
 }
 
 /** The input under each filter tap: kh*kw infos [n, outH, outW, inC], in filter order. */
@@ -98,9 +154,15 @@ function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
     const a = attrs as unknown as ConvAttrs;
     const c = convInfo(x.shape, a.filterShape!, a, false);
     const k = new Composer(backend as tf.KernelBackend, backendName);
-    const t = taps(k, x, c);
-    const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [1, -1, c.filterHeight * c.filterWidth * c.inChannels]);
-    const colsT = k.run('Transpose', { x: cols }, { perm: [0, 2, 1] });
+    const heap = heapOf(backend as tf.KernelBackend);
+    let colsT: Info;
+    if (heap) {
+      colsT = k.track(heapColsT(heap, x, c));
+    } else {
+      const t = taps(k, x, c);
+      const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [1, -1, c.filterHeight * c.filterWidth * c.inChannels]);
+      colsT = k.run('Transpose', { x: cols }, { perm: [0, 2, 1] });
+    }
     const g = k.run('BatchMatMul', { a: colsT, b: k.reshape(dy, [1, -1, c.outChannels]) }, { transposeA: false, transposeB: false });
     return k.finish(k.reshape(g, [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels]));
   };
@@ -112,14 +174,34 @@ function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
     const a = attrs as unknown as ConvAttrs;
     const c = convInfo(x.shape, a.filterShape!, a, true);
     const mult = a.filterShape![3]!;
+    const taps2 = c.filterHeight * c.filterWidth;
+    const heap = heapOf(backend as tf.KernelBackend);
+    if (heap) {
+      const out = heap.makeOutput([c.filterHeight, c.filterWidth, c.inChannels, mult], 'float32');
+      const g = heap.typedArrayFromHeap(out);
+      g.fill(0);
+      const xs = heap.typedArrayFromHeap(x), dys = heap.typedArrayFromHeap(dy);
+      const C = c.inChannels;
+      forEachTap(c, (n, oh, ow, i, j, y, xx) => {
+        const src = ((n * c.inHeight + y) * c.inWidth + xx) * C;
+        const d = ((n * c.outHeight + oh) * c.outWidth + ow) * C * mult;
+        const w = (i * c.filterWidth + j) * C * mult;
+        for (let ch = 0; ch < C; ch++) {
+          const v = xs[src + ch]!;
+          for (let m = 0; m < mult; m++) g[w + ch * mult + m]! += v * dys[d + ch * mult + m]!;
+        }
+      });
+      return out;
+    }
     const k = new Composer(backend as tf.KernelBackend, backendName);
-    const dyr = k.reshape(dy, [c.batchSize, c.outHeight, c.outWidth, c.inChannels, mult]);
-    const perTap = taps(k, x, c).map((t) => {
-      const prod = k.run('Multiply', { a: k.reshape(t, [c.batchSize, c.outHeight, c.outWidth, c.inChannels, 1]), b: dyr });
-      return k.reshape(k.run('Sum', { x: prod }, { axis: [0, 1, 2], keepDims: false }), [1, c.inChannels * mult]);
-    });
-    const all = perTap.length === 1 ? perTap[0]! : k.run('Concat', perTap, { axis: 0 });
-    return k.finish(k.reshape(all, [c.filterHeight, c.filterWidth, c.inChannels, mult]));
+    // Per channel, one [taps x positions] . [positions x multiplier] product, batched over channels.
+    const t = taps(k, x, c);
+    const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [-1, taps2, c.inChannels]);
+    const colsT = k.run('Transpose', { x: cols }, { perm: [2, 1, 0] });
+    const dyT = k.run('Transpose', { x: k.reshape(dy, [-1, c.inChannels, mult]) }, { perm: [1, 0, 2] });
+    const g = k.run('BatchMatMul', { a: colsT, b: dyT }, { transposeA: false, transposeB: false });
+    const out = k.run('Transpose', { x: g }, { perm: [1, 0, 2] });
+    return k.finish(k.reshape(out, [c.filterHeight, c.filterWidth, c.inChannels, mult]));
   };
 }
 
@@ -133,6 +215,24 @@ function depthwiseBackpropInput(backendName: string): tf.KernelFunc {
     const H = c.inHeight + top + bottom, W = c.inWidth + left + right;
     const spanH = (c.outHeight - 1) * c.strideHeight + 1, spanW = (c.outWidth - 1) * c.strideWidth + 1;
     const [n, oh, ow, ch] = [c.batchSize, c.outHeight, c.outWidth, c.inChannels];
+    const heap = heapOf(backend as tf.KernelBackend);
+    if (heap) {
+      const out = heap.makeOutput([n, c.inHeight, c.inWidth, ch], 'float32');
+      const dx = heap.typedArrayFromHeap(out);
+      dx.fill(0);
+      const ws = heap.typedArrayFromHeap(filter), dys = heap.typedArrayFromHeap(dy);
+      forEachTap(c, (b, r, q, i, j, y, xx) => {
+        const dst = ((b * c.inHeight + y) * c.inWidth + xx) * ch;
+        const d = ((b * oh + r) * ow + q) * ch * mult;
+        const w = (i * c.filterWidth + j) * ch * mult;
+        for (let k2 = 0; k2 < ch; k2++) {
+          let acc = 0;
+          for (let m = 0; m < mult; m++) acc += dys[d + k2 * mult + m]! * ws[w + k2 * mult + m]!;
+          dx[dst + k2]! += acc;
+        }
+      });
+      return out;
+    }
     const k = new Composer(backend as tf.KernelBackend, backendName);
     const dyr = k.reshape(dy, [n, oh, ow, ch, mult]);
     let acc: Info | null = null;
