@@ -8,12 +8,15 @@ import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 import { STRATEGIES } from '../src/aggregation/index.js';
 import type { HotkeySource } from '../src/chain/hotkey.js';
+import { validateModelSpec, type ModelSpec } from '../src/model/spec.js';
+import { getTask } from '../src/tasks/index.js';
 
 export const COORDINATOR_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
   'job-id': { type: 'string', default: 'job-1', description: 'id of the built-in job' },
-  task: { type: 'string', default: 'exercise', choices: ['exercise'], description: 'built-in task of the job' },
-  hidden: { type: 'string', default: '128,64', description: 'hidden layer sizes of the MLP model, comma-separated' },
+  task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task of the job' },
+  hidden: { type: 'string', default: '', description: 'hidden layer sizes of an MLP model, comma-separated (empty: the task\'s default model)' },
+  model: { type: 'string', default: '', description: 'model spec as JSON, e.g. {"family":"cnn","widths":[16,32,64]} or {"family":"vit","patch":8,"dim":64,"depth":4,"heads":4} (empty: the task\'s default)' },
   rounds: { type: 'number', default: 10, min: 1, max: 100_000, description: 'rounds to run' },
   cohort: { type: 'number', default: 10, min: 1, max: 100_000, description: 'trainers selected per round (at most the live ones)' },
   'min-trainers': { type: 'number', default: 3, min: 1, max: 100_000, description: 'updates a round needs to complete; fewer and it is retried' },
@@ -70,7 +73,7 @@ export interface CoordinatorConfig {
 export interface JobConfig {
   jobId: string;
   task: string;
-  hidden: number[];
+  model: ModelSpec;
   rounds: number;
   cohort: number;
   minTrainers: number;
@@ -107,14 +110,37 @@ export interface SecureAggregationConfig {
 export const COORDINATOR_USAGE = 'actiquest coordinator [options]';
 export const COORDINATOR_SUMMARY = 'Runs a federated training job: selects trainers each round, aggregates their updates, evaluates the global model.';
 
+/** The job's model: `--model` JSON, else the task's default (an MLP's layers from `--hidden`). */
+function modelOf(taskName: string, json: string, hiddenText: string): ModelSpec {
+  if (json && hiddenText) throw new ConfigError('hidden', 'nothing when --model is given (put the layers in the spec)', JSON.stringify(hiddenText));
+  if (json) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch {
+      throw new ConfigError('model', 'a JSON model spec', JSON.stringify(json));
+    }
+    try {
+      return validateModelSpec(parsed);
+    } catch (err) {
+      throw new ConfigError('model', (err as Error).message, json);
+    }
+  }
+  const base = getTask(taskName).defaultModel;
+  if (!hiddenText) return base;
+  const hidden = hiddenText.split(',').map((s) => Number(s.trim()));
+  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1 || h > 4096)) {
+    throw new ConfigError('hidden', 'comma-separated integers 1 to 4096', JSON.stringify(hiddenText));
+  }
+  if (base.family !== 'mlp') throw new ConfigError('hidden', `nothing for task ${taskName}, whose default model is a ${base.family} (use --model)`, JSON.stringify(hiddenText));
+  return { ...base, hidden };
+}
+
 /** Parses flags and environment into a frozen config. */
 export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
   const o = parseOptions(COORDINATOR_OPTIONS, argv, env, COORDINATOR_USAGE, COORDINATOR_SUMMARY);
   if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
-  const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
-  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1 || h > 4096)) {
-    throw new ConfigError('hidden', 'comma-separated integers 1 to 4096', JSON.stringify(o.hidden));
-  }
+  const model = modelOf(o.task, o.model, o.hidden);
   if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
   if (o.chain && !/^wss?:\/\//.test(o.chain)) throw new ConfigError('chain', 'a ws:// or wss:// URL', JSON.stringify(o.chain));
   if (o.chain && !o['hotkey-uri'] && !o['hotkey-file']) throw new ConfigError('hotkey-uri', 'the validator hotkey (AQ_HOTKEY_URI or --hotkey-file) when --chain is given', 'nothing');
@@ -126,7 +152,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   const job: JobConfig = Object.freeze({
     jobId: o['job-id'],
     task: o.task,
-    hidden,
+    model,
     rounds: o.rounds,
     cohort: o.cohort,
     minTrainers: o['min-trainers'],

@@ -10,7 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createStrategy, type Strategy } from '../src/aggregation/index.js';
 import { buildModel, topologyJson } from '../src/model/spec.js';
 import { getFlatParams, setFlatParams } from '../src/model/params.js';
-import { evaluate, lossGradient, type Dataset } from '../src/model/train.js';
+import { evaluate, lossGradient, type Dataset, type Evaluation } from '../src/model/train.js';
 import { Scoreboard, type ScoredGroup } from '../src/scoring/scoreboard.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
@@ -92,11 +92,11 @@ export class JobRunner {
 
   constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
     this.task = getTask(config.task);
-    this.model = buildModel({ ...this.task.defaultModel, hidden: config.hidden }, this.task.inputShape, config.modelSeed);
+    this.model = buildModel(config.model, this.task.inputShape, this.task.head, config.modelSeed);
     this.topology = topologyJson(this.model);
     this.strategy = createStrategy(config.strategy, config.serverLearningRate > 0 ? { serverLearningRate: config.serverLearningRate } : {});
     const v = this.task.generateValidation(config.validationSeed, config.validationSamples);
-    this.validation = { count: v.count, features: this.task.features(v.x, v.count), labels: v.y };
+    this.validation = { count: v.count, features: this.task.features(v.x, v.count), labels: v.y, keypoints: v.keypoints };
     this.rng = new Random(`${config.jobId}/${config.validationSeed}/selection`);
   }
 
@@ -157,9 +157,9 @@ export class JobRunner {
   }
 
   /** Evaluates the current global model on the validation data. */
-  async evaluateGlobal(): Promise<{ loss: number; accuracy: number }> {
+  async evaluateGlobal(): Promise<Evaluation> {
     setFlatParams(this.model, this.globalParams);
-    return evaluate(this.model, this.validation, this.task.classes.length);
+    return evaluate(this.model, this.validation, this.task.head);
   }
 
   /** The model with the current global parameters (for export). */
@@ -174,7 +174,7 @@ export class JobRunner {
     const cfg = this.config;
     this.state = 'RUNNING';
     const initial = await this.evaluateGlobal();
-    progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val acc ${(initial.accuracy * 100).toFixed(1)}%`);
+    progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val ${this.task.metricName} ${(initial.accuracy * 100).toFixed(1)}%`);
     while (this.currentRound <= cfg.rounds && !signal.aborted) {
       let done = false;
       for (let attempt = 1; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
@@ -274,7 +274,7 @@ export class JobRunner {
     const started = performance.now();
     // Scores are first-order loss decreases at this round's global model: -grad . update.
     setFlatParams(this.model, this.globalParams);
-    const grad = await lossGradient(this.model, this.validation, this.task.classes.length);
+    const grad = await lossGradient(this.model, this.validation, this.task.head);
     this.roundsCounted++;
     for (const d of this.deps.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
     const plainScores = new Map<string, { score: number; norm2: number }>();
@@ -404,7 +404,7 @@ export class JobRunner {
     metrics.validationAccuracy.set(ev.accuracy);
     metrics.validationLoss.set(ev.loss);
     const groupsText = secure ? ` in ${groupsDone} secure group${groupsDone === 1 ? '' : 's'}${groupsFailed ? ` (${groupsFailed} dropped)` : ''}` : '';
-    progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${reporters.size}/${members.length} trainers${groupsText}, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val acc ${(ev.accuracy * 100).toFixed(1)}%${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
+    progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${reporters.size}/${members.length} trainers${groupsText}, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val ${this.task.metricName} ${(ev.accuracy * 100).toFixed(1)}%${ev.meanError !== undefined ? `, mean keypoint error ${(ev.meanError * this.task.inputShape[1]!).toFixed(2)} px` : ''}${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
     await this.deps.onRound?.(result);
     return true;
   }

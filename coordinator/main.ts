@@ -120,7 +120,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
         const report = weightsReport(job);
         progress(`weights it would set (no chain configured; local uids): ${report.nodes.map((n) => `${n.nodeId}=${n.u16}`).join(' ') || 'none yet'}`);
       }
-      progress(`job ${config.job.jobId} done: final val acc ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
+      progress(`job ${config.job.jobId} done: final val ${job.task.metricName} ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
     }
     log.info('job finished', { jobId: config.job.jobId, state });
     return state;

@@ -12,7 +12,7 @@ export const DATASET_OPTIONS = {
   advertise: { type: 'string', default: '', env: 'AQ_DATASET_ADVERTISE', description: 'host:port trainers dial; defaults to the bound address' },
   coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port to register with; empty: serve only' },
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this node\'s id; defaults to dataset-<seed>' },
-  task: { type: 'string', default: 'exercise', choices: ['exercise'], description: 'built-in task whose data this node generates' },
+  task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task whose data this node generates' },
   seed: { type: 'string', default: 'dataset-0', env: 'AQ_DATASET_SEED', description: 'seed of this node\'s data (different nodes, different seeds)' },
   shards: { type: 'number', default: 24, min: 1, max: 100_000, description: 'number of shards' },
   'samples-per-shard': { type: 'number', default: 64, min: 1, max: 1_000_000, description: 'samples in each shard' },

@@ -93,7 +93,7 @@ async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
   for (let i = 0; i < options.shards; i++) {
     if (options.signal?.aborted) throw options.signal.reason;
     const samples = task.generateShard({ seed: options.seed, shards: options.shards, samplesPerShard: options.samplesPerShard, alpha: options.alpha }, i);
-    const bytes = encodeShard({ task: task.name, numSamples: samples.count, sampleShape: task.sampleShape, numClasses: task.classes.length }, samples);
+    const bytes = encodeShard({ task: task.name, numSamples: samples.count, sampleShape: task.sampleShape, numClasses: task.classes.length, ...(task.keypoints > 0 ? { keypoints: task.keypoints } : {}) }, samples);
     const shardId = `${options.seed}-${String(i).padStart(4, '0')}`;
     const file = `${shardId}.aqs`;
     const tmp = path.join(options.dir, `${file}.tmp`);

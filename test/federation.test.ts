@@ -43,7 +43,7 @@ describe('federation', () => {
     const model = await loadModelFiles(path.join(h.dir, 'out', 'model'));
     const task = getTask('exercise');
     const v = task.generateValidation('test-validation', 210);
-    const ev = await evaluate(model, { count: v.count, features: task.features(v.x, v.count), labels: v.y }, 7);
+    const ev = await evaluate(model, { count: v.count, features: task.features(v.x, v.count), labels: v.y }, task.head);
     expect(ev.accuracy).toBeCloseTo(hist[2]!.valAccuracy, 5);
 
     // Every role counted its work.

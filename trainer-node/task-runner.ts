@@ -26,7 +26,7 @@ const MAX_SHARD_BYTES = 1 << 30;
 
 /** State a trainer keeps across tasks. */
 export class TaskRunner {
-  private readonly shardCache = new Map<string, { count: number; features: Float32Array; labels: Uint8Array }>();
+  private readonly shardCache = new Map<string, Dataset>();
   private readonly datasetClients = new Map<string, Client>();
   private model: { topology: string; model: tf.LayersModel } | null = null;
 
@@ -82,13 +82,16 @@ export class TaskRunner {
     const { header, samples } = decodeShard(bytes);
     if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
     const task = getTask(taskName);
-    const entry = { count: samples.count, features: task.features(samples.x, samples.count), labels: samples.y };
+    if ((header.keypoints ?? 0) !== task.keypoints) {
+      throw new InvalidFieldError(`shard ${ref.shardId}.keypoints`, String(task.keypoints), String(header.keypoints ?? 0));
+    }
+    const entry: Dataset = { count: samples.count, features: task.features(samples.x, samples.count), labels: samples.y, keypoints: samples.keypoints };
     this.shardCache.set(ref.sha256, entry);
     return entry;
   }
 
   private async loadShards(task: Task, signal: AbortSignal): Promise<Dataset> {
-    const parts: { count: number; features: Float32Array; labels: Uint8Array }[] = [];
+    const parts: Dataset[] = [];
     // A few shards at a time: enough to overlap round trips, few enough to bound memory.
     const queue = [...task.shards];
     const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
@@ -99,13 +102,16 @@ export class TaskRunner {
     const dim = count > 0 ? parts[0]!.features.length / parts[0]!.count : 0;
     const features = new Float32Array(count * dim);
     const labels = new Uint8Array(count);
+    const kpPer = count > 0 && parts[0]!.keypoints ? parts[0]!.keypoints.length / parts[0]!.count : 0;
+    const keypoints = kpPer > 0 ? new Float32Array(count * kpPer) : undefined;
     let off = 0;
     for (const p of parts) {
       features.set(p.features, off * dim);
       labels.set(p.labels, off);
+      if (keypoints) keypoints.set(p.keypoints!, off * kpPer);
       off += p.count;
     }
-    return { count, features, labels };
+    return { count, features, labels, keypoints };
   }
 
   private async loadModel(task: Task, signal: AbortSignal): Promise<{ model: tf.LayersModel; global: Float32Array }> {
@@ -137,7 +143,7 @@ export class TaskRunner {
     const delay = this.deps.delayPerBatchMs;
     const result = await trainLocal(model, data, {
       epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
-      optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', numClasses: def.classes.length, seed: train.seed, signal,
+      optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
       onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
     });
     metrics.samplesTrained.inc(result.samplesTrained);

@@ -1,6 +1,12 @@
 /**
  * TF.js backends, best first: `tensorflow` (the optional native `@tensorflow/tfjs-node-gpu` or
  * `-node`, used only when installed), `webgpu`, `wasm` (the default here), `cpu`.
+ *
+ * WebGPU in Node comes from the optional `webgpu` package (Dawn, through Vulkan on Linux): its
+ * `navigator.gpu` is installed before `@tensorflow/tfjs-backend-webgpu` loads, and the backend
+ * counts only if Dawn finds an adapter (a GPU and its Vulkan driver). On webgpu, reads must be
+ * async (`dataSync` throws in Node) and the project's conv backprop kernels replace the stock
+ * ones (conv-grad.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
@@ -28,11 +34,42 @@ async function tryImport(name: string): Promise<boolean> {
 
 const LOADERS: Readonly<Record<Exclude<BackendName, 'auto'>, () => Promise<boolean>>> = {
   tensorflow: async () => (await tryImport('@tensorflow/tfjs-node-gpu')) || (await tryImport('@tensorflow/tfjs-node')),
-  webgpu: async () => typeof (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu !== 'undefined'
-    && (await tryImport('@tensorflow/tfjs-backend-webgpu')),
+  webgpu: async () => (await installNavigatorGpu()) && (await tryImport('@tensorflow/tfjs-backend-webgpu')),
   wasm: () => tryImport('@tensorflow/tfjs-backend-wasm'),
   cpu: async () => true,
 };
+
+/** What Dawn said about the GPU it found (set once the webgpu backend loads). */
+let gpuDescription = '';
+
+/**
+ * Gives Node a `navigator.gpu` from the `webgpu` package (a browser already has one) and checks
+ * that it offers an adapter; false when the package is missing or no GPU is usable.
+ */
+async function installNavigatorGpu(): Promise<boolean> {
+  const g = globalThis as { navigator?: { gpu?: { requestAdapter(o?: unknown): Promise<unknown> } } };
+  if (!g.navigator?.gpu) {
+    let mod: { create(flags: string[]): unknown; globals: Record<string, unknown> };
+    try {
+      mod = (await import('webgpu' as string)) as typeof mod;
+    } catch {
+      return false;
+    }
+    Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]) as NonNullable<NonNullable<typeof g.navigator>['gpu']>;
+    if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+    else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+  }
+  try {
+    const adapter = (await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' })) as { info?: { vendor?: string; architecture?: string; description?: string } } | null;
+    if (!adapter) return false;
+    const info = adapter.info ?? {};
+    gpuDescription = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'gpu';
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Activates `want` (or, for `auto`, the best one that loads) and returns what is in use.
@@ -49,7 +86,7 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
       if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
       if (await tf.setBackend(name)) {
         await tf.ready();
-        return { backend: name, device: name === 'webgpu' ? 'gpu' : `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}` };
+        return { backend: name, device: name === 'webgpu' ? gpuDescription : `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}` };
       }
     } catch {
       // fall through to the next backend

@@ -1,15 +1,22 @@
 /**
- * Local training and evaluation of a classifier on one process's backend. Training checks its
- * AbortSignal between batches, so a cancelled round stops within one batch.
+ * Local training and evaluation on one process's backend, for any {@link Head} (classes or
+ * keypoints). Training checks its AbortSignal between batches, so a cancelled round stops
+ * within one batch. Inputs take the model's own input shape (flat vectors for an MLP, images
+ * for a CNN or ViT).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Random } from '../util/random.js';
+import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
 
-/** Labelled model input: `count` rows of `features / count` floats. */
+export type { Head } from './head.js';
+
+/** Model input and targets: `count` rows of `features / count` floats, labels, keypoints. */
 export interface Dataset {
   count: number;
   features: Float32Array;
   labels: Uint8Array;
+  /** 17 x (x, y, visibility) a row, for keypoint heads. */
+  keypoints?: Float32Array;
 }
 
 /** Local training settings of one round. */
@@ -18,7 +25,7 @@ export interface LocalTrainOptions {
   batchSize: number;
   learningRate: number;
   optimizer: 'sgd' | 'adam';
-  numClasses: number;
+  head: Head;
   seed: number;
   signal?: AbortSignal;
   /** Called after each batch with samples done so far. */
@@ -45,9 +52,23 @@ export class TrainingAbortedError extends Error {
   }
 }
 
+/** The model's input shape without the batch dimension. */
+function inputShapeOf(model: tf.LayersModel): number[] {
+  return model.inputs[0]!.shape.slice(1).map((d) => d ?? 1);
+}
+
+/** Rows of `features` picked by `index`, as a batch tensor of the model's input shape. */
+function inputBatch(model: tf.LayersModel, data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): tf.Tensor {
+  const shape = inputShapeOf(model);
+  const dim = data.features.length / data.count;
+  const buf = scratch && scratch.length >= n * dim ? scratch.subarray(0, n * dim) : new Float32Array(n * dim);
+  for (let b = 0; b < n; b++) buf.set(data.features.subarray(index(b) * dim, (index(b) + 1) * dim), b * dim);
+  return tf.tensor(buf, [n, ...shape]);
+}
+
 /**
  * Trains `model` in place with mini-batch gradient steps over `data`, in an order drawn from
- * `seed`. Categorical cross-entropy; a fresh optimizer each call (state is not federated).
+ * `seed`, minimising the head's loss. A fresh optimizer each call (state is not federated).
  */
 export async function trainLocal(model: tf.LayersModel, data: Dataset, options: LocalTrainOptions): Promise<LocalTrainResult> {
   const started = performance.now();
@@ -55,41 +76,33 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
   const optimizer = makeOptimizer(options.optimizer, options.learningRate);
   const rng = new Random(options.seed);
   const order = Array.from({ length: data.count }, (_, i) => i);
-  const xb = new Float32Array(options.batchSize * dim);
-  const yb = new Int32Array(options.batchSize);
+  const scratch = new Float32Array(options.batchSize * dim);
   let lastEpochLoss = 0;
   let samplesTrained = 0;
   try {
     for (let epoch = 0; epoch < options.epochs; epoch++) {
       rng.shuffle(order);
-      let lossSum = 0;
+      let lossSumEpoch = 0;
       let epochSamples = 0;
       for (let start = 0; start < data.count; start += options.batchSize) {
         if (options.signal?.aborted) throw new TrainingAbortedError();
         const n = Math.min(options.batchSize, data.count - start);
-        for (let b = 0; b < n; b++) {
-          const i = order[start + b]!;
-          xb.set(data.features.subarray(i * dim, (i + 1) * dim), b * dim);
-          yb[b] = data.labels[i]!;
-        }
+        const index = (b: number) => order[start + b]!;
         const lossT = tf.tidy(() => {
-          const x = tf.tensor2d(xb.subarray(0, n * dim), [n, dim]);
-          const y = tf.oneHot(tf.tensor1d(yb.subarray(0, n), 'int32'), options.numClasses);
-          return optimizer.minimize(() => {
-            const p = model.apply(x, { training: true }) as tf.Tensor;
-            return tf.losses.softmaxCrossEntropy(y, logitsOf(p));
-          }, true)!;
+          const x = inputBatch(model, data, index, n, scratch);
+          const t = targetsOf(options.head, data, index, n);
+          return optimizer.minimize(() => meanLoss(options.head, t, model.apply(x, { training: true }) as tf.Tensor), true)!;
         });
         const loss = (await lossT.data())[0]!;
         lossT.dispose();
-        lossSum += loss * n;
+        lossSumEpoch += loss * n;
         epochSamples += n;
         samplesTrained += n;
         await options.onProgress?.(samplesTrained, loss);
         // Let heartbeats and cancellations through between batches.
         await new Promise((r) => setImmediate(r));
       }
-      lastEpochLoss = lossSum / Math.max(epochSamples, 1);
+      lastEpochLoss = lossSumEpoch / Math.max(epochSamples, 1);
     }
   } finally {
     optimizer.dispose();
@@ -97,67 +110,74 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
   return { loss: lastEpochLoss, samplesTrained, seconds: (performance.now() - started) / 1000 };
 }
 
-/**
- * The model ends in softmax (so the exported model outputs probabilities); the loss wants logits,
- * and log(p) is a valid logit vector for softmax, kept finite by a floor.
- */
-function logitsOf(probs: tf.Tensor): tf.Tensor {
-  return tf.log(tf.maximum(probs, 1e-7));
-}
-
-/** Loss and accuracy of a model on a dataset. */
+/** Loss and the task metric of a model on a dataset. */
 export interface Evaluation {
   loss: number;
+  /** Classes: accuracy. Keypoints: PCK@0.2. */
   accuracy: number;
   count: number;
+  /** Keypoints: mean distance of labelled keypoints from the truth, in image widths. */
+  meanError?: number;
 }
 
 /** Evaluates `model` in batches (inference mode). */
-export async function evaluate(model: tf.LayersModel, data: Dataset, numClasses: number, batchSize = 512): Promise<Evaluation> {
-  const dim = data.features.length / data.count;
-  let lossSum = 0;
-  let correct = 0;
+export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 256): Promise<Evaluation> {
+  let loss = 0, weight = 0;
+  const counts = [0, 0, 0];
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
-    const [l, c] = tf.tidy(() => {
-      const x = tf.tensor2d(data.features.subarray(start * dim, (start + n) * dim), [n, dim]);
-      const labels = tf.tensor1d(Int32Array.from(data.labels.subarray(start, start + n)), 'int32');
-      const p = model.predict(x) as tf.Tensor;
-      const y = tf.oneHot(labels, numClasses);
-      const loss = tf.losses.softmaxCrossEntropy(y, logitsOf(p), undefined, 0, tf.Reduction.SUM);
-      const hits = tf.equal(tf.argMax(p, 1), labels).sum();
-      return [loss, hits];
+    const [l, w, m] = tf.tidy(() => {
+      const index = (b: number) => start + b;
+      const p = model.predict(inputBatch(model, data, index, n)) as tf.Tensor;
+      const t = targetsOf(head, data, index, n);
+      const { sum, weight: wt } = lossSum(head, t, p);
+      return [sum, wt, metricCounts(head, t, p)];
     });
-    lossSum += (await l!.data())[0]!;
-    correct += (await c!.data())[0]!;
-    tf.dispose([l!, c!]);
+    loss += (await l!.data())[0]!;
+    weight += (await w!.data())[0]!;
+    (await m!.data()).forEach((v, i) => (counts[i]! += v));
+    tf.dispose([l!, w!, m!]);
   }
-  return { loss: lossSum / data.count, accuracy: correct / data.count, count: data.count };
+  const out: Evaluation = { loss: loss / Math.max(weight, 1), accuracy: counts[0]! / Math.max(counts[1]!, 1), count: data.count };
+  if (head.kind === 'keypoints') out.meanError = counts[2]! / Math.max(counts[1]!, 1);
+  return out;
 }
 
 /**
  * Gradient of the validation loss at the model's current weights, flat in the order of
- * `model.weights` (zeros for non-trainable weights). The first-order loss change of an update d
- * is gradient . d, which is additive over the members of a group: it lets the coordinator score
- * groups' mean updates in a way that sums over members (src/scoring).
+ * `model.weights` (zeros for non-trainable weights), accumulated over batches. The first-order
+ * loss change of an update d is gradient . d, which is additive over the members of a group: it
+ * lets the coordinator score groups' mean updates in a way that sums over members (src/scoring).
  */
-export async function lossGradient(model: tf.LayersModel, data: Dataset, numClasses: number): Promise<Float32Array> {
-  const dim = data.features.length / data.count;
+export async function lossGradient(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 256): Promise<Float32Array> {
   const trainable = new Set(model.trainableWeights.map((w) => w.name));
-  const { grads, value } = tf.tidy(() => {
-    const x = tf.tensor2d(data.features, [data.count, dim]);
-    const y = tf.oneHot(tf.tensor1d(Int32Array.from(data.labels), 'int32'), numClasses);
-    return tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, logitsOf(model.predict(x) as tf.Tensor)) as tf.Scalar);
-  });
   const sizes = model.weights.map((w) => w.shape.reduce<number>((a, b) => a * (b ?? 1), 1));
   const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
-  let off = 0;
-  for (let i = 0; i < model.weights.length; i++) {
-    const w = model.weights[i]!;
-    const g = trainable.has(w.name) ? grads[w.originalName ?? w.name] ?? grads[w.name] : undefined;
-    if (g) out.set((await g.data()) as Float32Array, off);
-    off += sizes[i]!;
+  // The mean loss is sum / total weight; each batch adds its sum's gradient over that total.
+  let total = data.count;
+  if (head.kind === 'keypoints') {
+    total = 0;
+    for (let i = 2; i < (data.keypoints?.length ?? 0); i += 3) if (data.keypoints![i]! > 0) total += 2;
   }
-  tf.dispose([value, ...Object.values(grads)]);
+  for (let start = 0; start < data.count; start += batchSize) {
+    const n = Math.min(batchSize, data.count - start);
+    const { grads, value } = tf.tidy(() => {
+      const index = (b: number) => start + b;
+      const x = inputBatch(model, data, index, n);
+      const t = targetsOf(head, data, index, n);
+      return tf.variableGrads(() => tf.div(lossSum(head, t, model.apply(x, { training: false }) as tf.Tensor).sum, Math.max(total, 1)) as tf.Scalar);
+    });
+    let off = 0;
+    for (let i = 0; i < model.weights.length; i++) {
+      const wt = model.weights[i]!;
+      const g = trainable.has(wt.name) ? grads[wt.originalName ?? wt.name] ?? grads[wt.name] : undefined;
+      if (g) {
+        const gv = (await g.data()) as Float32Array;
+        for (let k = 0; k < gv.length; k++) out[off + k]! += gv[k]!;
+      }
+      off += sizes[i]!;
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+  }
   return out;
 }

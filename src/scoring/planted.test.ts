@@ -31,16 +31,16 @@ describe('contribution scoring with planted qualities', () => {
     const task = getTask('exercise');
     const v = task.generateValidation('grad-check', 140);
     const data = { count: v.count, features: task.features(v.x, v.count), labels: v.y };
-    const model = buildModel({ ...task.defaultModel, hidden: [16], dropout: 0 }, task.inputShape, 5);
+    const model = buildModel({ family: 'mlp', hidden: [16] }, task.inputShape, task.head, 5);
     const theta = await getFlatParams(model);
-    const grad = await lossGradient(model, data, 7);
+    const grad = await lossGradient(model, data, task.head);
     const rng = new Random(9);
     const d = Float32Array.from({ length: theta.length }, () => rng.normal(0, 1e-3));
     // Central difference: (L(theta + d) - L(theta - d)) / 2 cancels the second-order term.
     setFlatParams(model, theta.map((w, i) => w + d[i]!));
-    const plus = (await evaluate(model, data, 7)).loss;
+    const plus = (await evaluate(model, data, task.head)).loss;
     setFlatParams(model, theta.map((w, i) => w - d[i]!));
-    const minus = (await evaluate(model, data, 7)).loss;
+    const minus = (await evaluate(model, data, task.head)).loss;
     const predicted = grad.reduce((s, g, i) => s + g * d[i]!, 0);
     expect(Math.abs(predicted)).toBeGreaterThan(1e-4);
     expect(Math.abs((plus - minus) / 2 - predicted)).toBeLessThan(0.02 * Math.abs(predicted));

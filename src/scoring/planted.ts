@@ -82,15 +82,15 @@ export async function simulatePlanted(options: PlantedOptions) {
   const data = ids.map((_, i) => dataOf(sources(i), kind(i) === 'shuffled'));
   const v = task.generateValidation('planted-validation', 210);
   const val: Dataset = { count: v.count, features: task.features(v.x, v.count), labels: v.y };
-  const model = buildModel({ ...task.defaultModel, hidden: [32], dropout: 0 }, task.inputShape, 3);
-  const evalModel = buildModel({ ...task.defaultModel, hidden: [32], dropout: 0 }, task.inputShape, 3);
+  const model = buildModel({ family: 'mlp', hidden: [32] }, task.inputShape, task.head, 3);
+  const evalModel = buildModel({ family: 'mlp', hidden: [32] }, task.inputShape, task.head, 3);
   let global = await getFlatParams(model);
   const draws = Array.from({ length: options.draws ?? 1 }, (_, d) => ({
     seed: `groups-${d}`, rng: new Random(`groups-${d}`), history: new GroupHistory(),
     trainers: new ContributionEstimator(), datasets: new ContributionEstimator(), bySpread: new ContributionEstimator(),
   }));
   const individual = new ContributionEstimator();
-  const train = { epochs: 3, batchSize: 16, learningRate: 0.001, optimizer: 'adam', numClasses: 7 } as const;
+  const train = { epochs: 3, batchSize: 16, learningRate: 0.001, optimizer: 'adam', head: task.head } as const;
   for (let round = 0; round < options.rounds; round++) {
     const deltas = new Map<string, Float32Array>();
     for (let i = 0; i < 20; i++) {
@@ -110,7 +110,7 @@ export async function simulatePlanted(options: PlantedOptions) {
       deltas.set(ids[i]!, r.map((d) => (d * norm) / rn));
     }
     setFlatParams(evalModel, global);
-    const grad = await lossGradient(evalModel, val, 7);
+    const grad = await lossGradient(evalModel, val, task.head);
     for (const draw of draws) {
       const groups = draw.history.draw(ids, 5, draw.rng);
       if (groups.length !== 4) throw new Error('could not draw groups that avoid differencing');

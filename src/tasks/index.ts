@@ -1,16 +1,21 @@
 /**
  * Built-in human-vision tasks: what a sample looks like, how a dataset node generates shards,
- * how the coordinator generates validation data, how raw samples become model input, and the
- * default model for the task.
+ * how the coordinator generates validation data, how raw samples become model input, what the
+ * model predicts (its head) and the default model for the task.
+ *
+ * - `exercise`: exercise recognition from COCO-17 keypoint sequences (classes, accuracy).
+ * - `pose`: COCO-17 keypoints from 64 x 64 person images (keypoints, PCK@0.2).
  */
 import type { Samples } from './exercise/generator.js';
 import {
-  EXERCISE_CLASSES, NUM_CLASSES, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions,
+  EXERCISE_CLASSES, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions,
 } from './exercise/generator.js';
 import { exerciseFeatures } from './exercise/features.js';
 import { NUM_JOINTS } from './exercise/skeleton.js';
+import { DEFAULT_POSE_SIZE, generatePoseShard, generatePoseValidation } from './pose/generator.js';
 import { InvalidFieldError } from '../errors.js';
 import type { ModelSpec } from '../model/spec.js';
+import type { Head } from '../model/head.js';
 
 /** A built-in task. */
 export interface TaskDefinition {
@@ -18,11 +23,17 @@ export interface TaskDefinition {
   description: string;
   /** Shape of one raw sample. */
   sampleShape: number[];
+  /** Class names of the samples' labels (for `pose`: the movement shown, not predicted). */
   classes: readonly string[];
+  /** Keypoints a sample is labelled with (0: none). */
+  keypoints: number;
   /** Raw samples to model input (same count, `inputShape` each). */
   features(x: Float32Array, count: number): Float32Array;
   /** Shape of one model input. */
   inputShape: number[];
+  head: Head;
+  /** The name of the head's metric, as reports print it. */
+  metricName: string;
   generateShard(options: ExerciseDatasetOptions, index: number): Samples;
   generateValidation(seed: string, count: number): Samples;
   defaultModel: ModelSpec;
@@ -33,14 +44,32 @@ const exercise: TaskDefinition = {
   description: 'exercise recognition from COCO-17 keypoint sequences (T x 17 x 3)',
   sampleShape: [SEQ_FRAMES, NUM_JOINTS, 3],
   classes: EXERCISE_CLASSES,
+  keypoints: 0,
   features: exerciseFeatures,
   inputShape: [SEQ_FRAMES * NUM_JOINTS * 3],
+  head: { kind: 'classes', numClasses: EXERCISE_CLASSES.length },
+  metricName: 'acc',
   generateShard,
   generateValidation,
-  defaultModel: { family: 'mlp', hidden: [128, 64], dropout: 0.1, numClasses: NUM_CLASSES },
+  defaultModel: { family: 'mlp', hidden: [128, 64], dropout: 0.1 },
 };
 
-const TASKS: ReadonlyMap<string, TaskDefinition> = new Map([[exercise.name, exercise]]);
+const pose: TaskDefinition = {
+  name: 'pose',
+  description: `COCO-17 keypoints from ${DEFAULT_POSE_SIZE} x ${DEFAULT_POSE_SIZE} rendered person images`,
+  sampleShape: [DEFAULT_POSE_SIZE, DEFAULT_POSE_SIZE, 3],
+  classes: EXERCISE_CLASSES,
+  keypoints: NUM_JOINTS,
+  features: (x) => x,
+  inputShape: [DEFAULT_POSE_SIZE, DEFAULT_POSE_SIZE, 3],
+  head: { kind: 'keypoints' },
+  metricName: 'PCK@0.2',
+  generateShard: (options, index) => generatePoseShard(options, index),
+  generateValidation: (seed, count) => generatePoseValidation(seed, count),
+  defaultModel: { family: 'cnn', widths: [16, 32, 64, 96], pool: 'flatten' },
+};
+
+const TASKS: ReadonlyMap<string, TaskDefinition> = new Map([[exercise.name, exercise], [pose.name, pose]]);
 
 /** The task called `name`, or a clear error naming the known ones. */
 export function getTask(name: string): TaskDefinition {

@@ -137,6 +137,23 @@ interface Shot {
 }
 
 /**
+ * One frame of movement `label` at a random moment of a random repetition: the pose and the
+ * body performing it (the `pose` task renders such frames as images).
+ */
+export function randomFrame(rng: Random, label: number, body: Body = randomBody(rng)): { body: Body; joints: Vec3[] } {
+  const cls = EXERCISE_CLASSES[label];
+  if (cls === undefined) throw new RangeError(`label: expected 0 to ${NUM_CLASSES - 1}, got ${label}`);
+  const motion: Motion = {
+    tempoHz: TEMPO_HZ[cls] * rng.uniform(0.7, 1.4),
+    phase0: rng.uniform(0, 2 * Math.PI),
+    rom: rng.uniform(0.6, 1.0),
+    side: rng.next() < 0.5 ? 1 : -1,
+    variant: rng.next(),
+  };
+  return { body, joints: forwardKinematics(body, POSES[cls](motion, rng.uniform(0, 10), rng)) };
+}
+
+/**
  * Writes one sequence of class `label` into `out` (length {@link SAMPLE_FLOATS}, frame-major,
  * then joint, then x, y, visibility). Coordinates are in [0, 1] image units; a missing joint is
  * (0, 0, 0); a joint behind the body from the camera's view has visibility 1, else 2.
@@ -180,11 +197,15 @@ export function generateSequence(rng: Random, label: number, out: Float32Array, 
   }
 }
 
-/** A batch of samples: `x` holds `count` sequences back to back, `y` their labels. */
+/**
+ * A batch of samples: `x` holds `count` samples back to back, `y` their class labels, and, for
+ * tasks that label keypoints, `keypoints` their 17 x (x, y, visibility) each.
+ */
 export interface Samples {
   count: number;
   x: Float32Array;
   y: Uint8Array;
+  keypoints?: Float32Array;
 }
 
 /** Generates `count` sequences with labels drawn from `classMix` (uniform by default). */
