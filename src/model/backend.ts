@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
 import { registerConvKernels } from './conv-grad.js';
+import { registerTransposeFirstMatMul } from './matmul-fix.js';
 
 /** Backends a user may ask for. */
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -61,8 +62,11 @@ async function installNavigatorGpu(): Promise<boolean> {
     else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
   }
   try {
-    const adapter = (await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' })) as { info?: { vendor?: string; architecture?: string; description?: string } } | null;
-    if (!adapter) return false;
+    const adapter = (await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' })) as {
+      isFallbackAdapter?: boolean; info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
+    } | null;
+    // A software rasteriser (Vulkan's lavapipe, say) is slower than wasm: not a GPU.
+    if (!adapter || adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter) return false;
     const info = adapter.info ?? {};
     gpuDescription = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'gpu';
     return true;
@@ -84,6 +88,7 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
     if (!(await LOADERS[name]())) continue;
     try {
       if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
+      if (name === 'wasm') registerTransposeFirstMatMul(name);
       if (await tf.setBackend(name)) {
         await tf.ready();
         return { backend: name, device: name === 'webgpu' ? gpuDescription : `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}` };

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidFieldError } from '../errors.js';
 import { headUnits, type Head } from './head.js';
-import { PositionEmbedding, SelfAttention } from './vit-layers.js';
+import { PositionEmbedding, SelfAttention, TokenNorm } from './vit-layers.js';
 
 /** A multi-layer perceptron over a flat input. */
 export interface MlpSpec {
@@ -147,15 +147,15 @@ function buildVit(spec: VitSpec, inputShape: number[], head: Head, seed: number)
   x = tf.layers.reshape({ targetShape: [tokens, spec.dim] }).apply(x) as tf.SymbolicTensor;
   x = new PositionEmbedding({ seed: s++ }).apply(x) as tf.SymbolicTensor;
   for (let i = 0; i < spec.depth; i++) {
-    const a = new SelfAttention({ heads: spec.heads, seed: (s += 4) }).apply(tf.layers.layerNormalization().apply(x)) as tf.SymbolicTensor;
+    const a = new SelfAttention({ heads: spec.heads, seed: (s += 4) }).apply(new TokenNorm().apply(x)) as tf.SymbolicTensor;
     x = tf.layers.add().apply([x, a]) as tf.SymbolicTensor;
     let m = tf.layers.dense({ units: Math.round(spec.dim * (spec.mlpRatio ?? 2)), activation: 'gelu', kernelInitializer: tf.initializers.glorotUniform({ seed: s++ }) })
-      .apply(tf.layers.layerNormalization().apply(x)) as tf.SymbolicTensor;
+      .apply(new TokenNorm().apply(x)) as tf.SymbolicTensor;
     m = tf.layers.dense({ units: spec.dim, kernelInitializer: tf.initializers.glorotUniform({ seed: s++ }) }).apply(m) as tf.SymbolicTensor;
     if (spec.dropout) m = tf.layers.dropout({ rate: spec.dropout }).apply(m) as tf.SymbolicTensor;
     x = tf.layers.add().apply([x, m]) as tf.SymbolicTensor;
   }
-  x = tf.layers.layerNormalization().apply(x) as tf.SymbolicTensor;
+  x = new TokenNorm().apply(x) as tf.SymbolicTensor;
   x = tf.layers.globalAveragePooling1d().apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: headLayer(head, seed).apply(x) as tf.SymbolicTensor });
 }

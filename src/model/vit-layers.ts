@@ -1,6 +1,9 @@
 /**
- * The two Layers a small ViT needs that TF.js Layers lacks: a learnt position embedding added
- * to the patch tokens, and multi-head self-attention. Registered for serialisation, so a ViT's
+ * The Layers a small ViT needs that TF.js Layers lacks or makes slow: a learnt position
+ * embedding added to the patch tokens, multi-head self-attention, and a layer norm over the
+ * last axis (tfjs-layers' own tiles gamma and beta to the input's shape, and Tile's gradient is
+ * a loop of one slice and one add per tile: 1,024 of each per parameter for 16 images of 64
+ * tokens, most of a ViT step on wasm). Registered for serialisation, so a ViT's
  * topology JSON rebuilds on every trainer (both sides run this module; no submitted code).
  * Attention transposes K explicitly before its matMul: a transposed operand is many times
  * slower on wasm.
@@ -81,5 +84,28 @@ export class SelfAttention extends tf.layers.Layer {
   }
 }
 
+/** (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, by broadcasting. */
+export class TokenNorm extends tf.layers.Layer {
+  static className = 'AqTokenNorm';
+  private gamma!: tf.LayerVariable;
+  private beta!: tf.LayerVariable;
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const dim = (inputShape as number[]).at(-1)!;
+    this.gamma = this.addWeight('gamma', [dim], 'float32', tf.initializers.ones());
+    this.beta = this.addWeight('beta', [dim], 'float32', tf.initializers.zeros());
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      const { mean, variance } = tf.moments(x, -1, true);
+      return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), this.gamma.read()), this.beta.read());
+    });
+  }
+}
+
 tf.serialization.registerClass(PositionEmbedding);
+tf.serialization.registerClass(TokenNorm);
 tf.serialization.registerClass(SelfAttention);

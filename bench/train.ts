@@ -1,0 +1,133 @@
+/**
+ * `npm run bench:train`: training throughput (images a second) of the pose task's CNN and a
+ * small ViT at several batch sizes, on every backend that loads here (webgpu where a GPU and
+ * its Vulkan driver are present, and wasm on this machine's CPU, as the baseline measured in
+ * the same run), with the ratio, and a per-kernel profile of one step on the fastest backend.
+ *
+ * Each figure: the median of `--steps` timed steps after `--warmup` untimed ones; a step is a
+ * full forward, backward and Adam update on rendered 64 x 64 pose images, synchronised by
+ * reading the loss back. Options: --backends webgpu,wasm --batches 64,256,1024 --models cnn,vit
+ * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
+ * rate) --out FILE (the figures as JSON too).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { selectBackend } from '../src/model/backend.js';
+import { buildModel, type ModelSpec } from '../src/model/spec.js';
+import { meanLoss, targetsOf } from '../src/model/head.js';
+import { getTask } from '../src/tasks/index.js';
+
+const { values } = parseArgs({
+  options: {
+    backends: { type: 'string', default: 'webgpu,wasm' },
+    batches: { type: 'string', default: '64,256,1024' },
+    models: { type: 'string', default: 'cnn,vit' },
+    steps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    'wasm-max-batch': { type: 'string', default: '256' },
+    out: { type: 'string', default: '' },
+  },
+});
+const task = getTask('pose');
+const MODELS: Record<string, ModelSpec> = {
+  cnn: task.defaultModel,
+  vit: { family: 'vit', patch: 8, dim: 64, depth: 4, heads: 4, mlpRatio: 2 },
+};
+const batches = values.batches.split(',').map(Number);
+const STEPS = Number(values.steps), WARMUP = Number(values.warmup);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+if (process.env.AQ_WASM_DIR) {
+  const { setWasmPaths } = await import('@tensorflow/tfjs-backend-wasm');
+  setWasmPaths(`${process.env.AQ_WASM_DIR.replace(/\/$/, '')}/`);
+}
+
+// Rendered once: enough distinct images for the largest batch.
+const maxBatch = Math.max(...batches);
+const images = task.generateValidation('bench-train', maxBatch);
+
+interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number }
+const rows: Row[] = [];
+const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
+
+async function timeSteps(spec: ModelSpec, batch: number, profile: boolean): Promise<{ stepMs: number; params: number; kernels?: { kernel: string; ms: number }[] }> {
+  const model = buildModel(spec, task.inputShape, task.head, 1);
+  const optimizer = tf.train.adam(1e-3);
+  const x = tf.tensor(images.x.subarray(0, batch * 64 * 64 * 3), [batch, 64, 64, 3]);
+  const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, batch);
+  const step = async () => {
+    const loss = tf.tidy(() => optimizer.minimize(() => meanLoss(task.head, t, model.apply(x, { training: true }) as tf.Tensor), true)!);
+    await loss.data();
+    loss.dispose();
+  };
+  for (let i = 0; i < WARMUP; i++) await step();
+  const times: number[] = [];
+  for (let i = 0; i < STEPS; i++) {
+    const t0 = performance.now();
+    await step();
+    times.push(performance.now() - t0);
+  }
+  let kernels: { kernel: string; ms: number }[] | undefined;
+  if (profile) {
+    const info = await tf.profile(step);
+    const by = new Map<string, number>();
+    for (const k of info.kernels) {
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      by.set(k.name, (by.get(k.name) ?? 0) + ms);
+    }
+    kernels = [...by].map(([kernel, ms]) => ({ kernel, ms })).sort((a, b) => b.ms - a.ms);
+  }
+  const params = model.countParams();
+  tf.dispose([x, t.coords!, t.mask!, t.torso!]);
+  optimizer.dispose();
+  model.dispose();
+  return { stepMs: median(times), params, kernels };
+}
+
+console.log(`actiquest bench:train (node ${process.version}); pose task, 64 x 64 x 3 images, Adam, ${STEPS} timed steps after ${WARMUP}`);
+for (const name of values.backends.split(',')) {
+  let device: string;
+  try {
+    device = (await selectBackend(name)).device;
+  } catch (err) {
+    console.log(`\n== ${name}: not available here (${(err as Error).message})`);
+    continue;
+  }
+  console.log(`\n== ${name} on ${device}`);
+  console.log('  model  params     batch  images/s   step ms');
+  for (const m of values.models.split(',')) {
+    for (const batch of batches) {
+      if (name === 'wasm' && batch > Number(values['wasm-max-batch'])) continue;
+      const profile = name !== 'wasm' && batch === 256;
+      const r = await timeSteps(MODELS[m]!, batch, profile);
+      const ips = (batch * 1000) / r.stepMs;
+      rows.push({ backend: name, device, model: m, params: r.params, batch, imagesPerSecond: ips, stepMs: r.stepMs });
+      console.log(`  ${m.padEnd(5)}  ${r.params.toLocaleString('en-US').padStart(9)}  ${String(batch).padStart(6)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}`);
+      if (r.kernels) {
+        const total = r.kernels.reduce((s, k) => s + k.ms, 0);
+        profiles[`${name}/${m}/${batch}`] = r.kernels.map((k) => ({ ...k, share: total > 0 ? k.ms / total : 0 }));
+      }
+    }
+  }
+}
+
+const base = (m: string, batch: number) => rows.find((r) => r.backend === 'wasm' && r.model === m && r.batch === Math.min(batch, Number(values['wasm-max-batch'])));
+const fast = rows.filter((r) => r.backend !== 'wasm');
+if (fast.length > 0 && rows.some((r) => r.backend === 'wasm')) {
+  console.log('\n== ratio against wasm on this machine\'s CPU (wasm at the same batch, or its largest measured)');
+  for (const r of fast) {
+    const b = base(r.model, r.batch);
+    if (b) console.log(`  ${r.backend} ${r.model} batch ${r.batch}: ${(r.imagesPerSecond / b.imagesPerSecond).toFixed(1)}x (${r.imagesPerSecond.toFixed(0)} against ${b.imagesPerSecond.toFixed(0)} images/s)`);
+  }
+}
+for (const [key, ks] of Object.entries(profiles)) {
+  const total = ks.reduce((s, k) => s + k.ms, 0);
+  if (total === 0) {
+    console.log(`\n== where the time goes, ${key}: the backend gave no kernel times (no timestamp queries)`);
+    continue;
+  }
+  console.log(`\n== where the time goes, ${key} (kernel time ${total.toFixed(1)} ms a step)`);
+  for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
+}
+if (values.out) writeFileSync(values.out, JSON.stringify({ rows, profiles }, null, 2));
