@@ -8,7 +8,9 @@
  * full forward, backward and Adam update on rendered 64 x 64 pose images, synchronised by
  * reading the loss back. Options: --backends webgpu,wasm --batches 64,256,1024 --models cnn,vit
  * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
- * rate) --out FILE (the figures as JSON too).
+ * rate) --out FILE (the figures as JSON too) --check (first, the project's conv backprop kernels
+ * on each backend against the cpu backend's stock ones, as conv-grad.test.ts does on wasm)
+ * --flags NAME=VALUE,... (TF.js environment flags to set once a backend is selected).
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { selectBackend } from '../src/model/backend.js';
 import { buildModel, type ModelSpec } from '../src/model/spec.js';
 import { meanLoss, targetsOf } from '../src/model/head.js';
 import { getTask } from '../src/tasks/index.js';
+import { CONV_CASES, convGrads, maxRelErr } from '../src/model/conv-check.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     'wasm-max-batch': { type: 'string', default: '256' },
     out: { type: 'string', default: '' },
+    check: { type: 'boolean', default: false },
+    flags: { type: 'string', default: '' },
   },
 });
 const task = getTask('pose');
@@ -50,6 +55,7 @@ const images = task.generateValidation('bench-train', maxBatch);
 interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number }
 const rows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
+const dispatches = new Map<string, number>();
 
 async function timeSteps(spec: ModelSpec, batch: number, profile: boolean): Promise<{ stepMs: number; params: number; kernels?: { kernel: string; ms: number }[] }> {
   const model = buildModel(spec, task.inputShape, task.head, 1);
@@ -77,6 +83,7 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean): Prom
       by.set(k.name, (by.get(k.name) ?? 0) + ms);
     }
     kernels = [...by].map(([kernel, ms]) => ({ kernel, ms })).sort((a, b) => b.ms - a.ms);
+    dispatches.set(`${spec.family}/${batch}`, info.kernels.length);
   }
   const params = model.countParams();
   tf.dispose([x, t.coords!, t.mask!, t.torso!]);
@@ -86,6 +93,23 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean): Prom
 }
 
 console.log(`actiquest bench:train (node ${process.version}); pose task, 64 x 64 x 3 images, Adam, ${STEPS} timed steps after ${WARMUP}`);
+if (values.check) {
+  await selectBackend('cpu');
+  const want = [];
+  for (const c of CONV_CASES) want.push(await convGrads(c));
+  for (const name of values.backends.split(',')) {
+    try {
+      await selectBackend(name);
+    } catch {
+      continue;
+    }
+    console.log(`\n== conv gradients on ${name} against the cpu backend's stock kernels (max relative error)`);
+    for (const [i, c] of CONV_CASES.entries()) {
+      const got = await convGrads(c);
+      console.log(`  ${c.name.padEnd(48)} filter ${maxRelErr(got.df, want[i]!.df).toExponential(1)}  input ${maxRelErr(got.dx, want[i]!.dx).toExponential(1)}`);
+    }
+  }
+}
 for (const name of values.backends.split(',')) {
   let device: string;
   try {
@@ -94,7 +118,11 @@ for (const name of values.backends.split(',')) {
     console.log(`\n== ${name}: not available here (${(err as Error).message})`);
     continue;
   }
-  console.log(`\n== ${name} on ${device}`);
+  for (const kv of values.flags.split(',').filter(Boolean)) {
+    const [k, v] = kv.split('=');
+    tf.env().set(k!, v === 'true' ? true : v === 'false' ? false : Number(v));
+  }
+  console.log(`\n== ${name} on ${device}${values.flags ? ` (flags ${values.flags})` : ''}`);
   console.log('  model  params     batch  images/s   step ms');
   for (const m of values.models.split(',')) {
     for (const batch of batches) {
@@ -127,7 +155,9 @@ for (const [key, ks] of Object.entries(profiles)) {
     console.log(`\n== where the time goes, ${key}: the backend gave no kernel times (no timestamp queries)`);
     continue;
   }
-  console.log(`\n== where the time goes, ${key} (kernel time ${total.toFixed(1)} ms a step)`);
+  const [, fam, b] = key.split('/');
+  const step = rows.find((r) => `${r.backend}/${r.model}/${r.batch}` === key)?.stepMs ?? 0;
+  console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
 if (values.out) writeFileSync(values.out, JSON.stringify({ rows, profiles }, null, 2));

@@ -111,6 +111,68 @@ function heapColsT(heap: HeapBackend, x: Info, c: Conv2DInfo): Info {
   return out;
 }
 
+/**
+ * On webgpu, the patches are gathered by one compute shader (one thread an element), in the
+ * layout the product wants: `kp` is [1, kh*kw*inC, positions] for Conv2D's filter gradient,
+ * `ckp` is [inC, kh*kw, positions] for the depthwise one (a product batched over channels).
+ */
+interface WebGpuBackend extends tf.KernelBackend {
+  runWebGPUProgram(program: object, inputs: Info[], dtype: 'float32', uniforms?: { type: 'int32'; data: number[] }[]): Info;
+}
+
+const webGpuOf = (backend: tf.KernelBackend): WebGpuBackend | null =>
+  typeof (backend as Partial<WebGpuBackend>).runWebGPUProgram === 'function' ? backend as WebGpuBackend : null;
+
+function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo, layout: 'kp' | 'ckp'): Info {
+  const P = c.batchSize * c.outHeight * c.outWidth, C = c.inChannels, KK = c.filterHeight * c.filterWidth;
+  const outputShape = layout === 'kp' ? [1, KK * C, P] : [C, KK, P];
+  const size = P * KK * C;
+  // Which tap (i, j) and channel an output row stands for, by layout.
+  const decode = layout === 'kp'
+    ? 'let k = index / p; let tap = k / uniforms.chans; let ch = k % uniforms.chans;'
+    : 'let k = index / p; let ch = k / (uniforms.taps.x * uniforms.taps.y); let tap = k % (uniforms.taps.x * uniforms.taps.y);';
+  const program = {
+    variableNames: ['x'],
+    uniforms: 'strides : vec2<i32>, pads : vec2<i32>, dilations : vec2<i32>, taps : vec2<i32>, outDims : vec2<i32>, inDims : vec2<i32>, chans : i32, positions : i32,',
+    workgroupSize: [64, 1, 1] as [number, number, number],
+    size: true,
+    outputShape,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / 64), 1, 1] as [number, number, number],
+    shaderKey: `aq_im2col_${layout}`,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let p = uniforms.positions;
+          ${decode}
+          let pos = index % p;
+          let ow = pos % uniforms.outDims.y;
+          let oh = (pos / uniforms.outDims.y) % uniforms.outDims.x;
+          let n = pos / (uniforms.outDims.x * uniforms.outDims.y);
+          let i = tap / uniforms.taps.y;
+          let j = tap % uniforms.taps.y;
+          let y = oh * uniforms.strides.x + i * uniforms.dilations.x - uniforms.pads.x;
+          let xx = ow * uniforms.strides.y + j * uniforms.dilations.y - uniforms.pads.y;
+          var v = 0.0;
+          if (y >= 0 && y < uniforms.inDims.x && xx >= 0 && xx < uniforms.inDims.y) {
+            v = getX(n, y, xx, ch);
+          }
+          setOutputAtIndex(index, v);
+        }
+      }`,
+  };
+  return gpu.runWebGPUProgram(program, [x], 'float32', [
+    { type: 'int32', data: [c.strideHeight, c.strideWidth] },
+    { type: 'int32', data: [c.padInfo.top, c.padInfo.left] },
+    { type: 'int32', data: [c.dilationHeight, c.dilationWidth] },
+    { type: 'int32', data: [c.filterHeight, c.filterWidth] },
+    { type: 'int32', data: [c.outHeight, c.outWidth] },
+    { type: 'int32', data: [c.inHeight, c.inWidth] },
+    { type: 'int32', data: [C] },
+    { type: 'int32', data: [P] },
+  ]);
+}
+
 /** The input under each filter tap: kh*kw infos [n, outH, outW, inC], in filter order. */
 function taps(k: Composer, x: Info, c: Conv2DInfo): Info[] {
   const { top, bottom, left, right } = c.padInfo;
@@ -154,10 +216,12 @@ function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
     const a = attrs as unknown as ConvAttrs;
     const c = convInfo(x.shape, a.filterShape!, a, false);
     const k = new Composer(backend as tf.KernelBackend, backendName);
-    const heap = heapOf(backend as tf.KernelBackend);
+    const heap = heapOf(backend as tf.KernelBackend), gpu = webGpuOf(backend as tf.KernelBackend);
     let colsT: Info;
     if (heap) {
       colsT = k.track(heapColsT(heap, x, c));
+    } else if (gpu) {
+      colsT = k.track(gpuCols(gpu, x, c, 'kp'));
     } else {
       const t = taps(k, x, c);
       const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [1, -1, c.filterHeight * c.filterWidth * c.inChannels]);
@@ -195,9 +259,15 @@ function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
     }
     const k = new Composer(backend as tf.KernelBackend, backendName);
     // Per channel, one [taps x positions] . [positions x multiplier] product, batched over channels.
-    const t = taps(k, x, c);
-    const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [-1, taps2, c.inChannels]);
-    const colsT = k.run('Transpose', { x: cols }, { perm: [2, 1, 0] });
+    const gpu = webGpuOf(backend as tf.KernelBackend);
+    let colsT: Info;
+    if (gpu) {
+      colsT = k.track(gpuCols(gpu, x, c, 'ckp'));
+    } else {
+      const t = taps(k, x, c);
+      const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [-1, taps2, c.inChannels]);
+      colsT = k.run('Transpose', { x: cols }, { perm: [2, 1, 0] });
+    }
     const dyT = k.run('Transpose', { x: k.reshape(dy, [-1, c.inChannels, mult]) }, { perm: [1, 0, 2] });
     const g = k.run('BatchMatMul', { a: colsT, b: dyT }, { transposeA: false, transposeB: false });
     const out = k.run('Transpose', { x: g }, { perm: [1, 0, 2] });
@@ -267,8 +337,9 @@ export function registerConvKernels(backendName: (typeof CONV_KERNEL_BACKENDS)[n
   const kernels: [string, (b: string) => tf.KernelFunc][] = [
     ['Conv2DBackpropFilter', conv2dBackpropFilter],
     ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
-    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
   ];
+  // webgpu's own depthwise input gradient is one direct shader: it stays.
+  if (backendName !== 'webgpu') kernels.push(['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput]);
   for (const [kernelName, make] of kernels) {
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
     tf.registerKernel({ kernelName, backendName, kernelFunc: make(backendName) });
