@@ -59,6 +59,8 @@ export interface JobRunnerDeps {
 /** A completed round as the coordinator keeps it: the wire result plus who reported. */
 export interface RoundRecord extends RoundResult {
   reporters: string[];
+  /** Keypoint tasks: the mean keypoint error on validation data, in image widths. */
+  valMeanError?: number;
 }
 
 export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
@@ -396,6 +398,7 @@ export class JobRunner {
       round: this.currentRound, participants: reporters.size, cohort: members.length, samples: nSamples,
       trainLoss, valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: seconds, attempt,
       endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: groupsDone, groupsFailed,
+      ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
     };
     this.history.push(result);
     round.finish(true);

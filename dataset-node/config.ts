@@ -17,6 +17,8 @@ export const DATASET_OPTIONS = {
   shards: { type: 'number', default: 24, min: 1, max: 100_000, description: 'number of shards' },
   'samples-per-shard': { type: 'number', default: 64, min: 1, max: 1_000_000, description: 'samples in each shard' },
   alpha: { type: 'number', default: 1.0, min: 0.001, max: 1e6, description: 'Dirichlet concentration of the class mix (small: skewed, non-IID)' },
+  coco: { type: 'string', default: '', env: 'AQ_COCO', description: 'COCO person_keypoints_*.json to import as pose shards of person crops (with --task pose) instead of rendering' },
+  'coco-images': { type: 'string', default: '', description: 'folder of the COCO images (default: the annotation file\'s folder)' },
   'data-dir': { type: 'string', default: '.aq/datasets', env: 'AQ_DATA_DIR', description: 'folder for shard files and the manifest (a subfolder per node id)' },
   'chunk-bytes': { type: 'number', default: DEFAULT_CHUNK_BYTES, min: 1024, max: MAX_CHUNK_BYTES, description: 'bytes per streamed chunk' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
@@ -35,6 +37,9 @@ export interface DatasetConfig {
   shards: number;
   samplesPerShard: number;
   alpha: number;
+  /** COCO import: the annotation file and the images folder ('' when rendering). */
+  coco: string;
+  cocoImages: string;
   dataDir: string;
   chunkBytes: number;
   metricsHost: string;
@@ -51,6 +56,8 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
   if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
   const nodeId = o['node-id'] || o.seed;
   if (!/^[\w.-]{1,64}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(nodeId));
+  if (o.coco && o.task !== 'pose') throw new ConfigError('coco', 'nothing unless --task pose (COCO is keypoint data)', JSON.stringify(o.coco));
+  if (o['coco-images'] && !o.coco) throw new ConfigError('coco-images', 'nothing without --coco', JSON.stringify(o['coco-images']));
   return Object.freeze({
     listen: o.listen,
     advertise: o.advertise,
@@ -61,6 +68,8 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     shards: o.shards,
     samplesPerShard: o['samples-per-shard'],
     alpha: o.alpha,
+    coco: o.coco ? path.resolve(o.coco) : '',
+    cocoImages: o['coco-images'] ? path.resolve(o['coco-images']) : '',
     dataDir: path.resolve(o['data-dir'], nodeId),
     chunkBytes: o['chunk-bytes'],
     metricsHost: o['metrics-host'],

@@ -25,6 +25,7 @@ export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNo
   const store = await openShardStore({
     dir: config.dataDir, task: config.task, seed: config.seed, shards: config.shards,
     samplesPerShard: config.samplesPerShard, alpha: config.alpha, log, signal: stop.signal,
+    ...(config.coco ? { coco: { annotations: config.coco, images: config.cocoImages || undefined } } : {}),
   });
   const metrics = datasetMetrics();
   let closing = false;

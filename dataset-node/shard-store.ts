@@ -1,14 +1,18 @@
 /**
  * The shard store: generates a node's shards once into files (atomically: temp file, then
  * rename), records each one's sha256 in `manifest.json`, and reads them back for serving.
- * A store whose manifest matches the requested data is reused as it is.
+ * A store whose manifest matches the requested data is reused as it is. With `coco`, the
+ * shards are imported COCO person crops (src/tasks/pose/coco.ts) instead of rendered ones;
+ * `shards` is then ignored (there are as many as the people fill).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sha256 } from '../src/wire/blob.js';
 import { encodeShard } from '../src/tasks/shard-file.js';
 import { getTask } from '../src/tasks/index.js';
-import { ShardNotFoundError } from '../src/errors.js';
+import { InvalidFieldError, ShardNotFoundError } from '../src/errors.js';
+import { importCoco } from '../src/tasks/pose/coco.js';
+import type { Samples } from '../src/tasks/exercise/generator.js';
 import type { ShardInfo } from '../src/wire/proto.js';
 import type { Logger } from '../src/util/log.js';
 
@@ -22,6 +26,7 @@ export interface ShardStoreOptions {
   alpha: number;
   log: Logger;
   signal?: AbortSignal;
+  coco?: { annotations: string; images?: string };
 }
 
 interface ManifestFile {
@@ -29,6 +34,8 @@ interface ManifestFile {
   seed: string;
   alpha: number;
   samplesPerShard: number;
+  /** The imported COCO annotation file, when the shards came from one. */
+  coco?: string;
   shards: (ShardInfo & { file: string })[];
 }
 
@@ -53,7 +60,7 @@ export async function openShardStore(options: ShardStoreOptions): Promise<ShardS
   }
   const matches = manifest !== null && manifest.task === options.task && manifest.seed === options.seed
     && manifest.alpha === options.alpha && manifest.samplesPerShard === options.samplesPerShard
-    && manifest.shards.length === options.shards;
+    && (options.coco ? manifest.coco === options.coco.annotations : manifest.coco === undefined && manifest.shards.length === options.shards);
   if (!matches || !(await allPresent(dir, manifest!))) {
     manifest = await generate(options);
     const tmp = `${manifestPath}.tmp`;
@@ -90,9 +97,18 @@ async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
   const task = getTask(options.task);
   const started = performance.now();
   const shards: ManifestFile['shards'] = [];
-  for (let i = 0; i < options.shards; i++) {
+  let imported: Samples[] | null = null;
+  if (options.coco) {
+    const result = await importCoco({ ...options.coco, size: task.inputShape[0]!, samplesPerShard: options.samplesPerShard },
+      (people) => { if (people % 500 === 0) options.log.info('importing COCO people', { people }); });
+    options.log.info('COCO imported', { people: result.people, skipped: result.skipped, shards: result.shards.length });
+    imported = result.shards;
+    if (imported.length === 0) throw new InvalidFieldError('coco annotations', 'at least one person with 5 labelled keypoints', 'none');
+  }
+  const count = imported ? imported.length : options.shards;
+  for (let i = 0; i < count; i++) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const samples = task.generateShard({ seed: options.seed, shards: options.shards, samplesPerShard: options.samplesPerShard, alpha: options.alpha }, i);
+    const samples = imported ? imported[i]! : task.generateShard({ seed: options.seed, shards: options.shards, samplesPerShard: options.samplesPerShard, alpha: options.alpha }, i);
     const bytes = encodeShard({ task: task.name, numSamples: samples.count, sampleShape: task.sampleShape, numClasses: task.classes.length, ...(task.keypoints > 0 ? { keypoints: task.keypoints } : {}) }, samples);
     const shardId = `${options.seed}-${String(i).padStart(4, '0')}`;
     const file = `${shardId}.aqs`;
@@ -100,10 +116,10 @@ async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
     await fs.writeFile(tmp, bytes);
     await fs.rename(tmp, path.join(options.dir, file));
     shards.push({ shardId, numSamples: samples.count, sha256: sha256(bytes).toString('hex'), sizeBytes: bytes.length, file });
-    if ((i + 1) % 10 === 0 || i + 1 === options.shards) {
-      options.log.info('generating shards', { done: i + 1, of: options.shards });
+    if ((i + 1) % 10 === 0 || i + 1 === count) {
+      options.log.info('generating shards', { done: i + 1, of: count });
     }
   }
   options.log.info('shards written', { dir: options.dir, shards: shards.length, seconds: +((performance.now() - started) / 1000).toFixed(2) });
-  return { task: task.name, seed: options.seed, alpha: options.alpha, samplesPerShard: options.samplesPerShard, shards };
+  return { task: task.name, seed: options.seed, alpha: options.alpha, samplesPerShard: options.samplesPerShard, ...(options.coco ? { coco: options.coco.annotations } : {}), shards };
 }

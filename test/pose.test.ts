@@ -9,6 +9,7 @@ import { Harness } from './helpers.js';
 import { loadModelFiles } from '../src/model/export.js';
 import { evaluate } from '../src/model/train.js';
 import { getTask } from '../src/tasks/index.js';
+import { writeCocoFixture } from '../src/tasks/pose/coco-fixture.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -37,4 +38,19 @@ describe('pose federation', () => {
     expect(ev.loss).toBeCloseTo(hist[2]!.valLoss, 5);
     expect(ev.accuracy).toBeCloseTo(hist[2]!.valAccuracy, 5);
   }, 240_000);
+
+  it('serves imported COCO person crops like any other shard: a round trains on them', async () => {
+    h = new Harness();
+    const file = writeCocoFixture(path.join(h.dir, 'coco'), 6);
+    const c = await h.coordinator(['--task', 'pose', '--model', '{"family":"cnn","widths":[8,16]}', '--secure-aggregation', 'false', '--rounds', '1',
+      '--cohort', '3', '--min-trainers', '3', '--local-epochs', '1', '--batch-size', '2', '--validation-samples', '16', '--exit-when-done']);
+    const ds = await h.dataset(c.address, 'coco', ['--task', 'pose', '--coco', file, '--coco-images', path.join(h.dir, 'coco', 'val'), '--samples-per-shard', '2']);
+    await Promise.all(['t0', 't1', 't2'].map((id) => h.trainer(c.address, id)));
+    expect(await c.done).toBe('DONE');
+    const r = c.job.history[0]!;
+    expect(r.participants).toBe(3);
+    // The 6 people of the fixture, in 3 shards of 2, all dealt and trained on once.
+    expect(r.samples).toBe(6);
+    expect(ds.address).toMatch(/^127\.0\.0\.1:\d+$/);
+  }, 120_000);
 });

@@ -121,7 +121,7 @@ export interface Evaluation {
 }
 
 /** Evaluates `model` in batches (inference mode). */
-export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 256): Promise<Evaluation> {
+export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 64): Promise<Evaluation> {
   let loss = 0, weight = 0;
   const counts = [0, 0, 0];
   for (let start = 0; start < data.count; start += batchSize) {
@@ -137,6 +137,8 @@ export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head,
     weight += (await w!.data())[0]!;
     (await m!.data()).forEach((v, i) => (counts[i]! += v));
     tf.dispose([l!, w!, m!]);
+    // A coordinator evaluates between gRPC calls: let them through between batches.
+    await new Promise((r) => setImmediate(r));
   }
   const out: Evaluation = { loss: loss / Math.max(weight, 1), accuracy: counts[0]! / Math.max(counts[1]!, 1), count: data.count };
   if (head.kind === 'keypoints') out.meanError = counts[2]! / Math.max(counts[1]!, 1);
@@ -149,7 +151,7 @@ export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head,
  * loss change of an update d is gradient . d, which is additive over the members of a group: it
  * lets the coordinator score groups' mean updates in a way that sums over members (src/scoring).
  */
-export async function lossGradient(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 256): Promise<Float32Array> {
+export async function lossGradient(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 64): Promise<Float32Array> {
   const trainable = new Set(model.trainableWeights.map((w) => w.name));
   const sizes = model.weights.map((w) => w.shape.reduce<number>((a, b) => a * (b ?? 1), 1));
   const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
@@ -178,6 +180,7 @@ export async function lossGradient(model: tf.LayersModel, data: Dataset, head: H
       off += sizes[i]!;
     }
     tf.dispose([value, ...Object.values(grads)]);
+    await new Promise((r) => setImmediate(r));
   }
   return out;
 }
