@@ -48,7 +48,7 @@ export interface ChainPublisher {
 /** Connects to the chain and checks the hotkey is registered on the subnet. */
 export async function startChainPublisher(options: ChainPublisherOptions): Promise<ChainPublisher> {
   await cryptoWaitReady();
-  const pair = new Keyring({ type: 'sr25519' }).addFromUri(hotkeySecret(options.hotkey));
+  const pair = new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret(options.hotkey));
   const api: ApiPromise = await connectSubtensor(options.url);
   const sender = new ExtrinsicSender(api, pair);
   const first = await readMetagraph(api, options.netuid);
