@@ -1,5 +1,5 @@
 /**
- * `actiquest <command>`: coordinator | dataset | trainer | demo. Each role runs until SIGTERM or
+ * `actiquest <command>`: coordinator | dataset | trainer | keys | demo. Each role runs until SIGTERM or
  * SIGINT, then stops admitting work, closes its server and exits 0.
  */
 import { HelpRequested } from '../src/util/options.js';
@@ -34,6 +34,13 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       const { startTrainer } = await import('../trainer-node/main.js');
       const node = await startTrainer(loadTrainerConfig(argv));
       await untilSignal(node.close);
+    },
+  },
+  keys: {
+    summary: 'make a btcli-compatible hotkey: keys new --wallet.name NAME [--wallet.hotkey HOTKEY] [--wallet.path DIR] [--encrypt]',
+    run: async (argv) => {
+      const { runKeys } = await import('./keys.js');
+      await runKeys(argv);
     },
   },
   demo: {

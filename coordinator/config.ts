@@ -8,6 +8,7 @@ import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 import { STRATEGIES } from '../src/aggregation/index.js';
 import type { HotkeySource } from '../src/chain/hotkey.js';
+import { DEFAULT_WALLET_PATH, walletHotkeyPath } from '../src/chain/keyfile.js';
 import { validateModelSpec, type ModelSpec } from '../src/model/spec.js';
 import { getTask } from '../src/tasks/index.js';
 
@@ -46,7 +47,10 @@ export const COORDINATOR_OPTIONS = {
   chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on after each round; empty: write them to weights.json only' },
   netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'subnet to set weights on (with --chain)' },
   'hotkey-uri': { type: 'string', default: '', env: 'AQ_HOTKEY_URI', description: 'secret URI (mnemonic or //Name) of the validator hotkey; prefer the environment, it is never printed' },
-  'hotkey-file': { type: 'string', default: '', env: 'AQ_HOTKEY_FILE', description: 'btcli hotkey file of the validator (~/.bittensor/wallets/NAME/hotkeys/HOTKEY), instead of --hotkey-uri' },
+  'hotkey-file': { type: 'string', default: '', env: 'AQ_HOTKEY_FILE', description: 'btcli hotkey file of the validator (~/.bittensor/wallets/NAME/hotkeys/HOTKEY), instead of --hotkey-uri; a $NACL file is opened with AQ_WALLET_PASSWORD' },
+  'wallet.name': { type: 'string', default: '', env: 'AQ_WALLET_NAME', description: 'btcli wallet of the validator hotkey (as btcli\'s --wallet.name), instead of --hotkey-file' },
+  'wallet.hotkey': { type: 'string', default: 'default', env: 'AQ_WALLET_HOTKEY', description: 'hotkey in that wallet' },
+  'wallet.path': { type: 'string', default: DEFAULT_WALLET_PATH, env: 'AQ_WALLET_PATH', description: 'folder of btcli wallets' },
   out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
@@ -143,7 +147,16 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   const model = modelOf(o.task, o.model, o.hidden);
   if (o['min-trainers'] > o.cohort) throw new ConfigError('min-trainers', `at most --cohort (${o.cohort})`, String(o['min-trainers']));
   if (o.chain && !/^wss?:\/\//.test(o.chain)) throw new ConfigError('chain', 'a ws:// or wss:// URL', JSON.stringify(o.chain));
-  if (o.chain && !o['hotkey-uri'] && !o['hotkey-file']) throw new ConfigError('hotkey-uri', 'the validator hotkey (AQ_HOTKEY_URI or --hotkey-file) when --chain is given', 'nothing');
+  let hotkeyFile = o['hotkey-file'] ? path.resolve(o['hotkey-file']) : '';
+  if (o['wallet.name']) {
+    if (hotkeyFile) throw new ConfigError('wallet.name', 'nothing when --hotkey-file is given', JSON.stringify(o['wallet.name']));
+    try {
+      hotkeyFile = walletHotkeyPath(o['wallet.path'], o['wallet.name'], o['wallet.hotkey']);
+    } catch (err) {
+      throw new ConfigError('wallet.name', (err as Error).message, JSON.stringify(o['wallet.name']));
+    }
+  }
+  if (o.chain && !o['hotkey-uri'] && !hotkeyFile) throw new ConfigError('hotkey-uri', 'the validator hotkey (AQ_HOTKEY_URI, --hotkey-file or --wallet.name) when --chain is given', 'nothing');
   if (o.neighbours % 2 === 1) throw new ConfigError('neighbours', 'an even number (or 0 for the default)', String(o.neighbours));
   if (o['secure-aggregation'] && o.cohort < o['min-group-size']) {
     throw new ConfigError('cohort', `at least --min-group-size (${o['min-group-size']}) with secure aggregation on`, String(o.cohort));
@@ -185,7 +198,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),
-    chain: o.chain ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkey: o['hotkey-file'] ? { file: path.resolve(o['hotkey-file']) } : { uri: o['hotkey-uri'] } }) : null,
+    chain: o.chain ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkey: hotkeyFile ? { file: hotkeyFile } : { uri: o['hotkey-uri'] } }) : null,
     exitWhenDone: o['exit-when-done'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],

@@ -1,0 +1,106 @@
+/**
+ * `npm run bench:load`: one coordinator (its own process) under many lightweight simulated
+ * trainers on loopback. Each registers, then for the whole run heartbeats at the interval the
+ * coordinator asked for and long-polls GetTask (no dataset node is attached, so no round starts
+ * and every poll waits its full time). Prints the calls made, the errors (the aim: 0), and p50 /
+ * p99 / max latency per method; for GetTask, the time beyond the wait it asked for.
+ *
+ * Baseline in the same run: the same heartbeat rate from one client that is alone on the
+ * server (the first second, before the others start). Options: --trainers 200 --seconds 60
+ * --wait-ms 2000.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { spawnRole, waitListening } from '../bin/demo.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/proto.js';
+
+const { values } = parseArgs({ options: {
+  trainers: { type: 'string', default: '200' },
+  seconds: { type: 'string', default: '60' },
+  'wait-ms': { type: 'string', default: '2000' },
+} });
+const N = Number(values.trainers), SECONDS = Number(values.seconds), WAIT = Number(values['wait-ms']);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-load-'));
+const child = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', path.join(dir, 'out'), '--cohort', String(N),
+  '--min-trainers', '5', '--rounds', '1', '--log-level', 'warn'], path.join(dir, 'coordinator.log'));
+const { grpc: address } = await waitListening(child);
+
+const latencies = new Map<string, number[]>();
+const errors = new Map<string, number>();
+const record = (method: string, ms: number) => (latencies.get(method) ?? latencies.set(method, []).get(method)!).push(ms);
+const fail = (method: string, err: unknown) => {
+  errors.set(`${method}: ${(err as Error).message.split('\n')[0]}`, (errors.get(`${method}: ${(err as Error).message.split('\n')[0]}`) ?? 0) + 1);
+};
+async function timed<T>(method: string, f: () => Promise<T>, extraMs = 0): Promise<T | undefined> {
+  const t0 = performance.now();
+  try {
+    const out = await f();
+    record(method, performance.now() - t0 - extraMs);
+    return out;
+  } catch (err) {
+    fail(method, err);
+    return undefined;
+  }
+}
+
+const deadline = Date.now() + SECONDS * 1000;
+async function trainer(i: number): Promise<void> {
+  const client = makeClient(CoordinatorClient, address);
+  const nodeId = `sim-${String(i).padStart(4, '0')}`;
+  const reg = await timed('RegisterTrainer', () => callUnary<RegisterTrainerResponse>(client, 'RegisterTrainer', {
+    nodeId, capacity: { samplesPerSecond: 100 + i, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0),
+  }, { timeoutMs: 10_000 }));
+  const interval = reg?.heartbeatIntervalMs || 1000;
+  const beats = (async () => {
+    // Spread the heartbeats over the interval.
+    await new Promise((r) => setTimeout(r, (i * interval) / N));
+    while (Date.now() < deadline) {
+      await timed('Heartbeat', () => callUnary(client, 'Heartbeat', { nodeId, taskId: '' }, { timeoutMs: 10_000 }));
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  })();
+  const polls = (async () => {
+    while (Date.now() < deadline) {
+      const t0 = performance.now();
+      try {
+        await callUnary(client, 'GetTask', { nodeId, waitMs: WAIT }, { timeoutMs: WAIT + 10_000 });
+        record('GetTask (beyond its wait)', Math.max(0, performance.now() - t0 - WAIT));
+      } catch (err) {
+        fail('GetTask', err);
+      }
+    }
+  })();
+  await Promise.all([beats, polls]);
+  client.close();
+}
+
+// Baseline: one trainer alone for a few heartbeats.
+const alone = makeClient(CoordinatorClient, address);
+await callUnary(alone, 'RegisterTrainer', { nodeId: 'alone', capacity: { samplesPerSecond: 1, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0) }, { timeoutMs: 10_000 });
+const baseline: number[] = [];
+for (let k = 0; k < 50; k++) {
+  const t0 = performance.now();
+  await callUnary(alone, 'Heartbeat', { nodeId: 'alone', taskId: '' }, { timeoutMs: 10_000 });
+  baseline.push(performance.now() - t0);
+}
+alone.close();
+
+console.log(`\n== load: ${N} simulated trainers against one coordinator process for ${SECONDS} s (heartbeats at the coordinator's interval, GetTask long polls of ${WAIT} ms)`);
+const started = performance.now();
+await Promise.all(Array.from({ length: N }, (_, i) => trainer(i)));
+const wall = (performance.now() - started) / 1000;
+child.kill('SIGTERM');
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+console.log('  method                       calls    calls/s    p50 ms    p99 ms    max ms');
+for (const [method, xs] of latencies) {
+  console.log(`  ${method.padEnd(26)} ${String(xs.length).padStart(7)} ${(xs.length / wall).toFixed(0).padStart(10)} ${pct(xs, 0.5).toFixed(2).padStart(9)} ${pct(xs, 0.99).toFixed(2).padStart(9)} ${Math.max(...xs).toFixed(2).padStart(9)}`);
+}
+const totalErrors = [...errors.values()].reduce((a, b) => a + b, 0);
+console.log(`  errors: ${totalErrors}${totalErrors ? ` (${[...errors].map(([m, n]) => `${n} x ${m}`).join('; ')})` : ''}`);
+console.log(`  baseline, one client alone: Heartbeat p50 ${pct(baseline, 0.5).toFixed(2)} ms, p99 ${pct(baseline, 0.99).toFixed(2)} ms; under load p50 is ${(pct(latencies.get('Heartbeat') ?? [], 0.5) / pct(baseline, 0.5)).toFixed(1)}x that`);
+fs.rmSync(dir, { recursive: true, force: true });
+process.exit(totalErrors === 0 ? 0 : 1);
