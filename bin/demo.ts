@@ -66,6 +66,9 @@ export async function runDemo(argv: string[]): Promise<void> {
   }
   const out = path.resolve(o.out);
   const logs = path.join(out, 'logs');
+  // Each demo is a fresh federation: the coordinator's durable state from a previous demo
+  // would otherwise resume (and, once done, finish at once).
+  for (const f of ['coordinator.db', 'coordinator.db-wal', 'coordinator.db-shm', 'checkpoints']) fs.rmSync(path.join(out, f), { recursive: true, force: true });
   fs.mkdirSync(logs, { recursive: true });
   const started = performance.now();
   const children: ChildProcess[] = [];

@@ -30,6 +30,7 @@ import type { RoundResult, ShardRef, Task } from '../src/wire/proto.js';
 import type { CoordinatorMetrics } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/log.js';
 import type { JobConfig } from './config.js';
+import type { CoordinatorStore } from './store.js';
 
 /** A dataset node as the coordinator knows it. */
 export interface DatasetRecord {
@@ -52,6 +53,8 @@ export interface JobRunnerDeps {
   maskPool?: MaskPool;
   /** Sees each group's masked sum before unmasking (tests of what the coordinator holds). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
+  /** Durable state: rounds and checkpoints (absent: nothing survives the process). */
+  store?: CoordinatorStore;
   /** Called after each completed round (persist history, etc.). */
   onRound?: (result: RoundRecord) => Promise<void> | void;
 }
@@ -81,8 +84,8 @@ export class JobRunner {
   private readonly model: tf.LayersModel;
   readonly topology: string;
   private readonly strategy: Strategy;
-  private readonly validation: Dataset;
-  private readonly rng: Random;
+  private validation: Dataset;
+  private rng: Random;
   private readonly taskChanged = new Notifier();
   /** Every node's contribution score. */
   readonly scoreboard = new Scoreboard();
@@ -102,10 +105,51 @@ export class JobRunner {
     this.rng = new Random(`${config.jobId}/${config.validationSeed}/selection`);
   }
 
-  /** Loads the initial parameters; call once before {@link run}. */
+  /**
+   * Loads the initial parameters; call once before {@link run}. With a store, a job it already
+   * holds continues: the validation seed it ran with, its rounds, the last round's checkpoint
+   * (digest-checked) and strategy state, and the scores rebuilt from the recorded groups.
+   */
   async init(): Promise<void> {
     this.setGlobal(await getFlatParams(this.model));
+    const store = this.deps.store;
+    if (!store) return;
+    const cfg = this.config;
+    const identity = JSON.stringify({ task: cfg.task, model: cfg.model, modelSeed: cfg.modelSeed, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate });
+    const stored = store.job(cfg.jobId);
+    if (!stored) {
+      store.saveJob(cfg.jobId, JSON.stringify({ identity, validationSeed: cfg.validationSeed }), 'PENDING');
+      return;
+    }
+    const saved = JSON.parse(stored.config) as { identity: string; validationSeed: string };
+    if (saved.identity !== identity) {
+      throw new Error(`job ${cfg.jobId}: the store holds it with another task, model or strategy (${saved.identity}); use another --out or --job-id`);
+    }
+    if (saved.validationSeed !== cfg.validationSeed) {
+      const v = this.task.generateValidation(saved.validationSeed, cfg.validationSamples);
+      this.validation = { count: v.count, features: this.task.features(v.x, v.count), labels: v.y, keypoints: v.keypoints };
+      this.rng = new Random(`${cfg.jobId}/${saved.validationSeed}/selection/resumed`);
+    }
+    const rounds = store.rounds<RoundRecord, ScoredGroup[]>(cfg.jobId);
+    const last = rounds.at(-1);
+    if (!last) return;
+    const cp = store.readCheckpoint(last.checkpoint);
+    if (cp.params.length !== this.paramCount) throw new Error(`checkpoint ${last.checkpoint}: expected ${this.paramCount} parameters, got ${cp.params.length}`);
+    this.setGlobal(cp.params);
+    this.strategy.restore(cp.strategy);
+    for (const r of rounds) {
+      this.history.push(r.record);
+      for (const g of r.groups) this.scoreboard.observe(g);
+      this.groupHistory.add(r.groups.map((g) => g.members.map((m) => m.id)));
+    }
+    this.updateScores();
+    this.currentRound = last.round + 1;
+    this.resumedFrom = last.round;
+    this.deps.log.info('job resumed', { jobId: cfg.jobId, afterRound: last.round, checkpoint: last.checkpoint });
   }
+
+  /** The round a restarted job continued after (0: it started afresh). */
+  resumedFrom = 0;
 
   get paramCount(): number {
     return this.globalParams.length;
@@ -175,6 +219,9 @@ export class JobRunner {
     const { log, progress, metrics } = this.deps;
     const cfg = this.config;
     this.state = 'RUNNING';
+    this.deps.store?.saveJob(cfg.jobId, '', 'RUNNING');
+    if (this.resumedFrom >= cfg.rounds) progress(`job ${cfg.jobId}: already done (${this.resumedFrom} rounds recorded in this --out); use another --out or --job-id to train again`);
+    else if (this.resumedFrom > 0) progress(`job ${cfg.jobId}: resumed after round ${this.resumedFrom} of ${cfg.rounds} from its checkpoint`);
     const initial = await this.evaluateGlobal();
     progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val ${this.task.metricName} ${(initial.accuracy * 100).toFixed(1)}%`);
     while (this.currentRound <= cfg.rounds && !signal.aborted) {
@@ -186,6 +233,7 @@ export class JobRunner {
       if (signal.aborted) break;
       if (!done) {
         this.state = 'FAILED';
+        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED');
         progress(`job ${cfg.jobId}: round ${this.currentRound} failed ${cfg.maxAttempts} times; job failed`);
         log.error('job failed', { jobId: cfg.jobId, round: this.currentRound });
         return this.state;
@@ -193,7 +241,9 @@ export class JobRunner {
       this.currentRound++;
       metrics.currentRound.set(this.currentRound);
     }
+    // A stop (SIGTERM, close) is not a cancellation of the job: it resumes on the next start.
     this.state = signal.aborted ? 'CANCELLED' : 'DONE';
+    if (!signal.aborted) this.deps.store?.saveJob(cfg.jobId, '', 'DONE');
     return this.state;
   }
 
@@ -231,19 +281,27 @@ export class JobRunner {
   }
 
   /** Adds the round's scored groups to the scoreboard and recomputes every score. */
-  private scoreGroups(groups: { members: string[]; score: number; norm2: number }[], grad: Float32Array, round: Round<Task>, roundKey: string): void {
+  private scoreGroups(groups: { members: string[]; score: number; norm2: number }[], grad: Float32Array, round: Round<Task>, roundKey: string): ScoredGroup[] {
     const scale = roundScale(grad, groups.map((g) => g.norm2));
+    const out: ScoredGroup[] = [];
     for (const g of groups) {
       const members = g.members.map((id) => ({ id, samples: round.member(id)?.numSamples ?? 1 }));
       const bySource = new Map<string, number>();
       for (const id of g.members) for (const s of round.member(id)?.task.shards ?? []) bySource.set(s.datasetNodeId, (bySource.get(s.datasetNodeId) ?? 0) + s.numSamples);
       const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale };
       this.scoreboard.observe(scored);
+      out.push(scored);
     }
+    this.updateScores();
+    return out;
+  }
+
+  /** Recomputes every node's score from the observations and the nodes' records. */
+  private updateScores(): void {
     const { registry } = this.deps;
     this.scoreboard.update((id, role) => role === 'trainer'
       ? { onTime: registry.get(id)?.reliability ?? 0.5, uptime: registry.uptime(id), throughput: registry.relativeThroughput(id) }
-      : { onTime: 1, uptime: (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted), throughput: 1 });
+      : { onTime: 1, uptime: Math.min(1, (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted)), throughput: 1 });
   }
 
   /** Waits until enough trainers and at least one dataset node are live. */
@@ -386,7 +444,7 @@ export class JobRunner {
       return false;
     }
     if (!secure) for (const [id, step] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], ...step });
-    this.scoreGroups(groupScores, grad, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
+    const scored = this.scoreGroups(groupScores, grad, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
     this.setGlobal(next);
     const ev = await this.evaluateGlobal();
@@ -400,6 +458,12 @@ export class JobRunner {
       endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: groupsDone, groupsFailed,
       ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
     };
+    if (this.deps.store) {
+      // The checkpoint file first, then the round that names it: a crash between the two
+      // leaves an unreferenced file, and the round runs again after the restart.
+      const digest = this.deps.store.writeCheckpoint({ params: this.globalParams, strategy: this.strategy.state() });
+      this.deps.store.saveRound(cfg.jobId, this.currentRound, result, scored, digest);
+    }
     this.history.push(result);
     round.finish(true);
     metrics.roundsTotal.inc({ result: 'completed' });

@@ -1,6 +1,8 @@
 /**
  * Coordinator process: the gRPC service, the job's round loop, metrics, and the output folder
- * (round history after every round; the final model as TF.js files when the job is done).
+ * (the durable store and checkpoints, store.ts; round history after every round; the final
+ * model as TF.js files when the job is done). Started again on the same folder, it continues
+ * the job from its last completed round.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +17,7 @@ import { startChainPublisher, type Publication } from './chain-publisher.js';
 import { coordinatorServiceImpl } from './service.js';
 import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
 import type { CoordinatorConfig } from './config.js';
+import { CoordinatorStore } from './store.js';
 
 /** A running coordinator. */
 export interface Coordinator {
@@ -72,8 +75,9 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const datasets = new Map<string, DatasetRecord>();
   const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
   const maskPool = new MaskPool();
+  const store = new CoordinatorStore(config.out);
   const job: JobRunner = new JobRunner(config.job, {
-    maskPool,
+    maskPool, store,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
       await writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history });
@@ -90,7 +94,13 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       }
     },
   });
-  await job.init();
+  try {
+    await job.init();
+  } catch (err) {
+    store.close();
+    await maskPool.close();
+    throw err;
+  }
   const chain = config.chain
     ? await startChainPublisher({ ...config.chain, log: log.child('chain'), pendingCommitsFile: path.join(config.out, 'pending-commits.json') })
     : null;
@@ -140,6 +150,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       await metricsServer?.close();
       await maskPool.close();
       await chain?.close();
+      store.close();
       log.info('stopped');
     },
   };

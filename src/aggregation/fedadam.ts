@@ -57,5 +57,10 @@ export function createFedAdam(options: FedAdamOptions = {}): Strategy {
       }
       return out;
     },
+    restore(state: StrategyState): void {
+      rounds = typeof state.rounds === 'number' ? state.rounds : 0;
+      m = state.m instanceof Float32Array ? new Float32Array(state.m) : null;
+      v = state.v instanceof Float32Array ? new Float32Array(state.v) : null;
+    },
   };
 }

@@ -28,5 +28,8 @@ export function createFedAvg(options: FedAvgOptions = {}): Strategy {
     state(): StrategyState {
       return { serverLearningRate: lr };
     },
+    restore(): void {
+      // FedAvg keeps nothing between rounds.
+    },
   };
 }

@@ -19,4 +19,6 @@ export interface Strategy {
   aggregateTrain(global: Float32Array, aggregate: WeightedSum): Float32Array;
   /** State to checkpoint (copies). */
   state(): StrategyState;
+  /** Takes back state that {@link state} returned (after a restart). */
+  restore(state: StrategyState): void;
 }

@@ -1,0 +1,192 @@
+/**
+ * The coordinator's durable state: a SQLite file (`<out>/coordinator.db`, better-sqlite3,
+ * WAL, synchronous FULL) with versioned migrations, and content-addressed checkpoint files
+ * (`<out>/checkpoints/<sha256>`), whose digest is checked when they are loaded.
+ *
+ * After each completed round the runner writes the checkpoint (the global parameters and the
+ * strategy's state) to a temporary file, fsyncs and renames it, then records the round (its
+ * result, its scored groups, the checkpoint's digest) in one transaction. A crash before the
+ * transaction leaves an unreferenced file and the round is run again; after it, the round is
+ * kept. A restarted coordinator with the same `--out` continues the job from its last recorded
+ * round.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { sha256 } from '../src/wire/blob.js';
+import type { StrategyState } from '../src/aggregation/index.js';
+
+/** Schema migrations, in order; `PRAGMA user_version` is how many have run. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     job_id TEXT PRIMARY KEY,
+     config TEXT NOT NULL,
+     state TEXT NOT NULL,
+     created_ms INTEGER NOT NULL,
+     updated_ms INTEGER NOT NULL
+   );
+   CREATE TABLE rounds (
+     job_id TEXT NOT NULL REFERENCES jobs(job_id),
+     round INTEGER NOT NULL,
+     record TEXT NOT NULL,
+     groups TEXT NOT NULL,
+     checkpoint TEXT NOT NULL,
+     PRIMARY KEY (job_id, round)
+   );`,
+];
+
+/** A checkpoint: the global parameters and the strategy's state. */
+export interface Checkpoint {
+  params: Float32Array;
+  strategy: StrategyState;
+}
+
+/** One recorded round. */
+export interface StoredRound<R, G> {
+  round: number;
+  record: R;
+  groups: G;
+  checkpoint: string;
+}
+
+const MAGIC = 'AQC1';
+
+/** Serialises a checkpoint: magic, u32 header length, JSON header, then float32 arrays. */
+export function encodeCheckpoint(c: Checkpoint): Buffer {
+  const arrays: [string, Float32Array][] = [['params', c.params]];
+  const scalars: Record<string, number> = {};
+  for (const [k, v] of Object.entries(c.strategy)) {
+    if (v instanceof Float32Array) arrays.push([`strategy.${k}`, v]);
+    else scalars[k] = v;
+  }
+  const header = Buffer.from(JSON.stringify({ arrays: arrays.map(([name, a]) => ({ name, length: a.length })), scalars }));
+  const pre = 8 + header.length;
+  const start = pre + ((4 - (pre % 4)) % 4);
+  const out = Buffer.alloc(start + arrays.reduce((n, [, a]) => n + a.byteLength, 0));
+  out.write(MAGIC, 0, 'latin1');
+  out.writeUInt32LE(header.length, 4);
+  header.copy(out, 8);
+  let off = start;
+  for (const [, a] of arrays) {
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).copy(out, off);
+    off += a.byteLength;
+  }
+  return out;
+}
+
+/** Parses a checkpoint (its digest already checked). */
+export function decodeCheckpoint(bytes: Buffer): Checkpoint {
+  if (bytes.toString('latin1', 0, 4) !== MAGIC) throw new Error(`checkpoint: expected magic ${MAGIC}`);
+  const len = bytes.readUInt32LE(4);
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + len)) as { arrays: { name: string; length: number }[]; scalars: Record<string, number> };
+  const pre = 8 + len;
+  let off = pre + ((4 - (pre % 4)) % 4);
+  const strategy: StrategyState = { ...header.scalars };
+  let params = new Float32Array(0);
+  for (const { name, length } of header.arrays) {
+    const a = new Float32Array(length);
+    new Uint8Array(a.buffer).set(bytes.subarray(off, off + length * 4));
+    off += length * 4;
+    if (name === 'params') params = a;
+    else strategy[name.slice('strategy.'.length)] = a;
+  }
+  if (off !== bytes.length) throw new Error(`checkpoint: expected ${off} bytes, got ${bytes.length}`);
+  return { params, strategy };
+}
+
+/** The coordinator's store. */
+export class CoordinatorStore {
+  private readonly db: Database.Database;
+  private readonly checkpointDir: string;
+
+  constructor(dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.checkpointDir = path.join(dir, 'checkpoints');
+    fs.mkdirSync(this.checkpointDir, { recursive: true });
+    this.db = new Database(path.join(dir, 'coordinator.db'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  /** Runs the migrations this file has not run yet, each in its own transaction. */
+  private migrate(): void {
+    const done = this.db.pragma('user_version', { simple: true }) as number;
+    if (done > MIGRATIONS.length) throw new Error(`coordinator.db: schema version ${done} is newer than this coordinator knows (${MIGRATIONS.length}); use a newer coordinator`);
+    for (let v = done; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  /** The job's stored config and state, or null. */
+  job(jobId: string): { config: string; state: string } | null {
+    const row = this.db.prepare('SELECT config, state FROM jobs WHERE job_id = ?').get(jobId) as { config: string; state: string } | undefined;
+    return row ?? null;
+  }
+
+  /** Records a job (or its new state). */
+  saveJob(jobId: string, config: string, state: string): void {
+    const now = Date.now();
+    this.db.prepare(`INSERT INTO jobs (job_id, config, state, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`).run(jobId, config, state, now, now);
+  }
+
+  /** Every recorded round of a job, in order. */
+  rounds<R, G>(jobId: string): StoredRound<R, G>[] {
+    const rows = this.db.prepare('SELECT round, record, groups, checkpoint FROM rounds WHERE job_id = ? ORDER BY round').all(jobId) as { round: number; record: string; groups: string; checkpoint: string }[];
+    return rows.map((r) => ({ round: r.round, record: JSON.parse(r.record) as R, groups: JSON.parse(r.groups) as G, checkpoint: r.checkpoint }));
+  }
+
+  /** Writes a checkpoint file (temp, fsync, rename) and returns its digest. */
+  writeCheckpoint(c: Checkpoint): string {
+    const bytes = encodeCheckpoint(c);
+    const digest = sha256(bytes).toString('hex');
+    const file = path.join(this.checkpointDir, digest);
+    if (!fs.existsSync(file)) {
+      const tmp = `${file}.tmp`;
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeSync(fd, bytes);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    }
+    return digest;
+  }
+
+  /** Loads a checkpoint, refusing one whose bytes do not match its digest. */
+  readCheckpoint(digest: string): Checkpoint {
+    const file = path.join(this.checkpointDir, digest);
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch {
+      throw new Error(`checkpoint ${digest}: missing from ${this.checkpointDir}`);
+    }
+    const got = sha256(bytes).toString('hex');
+    if (got !== digest) throw new Error(`checkpoint ${digest}: corrupt (its bytes hash to ${got})`);
+    return decodeCheckpoint(bytes);
+  }
+
+  /** Records a completed round and the job's state in one transaction. */
+  saveRound<R, G>(jobId: string, round: number, record: R, groups: G, checkpoint: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('INSERT INTO rounds (job_id, round, record, groups, checkpoint) VALUES (?, ?, ?, ?, ?)').run(jobId, round, JSON.stringify(record), JSON.stringify(groups), checkpoint);
+      this.db.prepare('UPDATE jobs SET updated_ms = ? WHERE job_id = ?').run(Date.now(), jobId);
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The durable coordinator, with real processes: a coordinator process is killed with SIGKILL
+ * in the middle of a round and started again on the same --out and port. The job is still
+ * there and continues from its last completed round; rounds recorded before the kill are kept
+ * as they were; dataset nodes and trainers find it again by themselves; every checkpoint's
+ * bytes match its digest; the job finishes.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Harness, kill, until } from './helpers.js';
+import { spawnRole } from '../bin/demo.js';
+import { CoordinatorStore } from '../coordinator/store.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const roundsIn = (file: string): { round: number }[] => {
+  try {
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { rounds: { round: number }[] }).rounds;
+  } catch {
+    return [];
+  }
+};
+
+describe('durable coordinator', () => {
+  it('survives SIGKILL mid-round: the job continues from its last completed round and finishes', async () => {
+    h = new Harness();
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const out = path.join(h.dir, 'coord');
+    const args = ['coordinator', '--listen', address, '--out', out, '--rounds', '6', '--cohort', '3', '--min-trainers', '3',
+      '--secure-aggregation', 'false', '--hidden', '32', '--local-epochs', '2', '--validation-samples', '70',
+      '--validation-seed', 'durable', '--live-timeout-ms', '3000', '--metrics-port', '-1', '--exit-when-done'];
+    const first = spawnRole(args, path.join(h.dir, 'coordinator-1.log'));
+    h.defer(() => kill(first, 'SIGKILL'));
+    await h.dataset(address, 'ds-a', ['--shards', '6', '--samples-per-shard', '64']);
+    for (const id of ['t0', 't1', 't2']) await h.trainer(address, id);
+
+    const history = path.join(out, 'history.json');
+    await until(() => roundsIn(history).length >= 2, 'two completed rounds', 90_000);
+    // Into the next round, then the kill.
+    await new Promise((r) => setTimeout(r, 300));
+    await kill(first, 'SIGKILL');
+    const before = JSON.parse(fs.readFileSync(history, 'utf8')) as { rounds: { round: number }[] };
+    const kept = before.rounds.length;
+    expect(kept).toBeGreaterThanOrEqual(2);
+
+    const second = spawnRole(args, path.join(h.dir, 'coordinator-2.log'));
+    h.defer(() => kill(second, 'SIGKILL'));
+    const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+
+    const after = JSON.parse(fs.readFileSync(history, 'utf8')) as { rounds: { round: number }[] };
+    expect(after.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]);
+    // What was recorded before the kill is what the job kept.
+    expect(after.rounds.slice(0, kept)).toEqual(before.rounds);
+    const log2 = fs.readFileSync(path.join(h.dir, 'coordinator-2.log'), 'utf8');
+    expect(log2).not.toContain('"level":"error"');
+    expect(log2).toContain(`"msg":"job resumed","jobId":"job-1","afterRound":${kept}`);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'))).toMatchObject({ state: 'DONE', rounds: 6 });
+    expect(fs.existsSync(path.join(out, 'model', 'model.json'))).toBe(true);
+
+    const store = new CoordinatorStore(out);
+    try {
+      expect(store.job('job-1')?.state).toBe('DONE');
+      const rounds = store.rounds('job-1');
+      expect(rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]);
+      for (const r of rounds) expect(store.readCheckpoint(r.checkpoint).params.length).toBeGreaterThan(0);
+    } finally {
+      store.close();
+    }
+  }, 240_000);
+
+  it('refuses a checkpoint whose bytes no longer match its digest, and a job id reused with another model', async () => {
+    h = new Harness();
+    const out = path.join(h.dir, 'coord');
+    const c = await h.coordinator(['--out', out, '--rounds', '1', '--cohort', '3', '--min-trainers', '3', '--secure-aggregation', 'false', '--hidden', '16',
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-a');
+    for (const id of ['t0', 't1', 't2']) await h.trainer(c.address, id);
+    expect(await c.done).toBe('DONE');
+    await c.close();
+    const store = new CoordinatorStore(out);
+    const [r] = store.rounds('job-1');
+    store.close();
+    // Another model under the same job id and --out.
+    await expect(h.coordinator(['--out', out, '--hidden', '24'])).rejects.toThrow('job job-1: the store holds it with another task, model or strategy');
+    // A corrupted checkpoint.
+    const file = path.join(out, 'checkpoints', r!.checkpoint);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    fs.writeFileSync(file, bytes);
+    await expect(h.coordinator(['--out', out, '--hidden', '16'])).rejects.toThrow(`checkpoint ${r!.checkpoint}: corrupt`);
+  }, 120_000);
+});
