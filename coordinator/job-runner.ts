@@ -148,6 +148,25 @@ export class JobRunner {
     this.deps.log.info('job resumed', { jobId: cfg.jobId, afterRound: last.round, checkpoint: last.checkpoint });
   }
 
+  /** Trainers that reported each dataset node's shard failing its digest check. */
+  private readonly shardFaults = new Map<string, Map<string, Set<string>>>();
+
+  /**
+   * A trainer found that a dataset node's shard did not match its listed digest. A shard counts
+   * as failed once two different trainers say so: one trainer alone could slander a node.
+   */
+  reportShardFault(datasetNodeId: string, shardId: string, trainerId: string): void {
+    const byShard = this.shardFaults.get(datasetNodeId) ?? this.shardFaults.set(datasetNodeId, new Map()).get(datasetNodeId)!;
+    (byShard.get(shardId) ?? byShard.set(shardId, new Set()).get(shardId)!).add(trainerId);
+  }
+
+  /** Share of a dataset node's shards that did not fail (1 when it lists none or none failed). */
+  shardsVerified(datasetNodeId: string): number {
+    const total = this.deps.datasets().find((d) => d.nodeId === datasetNodeId)?.shards.length ?? 0;
+    const failed = [...(this.shardFaults.get(datasetNodeId)?.values() ?? [])].filter((r) => r.size >= 2).length;
+    return total > 0 ? Math.max(0, 1 - failed / total) : 1;
+  }
+
   /** The round a restarted job continued after (0: it started afresh). */
   resumedFrom = 0;
 
@@ -301,7 +320,7 @@ export class JobRunner {
     const { registry } = this.deps;
     this.scoreboard.update((id, role) => role === 'trainer'
       ? { onTime: registry.get(id)?.reliability ?? 0.5, uptime: registry.uptime(id), throughput: registry.relativeThroughput(id) }
-      : { onTime: 1, uptime: Math.min(1, (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted)), throughput: 1 });
+      : { onTime: this.shardsVerified(id), uptime: Math.min(1, (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted)), throughput: 1 });
   }
 
   /** Waits until enough trainers and at least one dataset node are live. */

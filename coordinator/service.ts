@@ -116,6 +116,15 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       }
       if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
       metrics.liveTrainers.set(registry.live().length);
+      const faults = req.shardFaults ?? [];
+      if (faults.length > 1000) throw new InvalidFieldError('shard_faults', 'at most 1000 a heartbeat', String(faults.length));
+      for (const f of faults) {
+        // Only shards the node lists count; others (a node that left, say) are dropped.
+        if (deps.datasets.get(f.datasetNodeId)?.shards.some((s) => s.shardId === f.shardId)) {
+          job.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId);
+          log.warn('trainer reports a shard that failed its digest check', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
+        }
+      }
       return { taskActive: req.taskId !== '' && job.current?.isTaskActive(req.taskId) === true };
     }),
 

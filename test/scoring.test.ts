@@ -48,4 +48,32 @@ describe('scores and weights without a chain', () => {
     expect(await grpcError(callUnary(client, 'GetScore', { nodeId: 'stranger' }, { timeoutMs: 5000 })))
       .toEqual({ code: status.NOT_FOUND, details: 'node stranger: no score yet; it is scored once a group it was in has been evaluated' });
   });
+
+  it('scores a dataset node whose shards fail their digest check as unverified; trainers train on the good shards and report the bad', async () => {
+    h = new Harness();
+    // Heartbeats (which carry the reports) every 100 ms, so they arrive before the last round's scores.
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '3', '--cohort', '3', '--min-trainers', '3', '--hidden', '16',
+      '--local-epochs', '2', '--validation-samples', '70', '--heartbeat-interval-ms', '100', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-good');
+    await h.dataset(c.address, 'ds-bad');
+    // Every shard file of ds-bad changes on disk after it listed their digests.
+    const dir = path.join(h.dir, 'datasets', 'ds-bad');
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.aqs'))) {
+      const bytes = fs.readFileSync(path.join(dir, f));
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+      fs.writeFileSync(path.join(dir, f), bytes);
+    }
+    for (const id of ['t0', 't1', 't2']) await h.trainer(c.address, id);
+    expect(await c.done).toBe('DONE');
+    // All three trained every round, on ds-good's shards.
+    expect(c.job.history.map((r) => r.participants)).toEqual([3, 3, 3]);
+    const client = makeClient(CoordinatorClient, c.address);
+    h.defer(() => client.close());
+    // Trainers report with their heartbeats; the scores are recomputed after each round.
+    const bad = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-bad' }, { timeoutMs: 5000 });
+    const good = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-good' }, { timeoutMs: 5000 });
+    expect(good.onTime).toBe(1);
+    expect(bad.onTime).toBeLessThan(1);
+    expect(bad.score).toBeLessThan(good.score);
+  });
 });

@@ -55,6 +55,8 @@ export async function startTrainer(config: TrainerConfig, hooks: TrainerHooks = 
       },
     },
     currentTask: () => currentTask,
+    takeShardFaults: () => runner.shardFaults.splice(0),
+    returnShardFaults: (faults) => runner.shardFaults.push(...faults),
     onRegistered: () => { registered = true; },
     onHeartbeat: (res, aboutTask) => {
       // Only an answer about the task in hand counts (an answer about the previous one can arrive

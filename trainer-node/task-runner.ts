@@ -7,8 +7,8 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Client } from '@grpc/grpc-js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import { callClientStream, callServerStream, makeClient } from '../src/wire/client.js';
-import { DatasetClient, type BlobPart, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
-import { InvalidFieldError } from '../src/errors.js';
+import { DatasetClient, type BlobPart, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology } from '../src/model/spec.js';
 import { clippedDelta, getFlatParams, setFlatParams } from '../src/model/params.js';
 import { trainLocal, type Dataset } from '../src/model/train.js';
@@ -27,6 +27,8 @@ const MAX_SHARD_BYTES = 1 << 30;
 /** State a trainer keeps across tasks. */
 export class TaskRunner {
   private readonly shardCache = new Map<string, Dataset>();
+  /** Shards that failed their digest check, not yet reported. */
+  readonly shardFaults: ShardFault[] = [];
   private readonly datasetClients = new Map<string, Client>();
   private model: { topology: string; model: tf.LayersModel } | null = null;
 
@@ -94,10 +96,23 @@ export class TaskRunner {
     const parts: Dataset[] = [];
     // A few shards at a time: enough to overlap round trips, few enough to bound memory.
     const queue = [...task.shards];
+    const failed: string[] = [];
     const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
-      for (let ref = queue.shift(); ref; ref = queue.shift()) parts.push(await this.fetchShard(ref, task.task, signal));
+      for (let ref = queue.shift(); ref; ref = queue.shift()) {
+        try {
+          parts.push(await this.fetchShard(ref, task.task, signal));
+        } catch (err) {
+          // A shard that is not what its dataset node listed is reported and left out; the
+          // rest still train.
+          if (!(err instanceof DigestMismatchError)) throw err;
+          this.shardFaults.push({ datasetNodeId: ref.datasetNodeId, shardId: ref.shardId, reason: err.message });
+          this.deps.log.warn('shard failed its digest check; training without it', { shardId: ref.shardId, datasetNodeId: ref.datasetNodeId });
+          failed.push(ref.shardId);
+        }
+      }
     });
     await Promise.all(workers);
+    if (parts.length === 0) throw new Error(`every shard of the task failed its digest check (${failed.join(', ')})`);
     const count = parts.reduce((n, p) => n + p.count, 0);
     const dim = count > 0 ? parts[0]!.features.length / parts[0]!.count : 0;
     const features = new Float32Array(count * dim);

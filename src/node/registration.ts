@@ -4,7 +4,7 @@
  * (NOT_FOUND, e.g. after a restart) or was unreachable. Retries back off exponentially.
  */
 import { status, type Client } from '@grpc/grpc-js';
-import { CoordinatorClient, type HeartbeatResponse } from '../wire/proto.js';
+import { CoordinatorClient, type HeartbeatResponse, type ShardFault } from '../wire/proto.js';
 import { callUnary, makeClient } from '../wire/client.js';
 import { hasStatus } from '../wire/status.js';
 import type { Logger } from '../util/log.js';
@@ -21,6 +21,9 @@ export interface KeepRegisteredOptions<R> {
   /** The task to report in heartbeats (trainers). */
   currentTask?: () => string;
   onRegistered?: (res: R) => void;
+  /** Shard faults to report with the next heartbeat (taken; put back if the heartbeat fails). */
+  takeShardFaults?: () => ShardFault[];
+  returnShardFaults?: (faults: ShardFault[]) => void;
   /** Called with each heartbeat answer and the task id the heartbeat was about. */
   onHeartbeat?: (res: HeartbeatResponse, taskId: string) => void;
   /** Per-call deadline. */
@@ -67,11 +70,13 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
       while (!signal.aborted) {
         await sleep(interval, signal);
         if (signal.aborted) return;
+        const faults = options.takeShardFaults?.() ?? [];
         try {
           const taskId = options.currentTask?.() ?? '';
-          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId }, { timeoutMs, signal });
+          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId, shardFaults: faults }, { timeoutMs, signal });
           options.onHeartbeat?.(res, taskId);
         } catch (err) {
+          options.returnShardFaults?.(faults);
           if (signal.aborted) return;
           if (hasStatus(err, status.NOT_FOUND)) {
             log.warn('coordinator forgot this node; registering again');

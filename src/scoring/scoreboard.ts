@@ -9,8 +9,8 @@
  *
  * Trainers: tasks in on time, time live, and samples a second against the median (a slow
  * trainer holds rounds to their deadline, but speed alone must not outweigh quality, hence the
- * quarter). Dataset nodes: rounds available for `uptime`; their `onTime` and `throughput` are 1
- * (trainers do not yet report shards that failed their digest check). Weights follow the SDK's rules (weights.ts).
+ * quarter). Dataset nodes: rounds available for `uptime`, the share of their shards that
+ * verified (none reported failing by two trainers) for `onTime`; `throughput` is 1. Weights follow the SDK's rules (weights.ts).
  */
 import { ContributionEstimator } from './contribution.js';
 import { Ema, toU16Weights, type WeightRules } from './weights.js';

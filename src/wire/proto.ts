@@ -47,7 +47,8 @@ export interface RegisterTrainerRequest { nodeId: string; capacity: TrainerCapac
 export interface RegisterTrainerResponse { nodeId: string; heartbeatIntervalMs: number; maxChunkBytes: number }
 export interface RegisterDatasetRequest { nodeId: string; address: string; task: string; shards: ShardInfo[] }
 export interface RegisterDatasetResponse { heartbeatIntervalMs: number }
-export interface HeartbeatRequest { nodeId: string; taskId: string }
+export interface ShardFault { datasetNodeId: string; shardId: string; reason: string }
+export interface HeartbeatRequest { nodeId: string; taskId: string; shardFaults?: ShardFault[] }
 export interface HeartbeatResponse { taskActive: boolean }
 export interface GetTaskRequest { nodeId: string; waitMs: number }
 export interface Task {
