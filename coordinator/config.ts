@@ -17,6 +17,7 @@ export const COORDINATOR_OPTIONS = {
   'job-id': { type: 'string', default: 'job-1', description: 'id of the built-in job' },
   task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task of the job' },
   hidden: { type: 'string', default: '', description: 'hidden layer sizes of an MLP model, comma-separated (empty: the task\'s default model)' },
+  'task-weight': { type: 'number', default: 0, min: 0, max: 1000, description: 'how much this job\'s rounds count in contribution scores against other jobs\' (0: the task\'s difficulty: exercise 1, pose 3)' },
   model: { type: 'string', default: '', description: 'model spec as JSON, e.g. {"family":"cnn","widths":[16,32,64]} or {"family":"vit","patch":8,"dim":64,"depth":4,"heads":4} (empty: the task\'s default)' },
   rounds: { type: 'number', default: 10, min: 1, max: 100_000, description: 'rounds to run' },
   cohort: { type: 'number', default: 10, min: 1, max: 100_000, description: 'trainers selected per round (at most the live ones)' },
@@ -78,6 +79,8 @@ export interface JobConfig {
   jobId: string;
   task: string;
   model: ModelSpec;
+  /** Weight of this job's scored groups (the task's difficulty unless set). */
+  taskWeight: number;
   rounds: number;
   cohort: number;
   minTrainers: number;
@@ -166,6 +169,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     jobId: o['job-id'],
     task: o.task,
     model,
+    taskWeight: o['task-weight'] > 0 ? o['task-weight'] : getTask(o.task).difficulty,
     rounds: o.rounds,
     cohort: o.cohort,
     minTrainers: o['min-trainers'],

@@ -307,7 +307,7 @@ export class JobRunner {
       const members = g.members.map((id) => ({ id, samples: round.member(id)?.numSamples ?? 1 }));
       const bySource = new Map<string, number>();
       for (const id of g.members) for (const s of round.member(id)?.task.shards ?? []) bySource.set(s.datasetNodeId, (bySource.get(s.datasetNodeId) ?? 0) + s.numSamples);
-      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale };
+      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale, weight: this.config.taskWeight };
       this.scoreboard.observe(scored);
       out.push(scored);
     }

@@ -64,3 +64,21 @@ describe('spearman', () => {
     expect(spearman([1, 1, 2, 3], [1, 2, 3, 4])).toBeGreaterThan(0.9);
   });
 });
+
+describe('task weighting', () => {
+  it('lets the rounds of a harder (heavier) job outweigh an easier job\'s when they disagree about a node', () => {
+    // Node x helps in the easy job and hurts in the hard one; a, b, c, d are average in both.
+    const run = (hardWeight: number) => {
+      const est = new ContributionEstimator();
+      const groups = [['x', 'a'], ['b', 'c'], ['x', 'd'], ['a', 'b']];
+      for (let r = 0; r < 6; r++) {
+        for (const [job, sign, weight] of [['easy', 1, 1], ['hard', -1, hardWeight]] as const) {
+          groups.forEach((g) => est.observe({ members: g.map((id) => ({ id, share: 1 })), score: g.includes('x') ? sign : 0, scale: 1, round: `${job}/${r}`, weight }));
+        }
+      }
+      return est.estimate().get('x')!;
+    };
+    expect(run(1)).toBeCloseTo(0, 6);
+    expect(run(3)).toBeLessThan(-0.1);
+  });
+});

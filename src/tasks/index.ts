@@ -34,6 +34,11 @@ export interface TaskDefinition {
   head: Head;
   /** The name of the head's metric, as reports print it. */
   metricName: string;
+  /**
+   * How much a round of this task counts in contribution scores against other tasks' rounds
+   * (harder tasks weigh more): the default of a job's --task-weight.
+   */
+  difficulty: number;
   generateShard(options: ExerciseDatasetOptions, index: number): Samples;
   generateValidation(seed: string, count: number): Samples;
   defaultModel: ModelSpec;
@@ -49,6 +54,7 @@ const exercise: TaskDefinition = {
   inputShape: [SEQ_FRAMES * NUM_JOINTS * 3],
   head: { kind: 'classes', numClasses: EXERCISE_CLASSES.length },
   metricName: 'acc',
+  difficulty: 1,
   generateShard,
   generateValidation,
   defaultModel: { family: 'mlp', hidden: [128, 64], dropout: 0.1 },
@@ -64,6 +70,8 @@ const pose: TaskDefinition = {
   inputShape: [DEFAULT_POSE_SIZE, DEFAULT_POSE_SIZE, 3],
   head: { kind: 'keypoints' },
   metricName: 'PCK@0.2',
+  // Dense per-pixel vision on images: several times the compute and data of a sequence classifier.
+  difficulty: 3,
   generateShard: (options, index) => generatePoseShard(options, index),
   generateValidation: (seed, count) => generatePoseValidation(seed, count),
   defaultModel: { family: 'cnn', widths: [16, 32, 64, 96], pool: 'flatten' },
