@@ -12,7 +12,7 @@
  * both evaluated on the coordinator's validation set after each round / equivalent epochs.
  * Prints PCK@0.2 and the mean keypoint error side by side, and the federated/centralised
  * ratio of the final PCK (the aim: at least 0.9). Options: --rounds 10 --local-epochs 2
- * --shards 8 --samples-per-shard 64 --trainers 5.
+ * --shards 8 --samples-per-shard 64 --trainers 5 --strategy fedavg --server-lr 0.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '8' },
     'samples-per-shard': { type: 'string', default: '64' },
     trainers: { type: 'string', default: '5' },
+    strategy: { type: 'string', default: 'fedavg' },
+    'server-lr': { type: 'string', default: '0' },
   },
 });
 const rounds = Number(values.rounds), localEpochs = Number(values['local-epochs']);
@@ -49,7 +51,7 @@ console.log(`\n== pose: federated (${values.trainers} trainers, 2 sites, secure 
 const started = performance.now();
 const coordinator = await startCoordinator(loadCoordinatorConfig([
   '--task', 'pose', '--rounds', String(rounds), '--local-epochs', String(localEpochs), '--cohort', values.trainers, '--min-trainers', values.trainers,
-  '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
+  '--strategy', values.strategy, '--server-lr', values['server-lr'], '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
 ], {}), { progress: () => {} });
 const job = coordinator.job;
 const cfg = job.config;
@@ -94,7 +96,7 @@ const centralSeconds = (performance.now() - t0) / 1000;
 await coordinator.close();
 fs.rmSync(dir, { recursive: true, force: true });
 
-console.log(`  ${count} images, ${JSON.stringify(cfg.model)}, batch ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.learningRate}`);
+console.log(`  ${count} images, ${JSON.stringify(cfg.model)}, batch ${cfg.batchSize}, ${cfg.optimizer} lr ${cfg.learningRate}, ${cfg.strategy}${cfg.serverLearningRate ? ` server lr ${cfg.serverLearningRate}` : ''}`);
 console.log('  round (passes)  federated: PCK@0.2  val loss  mean error   centralised: PCK@0.2  val loss  mean error');
 for (let r = 0; r < rounds; r++) {
   const f = federated[r], c = central[r]!;

@@ -136,20 +136,28 @@ interface Shot {
   missing: number;
 }
 
+/** Movement `label`'s name and a random repetition of it (tempo, phase, range, side, variant). */
+function randomMotion(rng: Random, label: number): { cls: ExerciseClass; motion: Motion } {
+  const cls = EXERCISE_CLASSES[label];
+  if (cls === undefined) throw new RangeError(`label: expected 0 to ${NUM_CLASSES - 1}, got ${label}`);
+  return {
+    cls,
+    motion: {
+      tempoHz: TEMPO_HZ[cls] * rng.uniform(0.7, 1.4),
+      phase0: rng.uniform(0, 2 * Math.PI),
+      rom: rng.uniform(0.6, 1.0),
+      side: rng.next() < 0.5 ? 1 : -1,
+      variant: rng.next(),
+    },
+  };
+}
+
 /**
  * One frame of movement `label` at a random moment of a random repetition: the pose and the
  * body performing it (the `pose` task renders such frames as images).
  */
 export function randomFrame(rng: Random, label: number, body: Body = randomBody(rng)): { body: Body; joints: Vec3[] } {
-  const cls = EXERCISE_CLASSES[label];
-  if (cls === undefined) throw new RangeError(`label: expected 0 to ${NUM_CLASSES - 1}, got ${label}`);
-  const motion: Motion = {
-    tempoHz: TEMPO_HZ[cls] * rng.uniform(0.7, 1.4),
-    phase0: rng.uniform(0, 2 * Math.PI),
-    rom: rng.uniform(0.6, 1.0),
-    side: rng.next() < 0.5 ? 1 : -1,
-    variant: rng.next(),
-  };
+  const { cls, motion } = randomMotion(rng, label);
   return { body, joints: forwardKinematics(body, POSES[cls](motion, rng.uniform(0, 10), rng)) };
 }
 
@@ -159,15 +167,7 @@ export function randomFrame(rng: Random, label: number, body: Body = randomBody(
  * (0, 0, 0); a joint behind the body from the camera's view has visibility 1, else 2.
  */
 export function generateSequence(rng: Random, label: number, out: Float32Array, body: Body = randomBody(rng)): void {
-  const cls = EXERCISE_CLASSES[label];
-  if (cls === undefined) throw new RangeError(`label: expected 0 to ${NUM_CLASSES - 1}, got ${label}`);
-  const motion: Motion = {
-    tempoHz: TEMPO_HZ[cls] * rng.uniform(0.7, 1.4),
-    phase0: rng.uniform(0, 2 * Math.PI),
-    rom: rng.uniform(0.6, 1.0),
-    side: rng.next() < 0.5 ? 1 : -1,
-    variant: rng.next(),
-  };
+  const { cls, motion } = randomMotion(rng, label);
   const shot: Shot = {
     yaw: rng.uniform(-65, 65) * DEG,
     scale: rng.uniform(0.35, 0.7) / body.height,
