@@ -301,6 +301,10 @@ export class JobRunner {
 
   /** Adds the round's scored groups to the scoreboard and recomputes every score. */
   private scoreGroups(groups: { members: string[]; score: number; norm2: number }[], grad: Float32Array, round: Round<Task>, roundKey: string): ScoredGroup[] {
+    // A diverged model (non-finite gradient or steps) says nothing about anyone: skip it.
+    const finite = groups.filter((g) => Number.isFinite(g.score) && Number.isFinite(g.norm2));
+    if (finite.length < groups.length) this.deps.log.warn('groups with non-finite scores left unscored', { round: roundKey, groups: groups.length - finite.length });
+    groups = finite;
     const scale = roundScale(grad, groups.map((g) => g.norm2));
     const out: ScoredGroup[] = [];
     for (const g of groups) {
@@ -463,8 +467,16 @@ export class JobRunner {
       return false;
     }
     if (!secure) for (const [id, step] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], ...step });
-    const scored = this.scoreGroups(groupScores, grad, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
+    if (!next.every(Number.isFinite)) {
+      // Training diverged (too large a learning rate, say): keep the last good model.
+      round.finish(false);
+      metrics.roundsTotal.inc({ result: 'failed' });
+      progress(`round ${this.currentRound}: the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying`);
+      log.warn('non-finite aggregate refused', { round: this.currentRound });
+      return false;
+    }
+    const scored = this.scoreGroups(groupScores, grad, round, `${cfg.jobId}/${this.currentRound}/${attempt}`);
     this.setGlobal(next);
     const ev = await this.evaluateGlobal();
     const reported = round.members().filter((m) => reporters.has(m.nodeId));
