@@ -11,7 +11,7 @@ import { createStrategy, type Strategy } from '../src/aggregation/index.js';
 import { buildModel, topologyJson } from '../src/model/spec.js';
 import { getFlatParams, setFlatParams } from '../src/model/params.js';
 import { evaluate, lossGradient, type Dataset, type Evaluation } from '../src/model/train.js';
-import { Scoreboard, type ScoredGroup } from '../src/scoring/scoreboard.js';
+import { Scoreboard, type GroupEvaluation, type ScoredGroup } from '../src/scoring/scoreboard.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
 import { assignShards, selectCohort } from '../src/rounds/selection.js';
@@ -300,7 +300,20 @@ export class JobRunner {
   }
 
   /** Adds the round's scored groups to the scoreboard and recomputes every score. */
-  private scoreGroups(groups: { members: string[]; score: number; norm2: number }[], grad: Float32Array, round: Round<Task>, roundKey: string): ScoredGroup[] {
+  /**
+   * How the validation loss and the task metric change when only `sum x scale` (a group's mean
+   * update) is applied to the global model, against `base`, the global model's evaluation.
+   */
+  private async evaluateStep(sum: Float32Array, scale: number, base: Evaluation): Promise<GroupEvaluation> {
+    const p = new Float32Array(this.globalParams.length);
+    for (let i = 0; i < p.length; i++) p[i] = this.globalParams[i]! + sum[i]! * scale;
+    setFlatParams(this.model, p);
+    const ev = await evaluate(this.model, this.validation, this.task.head);
+    setFlatParams(this.model, this.globalParams);
+    return { lossChange: ev.loss - base.loss, metricChange: ev.accuracy - base.accuracy };
+  }
+
+  private scoreGroups(groups: { members: string[]; score: number; norm2: number; evaluated?: GroupEvaluation }[], grad: Float32Array, round: Round<Task>, roundKey: string): ScoredGroup[] {
     // A diverged model (non-finite gradient or steps) says nothing about anyone: skip it.
     const finite = groups.filter((g) => Number.isFinite(g.score) && Number.isFinite(g.norm2));
     if (finite.length < groups.length) this.deps.log.warn('groups with non-finite scores left unscored', { round: roundKey, groups: groups.length - finite.length });
@@ -311,7 +324,10 @@ export class JobRunner {
       const members = g.members.map((id) => ({ id, samples: round.member(id)?.numSamples ?? 1 }));
       const bySource = new Map<string, number>();
       for (const id of g.members) for (const s of round.member(id)?.task.shards ?? []) bySource.set(s.datasetNodeId, (bySource.get(s.datasetNodeId) ?? 0) + s.numSamples);
-      const scored: ScoredGroup = { round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale, weight: this.config.taskWeight };
+      const scored: ScoredGroup = {
+        round: roundKey, members, datasets: [...bySource].map(([id, samples]) => ({ id, samples })), score: g.score, scale, weight: this.config.taskWeight,
+        ...(g.evaluated ? { evaluated: g.evaluated } : {}),
+      };
       this.scoreboard.observe(scored);
       out.push(scored);
     }
@@ -433,15 +449,16 @@ export class JobRunner {
     signal.addEventListener('abort', onAbort, { once: true });
     const outcome = await round.trained;
     let groupsDone = 0, groupsFailed = 0;
-    const groupScores: { members: string[]; score: number; norm2: number }[] = [];
+    const groupScores: { members: string[]; score: number; norm2: number; evaluated?: GroupEvaluation }[] = [];
     let reporters = new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId));
     if (secure && !signal.aborted) {
       secure.closeInputs();
       await secure.unmasked(signal);
       const { results, failed } = await secure.finish();
+      const base = results.length > 0 ? await this.evaluateGlobal() : null;
       for (const r of results) {
         round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
-        groupScores.push({ members: r.members, ...scoreStep(grad, r.weightedSum, 1 / r.totalWeight) });
+        groupScores.push({ members: r.members, ...scoreStep(grad, r.weightedSum, 1 / r.totalWeight), evaluated: await this.evaluateStep(r.weightedSum, 1 / r.totalWeight, base!) });
       }
       for (const f of failed) log.warn('secure aggregation group dropped', { round: this.currentRound, groupId: f.groupId, reason: f.reason });
       reporters = new Set(results.flatMap((r) => r.members));

@@ -9,6 +9,7 @@ import { Harness } from './helpers.js';
 import { loadModelFiles } from '../src/model/export.js';
 import { evaluate } from '../src/model/train.js';
 import { getTask } from '../src/tasks/index.js';
+import { CoordinatorStore } from '../coordinator/store.js';
 import { writeCocoFixture } from '../src/tasks/pose/coco-fixture.js';
 
 let h: Harness;
@@ -30,6 +31,17 @@ describe('pose federation', () => {
     expect(hist.map((r) => [r.round, r.participants, r.groups])).toEqual([[1, 5, 1], [2, 5, 1], [3, 5, 1]]);
     expect(hist[2]!.valLoss).toBeLessThan(hist[0]!.valLoss);
     expect(h.progress.some((l) => /round 3\/3 done .* val PCK@0\.2 \d+\.\d%, mean keypoint error \d+\.\d+ px/.test(l))).toBe(true);
+
+    // Each round had one group of all five, so its mean update applied alone is the round's
+    // FedAvg step: the group's recorded evaluation is the round's change in loss and PCK.
+    const store = new CoordinatorStore(path.join(h.dir, 'out'));
+    const rounds = store.rounds<unknown, { evaluated: { lossChange: number; metricChange: number } }[]>('job-1');
+    store.close();
+    for (const r of [2, 3]) {
+      const e = rounds[r - 1]!.groups[0]!.evaluated;
+      expect(e.lossChange).toBeCloseTo(hist[r - 1]!.valLoss - hist[r - 2]!.valLoss, 5);
+      expect(e.metricChange).toBeCloseTo(hist[r - 1]!.valAccuracy - hist[r - 2]!.valAccuracy, 5);
+    }
 
     const task = getTask('pose');
     const model = await loadModelFiles(path.join(h.dir, 'out', 'model'));

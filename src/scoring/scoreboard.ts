@@ -48,6 +48,18 @@ export interface ScoredGroup {
   scale?: number;
   /** Task difficulty weight of the job (harder jobs weigh more). */
   weight?: number;
+  /** The group's mean update applied alone to the global model, evaluated (secure groups). */
+  evaluated?: GroupEvaluation;
+}
+
+/**
+ * Validation loss and task metric of the global model plus one group's mean update, minus those
+ * of the global model: what the group alone would have done. Recorded beside the first-order
+ * score (which the estimator uses, being additive over members) for reports and audits.
+ */
+export interface GroupEvaluation {
+  lossChange: number;
+  metricChange: number;
 }
 
 const squash = (x: number) => 1 / (1 + Math.exp(-x));
