@@ -25,7 +25,7 @@ const { values } = parseArgs({ options: {
 const N = Number(values.trainers), SECONDS = Number(values.seconds), WAIT = Number(values['wait-ms']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-load-'));
 const child = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', path.join(dir, 'out'), '--cohort', String(N),
-  '--min-trainers', '5', '--rounds', '1', '--log-level', 'warn'], path.join(dir, 'coordinator.log'));
+  '--min-trainers', '5', '--rounds', '1'], path.join(dir, 'coordinator.log'));
 const { grpc: address } = await waitListening(child);
 
 const latencies = new Map<string, number[]>();
