@@ -6,6 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
+import { checkTlsOptions } from '../src/wire/tls.js';
 import { STRATEGIES } from '../src/aggregation/index.js';
 import type { HotkeySource } from '../src/chain/hotkey.js';
 import { DEFAULT_WALLET_PATH, walletHotkeyPath } from '../src/chain/keyfile.js';
@@ -56,6 +57,8 @@ export const COORDINATOR_OPTIONS = {
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: 9460, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
+  'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
 } as const satisfies OptionTable;
 
@@ -71,6 +74,8 @@ export interface CoordinatorConfig {
   exitWhenDone: boolean;
   metricsHost: string;
   metricsPort: number;
+  tlsCert: string;
+  tlsKey: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -196,6 +201,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
       unmaskTimeoutMs: o['unmask-timeout'] * 1000,
     }) : null,
   });
+  checkTlsOptions(o['tls-cert'], o['tls-key'], '');
   return Object.freeze({
     listen: o.listen,
     job,
@@ -206,6 +212,8 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     exitWhenDone: o['exit-when-done'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
+    tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
+    tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
     logLevel: o['log-level'] as CoordinatorConfig['logLevel'],
   });
 }

@@ -18,6 +18,7 @@ import { coordinatorServiceImpl } from './service.js';
 import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
 import type { CoordinatorConfig } from './config.js';
 import { CoordinatorStore } from './store.js';
+import { serverCredentials } from '../src/wire/tls.js';
 
 /** A running coordinator. */
 export interface Coordinator {
@@ -112,7 +113,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     job, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes,
   }));
-  const address = await grpc.listen(config.listen);
+  const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobId: config.job.jobId });
   const stop = new AbortController();

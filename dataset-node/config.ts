@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
+import { checkTlsOptions } from '../src/wire/tls.js';
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 
 export const DATASET_OPTIONS = {
@@ -23,6 +24,9 @@ export const DATASET_OPTIONS = {
   'chunk-bytes': { type: 'number', default: DEFAULT_CHUNK_BYTES, min: 1024, max: MAX_CHUNK_BYTES, description: 'bytes per streamed chunk' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: -1, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
+  'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
+  'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
 } as const satisfies OptionTable;
 
@@ -44,6 +48,9 @@ export interface DatasetConfig {
   chunkBytes: number;
   metricsHost: string;
   metricsPort: number;
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -58,6 +65,7 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
   if (!/^[\w.-]{1,64}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(nodeId));
   if (o.coco && o.task !== 'pose') throw new ConfigError('coco', 'nothing unless --task pose (COCO is keypoint data)', JSON.stringify(o.coco));
   if (o['coco-images'] && !o.coco) throw new ConfigError('coco-images', 'nothing without --coco', JSON.stringify(o['coco-images']));
+  checkTlsOptions(o['tls-cert'], o['tls-key'], o['tls-ca']);
   return Object.freeze({
     listen: o.listen,
     advertise: o.advertise,
@@ -74,6 +82,9 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     chunkBytes: o['chunk-bytes'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
+    tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
+    tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
+    tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
     logLevel: o['log-level'] as DatasetConfig['logLevel'],
   });
 }

@@ -4,6 +4,7 @@
  */
 import { createLogger } from '../src/util/log.js';
 import { createGrpcServer } from '../src/wire/server.js';
+import { serverCredentials, useTlsForClients } from '../src/wire/tls.js';
 import { datasetService } from '../src/wire/proto.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
@@ -21,6 +22,7 @@ export interface DatasetNode {
 /** Starts a dataset node with `config`. */
 export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNode> {
   const log = createLogger(`dataset.${config.nodeId}`, { level: config.logLevel });
+  useTlsForClients(config.tlsCa);
   const stop = new AbortController();
   const store = await openShardStore({
     dir: config.dataDir, task: config.task, seed: config.seed, shards: config.shards,
@@ -33,7 +35,7 @@ export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNo
   grpc.server.addService(datasetService, datasetServiceImpl({
     nodeId: config.nodeId, store, chunkBytes: config.chunkBytes, metrics, log, closing: () => closing,
   }));
-  const address = await grpc.listen(config.listen);
+  const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   const advertise = config.advertise || address;
   log.info('listening', { grpc: address, advertise, metrics: metricsServer?.address ?? null, shards: store.shards.length });

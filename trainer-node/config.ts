@@ -2,9 +2,11 @@
  * Trainer node options: every flag, its default and its environment variable, parsed once into
  * a frozen config.
  */
+import path from 'node:path';
 import os from 'node:os';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
+import { checkTlsOptions } from '../src/wire/tls.js';
 import { BACKENDS } from '../src/model/backend.js';
 
 export const TRAINER_OPTIONS = {
@@ -16,6 +18,7 @@ export const TRAINER_OPTIONS = {
   'delay-per-batch-ms': { type: 'number', default: 0, min: 0, max: 60_000, description: 'sleep after each batch, to simulate a slow device (stragglers in tests and demos)' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: 9462, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
 } as const satisfies OptionTable;
 
@@ -29,6 +32,7 @@ export interface TrainerConfig {
   delayPerBatchMs: number;
   metricsHost: string;
   metricsPort: number;
+  tlsCa: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -41,6 +45,7 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const nodeId = o['node-id'] || `trainer-${os.hostname()}-${process.pid}`;
   if (!/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ : - (1 to 128)', JSON.stringify(nodeId));
   if (!/^[^\s:]+:\d{1,5}$/.test(o.coordinator)) throw new ConfigError('coordinator', 'host:port', JSON.stringify(o.coordinator));
+  checkTlsOptions('', '', o['tls-ca']);
   return Object.freeze({
     coordinator: o.coordinator,
     nodeId,
@@ -50,6 +55,7 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     delayPerBatchMs: o['delay-per-batch-ms'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
+    tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
     logLevel: o['log-level'] as TrainerConfig['logLevel'],
   });
 }

@@ -9,6 +9,7 @@ import { selectBackend } from '../src/model/backend.js';
 import { trainerMetrics, serveMetrics } from '../src/metrics/index.js';
 import { keepRegistered, sleep } from '../src/node/registration.js';
 import { callUnary, makeClient } from '../src/wire/client.js';
+import { useTlsForClients } from '../src/wire/tls.js';
 import { hasStatus } from '../src/wire/status.js';
 import { CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/proto.js';
 import { TaskRunner } from './task-runner.js';
@@ -30,6 +31,7 @@ export interface TrainerHooks {
 
 /** Starts a trainer with `config`. */
 export async function startTrainer(config: TrainerConfig, hooks: TrainerHooks = {}): Promise<TrainerNode> {
+  useTlsForClients(config.tlsCa);
   const log = createLogger(`trainer.${config.nodeId}`, { level: config.logLevel });
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();

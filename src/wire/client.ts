@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { channelOptions } from './server.js';
+import { clientCredentials } from './tls.js';
 
 /** Per-call options: every outbound call has a deadline. */
 export interface CallOptions {
@@ -16,7 +17,7 @@ export interface CallOptions {
 export function makeClient<C extends grpc.Client>(
   Ctor: new (address: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => C,
   address: string,
-  credentials = grpc.credentials.createInsecure(),
+  credentials = clientCredentials(),
 ): C {
   return new Ctor(address, credentials, channelOptions());
 }
