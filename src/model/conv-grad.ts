@@ -1,22 +1,22 @@
 /**
- * Convolution backprop kernels composed of kernels every backend has (PadV2, StridedSlice,
- * Concat, Reshape, Transpose, BatchMatMul, Multiply, Sum, Slice, Add):
+ * The project's convolution backprop kernels, registered in place of the stock ones:
  *
- * - `Conv2DBackpropFilter`: one matMul, im2col(x)^T . dy, with the transpose made explicit
- *   first (a transposed operand is many times slower on wasm);
- * - `DepthwiseConv2dNativeBackpropFilter`: per channel, the input under each tap times dy
- *   summed over positions, as one matMul batched over channels;
- * - `DepthwiseConv2dNativeBackpropInput`: per tap, dy times the tap's weights spread back onto
- *   the stride grid and shifted to the tap's offset in the padded input, summed pairwise (never
- *   a long AddN, which returns zeros silently on webgpu), the padding cut away.
+ * - wasm: stock `@tensorflow/tfjs-backend-wasm` has no `Conv2DBackpropFilter` and neither
+ *   depthwise backprop kernel, so without these a CNN cannot train on it (the stock gradients,
+ *   fused convolutions' included, call these kernels). The patches are gathered, and both
+ *   depthwise gradients computed, by plain loops over the wasm heap (wasm's own StridedSlice
+ *   runs element by element in JS); the conv filter gradient is then one matMul,
+ *   im2col(x)^T . dy, with the transpose written out (a transposed operand is many times slower
+ *   on wasm).
+ * - webgpu: stock kernels exist, but its filter gradients took most of a CNN step on an H100.
+ *   Here the patches are gathered by one WGSL shader, in the layout the product wants, and the
+ *   filter gradients are one (batched) matMul; webgpu's own depthwise input gradient, one
+ *   direct shader, stays.
  *
- * Stock `@tensorflow/tfjs-backend-wasm` has none of the three, so without them a CNN cannot
- * train on it (the stock gradients, fused convolutions' included, call these kernels). Stock
- * webgpu has them, but its filter gradient took most of a CNN step on an H100, so there they
- * replace the stock ones. Registered as kernels, not gradients, so every path to them (plain
- * and fused convolutions, Layers) finds them. Layout NHWC; any stride and padding tfjs's
- * computeConv2DInfo resolves (dilation too, though tfjs's gradients refuse it before this runs). Checked against the cpu backend's stock kernels in
- * conv-grad.test.ts.
+ * Registered as kernels, not gradients, so every path to them (plain and fused convolutions,
+ * Layers) finds them. Layout NHWC; any stride and padding tfjs's computeConv2DInfo resolves.
+ * Checked against the cpu backend's stock kernels in conv-grad.test.ts (wasm) and by
+ * `npm run bench:train -- --check` (webgpu).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -48,10 +48,6 @@ class Composer {
 
   reshape(x: Info, shape: number[]): Info {
     return this.run('Reshape', { x }, { shape });
-  }
-
-  pad(x: Info, paddings: [number, number][]): Info {
-    return paddings.every(([a, b]) => a === 0 && b === 0) ? x : this.run('PadV2', { x }, { paddings, constantValue: 0 });
   }
 
   /** Frees the intermediates but `keep` (reshapes share data by reference count, so this is safe). */
@@ -173,25 +169,6 @@ function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo, layout: 'kp' | 'ckp
   ]);
 }
 
-/** The input under each filter tap: kh*kw infos [n, outH, outW, inC], in filter order. */
-function taps(k: Composer, x: Info, c: Conv2DInfo): Info[] {
-  const { top, bottom, left, right } = c.padInfo;
-  const xp = k.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
-  const out: Info[] = [];
-  for (let i = 0; i < c.filterHeight; i++) {
-    for (let j = 0; j < c.filterWidth; j++) {
-      const r = i * c.dilationHeight, q = j * c.dilationWidth;
-      out.push(k.run('StridedSlice', { x: xp }, {
-        begin: [0, r, q, 0],
-        end: [c.batchSize, r + (c.outHeight - 1) * c.strideHeight + 1, q + (c.outWidth - 1) * c.strideWidth + 1, c.inChannels],
-        strides: [1, c.strideHeight, c.strideWidth, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      }));
-    }
-  }
-  return out;
-}
-
 interface ConvAttrs {
   strides: [number, number] | number;
   pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
@@ -217,16 +194,8 @@ function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
     const c = convInfo(x.shape, a.filterShape!, a, false);
     const k = new Composer(backend as tf.KernelBackend, backendName);
     const heap = heapOf(backend as tf.KernelBackend), gpu = webGpuOf(backend as tf.KernelBackend);
-    let colsT: Info;
-    if (heap) {
-      colsT = k.track(heapColsT(heap, x, c));
-    } else if (gpu) {
-      colsT = k.track(gpuCols(gpu, x, c, 'kp'));
-    } else {
-      const t = taps(k, x, c);
-      const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [1, -1, c.filterHeight * c.filterWidth * c.inChannels]);
-      colsT = k.run('Transpose', { x: cols }, { perm: [0, 2, 1] });
-    }
+    if (!heap && !gpu) throw new Error(`conv gradient: backend ${backendName} is neither wasm nor webgpu`);
+    const colsT = k.track(heap ? heapColsT(heap, x, c) : gpuCols(gpu!, x, c, 'kp'));
     const g = k.run('BatchMatMul', { a: colsT, b: k.reshape(dy, [1, -1, c.outChannels]) }, { transposeA: false, transposeB: false });
     return k.finish(k.reshape(g, [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels]));
   };
@@ -238,7 +207,6 @@ function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
     const a = attrs as unknown as ConvAttrs;
     const c = convInfo(x.shape, a.filterShape!, a, true);
     const mult = a.filterShape![3]!;
-    const taps2 = c.filterHeight * c.filterWidth;
     const heap = heapOf(backend as tf.KernelBackend);
     if (heap) {
       const out = heap.makeOutput([c.filterHeight, c.filterWidth, c.inChannels, mult], 'float32');
@@ -260,14 +228,8 @@ function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
     const k = new Composer(backend as tf.KernelBackend, backendName);
     // Per channel, one [taps x positions] . [positions x multiplier] product, batched over channels.
     const gpu = webGpuOf(backend as tf.KernelBackend);
-    let colsT: Info;
-    if (gpu) {
-      colsT = k.track(gpuCols(gpu, x, c, 'ckp'));
-    } else {
-      const t = taps(k, x, c);
-      const cols = k.reshape(t.length === 1 ? t[0]! : k.run('Concat', t, { axis: 3 }), [-1, taps2, c.inChannels]);
-      colsT = k.run('Transpose', { x: cols }, { perm: [2, 1, 0] });
-    }
+    if (!gpu) throw new Error(`conv gradient: backend ${backendName} is neither wasm nor webgpu`);
+    const colsT = k.track(gpuCols(gpu, x, c, 'ckp'));
     const dyT = k.run('Transpose', { x: k.reshape(dy, [-1, c.inChannels, mult]) }, { perm: [1, 0, 2] });
     const g = k.run('BatchMatMul', { a: colsT, b: dyT }, { transposeA: false, transposeB: false });
     const out = k.run('Transpose', { x: g }, { perm: [1, 0, 2] });
@@ -280,10 +242,7 @@ function depthwiseBackpropInput(backendName: string): tf.KernelFunc {
     const { dy, filter } = inputs as { dy: Info; filter: Info };
     const a = attrs as unknown as ConvAttrs;
     const c = convInfo(a.inputShape!, filter.shape, a, true);
-    const { top, bottom, left, right } = c.padInfo;
     const mult = filter.shape[3]!;
-    const H = c.inHeight + top + bottom, W = c.inWidth + left + right;
-    const spanH = (c.outHeight - 1) * c.strideHeight + 1, spanW = (c.outWidth - 1) * c.strideWidth + 1;
     const [n, oh, ow, ch] = [c.batchSize, c.outHeight, c.outWidth, c.inChannels];
     const heap = heapOf(backend as tf.KernelBackend);
     if (heap) {
@@ -303,25 +262,7 @@ function depthwiseBackpropInput(backendName: string): tf.KernelFunc {
       });
       return out;
     }
-    const k = new Composer(backend as tf.KernelBackend, backendName);
-    const dyr = k.reshape(dy, [n, oh, ow, ch, mult]);
-    let acc: Info | null = null;
-    for (let i = 0; i < c.filterHeight; i++) {
-      for (let j = 0; j < c.filterWidth; j++) {
-        const w = k.reshape(k.run('Slice', { x: filter }, { begin: [i, j, 0, 0], size: [1, 1, ch, mult] }), [ch, mult]);
-        let part = k.run('Sum', { x: k.run('Multiply', { a: dyr, b: w }) }, { axis: [4], keepDims: false });
-        if (c.strideHeight > 1 || c.strideWidth > 1) {
-          // Zeros between the rows and columns: [n, oh, 1, ow, 1, ch] padded to strides, then cut to the span.
-          const spread = k.pad(k.reshape(part, [n, oh, 1, ow, 1, ch]), [[0, 0], [0, 0], [0, c.strideHeight - 1], [0, 0], [0, c.strideWidth - 1], [0, 0]]);
-          part = k.run('Slice', { x: k.reshape(spread, [n, oh * c.strideHeight, ow * c.strideWidth, ch]) }, { begin: [0, 0, 0, 0], size: [n, spanH, spanW, ch] });
-        }
-        const r = i * c.dilationHeight, q = j * c.dilationWidth;
-        part = k.pad(part, [[0, 0], [r, H - r - spanH], [q, W - q - spanW], [0, 0]]);
-        acc = acc ? k.run('Add', { a: acc, b: part }) : part;
-      }
-    }
-    const dx = k.run('Slice', { x: acc! }, { begin: [0, top, left, 0], size: [n, c.inHeight, c.inWidth, ch] });
-    return k.finish(dx);
+    throw new Error(`depthwise input gradient: backend ${backendName} is not wasm`);
   };
 }
 
