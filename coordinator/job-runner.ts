@@ -128,6 +128,7 @@ export class JobRunner {
     if (saved.validationSeed !== cfg.validationSeed) {
       const v = this.task.generateValidation(saved.validationSeed, cfg.validationSamples);
       this.validation = { count: v.count, features: this.task.features(v.x, v.count), labels: v.y, keypoints: v.keypoints };
+      this.globalEval = null;
       this.rng = new Random(`${cfg.jobId}/${saved.validationSeed}/selection/resumed`);
     }
     const rounds = store.rounds<RoundRecord, ScoredGroup[]>(cfg.jobId);
@@ -223,9 +224,16 @@ export class JobRunner {
 
   /** Evaluates the current global model on the validation data. */
   async evaluateGlobal(): Promise<Evaluation> {
+    // The same global model is evaluated at the end of a round and again as the base of the
+    // next round's group evaluations: once is enough.
+    if (this.globalEval?.sha === this.globalSha) return this.globalEval.ev;
     setFlatParams(this.model, this.globalParams);
-    return evaluate(this.model, this.validation, this.task.head);
+    const ev = await evaluate(this.model, this.validation, this.task.head);
+    this.globalEval = { sha: this.globalSha, ev };
+    return ev;
   }
+
+  private globalEval: { sha: string; ev: Evaluation } | null = null;
 
   /** The model with the current global parameters (for export). */
   exportModel(): tf.LayersModel {
@@ -484,9 +492,12 @@ export class JobRunner {
       return false;
     }
     if (!secure) for (const [id, step] of plainScores) if (reporters.has(id)) groupScores.push({ members: [id], ...step });
+    const before = this.strategy.state();
     const next = this.strategy.aggregateTrain(this.globalParams, round.aggregate);
     if (!next.every(Number.isFinite)) {
-      // Training diverged (too large a learning rate, say): keep the last good model.
+      // Training diverged (too large a learning rate, say): keep the last good model, and the
+      // strategy's state from before this aggregate (FedAdam's moments would carry the NaNs on).
+      this.strategy.restore(before);
       round.finish(false);
       metrics.roundsTotal.inc({ result: 'failed' });
       progress(`round ${this.currentRound}: the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying`);
