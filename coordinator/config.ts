@@ -12,10 +12,15 @@ import type { HotkeySource } from '../src/chain/hotkey.js';
 import { DEFAULT_WALLET_PATH, walletHotkeyPath } from '../src/chain/keyfile.js';
 import { validateModelSpec, type ModelSpec } from '../src/model/spec.js';
 import { getTask } from '../src/tasks/index.js';
+import type { ModelBudget } from '../src/model/budget.js';
 
 export const COORDINATOR_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
+  job: { type: 'boolean', default: true, description: 'run the built-in job these flags describe (--job false: only jobs researchers submit with `actiquest submit`)' },
   'job-id': { type: 'string', default: 'job-1', description: 'id of the built-in job' },
+  priority: { type: 'number', default: 1, min: 1, max: 100, description: 'the built-in job\'s priority: jobs share the trainers in proportion to priority x task weight' },
+  'max-params': { type: 'number', default: 5_000_000, min: 1, max: 20_000_000, description: 'largest model (parameters) a job may train: models are for edge devices' },
+  'max-flops': { type: 'number', default: 1e9, min: 1, max: 1e12, description: 'largest forward FLOPs a sample a job\'s model may take' },
   task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task of the job' },
   hidden: { type: 'string', default: '', description: 'hidden layer sizes of an MLP model, comma-separated (empty: the task\'s default model)' },
   'task-weight': { type: 'number', default: 0, min: 0, max: 1000, description: 'how much this job\'s rounds count in contribution scores against other jobs\' (0: the task\'s difficulty: exercise 1, pose 3)' },
@@ -65,7 +70,10 @@ export const COORDINATOR_OPTIONS = {
 /** The resolved coordinator configuration. */
 export interface CoordinatorConfig {
   listen: string;
-  job: JobConfig;
+  /** The built-in job (null with --job false). */
+  job: JobConfig | null;
+  /** Budgets every job's model must fit. */
+  budget: ModelBudget;
   heartbeatIntervalMs: number;
   liveTimeoutMs: number;
   out: string;
@@ -105,6 +113,10 @@ export interface JobConfig {
   modelSeed: number;
   /** Secure aggregation, or null for plaintext updates. */
   secure: SecureAggregationConfig | null;
+  /** Jobs share trainers in proportion to priority x task weight. */
+  priority: number;
+  /** The metric reports and the model card lead with (one of the task's). */
+  metric: string;
 }
 
 /** Secure-aggregation settings of a job. */
@@ -192,6 +204,8 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     validationSeed: o['validation-seed'] || randomBytes(16).toString('hex'),
     validationSamples: o['validation-samples'],
     modelSeed: o['model-seed'],
+    priority: o.priority,
+    metric: getTask(o.task).head.kind === 'classes' ? 'accuracy' : 'pck',
     secure: o['secure-aggregation'] ? Object.freeze({
       minGroupSize: o['min-group-size'],
       neighbours: o.neighbours,
@@ -204,7 +218,8 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   checkTlsOptions(o['tls-cert'], o['tls-key'], '');
   return Object.freeze({
     listen: o.listen,
-    job,
+    job: o.job ? job : null,
+    budget: Object.freeze({ maxParams: o['max-params'], maxFlops: o['max-flops'] }),
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),

@@ -11,7 +11,7 @@ import { createStrategy, type Strategy } from '../src/aggregation/index.js';
 import { buildModel, topologyJson } from '../src/model/spec.js';
 import { getFlatParams, setFlatParams } from '../src/model/params.js';
 import { evaluate, lossGradient, type Dataset, type Evaluation } from '../src/model/train.js';
-import { Scoreboard, type GroupEvaluation, type ScoredGroup } from '../src/scoring/scoreboard.js';
+import type { GroupEvaluation, Scoreboard, ScoredGroup } from '../src/scoring/scoreboard.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
 import { Round } from '../src/rounds/round.js';
 import { assignShards, selectCohort } from '../src/rounds/selection.js';
@@ -20,7 +20,7 @@ import { roundScale, scoreStep } from '../src/scoring/first-order.js';
 import { defaultNeighbours, defaultThreshold, type SecAggParams } from '../src/secagg/constants.js';
 import { quantBitsFor } from '../src/secagg/quantize.js';
 import type { MaskPool } from '../src/secagg/mask-pool.js';
-import type { NodeRegistry } from '../src/rounds/node-registry.js';
+import type { NodeRegistry, TrainerRecord } from '../src/rounds/node-registry.js';
 import { Random } from '../src/util/random.js';
 import { float32ToBytes, sha256 } from '../src/wire/blob.js';
 import { RoundNotFoundError } from '../src/errors.js';
@@ -31,6 +31,7 @@ import type { CoordinatorMetrics } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/log.js';
 import type { JobConfig } from './config.js';
 import type { CoordinatorStore } from './store.js';
+import type { NodeLedger } from './ledger.js';
 
 /** A dataset node as the coordinator knows it. */
 export interface DatasetRecord {
@@ -57,6 +58,17 @@ export interface JobRunnerDeps {
   store?: CoordinatorStore;
   /** Called after each completed round (persist history, etc.). */
   onRound?: (result: RoundRecord) => Promise<void> | void;
+  /** Scores and node records shared by every job of the coordinator. */
+  ledger: NodeLedger;
+  /**
+   * The trainers this job may select now (other jobs' rounds hold theirs; shares follow
+   * priority and task weight). Absent: every eligible trainer.
+   */
+  available?: (job: JobRunner) => TrainerRecord[];
+  /** Woken whenever a task is assigned (shared by the jobs, so one long poll serves them all). */
+  taskChanged?: Notifier;
+  /** The model, already built and checked against the coordinator's budgets. */
+  model?: tf.LayersModel;
 }
 
 /** A completed round as the coordinator keeps it: the wire result plus who reported. */
@@ -64,6 +76,8 @@ export interface RoundRecord extends RoundResult {
   reporters: string[];
   /** Keypoint tasks: the mean keypoint error on validation data, in image widths. */
   valMeanError?: number;
+  /** Dataset nodes whose shards the reporters trained on. */
+  datasets?: string[];
 }
 
 export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
@@ -86,18 +100,14 @@ export class JobRunner {
   private readonly strategy: Strategy;
   private validation: Dataset;
   private rng: Random;
-  private readonly taskChanged = new Notifier();
-  /** Every node's contribution score. */
-  readonly scoreboard = new Scoreboard();
+  private readonly taskChanged: Notifier;
   /** Groups whose sums were seen in recent rounds: new groups never differ from them by one. */
   private readonly groupHistory = new GroupHistory();
-  /** Rounds each dataset node was live at a round's start, and rounds counted. */
-  private readonly datasetLive = new Map<string, number>();
-  private roundsCounted = 0;
 
   constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
     this.task = getTask(config.task);
-    this.model = buildModel(config.model, this.task.inputShape, this.task.head, config.modelSeed);
+    this.model = deps.model ?? buildModel(config.model, this.task.inputShape, this.task.head, config.modelSeed);
+    this.taskChanged = deps.taskChanged ?? new Notifier();
     this.topology = topologyJson(this.model);
     this.strategy = createStrategy(config.strategy, config.serverLearningRate > 0 ? { serverLearningRate: config.serverLearningRate } : {});
     const v = this.task.generateValidation(config.validationSeed, config.validationSamples);
@@ -149,23 +159,16 @@ export class JobRunner {
     this.deps.log.info('job resumed', { jobId: cfg.jobId, afterRound: last.round, checkpoint: last.checkpoint });
   }
 
-  /** Trainers that reported each dataset node's shard failing its digest check. */
-  private readonly shardFaults = new Map<string, Map<string, Set<string>>>();
-
-  /**
-   * A trainer found that a dataset node's shard did not match its listed digest. A shard counts
-   * as failed once two different trainers say so: one trainer alone could slander a node.
-   */
-  reportShardFault(datasetNodeId: string, shardId: string, trainerId: string): void {
-    const byShard = this.shardFaults.get(datasetNodeId) ?? this.shardFaults.set(datasetNodeId, new Map()).get(datasetNodeId)!;
-    (byShard.get(shardId) ?? byShard.set(shardId, new Set()).get(shardId)!).add(trainerId);
+  /** Every node's contribution score (shared by the coordinator's jobs). */
+  get scoreboard(): Scoreboard {
+    return this.deps.ledger.scoreboard;
   }
 
-  /** Share of a dataset node's shards that did not fail (1 when it lists none or none failed). */
-  shardsVerified(datasetNodeId: string): number {
-    const total = this.deps.datasets().find((d) => d.nodeId === datasetNodeId)?.shards.length ?? 0;
-    const failed = [...(this.shardFaults.get(datasetNodeId)?.values() ?? [])].filter((r) => r.size >= 2).length;
-    return total > 0 ? Math.max(0, 1 - failed / total) : 1;
+  /** Trainers held by this job's running round (until it is finished). */
+  busyTrainers(): string[] {
+    const r = this.current;
+    if (!r || r.phase === 'DONE' || r.phase === 'FAILED') return [];
+    return r.members().map((m) => m.nodeId);
   }
 
   /** The round a restarted job continued after (0: it started afresh). */
@@ -275,13 +278,21 @@ export class JobRunner {
   }
 
   /** Trainers that may be selected: live, and able to sign keys when aggregation is secure. */
-  private eligible() {
+  eligible(): TrainerRecord[] {
     const live = this.deps.registry.live();
     return this.config.secure ? live.filter((r) => r.identityKey.length === 32) : live;
   }
 
+  /** The trainers this job may select now. */
+  private available(): TrainerRecord[] {
+    return this.deps.available?.(this) ?? this.eligible();
+  }
+
+  /** True while the job waits for trainers or data before a round. */
+  waiting = false;
+
   /** Live trainers a round needs before it starts. */
-  private get minLive(): number {
+  get minLive(): number {
     return Math.max(this.config.minTrainers, this.config.secure?.minGroupSize ?? 1);
   }
 
@@ -343,20 +354,25 @@ export class JobRunner {
     return out;
   }
 
-  /** Recomputes every node's score from the observations and the nodes' records. */
   private updateScores(): void {
-    const { registry } = this.deps;
-    this.scoreboard.update((id, role) => role === 'trainer'
-      ? { onTime: registry.get(id)?.reliability ?? 0.5, uptime: registry.uptime(id), throughput: registry.relativeThroughput(id) }
-      : { onTime: this.shardsVerified(id), uptime: Math.min(1, (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted)), throughput: 1 });
+    this.deps.ledger.updateScores();
   }
 
   /** Waits until enough trainers and at least one dataset node are live. */
   private async waitForNodes(signal: AbortSignal): Promise<void> {
+    this.waiting = true;
+    try {
+      await this.waitForNodesLoop(signal);
+    } finally {
+      this.waiting = false;
+    }
+  }
+
+  private async waitForNodesLoop(signal: AbortSignal): Promise<void> {
     let lastNote = '';
     let enoughSince = 0;
     while (!signal.aborted) {
-      const live = this.eligible().length;
+      const live = this.available().length;
       const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
       if (live >= this.minLive && shards > 0) {
         // Before the first round, give the rest of the cohort a moment to register.
@@ -376,16 +392,17 @@ export class JobRunner {
   private async runRound(attempt: number, signal: AbortSignal): Promise<boolean> {
     const { registry, log, progress, metrics } = this.deps;
     const cfg = this.config;
-    await this.waitForNodes(signal);
-    if (signal.aborted) return false;
-    const started = performance.now();
     // Scores are first-order loss decreases at this round's global model: -grad . update.
     setFlatParams(this.model, this.globalParams);
     const grad = await lossGradient(this.model, this.validation, this.task.head);
-    this.roundsCounted++;
-    for (const d of this.deps.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
+    // From here to the claim of the cohort (this.current) nothing awaits: the trainers seen
+    // free are still free when they are chosen.
+    await this.waitForNodes(signal);
+    if (signal.aborted) return false;
+    const started = performance.now();
+    this.deps.ledger.countRound();
     const plainScores = new Map<string, { score: number; norm2: number }>();
-    const cohort = selectCohort(this.eligible(), cfg.cohort, this.rng);
+    const cohort = selectCohort(this.available(), cfg.cohort, this.rng);
     const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
       datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
     })));
@@ -515,6 +532,7 @@ export class JobRunner {
       round: this.currentRound, participants: reporters.size, cohort: members.length, samples: nSamples,
       trainLoss, valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: seconds, attempt,
       endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: groupsDone, groupsFailed,
+      datasets: [...new Set(reported.flatMap((m) => m.task.shards.map((sh) => sh.datasetNodeId)))].sort(),
       ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
     };
     if (this.deps.store) {

@@ -1,21 +1,25 @@
 /**
- * Coordinator process: the gRPC service, the job's round loop, metrics, and the output folder
- * (the durable store and checkpoints, store.ts; round history after every round; the final
- * model as TF.js files when the job is done). Started again on the same folder, it continues
- * the job from its last completed round.
+ * Coordinator process: the gRPC services (trainers' and dataset nodes' `Coordinator`,
+ * researchers' `Jobs`), the jobs' round loops (jobs.ts), metrics, weights on chain, and the
+ * output folder (the durable store and checkpoints, store.ts; each job's round history after
+ * every round; its model as TF.js files with a model card when it is done). Started again on
+ * the same folder, it continues every unfinished job from its last completed round.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger } from '../src/util/log.js';
 import { createGrpcServer } from '../src/wire/server.js';
-import { coordinatorService } from '../src/wire/proto.js';
+import { coordinatorService, jobsService } from '../src/wire/proto.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry } from '../src/rounds/node-registry.js';
-import { saveModelFiles } from '../src/model/export.js';
 import { MaskPool } from '../src/secagg/mask-pool.js';
 import { startChainPublisher, type Publication } from './chain-publisher.js';
 import { coordinatorServiceImpl } from './service.js';
-import { JobRunner, type DatasetRecord, type JobState } from './job-runner.js';
+import type { DatasetRecord, JobRunner, JobState } from './job-runner.js';
+import { JobManager } from './jobs.js';
+import { jobsServiceImpl } from './jobs-service.js';
+import { NodeLedger } from './ledger.js';
+import type { Scoreboard } from '../src/scoring/scoreboard.js';
 import type { CoordinatorConfig } from './config.js';
 import { CoordinatorStore } from './store.js';
 import { serverCredentials } from '../src/wire/tls.js';
@@ -24,12 +28,15 @@ import { serverCredentials } from '../src/wire/tls.js';
 export interface Coordinator {
   address: string;
   metricsAddress: string | null;
+  /** The built-in job (the one the flags describe); throws when it runs none (--job false). */
   job: JobRunner;
+  /** Every job: the built-in one and the submitted ones. */
+  jobs: JobManager;
   /** The last weights set on chain (null without --chain or before the first). */
   lastPublication(): Publication | null;
   /** Every publication of this run. */
   publications(): readonly Publication[];
-  /** Resolves with the job's final state (the model is written by then). */
+  /** Resolves with the built-in job's final state (its model is written by then). */
   done: Promise<JobState>;
   close(): Promise<void>;
 }
@@ -51,23 +58,23 @@ async function writeJson(file: string, value: unknown): Promise<void> {
  * Without a chain: the weights the coordinator would set, with local uids (trainers, then
  * dataset nodes, each sorted by id), the scores behind them and their parts.
  */
-export function weightsReport(job: JobRunner) {
-  const scores = job.scoreboard.all();
+export function weightsReport(scoreboard: Scoreboard, rounds: number) {
+  const scores = scoreboard.all();
   const ordered = [...scores].sort((a, b) => (a.role === b.role ? a.nodeId.localeCompare(b.nodeId) : a.role === 'trainer' ? -1 : 1));
   const uids = new Map(ordered.map((s, i) => [s.nodeId, i]));
-  const w = job.scoreboard.weights(uids, { maxWeightsLimit: 65535, minAllowedWeights: 0 });
+  const w = scoreboard.weights(uids, { maxWeightsLimit: 65535, minAllowedWeights: 0 });
   const byUid = new Map(w.uids.map((u, i) => [u, w.values[i]!]));
   return {
     chain: null,
     note: 'no chain configured: the weights the coordinator would set, with local uids',
-    rounds: job.history.length,
+    rounds,
     uids: w.uids,
     values: w.values,
     nodes: ordered.map((s) => ({ uid: uids.get(s.nodeId)!, u16: byUid.get(uids.get(s.nodeId)!) ?? 0, ...s })),
   };
 }
 
-/** Starts the coordinator and its job. */
+/** Starts the coordinator, its built-in job and the stored jobs it had not finished. */
 export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
   const log = createLogger('coordinator', { level: config.logLevel });
   const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -77,13 +84,15 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
   const maskPool = new MaskPool();
   const store = new CoordinatorStore(config.out);
-  const job: JobRunner = new JobRunner(config.job, {
-    maskPool, store,
+  const ledger = new NodeLedger(registry, liveDatasets);
+  let roundsDone = 0;
+  const jobs = new JobManager({
+    maskPool, store, ledger, out: config.out, budget: config.budget,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
-      await writeJson(path.join(config.out, 'history.json'), { jobId: config.job.jobId, rounds: job.history });
-      await writeJson(path.join(config.out, 'weights.json'), weightsReport(job));
-      const published = await chain?.publish(job.scoreboard).catch((err: Error) => {
+      roundsDone++;
+      await writeJson(path.join(config.out, 'weights.json'), weightsReport(ledger.scoreboard, roundsDone));
+      const published = await chain?.publish(ledger.scoreboard).catch((err: Error) => {
         log.warn('weights not set', { error: err.message });
         return null;
       });
@@ -95,9 +104,12 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       }
     },
   });
+  let builtin: Awaited<ReturnType<JobManager['start']>> | null = null;
   try {
-    await job.init();
+    if (config.job) builtin = await jobs.start(config.job, { builtin: true });
+    await jobs.resume();
   } catch (err) {
+    await jobs.close();
     store.close();
     await maskPool.close();
     throw err;
@@ -110,43 +122,40 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   let closing = false;
   const grpc = createGrpcServer();
   grpc.server.addService(coordinatorService, coordinatorServiceImpl({
-    job, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
+    jobs, ledger, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes,
   }));
+  grpc.server.addService(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }));
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
-  log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobId: config.job.jobId });
-  const stop = new AbortController();
-  const done = job.run(stop.signal).then(async (state: JobState) => {
+  log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
+  const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {
+    const runner = builtin.runner!;
     if (state === 'DONE') {
-      const dir = path.join(config.out, 'model');
-      await saveModelFiles(job.exportModel(), dir);
-      const last = job.history[job.history.length - 1];
-      await writeJson(path.join(config.out, 'summary.json'), {
-        jobId: config.job.jobId, task: job.task.name, state, rounds: job.history.length,
-        parameters: job.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
-        classes: job.task.classes, model: dir,
-      });
       if (!chain) {
-        const report = weightsReport(job);
+        const report = weightsReport(ledger.scoreboard, roundsDone);
         progress(`weights it would set (no chain configured; local uids): ${report.nodes.map((n) => `${n.nodeId}=${n.u16}`).join(' ') || 'none yet'}`);
       }
-      progress(`job ${config.job.jobId} done: final val ${job.task.metricName} ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${dir}`);
+      const last = runner.history.at(-1);
+      progress(`job ${builtin.config.jobId} done: final val ${runner.task.metricName} ${((last?.valAccuracy ?? 0) * 100).toFixed(1)}%; model written to ${path.join(builtin.dir, 'model')}`);
     }
-    log.info('job finished', { jobId: config.job.jobId, state });
+    log.info('job finished', { jobId: builtin.config.jobId, state });
     return state;
   });
   return {
     address,
     metricsAddress: metricsServer?.address ?? null,
-    job,
+    get job(): JobRunner {
+      if (!builtin?.runner) throw new Error('this coordinator runs no built-in job (--job false)');
+      return builtin.runner;
+    },
+    jobs,
     lastPublication: () => lastPublication,
     publications: () => publications,
     done,
     async close() {
       closing = true;
-      stop.abort();
-      await done.catch(() => {});
+      await jobs.close();
       await grpc.close();
       await metricsServer?.close();
       await maskPool.close();

@@ -19,7 +19,10 @@ import type { NodeRegistry } from '../src/rounds/node-registry.js';
 import type { CoordinatorMetrics } from '../src/metrics/index.js';
 import { REJECT_REASONS } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/log.js';
-import type { DatasetRecord, JobRunner } from './job-runner.js';
+import type { DatasetRecord } from './job-runner.js';
+import type { JobManager } from './jobs.js';
+import type { NodeLedger } from './ledger.js';
+import { getTask } from '../src/tasks/index.js';
 
 /** Longest a GetTask call is held open. */
 export const MAX_TASK_WAIT_MS = 30_000;
@@ -28,7 +31,8 @@ export const MAX_UPDATE_BYTES = 256 << 20;
 
 /** What the service needs. */
 export interface CoordinatorServiceDeps {
-  job: JobRunner;
+  jobs: JobManager;
+  ledger: NodeLedger;
   registry: NodeRegistry;
   datasets: Map<string, DatasetRecord>;
   metrics: CoordinatorMetrics;
@@ -59,17 +63,13 @@ function rejectReason(err: unknown): (typeof REJECT_REASONS)[number] {
 
 /** Builds the handlers of `actiquest.v1.Coordinator`. */
 export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedServiceImplementation {
-  const { log, registry, job, metrics } = deps;
+  const { log, registry, jobs, ledger, metrics } = deps;
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
-  /** The running round's secure aggregation, if `taskId` is `nodeId`'s task in it. */
+  /** The secure aggregation of the running round in which `taskId` is `nodeId`'s task. */
   const secureFor = (nodeId: string, taskId: string) => {
     if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
-    const round = job.current;
-    const secure = job.secure;
-    if (!round || !secure) throw new NoSecureRoundError(job.config.jobId);
-    if (round.member(nodeId)?.taskId !== taskId) throw new TaskNotFoundError(taskId, nodeId);
-    return secure;
+    return jobs.secureRunnerFor(nodeId, taskId).secure!;
   };
   const admit = () => {
     if (deps.closing()) throw new ShuttingDownError('coordinator');
@@ -94,7 +94,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       admit();
       checkId('node_id', req.nodeId);
       if (!/^[^\s:]+:\d{1,5}$/.test(req.address)) throw new InvalidFieldError('address', 'host:port', JSON.stringify(req.address));
-      if (req.task !== job.task.name) throw new InvalidFieldError('task', JSON.stringify(job.task.name), JSON.stringify(req.task));
+      getTask(req.task);
       for (const s of req.shards) {
         checkId('shards.shard_id', s.shardId);
         if (!/^[0-9a-f]{64}$/.test(s.sha256)) throw new InvalidFieldError(`shards[${s.shardId}].sha256`, '64 hex digits', JSON.stringify(s.sha256));
@@ -121,27 +121,27 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       for (const f of faults) {
         // Only shards the node lists count; others (a node that left, say) are dropped.
         if (deps.datasets.get(f.datasetNodeId)?.shards.some((s) => s.shardId === f.shardId)) {
-          job.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId);
+          ledger.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId);
           log.warn('trainer reports a shard that failed its digest check', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
         }
       }
-      return { taskActive: req.taskId !== '' && job.current?.isTaskActive(req.taskId) === true };
+      return { taskActive: jobs.isTaskActive(req.taskId) };
     }),
 
     GetTask: unary(log, 'GetTask', async (req: GetTaskRequest, signal): Promise<GetTaskResponse> => {
       admit();
       if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
       const wait = Math.min(req.waitMs, MAX_TASK_WAIT_MS);
-      const task = await job.waitForTask(req.nodeId, wait, signal);
+      const task = await jobs.waitForTask(req.nodeId, wait, signal);
       registry.touch(req.nodeId);
       if (task) return { result: 'task', task };
-      return { result: 'retryAfterMs', retryAfterMs: job.state === 'RUNNING' || job.state === 'PENDING' ? 200 : 5_000 };
+      const active = jobs.list().some((j) => ['RUNNING', 'PENDING'].includes(jobs.stateOf(j)));
+      return { result: 'retryAfterMs', retryAfterMs: active ? 200 : 5_000 };
     }),
 
     FetchGlobalModel: serverStream<FetchGlobalModelRequest, BlobPart>(log, 'FetchGlobalModel', async (req, send, signal) => {
       admit();
-      if (req.jobId !== job.config.jobId) throw new JobNotFoundError(req.jobId);
-      const { bytes } = job.globalModel(req.round);
+      const { bytes } = jobs.runner(req.jobId).globalModel(req.round);
       const { header, chunks } = encodeBlob(bytes);
       await send({ part: 'header', header });
       for (const chunk of chunks) {
@@ -157,12 +157,13 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         admit();
         let assembler: BlobAssembler | null = null;
         let header: UpdateHeader | null = null;
+        let job: ReturnType<JobManager['runner']> | null = null;
         for await (const msg of messages) {
           if (signal.aborted) break;
           if (msg.part === 'header') {
             if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
             header = msg.header;
-            if (header.jobId !== job.config.jobId) throw new JobNotFoundError(header.jobId);
+            job = jobs.runner(header.jobId);
             if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
             const round = job.current;
             if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
@@ -185,8 +186,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
           }
         }
         // A trainer that cancels (its round closed) ends the stream early: not a bad update.
-        if (signal.aborted) return { accepted: false, receivedUpdates: job.current?.counts().reported ?? 0 };
-        if (!header || !assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
+        if (signal.aborted) return { accepted: false, receivedUpdates: job?.current?.counts().reported ?? 0 };
+        if (!header || !assembler || !job) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
         const bytes = assembler.finish();
         const round = job.current;
         if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
@@ -221,7 +222,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
 
     GetScore: unary(log, 'GetScore', (req: { nodeId: string }): GetScoreResponse => {
       checkId('node_id', req.nodeId);
-      const s = job.scoreboard.get(req.nodeId);
+      const s = ledger.scoreboard.get(req.nodeId);
       if (!s) throw new NotScoredError(req.nodeId);
       return { nodeId: s.nodeId, role: s.role, score: s.score, quality: s.quality, reliability: s.reliability, groupsSeen: s.groupsSeen, onTime: s.onTime, uptime: s.uptime, throughput: s.throughput };
     }),
@@ -268,12 +269,12 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
     }),
 
     GetStatus: unary(log, 'GetStatus', (req: GetStatusRequest): GetStatusResponse => {
-      if (req.jobId && req.jobId !== job.config.jobId) throw new JobNotFoundError(req.jobId);
+      const listed = req.jobId ? [jobs.get(req.jobId)] : jobs.list();
       return {
-        jobs: [{
-          jobId: job.config.jobId, task: job.task.name, state: job.state, roundsTotal: job.config.rounds,
-          roundsDone: job.history.length, history: job.history, phase: job.current?.phase ?? 'NONE',
-        }],
+        jobs: listed.map((j) => ({
+          jobId: j.config.jobId, task: j.config.task, state: jobs.stateOf(j), roundsTotal: j.config.rounds,
+          roundsDone: jobs.historyOf(j).length, history: jobs.historyOf(j), phase: j.runner?.current?.phase ?? 'NONE',
+        })),
         liveTrainers: registry.live().length,
         datasetNodes: deps.datasets.size,
       };

@@ -33,7 +33,25 @@ const MIGRATIONS: readonly string[] = [
      checkpoint TEXT NOT NULL,
      PRIMARY KEY (job_id, round)
    );`,
+  // Jobs submitted by researchers: their whole config, so a restart brings them back.
+  `ALTER TABLE jobs ADD COLUMN spec TEXT NOT NULL DEFAULT '';
+   ALTER TABLE jobs ADD COLUMN builtin INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE jobs ADD COLUMN description TEXT NOT NULL DEFAULT '';
+   ALTER TABLE jobs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT '';`,
 ];
+
+/** A job as the store lists it. */
+export interface StoredJob {
+  jobId: string;
+  state: string;
+  /** The job's config as JSON (empty for the built-in job of stores made before jobs were submitted). */
+  spec: string;
+  builtin: boolean;
+  description: string;
+  submittedBy: string;
+  createdMs: number;
+  updatedMs: number;
+}
 
 /** A checkpoint: the global parameters and the strategy's state. */
 export interface Checkpoint {
@@ -137,6 +155,20 @@ export class CoordinatorStore {
     const now = Date.now();
     this.db.prepare(`INSERT INTO jobs (job_id, config, state, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`).run(jobId, config, state, now, now);
+  }
+
+  /** Records a job's whole config (submitted jobs: what a restart rebuilds them from). */
+  saveSpec(jobId: string, spec: string, builtin: boolean, description: string, submittedBy: string): void {
+    this.db.prepare('UPDATE jobs SET spec = ?, builtin = ?, description = ?, submitted_by = ? WHERE job_id = ?').run(spec, builtin ? 1 : 0, description, submittedBy, jobId);
+  }
+
+  /** Every job, oldest first. */
+  jobs(): StoredJob[] {
+    const rows = this.db.prepare('SELECT job_id, state, spec, builtin, description, submitted_by, created_ms, updated_ms FROM jobs ORDER BY created_ms, job_id').all() as
+      { job_id: string; state: string; spec: string; builtin: number; description: string; submitted_by: string; created_ms: number; updated_ms: number }[];
+    return rows.map((r) => ({
+      jobId: r.job_id, state: r.state, spec: r.spec, builtin: r.builtin === 1, description: r.description, submittedBy: r.submitted_by, createdMs: r.created_ms, updatedMs: r.updated_ms,
+    }));
   }
 
   /** Every recorded round of a job, in order. */

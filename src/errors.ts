@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'invalid-argument'
   | 'failed-precondition'
   | 'not-found'
+  | 'already-exists'
   | 'unauthenticated'
   | 'permission-denied'
   | 'resource-exhausted'
@@ -230,5 +231,21 @@ export class NotScoredError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly nodeId: string) {
     super(`node ${nodeId}: no score yet; it is scored once a group it was in has been evaluated`);
+  }
+}
+
+/** A job id is already taken. */
+export class JobExistsError extends ActiquestError {
+  readonly kind = 'already-exists';
+  constructor(readonly jobId: string) {
+    super(`job ${jobId}: already exists; expected a new job id (or none, for a generated one)`);
+  }
+}
+
+/** The job is not in a state that allows what was asked. */
+export class JobStateError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly jobId: string, readonly expected: string, readonly got: string) {
+    super(`job ${jobId}: expected ${expected}, got ${got}`);
   }
 }

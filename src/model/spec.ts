@@ -47,8 +47,17 @@ export interface VitSpec {
   dropout?: number;
 }
 
+/**
+ * A TF.js Layers topology (`model.toJSON()`'s `modelTopology`, Sequential or functional), of
+ * the layer types in `budget.ts` only. Its initializers' seeds are its own.
+ */
+export interface LayersSpec {
+  family: 'layers';
+  topology: Record<string, unknown>;
+}
+
 /** Any model spec the project can build. */
-export type ModelSpec = MlpSpec | CnnSpec | VitSpec;
+export type ModelSpec = MlpSpec | CnnSpec | VitSpec | LayersSpec;
 
 /** Largest parameter count a spec may produce (models must fit edge devices). */
 export const MAX_PARAMS = 20_000_000;
@@ -83,8 +92,13 @@ export function validateModelSpec(spec: unknown): ModelSpec {
         throw new InvalidFieldError('model.mlpRatio', 'a number 1 to 8', JSON.stringify(s.mlpRatio));
       }
       return s as unknown as VitSpec;
+    case 'layers':
+      if (typeof s.topology !== 'object' || s.topology === null || Array.isArray(s.topology)) {
+        throw new InvalidFieldError('model.topology', 'a TF.js Layers topology object (model.toJSON().modelTopology)', JSON.stringify(s.topology)?.slice(0, 80) ?? 'nothing');
+      }
+      return s as unknown as LayersSpec;
     default:
-      throw new InvalidFieldError('model.family', '"mlp", "cnn" or "vit"', JSON.stringify(s.family));
+      throw new InvalidFieldError('model.family', '"mlp", "cnn", "vit" or "layers"', JSON.stringify(s.family));
   }
 }
 
@@ -160,12 +174,88 @@ function buildVit(spec: VitSpec, inputShape: number[], head: Head, seed: number)
   return tf.model({ inputs: input, outputs: headLayer(head, seed).apply(x) as tf.SymbolicTensor });
 }
 
+/**
+ * Parameters a family spec will have, worked out without building it (so an oversized spec is
+ * refused before its memory is taken); `layers` specs are costed by `budget.ts`.
+ */
+export function familyParams(spec: MlpSpec | CnnSpec | VitSpec, inputShape: number[], head: Head): number {
+  const out = headUnits(head);
+  if (spec.family === 'mlp') {
+    let prev = inputShape.reduce((a, b) => a * b, 1), p = 0;
+    for (const h of spec.hidden) {
+      p += prev * h + h;
+      prev = h;
+    }
+    return p + prev * out + out;
+  }
+  const [h, w, c] = imageShape(inputShape, spec.family);
+  if (spec.family === 'cnn') {
+    const w0 = spec.widths[0]!;
+    let p = 9 * c * w0 + 4 * w0, prev = w0, sh = Math.ceil(h / 2), sw = Math.ceil(w / 2);
+    for (const width of spec.widths.slice(1)) {
+      p += 9 * prev + 4 * prev + prev * width + 4 * width;
+      prev = width;
+      sh = Math.ceil(sh / 2);
+      sw = Math.ceil(sw / 2);
+    }
+    const features = (spec.pool ?? 'flatten') === 'flatten' ? sh * sw * prev : prev;
+    return p + features * out + out;
+  }
+  const d = spec.dim, m = Math.round(d * (spec.mlpRatio ?? 2));
+  const tokens = Math.floor(h / spec.patch) * Math.floor(w / spec.patch);
+  const block = 2 * d + (4 * d * d + 4 * d) + 2 * d + (d * m + m) + (m * d + d);
+  return spec.patch * spec.patch * c * d + d + tokens * d + spec.depth * block + 2 * d + d * out + out;
+}
+
+const camel = (id: string) => (id.length > 1 && id.includes('_') ? id.replace(/_+(\w|$)/g, (_, c: string) => c.toUpperCase()) : id);
+
+/**
+ * A Keras-style (snake_case) config in the camelCase form TF.js constructors take: what
+ * `tf.models.modelFromJSON` does first, kept synchronous here. Layer names and the layer names
+ * in a functional model's wiring stay as they are.
+ */
+export function pythonicToTs(v: unknown, key = ''): unknown {
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (typeof v === 'string') return camel(v);
+  if (Array.isArray(v)) {
+    return v.map((item, i) => (['inboundNodes', 'inputLayers', 'outputLayers'].includes(key) && i === 0 && typeof item === 'string' ? item : pythonicToTs(item, key)));
+  }
+  if (typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'name' && typeof x === 'string') out[k] = x;
+    else out[camel(k)] = pythonicToTs(x, camel(k));
+  }
+  return out;
+}
+
+/** Builds a `layers` spec's topology (its layer types and shapes already checked). */
+function buildLayers(spec: LayersSpec): tf.LayersModel {
+  const map = (tf.serialization.SerializationMap as unknown as {
+    getMap(): { classNameMap: Record<string, [unknown, (cls: unknown, config: unknown) => unknown]> };
+  }).getMap().classNameMap;
+  const entry = map[String(spec.topology.class_name)];
+  if (!entry || !['Sequential', 'Model', 'Functional'].includes(String(spec.topology.class_name))) {
+    throw new InvalidFieldError('model.topology.class_name', '"Sequential" or "Model"', JSON.stringify(spec.topology.class_name));
+  }
+  try {
+    return entry[1](entry[0], pythonicToTs(spec.topology.config)) as tf.LayersModel;
+  } catch (err) {
+    throw new InvalidFieldError('model.topology', 'a topology TF.js can build', (err as Error).message);
+  }
+}
+
 /** Builds the spec for inputs of `inputShape` and the task's `head`, initialised from `seed`. */
 export function buildModel(spec: ModelSpec, inputShape: number[], head: Head, seed = 1): tf.LayersModel {
   const valid = validateModelSpec(spec);
+  if (valid.family !== 'layers') {
+    const estimate = familyParams(valid, inputShape, head);
+    if (estimate > MAX_PARAMS) throw new InvalidFieldError('model', `at most ${MAX_PARAMS} parameters`, String(estimate));
+  }
   const model = valid.family === 'mlp' ? buildMlp(valid, inputShape, head, seed)
     : valid.family === 'cnn' ? buildCnn(valid, inputShape, head, seed)
-      : buildVit(valid, inputShape, head, seed);
+      : valid.family === 'vit' ? buildVit(valid, inputShape, head, seed)
+        : buildLayers(valid);
   const params = model.countParams();
   if (params > MAX_PARAMS) throw new InvalidFieldError('model', `at most ${MAX_PARAMS} parameters`, String(params));
   return model;

@@ -11,7 +11,7 @@ import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, 
 const PROTO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 
 const definition = protoLoader.loadSync(
-  ['actiquest/v1/coordinator.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto'],
+  ['actiquest/v1/coordinator.proto', 'actiquest/v1/jobs.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto'],
   { includeDirs: [PROTO_ROOT], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
 );
 const pkg = (loadPackageDefinition(definition).actiquest as GrpcObject).v1 as GrpcObject;
@@ -19,6 +19,9 @@ const pkg = (loadPackageDefinition(definition).actiquest as GrpcObject).v1 as Gr
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */
 export const CoordinatorClient = pkg.Coordinator as ServiceClientConstructor;
 export const coordinatorService: ServiceDefinition = CoordinatorClient.service;
+/** Client constructor and service definition of `actiquest.v1.Jobs`. */
+export const JobsClient = pkg.Jobs as ServiceClientConstructor;
+export const jobsService: ServiceDefinition = JobsClient.service;
 /** Client constructor and service definition of `actiquest.v1.Dataset`. */
 export const DatasetClient = pkg.Dataset as ServiceClientConstructor;
 export const datasetService: ServiceDefinition = DatasetClient.service;
@@ -99,3 +102,11 @@ export type SecAggAwaitResponse =
   | { result: 'retryAfterMs'; retryAfterMs: number }
   | { result: 'aborted'; aborted: string };
 export interface GetScoreResponse { nodeId: string; role: string; score: number; quality: number; reliability: number; groupsSeen: number; onTime: number; uptime: number; throughput: number }
+
+export interface JobInfo {
+  jobId: string; task: string; state: string; priority: number; taskWeight: number; roundsTotal: number; roundsDone: number;
+  phase: string; description: string; parameters: number; flops: number; metric: string; metricValue: number;
+  submittedUnixMs: number; submittedBy: string; builtin: boolean; trainers: number;
+}
+export interface GetJobResponse { job: JobInfo; history: RoundResult[]; configJson: string }
+export interface ModelFileHeader { name: string; blob: BlobHeader }

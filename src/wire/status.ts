@@ -12,6 +12,7 @@ const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
   'invalid-argument': status.INVALID_ARGUMENT,
   'failed-precondition': status.FAILED_PRECONDITION,
   'not-found': status.NOT_FOUND,
+  'already-exists': status.ALREADY_EXISTS,
   unauthenticated: status.UNAUTHENTICATED,
   'permission-denied': status.PERMISSION_DENIED,
   'resource-exhausted': status.RESOURCE_EXHAUSTED,

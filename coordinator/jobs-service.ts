@@ -1,0 +1,69 @@
+/**
+ * The Jobs gRPC service: researchers submit job specs, list and follow jobs, cancel them, and
+ * download a finished job's model (TF.js files and model card) as chunk streams.
+ */
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { serverStream, unary } from '../src/wire/server.js';
+import { encodeBlob } from '../src/wire/blob.js';
+import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
+import type { GetJobResponse, JobInfo, ModelFileHeader, BlobChunk } from '../src/wire/proto.js';
+import type { Logger } from '../src/util/log.js';
+import { parseJobSpec } from './job-spec.js';
+import type { JobManager } from './jobs.js';
+
+/** What the service needs. */
+export interface JobsServiceDeps {
+  jobs: JobManager;
+  log: Logger;
+  closing: () => boolean;
+}
+
+const ID = /^[\w.-]{1,64}$/;
+
+function checkJobId(v: string): void {
+  if (!ID.test(v)) throw new InvalidFieldError('job_id', 'a job id (1 to 64 letters, digits or . _ -)', JSON.stringify(v));
+}
+
+type DownloadPart = { part: 'file'; file: ModelFileHeader } | { part: 'chunk'; chunk: BlobChunk };
+
+/** Builds the handlers of `actiquest.v1.Jobs`. */
+export function jobsServiceImpl(deps: JobsServiceDeps): UntypedServiceImplementation {
+  const { jobs, log } = deps;
+  return {
+    SubmitJob: unary(log, 'SubmitJob', async (req: { spec: string }): Promise<JobInfo> => {
+      if (deps.closing()) throw new ShuttingDownError('coordinator');
+      if (!req.spec.trim()) throw new InvalidFieldError('spec', 'a YAML or JSON job spec', 'an empty string');
+      const { config, description } = parseJobSpec(req.spec);
+      const job = await jobs.start(config, { builtin: false, description });
+      log.info('job submitted', { jobId: config.jobId, task: config.task, parameters: job.cost?.params, flops: job.cost?.flops, priority: config.priority });
+      return jobs.info(job);
+    }),
+
+    ListJobs: unary(log, 'ListJobs', () => ({ jobs: jobs.list().map((j) => jobs.info(j)) })),
+
+    GetJob: unary(log, 'GetJob', (req: { jobId: string }): GetJobResponse => {
+      checkJobId(req.jobId);
+      const j = jobs.get(req.jobId);
+      return { job: jobs.info(j), history: jobs.historyOf(j), configJson: JSON.stringify(j.config) };
+    }),
+
+    CancelJob: unary(log, 'CancelJob', async (req: { jobId: string }): Promise<JobInfo> => {
+      checkJobId(req.jobId);
+      const j = await jobs.cancel(req.jobId);
+      log.info('job cancelled', { jobId: req.jobId });
+      return jobs.info(j);
+    }),
+
+    DownloadModel: serverStream<{ jobId: string }, DownloadPart>(log, 'DownloadModel', async (req, send, signal) => {
+      checkJobId(req.jobId);
+      for (const f of jobs.modelFiles(req.jobId)) {
+        const { header, chunks } = encodeBlob(f.bytes);
+        await send({ part: 'file', file: { name: f.name, blob: header } });
+        for (const chunk of chunks) {
+          if (signal.aborted) return;
+          await send({ part: 'chunk', chunk });
+        }
+      }
+    }),
+  };
+}

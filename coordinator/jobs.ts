@@ -1,0 +1,350 @@
+/**
+ * The coordinator's jobs: the built-in one from its flags, and the ones researchers submit.
+ * Each runs its own rounds; they share the trainers. A trainer is in at most one job's round at a
+ * time, and each job may hold at most its share of the live trainers, in proportion to
+ * priority x task weight among the jobs running (never fewer than its round needs), so a
+ * low-priority job still progresses and a high-priority one gets most of the fleet.
+ *
+ * Every job is in the store with its whole config: a restarted coordinator resumes the pending
+ * and running ones from their last completed round, and lists the ended ones with their history.
+ * A job that ends DONE leaves its model as TF.js files with a model card (task, data, rounds,
+ * metrics, digests) in its folder: `<out>/model/` for the built-in job, `<out>/jobs/<id>/model/`
+ * for submitted ones.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { buildCheckedModel, type ModelBudget, type ModelCost } from '../src/model/budget.js';
+import { saveModelFiles } from '../src/model/export.js';
+import { headUnits } from '../src/model/head.js';
+import { getTask } from '../src/tasks/index.js';
+import { KP } from '../src/tasks/exercise/skeleton.js';
+import { Notifier } from '../src/util/notifier.js';
+import { sha256 } from '../src/wire/blob.js';
+import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../src/errors.js';
+import type { TrainerRecord } from '../src/rounds/node-registry.js';
+import type { JobInfo, Task } from '../src/wire/proto.js';
+import { JobRunner, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
+import type { JobConfig } from './config.js';
+import type { NodeLedger } from './ledger.js';
+import type { CoordinatorStore } from './store.js';
+
+/** One job the coordinator holds. */
+export interface ManagedJob {
+  config: JobConfig;
+  description: string;
+  builtin: boolean;
+  /** SS58 address of the submitter (empty: the built-in job). */
+  submittedBy: string;
+  submittedMs: number;
+  /** Folder of its history, summary and model. */
+  dir: string;
+  /** Running (or run in this process); null for a job that ended before this process started. */
+  runner: JobRunner | null;
+  cost: ModelCost | null;
+  /** State and history of a job without a runner. */
+  endedState: JobState | null;
+  endedHistory: RoundRecord[];
+  /** Resolves with the job's final state once its model and card are written. */
+  done: Promise<JobState>;
+  abort: AbortController;
+  cancelled: boolean;
+}
+
+/** What the jobs need from their process. */
+export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger' | 'available' | 'taskChanged' | 'model' | 'progress'> {
+  ledger: NodeLedger;
+  store: CoordinatorStore;
+  out: string;
+  budget: ModelBudget;
+  progress: (line: string) => void;
+  /** After any job's completed round (history files, weights on chain). */
+  onRound?: (job: ManagedJob, result: RoundRecord) => Promise<void> | void;
+}
+
+const ENDED: readonly string[] = ['DONE', 'FAILED', 'CANCELLED'];
+
+/** The files a finished job's model is downloaded as, in order. */
+export const MODEL_FILES = ['model.json', 'weights.bin', 'model-card.json'] as const;
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.writeFile(`${file}.tmp`, JSON.stringify(value, null, 2));
+  await fsp.rename(`${file}.tmp`, file);
+}
+
+export class JobManager {
+  private readonly jobs = new Map<string, ManagedJob>();
+  /** One long poll for trainers serves every job. */
+  private readonly taskChanged = new Notifier();
+  private closed = false;
+
+  constructor(private readonly deps: JobManagerDeps) {}
+
+  /** The folder a job's files go to. */
+  dirOf(jobId: string, builtin: boolean): string {
+    return builtin ? this.deps.out : path.join(this.deps.out, 'jobs', jobId);
+  }
+
+  /**
+   * Checks the job's model against the budgets and the task, builds it, and starts the job
+   * (continuing it when the store holds its rounds). A submitted job whose id is taken is refused.
+   */
+  async start(config: JobConfig, opts: { builtin: boolean; description?: string; submittedBy?: string; resume?: boolean }): Promise<ManagedJob> {
+    if (this.closed) throw new JobStateError(config.jobId, 'a coordinator that is running', 'one shutting down');
+    if (this.jobs.has(config.jobId) || (!opts.builtin && !opts.resume && this.deps.store.job(config.jobId))) throw new JobExistsError(config.jobId);
+    const task = getTask(config.task);
+    const { model, cost } = buildCheckedModel(config.model, task.inputShape, task.head, config.modelSeed, this.deps.budget);
+    const dir = this.dirOf(config.jobId, opts.builtin);
+    const tag = opts.builtin ? '' : `[${config.jobId}] `;
+    const job: ManagedJob = {
+      config, description: opts.description ?? '', builtin: opts.builtin, submittedBy: opts.submittedBy ?? '', submittedMs: Date.now(), dir,
+      runner: null, cost, endedState: null, endedHistory: [], done: Promise.resolve('PENDING'), abort: new AbortController(), cancelled: false,
+    };
+    const runner = new JobRunner(config, {
+      ...this.deps,
+      datasets: () => this.deps.datasets().filter((d) => d.task === config.task),
+      progress: (line) => this.deps.progress(`${tag}${line}`),
+      model,
+      taskChanged: this.taskChanged,
+      available: (j) => this.available(j),
+      onRound: async (r) => {
+        await writeJson(path.join(dir, 'history.json'), { jobId: config.jobId, rounds: runner.history });
+        await this.deps.onRound?.(job, r);
+      },
+    });
+    job.runner = runner;
+    await runner.init();
+    const stored = this.deps.store.jobs().find((j) => j.jobId === config.jobId);
+    if (stored && !stored.spec) this.deps.store.saveSpec(config.jobId, JSON.stringify(config), opts.builtin, job.description, job.submittedBy);
+    if (stored) job.submittedMs = stored.createdMs;
+    if (stored?.description) job.description = stored.description;
+    if (stored?.submittedBy) job.submittedBy = stored.submittedBy;
+    this.jobs.set(config.jobId, job);
+    job.done = runner.run(job.abort.signal).then((state) => this.finished(job, state));
+    return job;
+  }
+
+  /**
+   * Brings back the submitted jobs of an earlier run: pending and running ones continue from
+   * their last completed round; ended ones are listed with their history.
+   */
+  async resume(): Promise<void> {
+    for (const s of this.deps.store.jobs()) {
+      if (s.builtin || !s.spec || this.jobs.has(s.jobId)) continue;
+      const config = JSON.parse(s.spec) as JobConfig;
+      if (ENDED.includes(s.state)) {
+        const history = this.deps.store.rounds<RoundRecord, unknown>(s.jobId).map((r) => r.record);
+        this.jobs.set(s.jobId, {
+          config, description: s.description, builtin: false, submittedBy: s.submittedBy, submittedMs: s.createdMs, dir: this.dirOf(s.jobId, false),
+          runner: null, cost: null, endedState: s.state as JobState, endedHistory: history, done: Promise.resolve(s.state as JobState),
+          abort: new AbortController(), cancelled: s.state === 'CANCELLED',
+        });
+        continue;
+      }
+      try {
+        await this.start(config, { builtin: false, resume: true });
+        this.deps.progress(`[${s.jobId}] resumed from the store`);
+      } catch (err) {
+        this.deps.log.error('stored job could not be resumed', { jobId: s.jobId, error: (err as Error).message });
+        this.deps.store.saveJob(s.jobId, '', 'FAILED');
+      }
+    }
+  }
+
+  /** After a job's run ends: its model and card when DONE, its state when cancelled. */
+  private async finished(job: ManagedJob, state: JobState): Promise<JobState> {
+    const runner = job.runner!;
+    if (job.cancelled) {
+      runner.state = 'CANCELLED';
+      this.deps.progress(`${job.builtin ? '' : `[${job.config.jobId}] `}job ${job.config.jobId} cancelled after ${runner.history.length} rounds`);
+      return 'CANCELLED';
+    }
+    if (state !== 'DONE') return state;
+    const modelDir = path.join(job.dir, 'model');
+    await saveModelFiles(runner.exportModel(), modelDir);
+    await writeJson(path.join(modelDir, 'model-card.json'), await this.modelCard(job, modelDir));
+    const last = runner.history.at(-1);
+    await writeJson(path.join(job.dir, 'summary.json'), {
+      jobId: job.config.jobId, task: runner.task.name, state, rounds: runner.history.length,
+      parameters: runner.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
+      classes: runner.task.classes, model: modelDir,
+    });
+    return state;
+  }
+
+  /** The model card: what the model is, what it was trained on and how, how well it does, digests. */
+  private async modelCard(job: ManagedJob, modelDir: string): Promise<Record<string, unknown>> {
+    const runner = job.runner!;
+    const cfg = job.config;
+    const task = runner.task;
+    const last = runner.history.at(-1);
+    const files: Record<string, string> = {};
+    for (const f of ['model.json', 'weights.bin']) files[f] = sha256(await fsp.readFile(path.join(modelDir, f))).toString('hex');
+    const metricValue = (r: RoundRecord | undefined) => (!r ? null : cfg.metric === 'loss' ? r.valLoss : cfg.metric === 'mean_error' ? (r.valMeanError ?? null) : r.valAccuracy);
+    return {
+      format: 'actiquest-model-card/1',
+      jobId: cfg.jobId,
+      description: job.description,
+      created: new Date().toISOString(),
+      task: {
+        name: task.name, description: task.description, inputShape: task.inputShape,
+        output: task.head.kind === 'classes'
+          ? { kind: 'class probabilities (softmax)', classes: task.classes }
+          : { kind: 'keypoints: x, y in image units (0 to 1), COCO-17 order', units: headUnits(task.head), keypoints: Object.keys(KP) },
+      },
+      model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)' },
+      training: {
+        rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
+        batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,
+        secureAggregation: cfg.secure ? { minGroupSize: cfg.secure.minGroupSize, clipRange: cfg.secure.clipRange } : null,
+      },
+      data: {
+        datasetNodes: [...new Set(runner.history.flatMap((r) => r.datasets ?? []))].sort(),
+        trainers: new Set(runner.history.flatMap((r) => r.reporters)).size,
+        samplesSeen: runner.history.reduce((n, r) => n + r.samples, 0) * cfg.localEpochs,
+        validation: `${cfg.validationSamples} samples drawn by the coordinator, never sent to trainers`,
+      },
+      metrics: {
+        metric: cfg.metric, value: metricValue(last), valLoss: last?.valLoss ?? null,
+        [task.metricName]: last?.valAccuracy ?? null,
+        ...(last?.valMeanError !== undefined ? { meanKeypointErrorImageWidths: last.valMeanError } : {}),
+      },
+      history: runner.history.map((r) => ({ round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy, durationSeconds: r.durationSeconds })),
+      files,
+    };
+  }
+
+  /** The job called `jobId`. */
+  get(jobId: string): ManagedJob {
+    const j = this.jobs.get(jobId);
+    if (!j) throw new JobNotFoundError(jobId);
+    return j;
+  }
+
+  /** Every job, in submission order. */
+  list(): ManagedJob[] {
+    return [...this.jobs.values()].sort((a, b) => a.submittedMs - b.submittedMs);
+  }
+
+  /** Jobs with a runner that has not ended. */
+  private running(): JobRunner[] {
+    return [...this.jobs.values()].flatMap((j) => (j.runner && !ENDED.includes(j.runner.state) ? [j.runner] : []));
+  }
+
+  stateOf(j: ManagedJob): JobState {
+    return j.runner?.state ?? j.endedState ?? 'PENDING';
+  }
+
+  historyOf(j: ManagedJob): RoundRecord[] {
+    return j.runner?.history ?? j.endedHistory;
+  }
+
+  /** Stops a pending or running job for good (a restart does not bring it back). */
+  async cancel(jobId: string): Promise<ManagedJob> {
+    const j = this.get(jobId);
+    const state = this.stateOf(j);
+    if (ENDED.includes(state)) throw new JobStateError(jobId, 'a PENDING or RUNNING job', state);
+    j.cancelled = true;
+    this.deps.store.saveJob(jobId, '', 'CANCELLED');
+    j.abort.abort(new Error('cancelled'));
+    await j.done;
+    this.taskChanged.notify();
+    return j;
+  }
+
+  /**
+   * The trainers `job` may select now: eligible for it, not in another job's round, and at most
+   * its share of the eligible ones by priority x task weight among running jobs (never fewer
+   * than its round needs).
+   */
+  available(job: JobRunner): TrainerRecord[] {
+    const eligible = job.eligible();
+    const others = this.running().filter((r) => r !== job);
+    const busy = new Set(others.flatMap((r) => r.busyTrainers()));
+    const free = eligible.filter((t) => !busy.has(t.nodeId));
+    const weight = (r: JobRunner) => r.config.priority * r.config.taskWeight;
+    const total = this.running().reduce((s, r) => s + weight(r), 0);
+    const share = total > 0 ? Math.floor((eligible.length * weight(job)) / total) : eligible.length;
+    const cap = Math.max(job.minLive, share);
+    if (free.length <= cap) return free;
+    // Over its share: the ones it would pick anyway (selectCohort draws among them).
+    return free.slice(0, cap);
+  }
+
+  /** The task assigned to `nodeId` in any job's running round, waiting at most `ms`. */
+  async waitForTask(nodeId: string, ms: number, signal: AbortSignal): Promise<Task | null> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      for (const r of this.running()) {
+        const t = r.taskFor(nodeId);
+        if (t) return t;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || signal.aborted) return null;
+      await this.taskChanged.wait(left, signal);
+    }
+  }
+
+  /** True while `taskId` of some job's running round still wants an update. */
+  isTaskActive(taskId: string): boolean {
+    return taskId !== '' && this.running().some((r) => r.current?.isTaskActive(taskId) === true);
+  }
+
+  /** The running job whose id is `jobId`. */
+  runner(jobId: string): JobRunner {
+    const r = this.jobs.get(jobId)?.runner;
+    if (!r) throw new JobNotFoundError(jobId);
+    return r;
+  }
+
+  /** The job whose running secure round gave `nodeId` the task `taskId`. */
+  secureRunnerFor(nodeId: string, taskId: string): JobRunner {
+    const running = this.running();
+    const r = running.find((x) => x.current?.member(nodeId)?.taskId === taskId);
+    if (r?.secure) return r;
+    if (!running.some((x) => x.secure)) throw new NoSecureRoundError(running.map((x) => x.config.jobId).join(', ') || 'none');
+    throw new TaskNotFoundError(taskId, nodeId);
+  }
+
+  /** The wire summary of a job. */
+  info(j: ManagedJob): JobInfo {
+    const history = this.historyOf(j);
+    const last = history.at(-1);
+    const metric = j.config.metric;
+    const value = !last ? 0 : metric === 'loss' ? last.valLoss : metric === 'mean_error' ? (last.valMeanError ?? 0) : last.valAccuracy;
+    return {
+      jobId: j.config.jobId, task: j.config.task, state: this.stateOf(j), priority: j.config.priority, taskWeight: j.config.taskWeight,
+      roundsTotal: j.config.rounds, roundsDone: history.length, phase: j.runner?.current?.phase ?? 'NONE', description: j.description,
+      parameters: j.cost?.params ?? j.runner?.paramCount ?? 0, flops: j.cost?.flops ?? 0, metric, metricValue: value,
+      submittedUnixMs: j.submittedMs, submittedBy: j.submittedBy, builtin: j.builtin, trainers: j.runner?.busyTrainers().length ?? 0,
+    };
+  }
+
+  /** A finished job's model files, digest-checked against its card. */
+  modelFiles(jobId: string): { name: string; bytes: Buffer }[] {
+    const j = this.get(jobId);
+    const state = this.stateOf(j);
+    if (state !== 'DONE') throw new JobStateError(jobId, 'a DONE job (its model is written when the last round completes)', state);
+    const dir = path.join(j.dir, 'model');
+    const out = MODEL_FILES.map((name) => {
+      try {
+        return { name, bytes: fs.readFileSync(path.join(dir, name)) };
+      } catch {
+        throw new JobStateError(jobId, `its model file ${name} in ${dir}`, 'a missing file');
+      }
+    });
+    const card = JSON.parse(out[2]!.bytes.toString('utf8')) as { files?: Record<string, string> };
+    for (const f of out.slice(0, 2)) {
+      if (card.files?.[f.name] !== sha256(f.bytes).toString('hex')) throw new InvalidFieldError(`${dir}/${f.name}`, `the digest its model card lists (${card.files?.[f.name]})`, sha256(f.bytes).toString('hex'));
+    }
+    return out;
+  }
+
+  /** Stops every job (they resume on the next start) and waits for them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of this.jobs.values()) j.abort.abort(new Error('coordinator stopping'));
+    await Promise.all([...this.jobs.values()].map((j) => j.done.catch(() => undefined)));
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * What the coordinator knows about nodes across all its jobs: one scoreboard (each job's scored
+ * groups weighted by its task weight, so the weights set on chain reflect every job), the shard
+ * faults trainers reported, and how many rounds each dataset node was live for.
+ */
+import { Scoreboard } from '../src/scoring/scoreboard.js';
+import type { NodeRegistry } from '../src/rounds/node-registry.js';
+import type { DatasetRecord } from './job-runner.js';
+
+export class NodeLedger {
+  readonly scoreboard = new Scoreboard();
+  /** Trainers that reported each dataset node's shard failing its digest check. */
+  private readonly shardFaults = new Map<string, Map<string, Set<string>>>();
+  /** Rounds each dataset node was live at a round's start, and rounds counted. */
+  private readonly datasetLive = new Map<string, number>();
+  private roundsCounted = 0;
+
+  constructor(private readonly registry: NodeRegistry, private readonly datasets: () => DatasetRecord[]) {}
+
+  /**
+   * A trainer found that a dataset node's shard did not match its listed digest. A shard counts
+   * as failed once two different trainers say so: one trainer alone could slander a node.
+   */
+  reportShardFault(datasetNodeId: string, shardId: string, trainerId: string): void {
+    const byShard = this.shardFaults.get(datasetNodeId) ?? this.shardFaults.set(datasetNodeId, new Map()).get(datasetNodeId)!;
+    (byShard.get(shardId) ?? byShard.set(shardId, new Set()).get(shardId)!).add(trainerId);
+  }
+
+  /** Share of a dataset node's shards that did not fail (1 when it lists none or none failed). */
+  shardsVerified(datasetNodeId: string): number {
+    const total = this.datasets().find((d) => d.nodeId === datasetNodeId)?.shards.length ?? 0;
+    const failed = [...(this.shardFaults.get(datasetNodeId)?.values() ?? [])].filter((r) => r.size >= 2).length;
+    return total > 0 ? Math.max(0, 1 - failed / total) : 1;
+  }
+
+  /** A round of some job starts: counts which dataset nodes are live for it. */
+  countRound(): void {
+    this.roundsCounted++;
+    for (const d of this.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
+  }
+
+  /** Recomputes every node's score from the observations and the nodes' records. */
+  updateScores(): void {
+    const { registry } = this;
+    this.scoreboard.update((id, role) => role === 'trainer'
+      ? { onTime: registry.get(id)?.reliability ?? 0.5, uptime: registry.uptime(id), throughput: registry.relativeThroughput(id) }
+      : { onTime: this.shardsVerified(id), uptime: Math.min(1, (this.datasetLive.get(id) ?? 0) / Math.max(1, this.roundsCounted)), throughput: 1 });
+  }
+}
