@@ -1,9 +1,12 @@
 /**
- * `actiquest <command>`: coordinator | dataset | trainer | keys | demo. Each role runs until SIGTERM or
- * SIGINT, then stops admitting work, closes its server and exits 0.
+ * `actiquest <command>`: coordinator | dataset | trainer | keys | submit | jobs | job | cancel |
+ * download | demo. Each role runs until SIGTERM or SIGINT, then stops admitting work, closes its
+ * server and exits 0; the researchers' commands make one call to the coordinator each.
  */
 import { HelpRequested } from '../src/util/options.js';
 import { ActiquestError } from '../src/errors.js';
+import { JOB_COMMANDS } from './jobs-cli.js';
+import { status } from '@grpc/grpc-js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
   coordinator: {
@@ -43,6 +46,13 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       await runKeys(argv);
     },
   },
+  ...Object.fromEntries(Object.entries(JOB_COMMANDS).map(([name, summary]) => [name, {
+    summary,
+    run: async (argv: string[]) => {
+      const { runJobCommand } = await import('./jobs-cli.js');
+      await runJobCommand(name as keyof typeof JOB_COMMANDS, argv);
+    },
+  }])),
   demo: {
     summary: 'run a whole federation on this machine as separate processes (npm start)',
     run: async (argv) => {
@@ -86,7 +96,10 @@ try {
     process.stdout.write(`${err.text}\n`);
     process.exit(0);
   }
-  const msg = err instanceof ActiquestError ? err.message : (err as Error).stack ?? String(err);
+  const e = err as { code?: number; details?: string };
+  const msg = err instanceof ActiquestError ? err.message
+    : typeof e.code === 'number' && typeof e.details === 'string' ? `${status[e.code] ?? e.code}: ${e.details}`
+      : (err as Error).stack ?? String(err);
   process.stderr.write(`actiquest ${cmd}: ${msg}\n`);
   process.exit(1);
 }

@@ -64,7 +64,7 @@ export interface JobRunnerDeps {
    * The trainers this job may select now (other jobs' rounds hold theirs; shares follow
    * priority and task weight). Absent: every eligible trainer.
    */
-  available?: (job: JobRunner) => TrainerRecord[];
+  available?: (job: JobRunner) => { trainers: TrainerRecord[]; cap: number };
   /** Woken whenever a task is assigned (shared by the jobs, so one long poll serves them all). */
   taskChanged?: Notifier;
   /** The model, already built and checked against the coordinator's budgets. */
@@ -283,9 +283,11 @@ export class JobRunner {
     return this.config.secure ? live.filter((r) => r.identityKey.length === 32) : live;
   }
 
-  /** The trainers this job may select now. */
-  private available(): TrainerRecord[] {
-    return this.deps.available?.(this) ?? this.eligible();
+  /** The trainers this job may select now, and how many of them at most. */
+  private available(): { trainers: TrainerRecord[]; cap: number } {
+    if (this.deps.available) return this.deps.available(this);
+    const trainers = this.eligible();
+    return { trainers, cap: trainers.length };
   }
 
   /** True while the job waits for trainers or data before a round. */
@@ -372,11 +374,12 @@ export class JobRunner {
     let lastNote = '';
     let enoughSince = 0;
     while (!signal.aborted) {
-      const live = this.available().length;
+      const { trainers, cap } = this.available();
+      const live = Math.min(trainers.length, cap);
       const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
       if (live >= this.minLive && shards > 0) {
         // Before the first round, give the rest of the cohort a moment to register.
-        if (this.history.length > 0 || live >= this.config.cohort) return;
+        if (this.history.length > 0 || live >= Math.min(this.config.cohort, cap)) return;
         enoughSince ||= Date.now();
         if (Date.now() - enoughSince >= this.config.cohortWaitMs) return;
       } else {
@@ -402,7 +405,8 @@ export class JobRunner {
     const started = performance.now();
     this.deps.ledger.countRound();
     const plainScores = new Map<string, { score: number; norm2: number }>();
-    const cohort = selectCohort(this.available(), cfg.cohort, this.rng);
+    const free = this.available();
+    const cohort = selectCohort(free.trainers, Math.min(cfg.cohort, free.cap), this.rng);
     const pool: ShardRef[] = this.deps.datasets().flatMap((d) => d.shards.map((s) => ({
       datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
     })));

@@ -67,10 +67,14 @@ const ENDED: readonly string[] = ['DONE', 'FAILED', 'CANCELLED'];
 /** The files a finished job's model is downloaded as, in order. */
 export const MODEL_FILES = ['model.json', 'weights.bin', 'model-card.json'] as const;
 
+let tmpCount = 0;
+
 async function writeJson(file: string, value: unknown): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  await fsp.writeFile(`${file}.tmp`, JSON.stringify(value, null, 2));
-  await fsp.rename(`${file}.tmp`, file);
+  // A temporary name of its own: two jobs' rounds may write the same file at once.
+  const tmp = `${file}.${process.pid}.${++tmpCount}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(value, null, 2));
+  await fsp.rename(tmp, file);
 }
 
 export class JobManager {
@@ -258,18 +262,14 @@ export class JobManager {
    * its share of the eligible ones by priority x task weight among running jobs (never fewer
    * than its round needs).
    */
-  available(job: JobRunner): TrainerRecord[] {
+  available(job: JobRunner): { trainers: TrainerRecord[]; cap: number } {
     const eligible = job.eligible();
-    const others = this.running().filter((r) => r !== job);
-    const busy = new Set(others.flatMap((r) => r.busyTrainers()));
-    const free = eligible.filter((t) => !busy.has(t.nodeId));
+    const running = this.running();
+    const busy = new Set(running.filter((r) => r !== job).flatMap((r) => r.busyTrainers()));
     const weight = (r: JobRunner) => r.config.priority * r.config.taskWeight;
-    const total = this.running().reduce((s, r) => s + weight(r), 0);
+    const total = running.reduce((s, r) => s + weight(r), 0);
     const share = total > 0 ? Math.floor((eligible.length * weight(job)) / total) : eligible.length;
-    const cap = Math.max(job.minLive, share);
-    if (free.length <= cap) return free;
-    // Over its share: the ones it would pick anyway (selectCohort draws among them).
-    return free.slice(0, cap);
+    return { trainers: eligible.filter((t) => !busy.has(t.nodeId)), cap: Math.max(job.minLive, share) };
   }
 
   /** The task assigned to `nodeId` in any job's running round, waiting at most `ms`. */

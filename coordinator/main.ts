@@ -48,10 +48,14 @@ export interface CoordinatorHooks {
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
 }
 
+let tmpCount = 0;
+
 async function writeJson(file: string, value: unknown): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(`${file}.tmp`, JSON.stringify(value, null, 2));
-  await fs.rename(`${file}.tmp`, file);
+  // A temporary name of its own: two jobs' rounds may write the same file at once.
+  const tmp = `${file}.${process.pid}.${++tmpCount}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(value, null, 2));
+  await fs.rename(tmp, file);
 }
 
 /**
@@ -120,6 +124,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   let lastPublication: Publication | null = null;
   const publications: Publication[] = [];
   let closing = false;
+  let closed: Promise<void> | null = null;
   const grpc = createGrpcServer();
   grpc.server.addService(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -153,7 +158,13 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     lastPublication: () => lastPublication,
     publications: () => publications,
     done,
-    async close() {
+    close() {
+      closed ??= shutdown();
+      return closed;
+    },
+  };
+  async function shutdown(): Promise<void> {
+    {
       closing = true;
       await jobs.close();
       await grpc.close();
@@ -162,6 +173,6 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       await chain?.close();
       store.close();
       log.info('stopped');
-    },
-  };
+    }
+  }
 }
