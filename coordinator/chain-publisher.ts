@@ -36,6 +36,10 @@ export interface ChainPublisherOptions {
   log: Logger;
   /** Where commits wait for their reveal (kept across restarts). */
   pendingCommitsFile: string;
+  /** Sees the subnet's registered hotkeys whenever the metagraph is read (admission). */
+  onMetagraph?: (hotkeys: string[], block: number) => void;
+  /** How often the metagraph is read besides each publication (ms; default 30 s). */
+  metagraphRefreshMs?: number;
 }
 
 /** A connected publisher. */
@@ -52,6 +56,7 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
   const api: ApiPromise = await connectSubtensor(options.url);
   const sender = new ExtrinsicSender(api, pair);
   const first = await readMetagraph(api, options.netuid);
+  options.onMetagraph?.(first.neurons.map((n) => n.hotkey), first.block);
   const me = first.neurons.find((n) => n.hotkey === pair.address);
   if (!me) {
     await api.disconnect();
@@ -60,6 +65,12 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
   options.log.info('chain connected', { url: options.url, netuid: options.netuid, hotkey: pair.address, uid: me.uid, permit: me.validatorPermit });
   let lastSet = -Infinity;
   const store = new PendingCommitStore(options.pendingCommitsFile);
+  // Admission needs newly registered hotkeys without waiting for a round.
+  const refresh = options.onMetagraph ? setInterval(() => {
+    readMetagraph(api, options.netuid).then((mg) => options.onMetagraph!(mg.neurons.map((n) => n.hotkey), mg.block))
+      .catch((err: Error) => options.log.warn('metagraph not read', { error: err.message }));
+  }, options.metagraphRefreshMs ?? 30_000) : null;
+  refresh?.unref();
   return {
     hotkey: pair.address,
     async publish(scoreboard) {
@@ -72,6 +83,7 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
         }
       }
       const mg = await readMetagraph(api, options.netuid);
+      options.onMetagraph?.(mg.neurons.map((n) => n.hotkey), mg.block);
       if (mg.block - lastSet < mg.hyperparams.weightsSetRateLimit) {
         options.log.info('weights not set: rate limit', { block: mg.block, lastSet, limit: mg.hyperparams.weightsSetRateLimit });
         return null;
@@ -93,6 +105,7 @@ export async function startChainPublisher(options: ChainPublisherOptions): Promi
       return { block: mg.block, uids: w.uids, values: w.values, unmapped, mode, revealed };
     },
     async close() {
+      if (refresh) clearInterval(refresh);
       await api.disconnect();
     },
   };

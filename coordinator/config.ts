@@ -62,6 +62,10 @@ export const COORDINATOR_OPTIONS = {
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: 9460, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
+  auth: { type: 'string', default: 'open', choices: ['open', 'signed'], env: 'AQ_AUTH', description: 'signed: every request must carry a hotkey signature, timestamp and nonce (UNAUTHENTICATED otherwise), and the hotkey must be admitted by --allowlist or, with --chain, the subnet\'s metagraph (PERMISSION_DENIED otherwise); open: no signatures (loopback and tests)' },
+  allowlist: { type: 'string', default: '', env: 'AQ_ALLOWLIST', description: 'file of admitted hotkeys: an SS58 address a line, optionally followed by roles (trainer, dataset, researcher)' },
+  'lease-key-uri': { type: 'string', default: '', env: 'AQ_LEASE_KEY_URI', description: 'secret URI of the key that signs shard leases (default: the validator hotkey with --chain, else a new key each start); never printed' },
+  'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
   'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
   'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
@@ -84,6 +88,10 @@ export interface CoordinatorConfig {
   metricsPort: number;
   tlsCert: string;
   tlsKey: string;
+  /** Secret URI of the lease key ('' : the validator hotkey, or a key of this run). */
+  leaseKeyUri: string;
+  /** Signed requests and admission, or null for an open server. */
+  auth: { allowlist: string; maxSkewMs: number } | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -216,6 +224,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     }) : null,
   });
   checkTlsOptions(o['tls-cert'], o['tls-key'], '');
+  if (o.allowlist && o.auth !== 'signed') throw new ConfigError('allowlist', 'nothing unless --auth signed (an open server admits everyone)', JSON.stringify(o.allowlist));
   return Object.freeze({
     listen: o.listen,
     job: o.job ? job : null,
@@ -229,6 +238,8 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     metricsPort: o['metrics-port'],
     tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
     tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
+    leaseKeyUri: o['lease-key-uri'],
+    auth: o.auth === 'signed' ? Object.freeze({ allowlist: o.allowlist ? path.resolve(o.allowlist) : '', maxSkewMs: o['auth-max-skew'] * 1000 }) : null,
     logLevel: o['log-level'] as CoordinatorConfig['logLevel'],
   });
 }

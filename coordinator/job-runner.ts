@@ -32,6 +32,19 @@ import type { Logger } from '../src/util/log.js';
 import type { JobConfig } from './config.js';
 import type { CoordinatorStore } from './store.js';
 import type { NodeLedger } from './ledger.js';
+import { signLease } from '../src/wire/lease.js';
+import type { Signer } from '../src/wire/auth.js';
+import type { ShardLease } from '../src/wire/proto.js';
+
+/** How long a lease outlives its round's deadline (a trainer may still be reading a shard). */
+const LEASE_GRACE_MS = 60_000;
+
+/** One lease for each dataset node whose shards `trainer` was dealt. */
+function leasesFor(signer: Signer, trainer: string, shards: ShardRef[], expiresUnixMs: number): ShardLease[] {
+  const byNode = new Map<string, string[]>();
+  for (const s of shards) (byNode.get(s.datasetNodeId) ?? byNode.set(s.datasetNodeId, []).get(s.datasetNodeId)!).push(s.shardId);
+  return [...byNode].map(([datasetNodeId, shardIds]) => signLease(signer, { datasetNodeId, trainer, shardIds, expiresUnixMs }));
+}
 
 /** A dataset node as the coordinator knows it. */
 export interface DatasetRecord {
@@ -69,6 +82,8 @@ export interface JobRunnerDeps {
   taskChanged?: Notifier;
   /** The model, already built and checked against the coordinator's budgets. */
   model?: tf.LayersModel;
+  /** Signs each trainer's shard leases (absent: tasks carry none, and dataset nodes refuse them). */
+  leaseSigner?: Signer;
 }
 
 /** A completed round as the coordinator keeps it: the wire result plus who reported. */
@@ -423,6 +438,7 @@ export class JobRunner {
         },
         shards: dealt[i]!, deadlineUnixMs: deadlineMs,
       };
+      if (this.deps.leaseSigner) task.leases = leasesFor(this.deps.leaseSigner, c.nodeId, dealt[i]!, deadlineMs + LEASE_GRACE_MS);
       return { nodeId: c.nodeId, taskId, task };
     });
     let secure: SecureAggregation | null = null;

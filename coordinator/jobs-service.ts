@@ -9,6 +9,7 @@ import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import type { GetJobResponse, JobInfo, ModelFileHeader, BlobChunk } from '../src/wire/proto.js';
 import type { Logger } from '../src/util/log.js';
 import { parseJobSpec } from './job-spec.js';
+import { callerOf } from '../src/wire/auth.js';
 import type { JobManager } from './jobs.js';
 
 /** What the service needs. */
@@ -34,7 +35,7 @@ export function jobsServiceImpl(deps: JobsServiceDeps): UntypedServiceImplementa
       if (deps.closing()) throw new ShuttingDownError('coordinator');
       if (!req.spec.trim()) throw new InvalidFieldError('spec', 'a YAML or JSON job spec', 'an empty string');
       const { config, description } = parseJobSpec(req.spec);
-      const job = await jobs.start(config, { builtin: false, description });
+      const job = await jobs.start(config, { builtin: false, description, submittedBy: callerOf(req) });
       log.info('job submitted', { jobId: config.jobId, task: config.task, parameters: job.cost?.params, flops: job.cost?.flops, priority: config.priority });
       return jobs.info(job);
     }),

@@ -14,7 +14,12 @@ import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry } from '../src/rounds/node-registry.js';
 import { MaskPool } from '../src/secagg/mask-pool.js';
 import { startChainPublisher, type Publication } from './chain-publisher.js';
-import { coordinatorServiceImpl } from './service.js';
+import { coordinatorRole, coordinatorServiceImpl } from './service.js';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { loadSigner, RequestVerifier, signedService } from '../src/wire/auth.js';
+import { randomBytes } from 'node:crypto';
+import { toServiceError } from '../src/wire/status.js';
+import { AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/admission.js';
 import type { DatasetRecord, JobRunner, JobState } from './job-runner.js';
 import { JobManager } from './jobs.js';
 import { jobsServiceImpl } from './jobs-service.js';
@@ -28,6 +33,8 @@ import { serverCredentials } from '../src/wire/tls.js';
 export interface Coordinator {
   address: string;
   metricsAddress: string | null;
+  /** SS58 address of the key that signs shard leases. */
+  leaseKey: string;
   /** The built-in job (the one the flags describe); throws when it runs none (--job false). */
   job: JobRunner;
   /** Every job: the built-in one and the submitted ones. */
@@ -81,6 +88,7 @@ export function weightsReport(scoreboard: Scoreboard, rounds: number) {
 /** Starts the coordinator, its built-in job and the stored jobs it had not finished. */
 export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
   const log = createLogger('coordinator', { level: config.logLevel });
+  const allowlist = config.auth?.allowlist ? new AllowlistAdmission(config.auth.allowlist) : null;
   const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));
   const metrics = coordinatorMetrics();
   const registry = new NodeRegistry(config.liveTimeoutMs);
@@ -89,9 +97,12 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const maskPool = new MaskPool();
   const store = new CoordinatorStore(config.out);
   const ledger = new NodeLedger(registry, liveDatasets);
+  // Shard leases are signed with the validator hotkey when there is one, else a key of this run
+  // (dataset nodes learn it when they register, again after a restart).
+  const leaseSigner = await loadSigner(config.leaseKeyUri ? { uri: config.leaseKeyUri } : config.chain ? config.chain.hotkey : { uri: `0x${randomBytes(32).toString('hex')}` });
   let roundsDone = 0;
   const jobs = new JobManager({
-    maskPool, store, ledger, out: config.out, budget: config.budget,
+    maskPool, store, ledger, out: config.out, budget: config.budget, leaseSigner,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
       roundsDone++;
@@ -118,19 +129,33 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     await maskPool.close();
     throw err;
   }
+  // Signed requests: admitted by the allowlist and, with a chain, by the subnet's metagraph.
+  const metagraph = config.auth && config.chain ? new MetagraphAdmission(config.chain.netuid) : null;
   const chain = config.chain
-    ? await startChainPublisher({ ...config.chain, log: log.child('chain'), pendingCommitsFile: path.join(config.out, 'pending-commits.json') })
+    ? await startChainPublisher({
+      ...config.chain, log: log.child('chain'), pendingCommitsFile: path.join(config.out, 'pending-commits.json'),
+      onMetagraph: metagraph ? (hotkeys, block) => metagraph.update(hotkeys, block) : undefined,
+    })
     : null;
+  const parts = [allowlist, metagraph].filter((p): p is AllowlistAdmission | MetagraphAdmission => p !== null);
+  const verifier = config.auth ? new RequestVerifier({ maxSkewMs: config.auth.maxSkewMs, admission: parts.length ? new AnyAdmission(parts) : undefined }) : null;
+  if (config.auth && parts.length === 0) log.warn('signed requests without --allowlist or --chain: every valid signature is admitted');
+  if (!config.auth && !/^(127\.|localhost:|\[::1\])/.test(config.listen)) log.warn('listening beyond loopback with --auth open: anyone who reaches this port may register nodes and submit jobs');
   let lastPublication: Publication | null = null;
   const publications: Publication[] = [];
   let closing = false;
   let closed: Promise<void> | null = null;
   const grpc = createGrpcServer();
-  grpc.server.addService(coordinatorService, coordinatorServiceImpl({
-    jobs, ledger, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
+  const serve = (definition: ServiceDefinition, impl: UntypedServiceImplementation, roleOf: (method: string) => string) => {
+    if (!verifier) return grpc.server.addService(definition, impl);
+    const signed = signedService(definition, impl, verifier, roleOf, (err, method) => toServiceError(err, log, method));
+    grpc.server.addService(signed.definition, signed.impl);
+  };
+  serve(coordinatorService, coordinatorServiceImpl({
+    jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes,
-  }));
-  grpc.server.addService(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }));
+  }), coordinatorRole);
+  serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
@@ -150,6 +175,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   return {
     address,
     metricsAddress: metricsServer?.address ?? null,
+    leaseKey: leaseSigner.address,
     get job(): JobRunner {
       if (!builtin?.runner) throw new Error('this coordinator runs no built-in job (--job false)');
       return builtin.runner;

@@ -23,6 +23,7 @@ import type { DatasetRecord } from './job-runner.js';
 import type { JobManager } from './jobs.js';
 import type { NodeLedger } from './ledger.js';
 import { getTask } from '../src/tasks/index.js';
+import { checkNodeIsCaller } from '../src/wire/auth.js';
 
 /** Longest a GetTask call is held open. */
 export const MAX_TASK_WAIT_MS = 30_000;
@@ -32,6 +33,8 @@ export const MAX_UPDATE_BYTES = 256 << 20;
 /** What the service needs. */
 export interface CoordinatorServiceDeps {
   jobs: JobManager;
+  /** SS58 address of the key that signs shard leases (told to dataset nodes as they register). */
+  leaseKey: string;
   ledger: NodeLedger;
   registry: NodeRegistry;
   datasets: Map<string, DatasetRecord>;
@@ -61,6 +64,13 @@ function rejectReason(err: unknown): (typeof REJECT_REASONS)[number] {
   return 'other';
 }
 
+/** The admission role each method asks of a signed caller. */
+export function coordinatorRole(method: string): string {
+  if (method === 'RegisterDataset') return 'dataset';
+  if (method === 'Heartbeat' || method === 'GetScore' || method === 'GetStatus') return 'node';
+  return 'trainer';
+}
+
 /** Builds the handlers of `actiquest.v1.Coordinator`. */
 export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedServiceImplementation {
   const { log, registry, jobs, ledger, metrics } = deps;
@@ -78,6 +88,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
     RegisterTrainer: unary(log, 'RegisterTrainer', (req: RegisterTrainerRequest): RegisterTrainerResponse => {
       admit();
       checkId('node_id', req.nodeId);
+      checkNodeIsCaller('node_id', req.nodeId, req);
       const cap = req.capacity?.samplesPerSecond ?? 0;
       if (!(cap > 0) || !Number.isFinite(cap)) throw new InvalidFieldError('capacity.samples_per_second', 'a positive number', String(cap));
       if (req.identityKey.length !== 0 && req.identityKey.length !== 32) {
@@ -93,6 +104,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
     RegisterDataset: unary(log, 'RegisterDataset', (req: RegisterDatasetRequest): RegisterDatasetResponse => {
       admit();
       checkId('node_id', req.nodeId);
+      checkNodeIsCaller('node_id', req.nodeId, req);
       if (!/^[^\s:]+:\d{1,5}$/.test(req.address)) throw new InvalidFieldError('address', 'host:port', JSON.stringify(req.address));
       getTask(req.task);
       for (const s of req.shards) {
@@ -105,10 +117,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
         shards: req.shards.map((s) => ({ shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256 })),
       });
       log.info('dataset node registered', { nodeId: req.nodeId, address: req.address, shards: req.shards.length });
-      return { heartbeatIntervalMs: deps.heartbeatIntervalMs };
+      return { heartbeatIntervalMs: deps.heartbeatIntervalMs, leaseKey: deps.leaseKey };
     }),
 
     Heartbeat: unary(log, 'Heartbeat', (req: HeartbeatRequest): HeartbeatResponse => {
+      checkNodeIsCaller('node_id', req.nodeId, req);
       const ds = deps.datasets.get(req.nodeId);
       if (ds) {
         ds.lastSeenMs = Date.now();
@@ -130,6 +143,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
 
     GetTask: unary(log, 'GetTask', async (req: GetTaskRequest, signal): Promise<GetTaskResponse> => {
       admit();
+      checkNodeIsCaller('node_id', req.nodeId, req);
       if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
       const wait = Math.min(req.waitMs, MAX_TASK_WAIT_MS);
       const task = await jobs.waitForTask(req.nodeId, wait, signal);
@@ -151,7 +165,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       metrics.sentBytes.inc(bytes.length);
     }),
 
-    SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal) => {
+    SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal, call) => {
       let received: Buffer | null = null;
       try {
         admit();
@@ -163,6 +177,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
           if (msg.part === 'header') {
             if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
             header = msg.header;
+            checkNodeIsCaller('header.node_id', header.nodeId, call);
             job = jobs.runner(header.jobId);
             if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
             const round = job.current;
@@ -229,6 +244,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
 
     SecAggSubmit: unary(log, 'SecAggSubmit', (req: SecAggSubmitRequest): Record<string, never> => {
       admit();
+      checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
       switch (req.payload) {
         case 'advertisement': {
@@ -256,6 +272,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       if (req.stage !== 'SHARE_KEYS' && req.stage !== 'MASKED_INPUT' && req.stage !== 'UNMASK') {
         throw new InvalidFieldError('stage', 'SHARE_KEYS, MASKED_INPUT or UNMASK', JSON.stringify(req.stage));
       }
+      checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
       const r = await secure.awaitInput(req.nodeId, req.stage, Math.min(req.waitMs, MAX_TASK_WAIT_MS), signal);
       registry.touch(req.nodeId);

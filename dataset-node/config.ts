@@ -3,6 +3,9 @@
  * a frozen config.
  */
 import path from 'node:path';
+import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
+import type { HotkeySource } from '../src/chain/hotkey.js';
+import { checkLeaseKey } from '../src/wire/lease.js';
 import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 import { checkTlsOptions } from '../src/wire/tls.js';
@@ -27,6 +30,10 @@ export const DATASET_OPTIONS = {
   'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
   'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
   'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
+  auth: { type: 'string', default: 'open', choices: ['open', 'signed'], env: 'AQ_AUTH', description: 'signed: requests must be signed by a trainer\'s hotkey, the one its shard lease names (UNAUTHENTICATED otherwise); open: a lease is a bearer token' },
+  'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
+  'coordinator-key': { type: 'string', default: '', env: 'AQ_COORDINATOR_KEY', description: 'SS58 address of the coordinator\'s lease key to accept; empty: the key the coordinator names when this node registers (trust it over TLS)' },
+  ...HOTKEY_OPTIONS,
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
 } as const satisfies OptionTable;
 
@@ -51,11 +58,26 @@ export interface DatasetConfig {
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
+  /** The hotkey that signs this node's requests to the coordinator (null: unsigned). */
+  hotkey: HotkeySource | null;
+  /** Take signed requests only. */
+  signed: boolean;
+  maxSkewMs: number;
+  /** The lease key to accept ('' : the one the coordinator names). */
+  coordinatorKey: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const DATASET_USAGE = 'actiquest dataset [options]';
 export const DATASET_SUMMARY = 'Serves shards of labelled human-motion data to trainers that the coordinator sends.';
+
+function checkKey(key: string): string {
+  try {
+    return checkLeaseKey(key);
+  } catch {
+    throw new ConfigError('coordinator-key', 'an SS58 address', JSON.stringify(key));
+  }
+}
 
 /** Parses flags and environment into a frozen config. */
 export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DatasetConfig {
@@ -85,6 +107,10 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
     tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
     tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
+    hotkey: hotkeySourceOf(o),
+    signed: o.auth === 'signed',
+    maxSkewMs: o['auth-max-skew'] * 1000,
+    coordinatorKey: o['coordinator-key'] ? checkKey(o['coordinator-key']) : '',
     logLevel: o['log-level'] as DatasetConfig['logLevel'],
   });
 }

@@ -3,6 +3,12 @@
  * the coordinator and keep the registration alive with heartbeats.
  */
 import { createLogger } from '../src/util/log.js';
+import { nodeIdentity } from '../src/node/hotkey-options.js';
+import { checkLeaseKey, leaseCryptoReady } from '../src/wire/lease.js';
+import { RequestVerifier, signedService } from '../src/wire/auth.js';
+import { toServiceError } from '../src/wire/status.js';
+import { makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, type RegisterDatasetResponse } from '../src/wire/proto.js';
 import { createGrpcServer } from '../src/wire/server.js';
 import { serverCredentials, useTlsForClients } from '../src/wire/tls.js';
 import { datasetService } from '../src/wire/proto.js';
@@ -20,7 +26,12 @@ export interface DatasetNode {
 }
 
 /** Starts a dataset node with `config`. */
-export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNode> {
+export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNode> {
+  const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
+  const config = { ...given, nodeId };
+  await leaseCryptoReady();
+  // The key leases must be signed with: pinned by a flag, or the one the coordinator names.
+  let leaseKey = config.coordinatorKey;
   const log = createLogger(`dataset.${config.nodeId}`, { level: config.logLevel });
   useTlsForClients(config.tlsCa);
   const stop = new AbortController();
@@ -32,16 +43,32 @@ export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNo
   const metrics = datasetMetrics();
   let closing = false;
   const grpc = createGrpcServer();
-  grpc.server.addService(datasetService, datasetServiceImpl({
-    nodeId: config.nodeId, store, chunkBytes: config.chunkBytes, metrics, log, closing: () => closing,
-  }));
+  const impl = datasetServiceImpl({
+    nodeId: config.nodeId, store, chunkBytes: config.chunkBytes, metrics, log, closing: () => closing, leaseKey: () => leaseKey,
+  });
+  if (config.signed) {
+    // The lease binds a request to a trainer; the signature proves the caller is that trainer.
+    const signed = signedService(datasetService, impl, new RequestVerifier({ maxSkewMs: config.maxSkewMs }), () => 'trainer', (err, m) => toServiceError(err, log, m));
+    grpc.server.addService(signed.definition, signed.impl);
+  } else {
+    grpc.server.addService(datasetService, impl);
+  }
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   const advertise = config.advertise || address;
   log.info('listening', { grpc: address, advertise, metrics: metricsServer?.address ?? null, shards: store.shards.length });
+  const coordinatorClient = config.coordinator ? makeClient(CoordinatorClient, config.coordinator, undefined, signer) : null;
   const registration = config.coordinator
     ? keepRegistered({
       coordinator: config.coordinator, log, signal: stop.signal, nodeId: config.nodeId,
+      client: coordinatorClient!,
+      onRegistered: (res: RegisterDatasetResponse) => {
+        if (config.coordinatorKey && res.leaseKey !== config.coordinatorKey) {
+          log.error('the coordinator signs leases with a key other than --coordinator-key; its leases will be refused', { pinned: config.coordinatorKey, named: res.leaseKey });
+        } else if (!config.coordinatorKey && res.leaseKey) {
+          leaseKey = checkLeaseKey(res.leaseKey);
+        }
+      },
       register: { method: 'RegisterDataset', request: { nodeId: config.nodeId, address: advertise, task: store.task, shards: store.shards } },
     })
     : Promise.resolve();
@@ -52,6 +79,7 @@ export async function startDatasetNode(config: DatasetConfig): Promise<DatasetNo
       closing = true;
       stop.abort();
       await registration.catch(() => {});
+      coordinatorClient?.close();
       await grpc.close();
       await metricsServer?.close();
       log.info('stopped');

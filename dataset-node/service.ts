@@ -5,6 +5,8 @@ import { encodeBlob } from '../src/wire/blob.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import type { GetManifestResponse, StreamShardRequest, BlobPart } from '../src/wire/proto.js';
 import type { ShardStore } from './shard-store.js';
+import { checkLease } from '../src/wire/lease.js';
+import { callerOf } from '../src/wire/auth.js';
 import type { DatasetMetrics } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/log.js';
 
@@ -17,6 +19,8 @@ export interface DatasetServiceDeps {
   log: Logger;
   /** True once shutdown began: new streams are refused with UNAVAILABLE. */
   closing: () => boolean;
+  /** The coordinator's lease key ('' until known). */
+  leaseKey: () => string;
 }
 
 /** Builds the handlers of `actiquest.v1.Dataset`. */
@@ -29,6 +33,7 @@ export function datasetServiceImpl(deps: DatasetServiceDeps): UntypedServiceImpl
     StreamShard: serverStream<StreamShardRequest, BlobPart>(log, 'StreamShard', async (req, send, signal) => {
       if (deps.closing()) throw new ShuttingDownError('dataset node');
       if (!req.shardId) throw new InvalidFieldError('shard_id', 'a shard id from the manifest', 'an empty string');
+      checkLease(req.lease, { datasetNodeId: deps.nodeId, coordinatorKey: deps.leaseKey(), shardId: req.shardId, caller: callerOf(req) });
       const bytes = await store.read(req.shardId);
       const { header, chunks } = encodeBlob(bytes, deps.chunkBytes);
       await send({ part: 'header', header });

@@ -8,6 +8,8 @@ import { parseOptions, type OptionTable } from '../src/util/options.js';
 import { ConfigError } from '../src/errors.js';
 import { checkTlsOptions } from '../src/wire/tls.js';
 import { BACKENDS } from '../src/model/backend.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
+import type { HotkeySource } from '../src/chain/hotkey.js';
 
 export const TRAINER_OPTIONS = {
   coordinator: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR', description: 'coordinator host:port' },
@@ -19,6 +21,7 @@ export const TRAINER_OPTIONS = {
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: 9462, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
   'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
+  ...HOTKEY_OPTIONS,
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
 } as const satisfies OptionTable;
 
@@ -33,6 +36,8 @@ export interface TrainerConfig {
   metricsHost: string;
   metricsPort: number;
   tlsCa: string;
+  /** The hotkey that signs requests (null: unsigned); with one, the node id is its address. */
+  hotkey: HotkeySource | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -42,8 +47,10 @@ export const TRAINER_SUMMARY = 'Trains the coordinator\'s model on shards stream
 /** Parses flags and environment into a frozen config. */
 export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): TrainerConfig {
   const o = parseOptions(TRAINER_OPTIONS, argv, env, TRAINER_USAGE, TRAINER_SUMMARY);
-  const nodeId = o['node-id'] || `trainer-${os.hostname()}-${process.pid}`;
-  if (!/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ : - (1 to 128)', JSON.stringify(nodeId));
+  const hotkey = hotkeySourceOf(o);
+  // With a hotkey the id is its address, settled when the key is opened (nodeIdentity).
+  const nodeId = o['node-id'] || (hotkey ? '' : `trainer-${os.hostname()}-${process.pid}`);
+  if (nodeId && !/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ : - (1 to 128)', JSON.stringify(nodeId));
   if (!/^[^\s:]+:\d{1,5}$/.test(o.coordinator)) throw new ConfigError('coordinator', 'host:port', JSON.stringify(o.coordinator));
   checkTlsOptions('', '', o['tls-ca']);
   return Object.freeze({
@@ -56,6 +63,7 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
     tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
+    hotkey,
     logLevel: o['log-level'] as TrainerConfig['logLevel'],
   });
 }

@@ -9,6 +9,7 @@ import { selectBackend } from '../src/model/backend.js';
 import { trainerMetrics, serveMetrics } from '../src/metrics/index.js';
 import { keepRegistered, sleep } from '../src/node/registration.js';
 import { callUnary, makeClient } from '../src/wire/client.js';
+import { nodeIdentity } from '../src/node/hotkey-options.js';
 import { useTlsForClients } from '../src/wire/tls.js';
 import { hasStatus } from '../src/wire/status.js';
 import { CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/proto.js';
@@ -30,18 +31,20 @@ export interface TrainerHooks {
 }
 
 /** Starts a trainer with `config`. */
-export async function startTrainer(config: TrainerConfig, hooks: TrainerHooks = {}): Promise<TrainerNode> {
-  useTlsForClients(config.tlsCa);
+export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {}): Promise<TrainerNode> {
+  useTlsForClients(given.tlsCa);
+  const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
+  const config = { ...given, nodeId };
   const log = createLogger(`trainer.${config.nodeId}`, { level: config.logLevel });
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
-  const coordinator = makeClient(CoordinatorClient, config.coordinator);
+  const coordinator = makeClient(CoordinatorClient, config.coordinator, undefined, signer);
   // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
   const identity = generateIdentity();
-  const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
+  const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
   let currentTask = '';
   let taskAbort: AbortController | null = null;
   let registered = false;

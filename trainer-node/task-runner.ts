@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Client } from '@grpc/grpc-js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import { callClientStream, callServerStream, makeClient } from '../src/wire/client.js';
-import { DatasetClient, type BlobPart, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { DatasetClient, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology } from '../src/model/spec.js';
 import { clippedDelta, getFlatParams, setFlatParams } from '../src/model/params.js';
@@ -17,6 +17,7 @@ import { getTask } from '../src/tasks/index.js';
 import { sleep } from '../src/node/registration.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
 import type { Identity } from '../src/crypto/identity.js';
+import type { Signer } from '../src/wire/auth.js';
 import { SecureSession } from './secure-session.js';
 import { MaskPool } from '../src/secagg/mask-pool.js';
 import type { Logger } from '../src/util/log.js';
@@ -40,6 +41,8 @@ export class TaskRunner {
       log: Logger;
       delayPerBatchMs: number;
       identity: Identity;
+      /** Signs requests to dataset nodes (null: unsigned). */
+      signer?: Signer | null;
       /** Sees each quantized input before it is masked (tests of what the coordinator learns). */
       onQuantized?: (taskId: string, q: Uint32Array) => void;
     },
@@ -57,7 +60,7 @@ export class TaskRunner {
   private datasetClient(address: string): Client {
     let c = this.datasetClients.get(address);
     if (!c) {
-      c = makeClient(DatasetClient, address);
+      c = makeClient(DatasetClient, address, undefined, this.deps.signer);
       this.datasetClients.set(address, c);
     }
     return c;
@@ -76,10 +79,10 @@ export class TaskRunner {
     return bytes;
   }
 
-  private async fetchShard(ref: ShardRef, taskName: string, signal: AbortSignal): Promise<{ count: number; features: Float32Array; labels: Uint8Array }> {
+  private async fetchShard(ref: ShardRef, taskName: string, lease: ShardLease | undefined, signal: AbortSignal): Promise<{ count: number; features: Float32Array; labels: Uint8Array }> {
     const cached = this.shardCache.get(ref.sha256);
     if (cached) return cached;
-    const stream = callServerStream<BlobPart>(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId }, { timeoutMs: 60_000, signal });
+    const stream = callServerStream<BlobPart>(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId, lease: lease ?? null }, { timeoutMs: 60_000, signal });
     const bytes = await this.receiveBlob(stream, { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 });
     const { header, samples } = decodeShard(bytes);
     if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
@@ -100,7 +103,7 @@ export class TaskRunner {
     const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
       for (let ref = queue.shift(); ref; ref = queue.shift()) {
         try {
-          parts.push(await this.fetchShard(ref, task.task, signal));
+          parts.push(await this.fetchShard(ref, task.task, task.leases?.find((l) => l.datasetNodeId === ref.datasetNodeId), signal));
         } catch (err) {
           // A shard that is not what its dataset node listed is reported and left out; the
           // rest still train.

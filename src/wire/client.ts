@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { channelOptions } from './server.js';
 import { clientCredentials } from './tls.js';
+import { signedMetadata, type Signer } from './auth.js';
 
 /** Per-call options: every outbound call has a deadline. */
 export interface CallOptions {
@@ -13,13 +14,30 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** Makes a client of `Ctor` for `address` with the project's channel options. */
+/** The hotkey that signs each client's calls. */
+const signers = new WeakMap<grpc.Client, Signer>();
+
+/**
+ * Makes a client of `Ctor` for `address` with the project's channel options; with `signer`,
+ * every call it makes through these helpers is signed (auth.ts).
+ */
 export function makeClient<C extends grpc.Client>(
   Ctor: new (address: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => C,
   address: string,
   credentials = clientCredentials(),
+  signer?: Signer | null,
 ): C {
-  return new Ctor(address, credentials, channelOptions());
+  const client = new Ctor(address, credentials, channelOptions());
+  if (signer) signers.set(client, signer);
+  return client;
+}
+
+/** The metadata of a call: signed when the client has a signer. */
+function metadataFor(client: grpc.Client, method: string, request: unknown, stream = false): grpc.Metadata {
+  const signer = signers.get(client);
+  if (!signer) return new grpc.Metadata();
+  const def = (client.constructor as unknown as { service: grpc.ServiceDefinition }).service[method]!;
+  return signedMetadata(signer, def.path, stream ? null : def.requestSerialize(request));
 }
 
 type AnyClient = Record<string, (...args: never[]) => unknown>;
@@ -46,7 +64,7 @@ export function callUnary<Res>(client: grpc.Client, method: string, request: unk
   ) => grpc.ClientUnaryCall;
   return new Promise<Res>((resolve, reject) => {
     let unlink = () => {};
-    const call = fn.call(client, request, new grpc.Metadata(), { deadline: deadline(options.timeoutMs) }, (err, res) => {
+    const call = fn.call(client, request, metadataFor(client, method, request), { deadline: deadline(options.timeoutMs) }, (err, res) => {
       unlink();
       if (err) reject(err);
       else resolve(res);
@@ -60,7 +78,7 @@ export function callServerStream<Res>(client: grpc.Client, method: string, reque
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     req: unknown, md: grpc.Metadata, opts: grpc.CallOptions,
   ) => grpc.ClientReadableStream<Res>;
-  const call = fn.call(client, request, new grpc.Metadata(), { deadline: deadline(options.timeoutMs) });
+  const call = fn.call(client, request, metadataFor(client, method, request), { deadline: deadline(options.timeoutMs) });
   const unlink = linkSignal(call, options.signal);
   call.once('close', unlink);
   return call as grpc.ClientReadableStream<Res> & AsyncIterable<Res>;
@@ -79,7 +97,7 @@ export async function callClientStream<Req, Res>(
   let unlink = () => {};
   let call!: grpc.ClientWritableStream<Req>;
   const result = new Promise<Res>((resolve, reject) => {
-    call = fn.call(client, new grpc.Metadata(), { deadline: deadline(options.timeoutMs) }, (err, res) => {
+    call = fn.call(client, metadataFor(client, method, null, true), { deadline: deadline(options.timeoutMs) }, (err, res) => {
       unlink();
       if (err) reject(err);
       else resolve(res);

@@ -49,7 +49,8 @@ export interface ShardInfo { shardId: string; numSamples: number; sha256: string
 export interface RegisterTrainerRequest { nodeId: string; capacity: TrainerCapacity | null; version: string; identityKey: Buffer }
 export interface RegisterTrainerResponse { nodeId: string; heartbeatIntervalMs: number; maxChunkBytes: number }
 export interface RegisterDatasetRequest { nodeId: string; address: string; task: string; shards: ShardInfo[] }
-export interface RegisterDatasetResponse { heartbeatIntervalMs: number }
+export interface RegisterDatasetResponse { heartbeatIntervalMs: number; leaseKey: string }
+export interface ShardLease { datasetNodeId: string; trainer: string; shardIds: string[]; expiresUnixMs: number; coordinator: string; signature: Buffer }
 export interface ShardFault { datasetNodeId: string; shardId: string; reason: string }
 export interface HeartbeatRequest { nodeId: string; taskId: string; shardFaults?: ShardFault[] }
 export interface HeartbeatResponse { taskActive: boolean }
@@ -57,6 +58,7 @@ export interface GetTaskRequest { nodeId: string; waitMs: number }
 export interface Task {
   taskId: string; jobId: string; round: number; task: string; model: ModelRef | null;
   train: TrainConfig | null; shards: ShardRef[]; deadlineUnixMs: number; secagg?: SecAggConfig | null;
+  leases?: ShardLease[];
 }
 export type GetTaskResponse =
   | { result: 'task'; task: Task; retryAfterMs?: number }
@@ -79,7 +81,7 @@ export interface JobStatus {
 }
 export interface GetStatusResponse { jobs: JobStatus[]; liveTrainers: number; datasetNodes: number }
 export interface GetManifestResponse { nodeId: string; task: string; shards: ShardInfo[] }
-export interface StreamShardRequest { shardId: string }
+export interface StreamShardRequest { shardId: string; lease?: ShardLease | null }
 
 export interface SecAggConfig {
   roundId: string; groupId: string; members: string[]; identityKeys: Buffer[]; neighbours: number; threshold: number;

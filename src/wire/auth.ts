@@ -1,0 +1,243 @@
+/**
+ * Signed requests. Every call carries, as metadata, the caller's hotkey (SS58), a timestamp, a
+ * nonce and an sr25519 signature (the hotkey's, as Bittensor uses) over
+ *
+ *   "actiquest/v1 request" \n <method path> \n <sha256 hex of the request body> \n <timestamp ms> \n <nonce>
+ *
+ * The body is the serialized request message of unary and server-streaming calls; a
+ * client-streaming call (an update upload) signs the empty body, and its messages are bound to
+ * the caller by the node id in its header, which must be the signer's address, and by TLS.
+ *
+ * A server refuses with UNAUTHENTICATED a request without these headers, with a signature that
+ * does not verify, a timestamp outside its window, or a nonce it has seen within the window (a
+ * replay), each with the reason; an admission policy (allowlist file, subnet metagraph) then
+ * refuses hotkeys it does not admit with PERMISSION_DENIED.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { Keyring } from '@polkadot/keyring';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { cryptoWaitReady, decodeAddress, encodeAddress, sr25519Verify } from '@polkadot/util-crypto';
+import { ActiquestError } from '../errors.js';
+import { hotkeySecret, type HotkeySource } from '../chain/hotkey.js';
+
+export const HEADER_HOTKEY = 'x-aq-hotkey';
+export const HEADER_TIMESTAMP = 'x-aq-timestamp';
+export const HEADER_NONCE = 'x-aq-nonce';
+export const HEADER_SIGNATURE = 'x-aq-signature-bin';
+
+/** How far a request's timestamp may be from the server's clock, by default. */
+export const DEFAULT_MAX_SKEW_MS = 60_000;
+
+const EMPTY_DIGEST = createHash('sha256').digest();
+
+/** A request that fails authentication. */
+export class UnauthenticatedError extends ActiquestError {
+  readonly kind = 'unauthenticated';
+  constructor(readonly header: string, readonly expected: string, readonly got: string) {
+    super(`${header}: expected ${expected}, got ${got}`);
+  }
+}
+
+/** An authenticated caller the admission policy does not admit. */
+export class NotAdmittedError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly address: string, readonly role: string, readonly why: string) {
+    super(`hotkey ${address}: not admitted as a ${role} (${why})`);
+  }
+}
+
+/** What signs requests: an sr25519 hotkey. */
+export interface Signer {
+  address: string;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+/** A signer from a secret URI or a btcli hotkey file (the secret is never logged). */
+export async function loadSigner(source: HotkeySource): Promise<Signer> {
+  await cryptoWaitReady();
+  const pair: KeyringPair = new Keyring({ type: 'sr25519', ss58Format: 42 }).addFromUri(await hotkeySecret(source));
+  return { address: pair.address, sign: (m) => pair.sign(m) };
+}
+
+/** The bytes a request's signature covers. */
+export function signedPayload(path: string, bodyDigest: Buffer, timestamp: string, nonce: string): Buffer {
+  return Buffer.from(`actiquest/v1 request\n${path}\n${bodyDigest.toString('hex')}\n${timestamp}\n${nonce}`);
+}
+
+/** Metadata that signs a call of `path` whose serialized request is `body` (null: a client stream). */
+export function signedMetadata(signer: Signer, path: string, body: Buffer | null, now = Date.now()): grpc.Metadata {
+  const md = new grpc.Metadata();
+  const timestamp = String(now);
+  const nonce = randomBytes(16).toString('hex');
+  const digest = body ? createHash('sha256').update(body).digest() : EMPTY_DIGEST;
+  md.set(HEADER_HOTKEY, signer.address);
+  md.set(HEADER_TIMESTAMP, timestamp);
+  md.set(HEADER_NONCE, nonce);
+  md.set(HEADER_SIGNATURE, Buffer.from(signer.sign(signedPayload(path, digest, timestamp, nonce))));
+  return md;
+}
+
+/** Which hotkeys may call as which role. */
+export interface Admission {
+  /** Throws {@link NotAdmittedError} when `address` may not act as `role`. */
+  check(address: string, role: string): void;
+}
+
+/** Options of a {@link RequestVerifier}. */
+export interface VerifierOptions {
+  maxSkewMs?: number;
+  admission?: Admission;
+  now?: () => number;
+}
+
+/**
+ * Checks signed requests: headers, timestamp window, nonce freshness, signature, admission.
+ * Nonces are remembered for twice the window (a request older than that is refused as stale).
+ */
+export class RequestVerifier {
+  private readonly seen = new Map<string, number>();
+  private readonly maxSkewMs: number;
+  private readonly now: () => number;
+  private lastPrune = 0;
+
+  constructor(private readonly options: VerifierOptions = {}) {
+    this.maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Verifies a call's metadata against its path and body digest; returns the caller's address. */
+  verify(path: string, md: grpc.Metadata, bodyDigest: Buffer | null, role: string): string {
+    const one = (h: string) => {
+      const v = md.get(h);
+      return v.length === 1 ? v[0]! : undefined;
+    };
+    const hotkey = one(HEADER_HOTKEY), timestamp = one(HEADER_TIMESTAMP), nonce = one(HEADER_NONCE), signature = one(HEADER_SIGNATURE);
+    if (hotkey === undefined && timestamp === undefined && nonce === undefined && signature === undefined) {
+      throw new UnauthenticatedError('request signature', `${HEADER_HOTKEY}, ${HEADER_TIMESTAMP}, ${HEADER_NONCE} and ${HEADER_SIGNATURE} metadata (this server takes signed requests only)`, 'none');
+    }
+    if (typeof hotkey !== 'string') throw new UnauthenticatedError(HEADER_HOTKEY, 'one SS58 address', hotkey === undefined ? 'none' : 'binary');
+    let publicKey: Uint8Array;
+    try {
+      publicKey = decodeAddress(hotkey);
+      if (publicKey.length !== 32) throw new Error('length');
+    } catch {
+      throw new UnauthenticatedError(HEADER_HOTKEY, 'an SS58 address', JSON.stringify(hotkey.slice(0, 64)));
+    }
+    if (typeof timestamp !== 'string' || !/^\d{1,15}$/.test(timestamp)) {
+      throw new UnauthenticatedError(HEADER_TIMESTAMP, 'milliseconds since the epoch', JSON.stringify(String(timestamp ?? 'none').slice(0, 32)));
+    }
+    const age = this.now() - Number(timestamp);
+    if (Math.abs(age) > this.maxSkewMs) {
+      throw new UnauthenticatedError(HEADER_TIMESTAMP, `a time within ${this.maxSkewMs / 1000} s of the server's clock (a stale or post-dated request)`, `${(Math.abs(age) / 1000).toFixed(1)} s ${age > 0 ? 'old' : 'ahead'}`);
+    }
+    if (typeof nonce !== 'string' || !/^[0-9a-f]{16,64}$/.test(nonce)) {
+      throw new UnauthenticatedError(HEADER_NONCE, '16 to 64 lowercase hex digits', JSON.stringify(String(nonce ?? 'none').slice(0, 80)));
+    }
+    if (!Buffer.isBuffer(signature) || signature.length !== 64) {
+      throw new UnauthenticatedError(HEADER_SIGNATURE, 'a 64-byte sr25519 signature', Buffer.isBuffer(signature) ? `${signature.length} bytes` : 'none');
+    }
+    const payload = signedPayload(path, bodyDigest ?? EMPTY_DIGEST, timestamp, nonce);
+    if (!sr25519Verify(payload, signature, publicKey)) {
+      throw new UnauthenticatedError(HEADER_SIGNATURE, `a signature by ${hotkey} over the method, body digest, timestamp and nonce`, 'one that does not verify');
+    }
+    // Only a request whose signature verifies may use up a nonce.
+    this.prune();
+    const key = `${hotkey}/${nonce}`;
+    if (this.seen.has(key)) throw new UnauthenticatedError(HEADER_NONCE, 'a nonce not used before', `one ${hotkey} already used (a replayed request)`);
+    this.seen.set(key, Number(timestamp) + 2 * this.maxSkewMs);
+    const caller = encodeAddress(publicKey, 42);
+    this.options.admission?.check(caller, role);
+    return caller;
+  }
+
+  /** Forgets nonces whose requests would now be refused as stale anyway. */
+  private prune(): void {
+    const now = this.now();
+    if (now - this.lastPrune < 1000) return;
+    this.lastPrune = now;
+    for (const [k, until] of this.seen) if (until < now) this.seen.delete(k);
+  }
+}
+
+/** A node-scoped request names a node other than the hotkey that signed it. */
+export class NodeIdMismatchError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly field: string, readonly caller: string, readonly got: string) {
+    super(`${field}: expected the signing hotkey's address ${caller}, got ${JSON.stringify(got)}`);
+  }
+}
+
+/** Checks that a signed request's node id is its signer's address (no-op on an open server). */
+export function checkNodeIsCaller(field: string, nodeId: string, reqOrCall: unknown): void {
+  const caller = callerOf(reqOrCall);
+  if (caller && nodeId !== caller) throw new NodeIdMismatchError(field, caller, nodeId);
+}
+
+/** The caller's address a verified request or call carries (empty when the server is open). */
+const CALLER = Symbol('actiquest.caller');
+
+/** The hotkey that signed the request (or call, for client streams); '' on an open server. */
+export function callerOf(reqOrCall: unknown): string {
+  return (reqOrCall as { [CALLER]?: string } | null)?.[CALLER] ?? '';
+}
+
+const BODY_DIGEST = Symbol('actiquest.bodyDigest');
+
+/** Normalises an address to the generic SS58 format (prefix 42). */
+export function ss58(address: string): string {
+  return encodeAddress(decodeAddress(address), 42);
+}
+
+/**
+ * A service definition and handlers that take signed requests only: each request body's digest
+ * is kept as it is deserialized, each call verified before its handler runs, and the caller's
+ * address put on the request (or, for client streams, the call) for {@link callerOf}.
+ * `roleOf(method)` names the role admission checks for each method.
+ */
+export function signedService(
+  definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, verifier: RequestVerifier,
+  roleOf: (method: string) => string, onError: (err: unknown, method: string) => Partial<grpc.ServiceError>,
+): { definition: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [name, m] of Object.entries(definition as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    def[name] = m.requestStream ? m : {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        const req = m.requestDeserialize(buf) as Record<symbol, unknown>;
+        Object.defineProperty(req, BODY_DIGEST, { value: createHash('sha256').update(buf).digest() });
+        return req;
+      },
+    };
+    const handler = impl[name] as (...args: unknown[]) => void;
+    const check = (call: { metadata: grpc.Metadata; request?: unknown }): string => {
+      const digest = m.requestStream ? null : ((call.request as Record<symbol, Buffer>)[BODY_DIGEST] ?? null);
+      const caller = verifier.verify(m.path, call.metadata, digest ?? (m.requestStream ? null : EMPTY_DIGEST), roleOf(name));
+      const target = m.requestStream ? call : call.request;
+      Object.defineProperty(target, CALLER, { value: caller });
+      return caller;
+    };
+    out[name] = (m.responseStream
+      ? (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        try {
+          check(call);
+        } catch (err) {
+          call.emit('error', onError(err, name));
+          return;
+        }
+        handler(call);
+      }
+      : (call: grpc.ServerUnaryCall<unknown, unknown> & { resume?: () => void }, callback: grpc.sendUnaryData<unknown>) => {
+        try {
+          check(call);
+        } catch (err) {
+          call.resume?.();
+          callback(onError(err, name) as grpc.ServiceError);
+          return;
+        }
+        handler(call, callback);
+      }) as grpc.UntypedHandleCall;
+  }
+  return { definition: def as grpc.ServiceDefinition, impl: out };
+}

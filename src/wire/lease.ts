@@ -1,0 +1,82 @@
+/**
+ * Shard leases: the coordinator signs, for each trainer of a round and each dataset node its
+ * shards come from, which shards that trainer may read there and until when; the dataset node
+ * serves a shard only against such a lease. See `ShardLease` in types.proto.
+ */
+import { cryptoWaitReady, decodeAddress, sr25519Verify } from '@polkadot/util-crypto';
+import { ActiquestError, InvalidFieldError } from '../errors.js';
+import type { Signer } from './auth.js';
+import type { ShardLease } from './proto.js';
+
+/** A lease that does not let this request read this shard. */
+export class LeaseRefusedError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly field: string, readonly expected: string, readonly got: string) {
+    super(`${field}: expected ${expected}, got ${got}`);
+  }
+}
+
+/** A lease whose signature is not the coordinator's. */
+export class LeaseSignatureError extends ActiquestError {
+  readonly kind = 'unauthenticated';
+  constructor(readonly expected: string, readonly got: string) {
+    super(`lease.signature: expected ${expected}, got ${got}`);
+  }
+}
+
+/** The bytes a lease's signature covers. */
+export function leasePayload(l: Omit<ShardLease, 'signature'>): Buffer {
+  return Buffer.from(['actiquest/v1 lease', l.datasetNodeId, l.trainer, l.shardIds.join(','), String(l.expiresUnixMs), l.coordinator].join('\n'));
+}
+
+/** Signs a lease with the coordinator's key. */
+export function signLease(signer: Signer, l: Omit<ShardLease, 'signature' | 'coordinator'>): ShardLease {
+  const unsigned = { ...l, coordinator: signer.address };
+  return { ...unsigned, signature: Buffer.from(signer.sign(leasePayload(unsigned))) };
+}
+
+/** What a dataset node checks a lease against. */
+export interface LeaseCheck {
+  /** This dataset node's id. */
+  datasetNodeId: string;
+  /** The coordinator's lease key (SS58), or '' when not yet known. */
+  coordinatorKey: string;
+  shardId: string;
+  /** The signed requester's address ('' on an open server: the lease is a bearer token). */
+  caller: string;
+  now?: number;
+}
+
+/** Throws unless `lease` lets this request read `shardId` here, now. */
+export function checkLease(lease: ShardLease | null | undefined, c: LeaseCheck): void {
+  if (!lease) throw new LeaseRefusedError('lease', 'a shard lease signed by the coordinator (it comes with the task)', 'none');
+  if (!c.coordinatorKey) throw new LeaseRefusedError('lease', 'a coordinator this node has registered with (it names the lease key)', 'none yet');
+  if (lease.coordinator !== c.coordinatorKey) throw new LeaseSignatureError(`a lease signed by the coordinator's key ${c.coordinatorKey}`, `one from ${JSON.stringify(lease.coordinator.slice(0, 64))}`);
+  let ok = false;
+  try {
+    ok = lease.signature.length === 64 && sr25519Verify(leasePayload(lease), lease.signature, decodeAddress(c.coordinatorKey));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new LeaseSignatureError(`the coordinator's signature over the lease's fields`, 'one that does not verify (a forged or altered lease)');
+  if (lease.datasetNodeId !== c.datasetNodeId) throw new LeaseRefusedError('lease.dataset_node_id', `this node, ${c.datasetNodeId}`, `${JSON.stringify(lease.datasetNodeId)} (a lease for another node)`);
+  const now = c.now ?? Date.now();
+  if (!(lease.expiresUnixMs > now)) throw new LeaseRefusedError('lease.expires_unix_ms', 'a time still to come', `${((now - lease.expiresUnixMs) / 1000).toFixed(1)} s ago (an expired lease)`);
+  if (!lease.shardIds.includes(c.shardId)) throw new LeaseRefusedError('lease.shard_ids', `a list holding ${c.shardId}`, JSON.stringify(lease.shardIds.slice(0, 8)));
+  if (c.caller && lease.trainer !== c.caller) throw new LeaseRefusedError('lease.trainer', `the signing hotkey ${c.caller}`, `${JSON.stringify(lease.trainer)} (another trainer's lease)`);
+}
+
+/** Waits for the sr25519 wasm (once per process) before leases are signed or checked. */
+export async function leaseCryptoReady(): Promise<void> {
+  await cryptoWaitReady();
+}
+
+/** Checks a lease key handed over at registration. */
+export function checkLeaseKey(key: string): string {
+  try {
+    if (decodeAddress(key).length !== 32) throw new Error();
+  } catch {
+    throw new InvalidFieldError('lease_key', 'an SS58 address', JSON.stringify(key.slice(0, 64)));
+  }
+  return key;
+}
