@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { CoordinatorStore, decodeCheckpoint, encodeCheckpoint } from './store.js';
@@ -19,11 +20,31 @@ describe('coordinator store', () => {
     expect(b.aggregateTrain(next, sum)).toEqual(a.aggregateTrain(next, sum));
   });
 
+  it('migrates a version-1 file (before submitted jobs) in place, keeping its job as the built-in one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-store-'));
+    try {
+      const old = new Database(path.join(dir, 'coordinator.db'));
+      old.exec(`CREATE TABLE jobs (job_id TEXT PRIMARY KEY, config TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+        CREATE TABLE rounds (job_id TEXT NOT NULL REFERENCES jobs(job_id), round INTEGER NOT NULL, record TEXT NOT NULL, groups TEXT NOT NULL, checkpoint TEXT NOT NULL, PRIMARY KEY (job_id, round));
+        INSERT INTO jobs VALUES ('job-1', '{}', 'RUNNING', 1, 2);
+        INSERT INTO rounds VALUES ('job-1', 1, '{"loss":1}', '[]', 'abc');
+        PRAGMA user_version = 1;`);
+      old.close();
+      const s = new CoordinatorStore(dir);
+      expect(s.schemaVersion).toBe(2);
+      expect(s.jobs()).toEqual([{ jobId: 'job-1', state: 'RUNNING', spec: '', builtin: true, description: '', submittedBy: '', createdMs: 1, updatedMs: 2 }]);
+      expect(s.rounds('job-1').map((r) => r.round)).toEqual([1]);
+      s.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('migrates a new file to the current schema, records rounds once, and keeps them across reopening', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-store-'));
     try {
       const s = new CoordinatorStore(dir);
-      expect(s.schemaVersion).toBe(1);
+      expect(s.schemaVersion).toBe(2);
       s.saveJob('j', '{}', 'RUNNING');
       const digest = s.writeCheckpoint({ params: new Float32Array([1, 2, 3]), strategy: {} });
       s.saveRound('j', 1, { loss: 1 }, [], digest);

@@ -83,8 +83,11 @@ function checkKey(key: string): string {
 export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DatasetConfig {
   const o = parseOptions(DATASET_OPTIONS, argv, env, DATASET_USAGE, DATASET_SUMMARY);
   if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
-  const nodeId = o['node-id'] || o.seed;
-  if (!/^[\w.-]{1,64}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(nodeId));
+  const hotkey = hotkeySourceOf(o);
+  const dirName = o['node-id'] || o.seed;
+  // With a hotkey the id is its address, settled when the key is opened (nodeIdentity).
+  const nodeId = o['node-id'] || (hotkey ? '' : o.seed);
+  if (!/^[\w.-]{1,64}$/.test(dirName)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(dirName));
   if (o.coco && o.task !== 'pose') throw new ConfigError('coco', 'nothing unless --task pose (COCO is keypoint data)', JSON.stringify(o.coco));
   if (o['coco-images'] && !o.coco) throw new ConfigError('coco-images', 'nothing without --coco', JSON.stringify(o['coco-images']));
   checkTlsOptions(o['tls-cert'], o['tls-key'], o['tls-ca']);
@@ -100,14 +103,14 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     alpha: o.alpha,
     coco: o.coco ? path.resolve(o.coco) : '',
     cocoImages: o['coco-images'] ? path.resolve(o['coco-images']) : '',
-    dataDir: path.resolve(o['data-dir'], nodeId),
+    dataDir: path.resolve(o['data-dir'], dirName),
     chunkBytes: o['chunk-bytes'],
     metricsHost: o['metrics-host'],
     metricsPort: o['metrics-port'],
     tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
     tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
     tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
-    hotkey: hotkeySourceOf(o),
+    hotkey,
     signed: o.auth === 'signed',
     maxSkewMs: o['auth-max-skew'] * 1000,
     coordinatorKey: o['coordinator-key'] ? checkKey(o['coordinator-key']) : '',

@@ -40,7 +40,7 @@ describe('model families', () => {
   }, 120_000);
 
   it('refuses specs that do not fit, naming the field', () => {
-    expect(() => validateModelSpec({ family: 'resnet' })).toThrow('model.family: expected "mlp", "cnn" or "vit"');
+    expect(() => validateModelSpec({ family: 'resnet' })).toThrow('model.family: expected "mlp", "cnn", "vit" or "layers"');
     expect(() => validateModelSpec({ family: 'cnn', widths: [] })).toThrow('model.widths: expected a list of 1 to 8 integers 1 to 1024');
     expect(() => validateModelSpec({ family: 'vit', patch: 8, dim: 30, depth: 2, heads: 4 })).toThrow('model.dim: expected a multiple of heads (4)');
     expect(() => buildModel({ family: 'vit', patch: 12, dim: 32, depth: 1, heads: 4 }, pose.inputShape, pose.head)).toThrow("model.patch: expected a divisor of the input's 64 x 64");

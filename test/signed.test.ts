@@ -1,0 +1,108 @@
+/**
+ * Signed requests and admission end to end: a coordinator that takes signed requests only, an
+ * allowlist, trainers and a dataset node with hotkeys, shard leases. The job trains with every
+ * node known by its hotkey's address; then bad signatures, stale timestamps, replays, hotkeys not
+ * admitted (or admitted for another role), node ids that are not the signer, and bad leases are
+ * each refused with their status and reason.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Metadata, status } from '@grpc/grpc-js';
+import { Harness, grpcError } from './helpers.js';
+import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/proto.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+describe('signed requests', () => {
+  it('trains with hotkey-signed nodes and refuses bad signatures, replays, strangers and bad leases', async () => {
+    h = new Harness();
+    const [t0, t1, t2, ds, researcher, mallory, leaseKey] = await Promise.all(['T0', 'T1', 'T2', 'Ds', 'Researcher', 'Mallory', 'Lease'].map(dev));
+    const allow = path.join(h.dir, 'allowlist');
+    fs.writeFileSync(allow, [
+      '# trainers', `${t0!.address} trainer`, `${t1!.address} trainer`, `${t2!.address} trainer`,
+      `${ds!.address} dataset`, `${researcher!.address} researcher   # may submit jobs`, '',
+    ].join('\n'));
+    const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--lease-key-uri', '//Lease', '--secure-aggregation', 'false',
+      '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '0']);
+    expect(c.leaseKey).toBe(leaseKey!.address);
+    const d = await h.dataset(c.address, 'ds-signed', ['--hotkey-uri', '//Ds', '--auth', 'signed']);
+    for (const t of ['T0', 'T1', 'T2']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
+    await c.done;
+    expect(c.job.history).toHaveLength(2);
+    expect(new Set(c.job.history.flatMap((r) => r.reporters))).toEqual(new Set([t0!.address, t1!.address, t2!.address]));
+    expect(c.job.history[0]!.datasets).toEqual([ds!.address]);
+
+    const coord = makeClient(CoordinatorClient, c.address);
+    const jobs = makeClient(JobsClient, c.address);
+    const data = makeClient(DatasetClient, d.address);
+    h.defer(() => { coord.close(); jobs.close(); data.close(); });
+    const hb = (nodeId: string) => ({ nodeId, taskId: '' });
+    const replayed = sign(coord, 'Heartbeat', t0!, hb(t0!.address));
+    await rawUnary(coord, 'Heartbeat', hb(t0!.address), replayed);
+    const asT0 = makeClient(DatasetClient, d.address, undefined, t0);
+    const asResearcher = makeClient(JobsClient, c.address, undefined, researcher);
+    h.defer(() => { asT0.close(); asResearcher.close(); });
+    const manifest = await callUnary<GetManifestResponse>(asT0, 'GetManifest', {}, { timeoutMs: 5000 });
+    const shard = manifest.shards[0]!.shardId;
+    const stream = (signer: typeof t0, l: unknown) => grpcError(rawStream(data, 'StreamShard', { shardId: shard, lease: l }, sign(data, 'StreamShard', signer!, { shardId: shard, lease: l })));
+
+    const cases: [string, () => Promise<{ code: status; details: string }>, status, RegExp][] = [
+      ['unsigned request', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), new Metadata())), status.UNAUTHENTICATED,
+        /^request signature: expected x-aq-hotkey, x-aq-timestamp, x-aq-nonce and x-aq-signature-bin metadata \(this server takes signed requests only\), got none$/],
+      ['signature by another key', () => {
+        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address));
+        md.set('x-aq-hotkey', t0!.address);
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      ['body changed after signing', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { body: hb(t1!.address) }))),
+        status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by .* got one that does not verify$/],
+      ['stale timestamp', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { now: Date.now() - 120_000 }))),
+        status.UNAUTHENTICATED, /^x-aq-timestamp: expected a time within 60 s of the server's clock \(a stale or post-dated request\), got 1\d\d\.\d s old$/],
+      ['replayed nonce', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), replayed)), status.UNAUTHENTICATED,
+        /^x-aq-nonce: expected a nonce not used before, got one 5\w+ already used \(a replayed request\)$/],
+      ['hotkey not in the allowlist', () => grpcError(rawUnary(coord, 'Heartbeat', hb(mallory!.address), sign(coord, 'Heartbeat', mallory!, hb(mallory!.address)))),
+        status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a node \(not in the allowlist .*allowlist\)$/],
+      ['researcher registering a trainer', () => {
+        const req = { nodeId: researcher!.address, capacity: { samplesPerSecond: 10 } };
+        return grpcError(rawUnary(coord, 'RegisterTrainer', req, sign(coord, 'RegisterTrainer', researcher!, req)));
+      }, status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a trainer \(the allowlist .* gives it other roles\)$/],
+      ['trainer submitting a job', () => grpcError(rawUnary(jobs, 'SubmitJob', { spec: 'task: exercise' }, sign(jobs, 'SubmitJob', t0!, { spec: 'task: exercise' }))),
+        status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a researcher/],
+      ['node id other than the signer', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t1!.address), sign(coord, 'Heartbeat', t0!, hb(t1!.address)))),
+        status.PERMISSION_DENIED, /^node_id: expected the signing hotkey's address 5\w+, got "5\w+"$/],
+      ['shard without a lease', () => stream(t0, null), status.PERMISSION_DENIED, /^lease: expected a shard lease signed by the coordinator/],
+      ['forged lease', () => {
+        const forged = { ...lease(mallory!, ds!.address, t0!.address, [shard]), coordinator: leaseKey!.address };
+        return stream(t0, forged);
+      }, status.UNAUTHENTICATED, /^lease\.signature: expected the coordinator's signature over the lease's fields, got one that does not verify/],
+      ['lease altered to add a shard', () => {
+        const l = lease(leaseKey!, ds!.address, t0!.address, ['other']);
+        return stream(t0, { ...l, shardIds: ['other', shard] });
+      }, status.UNAUTHENTICATED, /^lease\.signature: /],
+      ['expired lease', () => stream(t0, lease(leaseKey!, ds!.address, t0!.address, [shard], Date.now() - 5_000)), status.PERMISSION_DENIED,
+        /^lease\.expires_unix_ms: expected a time still to come, got \d+\.\d s ago \(an expired lease\)$/],
+      ['lease for another dataset node', () => stream(t0, lease(leaseKey!, 'elsewhere', t0!.address, [shard])), status.PERMISSION_DENIED,
+        /^lease\.dataset_node_id: expected this node, 5\w+, got "elsewhere" \(a lease for another node\)$/],
+      ['lease of another trainer', () => stream(t0, lease(leaseKey!, ds!.address, t1!.address, [shard])), status.PERMISSION_DENIED,
+        /^lease\.trainer: expected the signing hotkey 5\w+, got "5\w+" \(another trainer's lease\)$/],
+      ['lease without this shard', () => stream(t0, lease(leaseKey!, ds!.address, t0!.address, ['other'])), status.PERMISSION_DENIED,
+        /^lease\.shard_ids: expected a list holding /],
+    ];
+    const got: string[] = [];
+    for (const [name, call, code, message] of cases) {
+      const e = await call();
+      got.push(`${name}: ${status[e.code]} ${e.details}`);
+      expect(status[e.code], `${name}: ${e.details}`).toBe(status[code]);
+      expect(e.details, name).toMatch(message);
+    }
+    // A good lease still streams the shard; the researcher may list jobs.
+    const good = { shardId: shard, lease: lease(leaseKey!, ds!.address, t0!.address, [shard]) };
+    expect(await rawStream(data, 'StreamShard', good, sign(data, 'StreamShard', t0!, good))).toBeGreaterThan(1);
+    const listed = await callUnary<{ jobs: { jobId: string }[] }>(asResearcher, 'ListJobs', {}, { timeoutMs: 5000 });
+    expect(listed.jobs.map((j) => j.jobId)).toEqual(['job-1']);
+  });
+});
