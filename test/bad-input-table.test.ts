@@ -1,16 +1,21 @@
 /**
- * A table of bad requests across the coordinator's and the dataset node's services, sent before
- * any trainer joins: each is refused with its gRPC status and a message saying what was
- * expected; afterwards both services still serve, the job runs its round as if nothing had
- * happened, and the coordinator's store holds exactly that round.
+ * One table of bad requests across every service (the coordinator's Coordinator and Jobs, the
+ * dataset node's Dataset), against nodes that take signed requests only, sent before any
+ * trainer joins. Each is refused with its gRPC status and a message saying what was expected.
+ * Afterwards every service still serves, no job was added, the job runs its round as if nothing
+ * had happened, and the coordinator's store holds exactly that round of exactly that job.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import path from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { Metadata, credentials, status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
-import { callServerStream, callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, DatasetClient } from '../src/wire/proto.js';
+import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
+import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type UpdateHeader } from '../src/wire/proto.js';
+import { encodeBlob } from '../src/wire/blob.js';
 import { CoordinatorStore } from '../coordinator/store.js';
+import { getTask } from '../src/tasks/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -22,40 +27,116 @@ async function collect(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) { /* drain */ }
 }
 
+/** The exercise task's input shape. */
+const X = getTask('exercise').inputShape;
+
+const spec = (extra: string) => `task: exercise\nrounds: 1\nsecureAggregation: { enabled: false }\n${extra}`;
+
+/** A Sequential topology (snake_case, as model.toJSON() writes it) over `input`. */
+const topology = (input: number[], layers: [string, Record<string, unknown>][]) => JSON.stringify({
+  class_name: 'Sequential',
+  config: { name: 's', layers: layers.map(([class_name, config], i) => ({ class_name, config: i === 0 ? { ...config, batch_input_shape: [null, ...input] } : config })) },
+});
+
 describe('bad input, table', () => {
   it('refuses each bad request with its status and a message naming what was expected, and changes nothing', async () => {
     h = new Harness();
-    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16',
-      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
-    const ds = await h.dataset(c.address, 'ds-a');
-    const coord = makeClient(CoordinatorClient, c.address);
-    const data = makeClient(DatasetClient, ds.address);
-    h.defer(() => { coord.close(); data.close(); });
-    // A registered prober, to reach checks past registration.
-    await callUnary(coord, 'RegisterTrainer', { nodeId: 'prober', capacity: { samplesPerSecond: 10 } }, T);
+    const [prober, ghost, mallory, leaseKey, t0, t1, ds] = await Promise.all(['Prober', 'Ghost', 'Mallory', 'Lease', 'T0', 'T1', 'Ds'].map(dev));
+    const allow = path.join(h.dir, 'allowlist');
+    fs.writeFileSync(allow, [prober, ghost, t0, t1, ds].map((s) => s!.address).join('\n'));
+    const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--lease-key-uri', '//Lease', '--secure-aggregation', 'false',
+      '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
+    const d = await h.dataset(c.address, 'ds-a', ['--hotkey-uri', '//Ds', '--auth', 'signed']);
+    const P = prober!.address, G = ghost!.address, D = ds!.address;
+    const coord = makeClient(CoordinatorClient, c.address, undefined, prober);
+    const asGhost = makeClient(CoordinatorClient, c.address, undefined, ghost);
+    const jobs = makeClient(JobsClient, c.address, undefined, prober);
+    const data = makeClient(DatasetClient, d.address, undefined, prober);
+    const raw = makeClient(CoordinatorClient, c.address);
+    // A client that sends more than the servers take (the project's clients refuse to).
+    const unlimited = new JobsClient(c.address, credentials.createInsecure(), { 'grpc.max_send_message_length': 64 << 20 });
+    h.defer(() => { for (const x of [coord, asGhost, jobs, data, raw, unlimited]) x.close(); });
+    // A registered prober, to reach checks past registration; a shard id to lease.
+    await callUnary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 10 } }, T);
+    const shard = (await callUnary<GetManifestResponse>(data, 'GetManifest', {}, T)).shards[0]!.shardId;
+    const hb = { nodeId: P, taskId: '' };
+    const replay = sign(raw, 'Heartbeat', prober!, hb);
+    await rawUnary(raw, 'Heartbeat', hb, replay);
 
     const unary = (client: typeof coord, method: string, req: unknown) => grpcError(callUnary(client, method, req, T));
     const stream = (client: typeof coord, method: string, req: unknown) => grpcError(collect(callServerStream(client, method, req, T)));
-    const fault = { datasetNodeId: 'ds-a', shardId: 'x', reason: 'r' };
+    const upload = (msgs: BlobPart<UpdateHeader>[]) => grpcError(callClientStream(coord, 'SubmitUpdate', msgs, T));
+    const blob = encodeBlob(Buffer.alloc(64), 32);
+    const header = (over: Partial<UpdateHeader>): BlobPart<UpdateHeader> => ({
+      part: 'header', header: { nodeId: P, taskId: 't', jobId: 'job-1', round: 1, numSamples: 1, trainLoss: 0, numParams: 16, blob: blob.header, trainSeconds: 1, ...over },
+    });
+    const shardWith = (l: unknown, shardId = shard) => stream(data, 'StreamShard', { shardId, lease: l });
+    const fault = { datasetNodeId: D, shardId: 'x', reason: 'r' };
     const cases: [string, () => Promise<{ code: status; details: string }>, status, RegExp][] = [
+      // Registration, lookups, scores.
       ['RegisterTrainer, empty id', () => unary(coord, 'RegisterTrainer', { nodeId: '', capacity: { samplesPerSecond: 1 } }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128/],
-      ['RegisterTrainer, id too long', () => unary(coord, 'RegisterTrainer', { nodeId: 'n'.repeat(129), capacity: { samplesPerSecond: 1 } }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128/],
-      ['RegisterTrainer, negative capacity', () => unary(coord, 'RegisterTrainer', { nodeId: 'x', capacity: { samplesPerSecond: -3 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number, got -3$/],
-      ['RegisterTrainer, identity key of 5 bytes', () => unary(coord, 'RegisterTrainer', { nodeId: 'x', capacity: { samplesPerSecond: 1 }, identityKey: Buffer.alloc(5) }), status.INVALID_ARGUMENT, /identity_key: expected/],
-      ['Heartbeat, unknown node', () => unary(coord, 'Heartbeat', { nodeId: 'ghost', taskId: '' }), status.NOT_FOUND, /^node ghost: not registered/],
-      ['Heartbeat, 1001 shard faults', () => unary(coord, 'Heartbeat', { nodeId: 'prober', taskId: '', shardFaults: Array(1001).fill(fault) }), status.INVALID_ARGUMENT, /^shard_faults: expected at most 1000 a heartbeat, got 1001$/],
-      ['GetTask, unknown node', () => unary(coord, 'GetTask', { nodeId: 'ghost', waitMs: 0 }), status.NOT_FOUND, /^node ghost: not registered/],
+      ['RegisterTrainer, negative capacity', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: -3 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number, got -3$/],
+      ['RegisterTrainer, identity key of 5 bytes', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1 }, identityKey: Buffer.alloc(5) }), status.INVALID_ARGUMENT, /^identity_key: expected 32 bytes/],
+      ['Heartbeat, unknown node', () => unary(asGhost, 'Heartbeat', { nodeId: G, taskId: '' }), status.NOT_FOUND, /^node 5\w+: not registered/],
+      ['Heartbeat, 1001 shard faults', () => unary(coord, 'Heartbeat', { nodeId: P, taskId: '', shardFaults: Array(1001).fill(fault) }), status.INVALID_ARGUMENT, /^shard_faults: expected at most 1000 a heartbeat, got 1001$/],
+      ['GetTask, unknown node', () => unary(asGhost, 'GetTask', { nodeId: G, waitMs: 0 }), status.NOT_FOUND, /^node 5\w+: not registered/],
       ['GetScore, bad id', () => unary(coord, 'GetScore', { nodeId: 'a b' }), status.INVALID_ARGUMENT, /^node_id: expected an id/],
-      ['GetScore, not scored yet', () => unary(coord, 'GetScore', { nodeId: 'prober' }), status.NOT_FOUND, /^node prober: no score yet/],
+      ['GetScore, not scored yet', () => unary(coord, 'GetScore', { nodeId: P }), status.NOT_FOUND, /^node 5\w+: no score yet/],
+      ['RegisterDataset, bad digest', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 1, sha256: 'zz' }] }), status.INVALID_ARGUMENT, /^shards\[s\]\.sha256: expected 64 hex digits, got "zz"$/],
+      ['RegisterDataset, unknown task', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'dance', shards: [] }), status.INVALID_ARGUMENT, /^task: expected one of exercise, pose, got "dance"$/],
+      ['RegisterDataset, empty shard', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 0, sha256: hex64 }] }), status.INVALID_ARGUMENT, /num_samples: expected a positive count, got 0/],
+      ['RegisterDataset, no address', () => unary(coord, 'RegisterDataset', { nodeId: P, address: '', task: 'exercise', shards: [] }), status.INVALID_ARGUMENT, /^address: expected host:port/],
+      // Models and updates.
       ['FetchGlobalModel, unknown job', () => stream(coord, 'FetchGlobalModel', { jobId: 'other', round: 1 }), status.NOT_FOUND, /^job other: not found$/],
       ['FetchGlobalModel, future round', () => stream(coord, 'FetchGlobalModel', { jobId: 'job-1', round: 7 }), status.NOT_FOUND, /^job job-1: round 7 not found; the current round is 1$/],
-      ['SecAggSubmit, no secure round', () => unary(coord, 'SecAggSubmit', { nodeId: 'prober', taskId: 't', advertisement: { nodeId: 'prober' } }), status.FAILED_PRECONDITION, /expected/],
-      ['RegisterDataset, bad digest', () => unary(coord, 'RegisterDataset', { nodeId: 'd2', address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 1, sha256: 'zz' }] }), status.INVALID_ARGUMENT, /^shards\[s\]\.sha256: expected 64 hex digits, got "zz"$/],
-      ['RegisterDataset, unknown task', () => unary(coord, 'RegisterDataset', { nodeId: 'd2', address: 'h:1', task: 'dance', shards: [] }), status.INVALID_ARGUMENT, /^task: expected one of exercise, pose, got "dance"$/],
-      ['RegisterDataset, empty shard', () => unary(coord, 'RegisterDataset', { nodeId: 'd2', address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 0, sha256: hex64 }] }), status.INVALID_ARGUMENT, /num_samples: expected/],
-      ['RegisterDataset, no address', () => unary(coord, 'RegisterDataset', { nodeId: 'd2', address: '', task: 'exercise', shards: [] }), status.INVALID_ARGUMENT, /^address: expected/],
-      ['StreamShard, unknown shard', () => stream(data, 'StreamShard', { shardId: 'nope' }), status.NOT_FOUND, /^shard nope: /],
-      ['StreamShard, empty id', () => stream(data, 'StreamShard', { shardId: '' }), status.INVALID_ARGUMENT, /^shard_id: expected/],
+      ['SubmitUpdate, unknown job', () => upload([header({ jobId: 'other' })]), status.NOT_FOUND, /^job other: not found$/],
+      ['SubmitUpdate, no round taking updates', () => upload([header({})]), status.FAILED_PRECONDITION, /^job job-1: expected no update \(no round in TRAIN\), got one for round 1$/],
+      ['SubmitUpdate, chunk before header', () => upload([{ part: 'chunk', chunk: blob.chunks[0]! }]), status.INVALID_ARGUMENT, /^SubmitUpdateRequest: expected a header first, got a chunk$/],
+      ['SubmitUpdate, empty stream', () => upload([]), status.INVALID_ARGUMENT, /^SubmitUpdateRequest: expected a header and chunks, got an empty stream$/],
+      ['SubmitUpdate, for another node', () => upload([header({ nodeId: G })]), status.PERMISSION_DENIED, /^header\.node_id: expected the signing hotkey's address 5\w+, got "5\w+"$/],
+      ['SecAggSubmit, no secure round', () => unary(coord, 'SecAggSubmit', { nodeId: P, taskId: 't', advertisement: { nodeId: P } }), status.FAILED_PRECONDITION, /^job job-1: expected a round with secure aggregation in progress, got none$/],
+      ['SecAggAwait, unknown stage', () => unary(coord, 'SecAggAwait', { nodeId: P, taskId: 't', stage: 'LATER', waitMs: 0 }), status.INVALID_ARGUMENT, /^stage: expected SHARE_KEYS, MASKED_INPUT or UNMASK, got "LATER"$/],
+      // Signatures and admission.
+      ['unsigned request', () => grpcError(rawUnary(raw, 'Heartbeat', hb, new Metadata())), status.UNAUTHENTICATED, /^request signature: expected x-aq-hotkey, .* got none$/],
+      ['signature by another key', () => {
+        const md = sign(raw, 'Heartbeat', mallory!, hb);
+        md.set('x-aq-hotkey', P);
+        return grpcError(rawUnary(raw, 'Heartbeat', hb, md));
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      ['stale timestamp', () => grpcError(rawUnary(raw, 'Heartbeat', hb, sign(raw, 'Heartbeat', prober!, hb, { now: Date.now() - 300_000 }))), status.UNAUTHENTICATED, /^x-aq-timestamp: expected a time within 60 s .* got 30\d\.\d s old$/],
+      ['replayed nonce', () => grpcError(rawUnary(raw, 'Heartbeat', hb, replay)), status.UNAUTHENTICATED, /^x-aq-nonce: expected a nonce not used before, got one 5\w+ already used \(a replayed request\)$/],
+      ['hotkey not admitted', () => grpcError(rawUnary(raw, 'Heartbeat', { nodeId: mallory!.address, taskId: '' }, sign(raw, 'Heartbeat', mallory!, { nodeId: mallory!.address, taskId: '' }))), status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a node \(not in the allowlist/],
+      ['node id other than the signer', () => unary(coord, 'Heartbeat', { nodeId: G, taskId: '' }), status.PERMISSION_DENIED, /^node_id: expected the signing hotkey's address 5\w+, got "5\w+"$/],
+      // Shards and leases.
+      ['StreamShard, empty id', () => shardWith(null, ''), status.INVALID_ARGUMENT, /^shard_id: expected a shard id from the manifest, got an empty string$/],
+      ['StreamShard, no lease', () => shardWith(null), status.PERMISSION_DENIED, /^lease: expected a shard lease signed by the coordinator/],
+      ['StreamShard, forged lease', () => shardWith({ ...lease(mallory!, D, P, [shard]), coordinator: leaseKey!.address }), status.UNAUTHENTICATED, /^lease\.signature: expected the coordinator's signature over the lease's fields, got one that does not verify/],
+      ['StreamShard, lease of another coordinator', () => shardWith(lease(mallory!, D, P, [shard])), status.UNAUTHENTICATED, /^lease\.signature: expected a lease signed by the coordinator's key 5\w+, got one from "5\w+"$/],
+      ['StreamShard, expired lease', () => shardWith(lease(leaseKey!, D, P, [shard], Date.now() - 1_000)), status.PERMISSION_DENIED, /^lease\.expires_unix_ms: expected a time still to come, got \d+\.\d s ago \(an expired lease\)$/],
+      ['StreamShard, foreign lease', () => shardWith(lease(leaseKey!, 'elsewhere', P, [shard])), status.PERMISSION_DENIED, /^lease\.dataset_node_id: expected this node, 5\w+, got "elsewhere"/],
+      ['StreamShard, another trainer\'s lease', () => shardWith(lease(leaseKey!, D, G, [shard])), status.PERMISSION_DENIED, /^lease\.trainer: expected the signing hotkey 5\w+, got "5\w+" \(another trainer's lease\)$/],
+      ['StreamShard, unknown shard', () => shardWith(lease(leaseKey!, D, P, ['nope']), 'nope'), status.NOT_FOUND, /^shard nope: not in this node's manifest$/],
+      // Job specs and jobs.
+      ['SubmitJob, not YAML', () => unary(jobs, 'SubmitJob', { spec: 'task: [exercise' }), status.INVALID_ARGUMENT, /^spec: expected a YAML or JSON job spec, got /],
+      ['SubmitJob, unknown field', () => unary(jobs, 'SubmitJob', { spec: spec('epochs: 3') }), status.INVALID_ARGUMENT, /^job\.epochs: expected no such field \(known: rounds, cohort, .*\), got 3$/],
+      ['SubmitJob, unknown task', () => unary(jobs, 'SubmitJob', { spec: 'task: juggling' }), status.INVALID_ARGUMENT, /^job\.task: expected one of exercise, pose, got "juggling"$/],
+      ['SubmitJob, minTrainers above cohort', () => unary(jobs, 'SubmitJob', { spec: spec('cohort: 2\nminTrainers: 3') }), status.INVALID_ARGUMENT, /^job\.minTrainers: expected at most cohort \(2\), got 3$/],
+      ['SubmitJob, over the parameter budget', () => unary(jobs, 'SubmitJob', { spec: spec('model: { family: mlp, hidden: [4096, 4096] }') }), status.INVALID_ARGUMENT, /^model: expected at most 5,000,000 parameters \(the coordinator's --max-params budget\), got 23,\d{3},\d{3} parameters$/],
+      ['SubmitJob, over the FLOP budget', () => unary(jobs, 'SubmitJob', { spec: `task: pose\nsecureAggregation: { enabled: false }\nmodel: { family: layers, topology: ${topology([64, 64, 3], [['Conv2D', { filters: 512, kernel_size: [11, 11], padding: 'same' }], ['GlobalAveragePooling2D', {}], ['Dense', { units: 34, activation: 'sigmoid' }]])} }` }),
+        status.INVALID_ARGUMENT, /^model: expected at most 1,000,000,000 forward FLOPs a sample \(the coordinator's --max-flops budget\), got 1,5\d\d,\d{3},\d{3} FLOPs$/],
+      ['SubmitJob, a layer type not allowed', () => unary(jobs, 'SubmitJob', { spec: spec(`model: { family: layers, topology: ${topology(X, [['Reshape', { target_shape: [X[0]! / 51, 51] }], ['LSTM', { units: 8 }], ['Dense', { units: 7, activation: 'softmax' }]])} }`) }),
+        status.INVALID_ARGUMENT, /^model\.topology layer 1 \(LSTM\)\.class_name: expected one of InputLayer, Dense, .*, got "LSTM"$/],
+      ['SubmitJob, input shape not the task\'s', () => unary(jobs, 'SubmitJob', { spec: spec(`model: { family: layers, topology: ${topology([100], [['Dense', { units: 7, activation: 'softmax' }]])} }`) }),
+        status.INVALID_ARGUMENT, new RegExp(`^model input shape: expected \\[${X[0]}\\] \\(the task's input\\), got \\[100\\]$`)],
+      ['SubmitJob, spec over 1 MiB', () => unary(jobs, 'SubmitJob', { spec: `# ${'x'.repeat(1 << 20)}\ntask: exercise` }), status.INVALID_ARGUMENT, /^spec: expected at most 1048576 bytes, got 1048593 bytes$/],
+      ['SubmitJob, message over the transport limit', () => {
+        const big = { spec: 'x'.repeat(5 << 20) };
+        return grpcError(rawUnary(unlimited, 'SubmitJob', big, sign(unlimited, 'SubmitJob', prober!, big)));
+      }, status.RESOURCE_EXHAUSTED, /^Received message larger than max \(\d+ vs \d+\)$/],
+      ['SubmitJob, job id taken', () => unary(jobs, 'SubmitJob', { spec: spec('id: job-1') }), status.ALREADY_EXISTS, /^job job-1: already exists; expected a new job id/],
+      ['CancelJob, unknown job', () => unary(jobs, 'CancelJob', { jobId: 'ghost-job' }), status.NOT_FOUND, /^job ghost-job: not found$/],
+      ['GetJob, bad id', () => unary(jobs, 'GetJob', { jobId: '../etc' }), status.INVALID_ARGUMENT, /^job_id: expected a job id/],
+      ['DownloadModel, job not done', () => stream(jobs, 'DownloadModel', { jobId: 'job-1' }), status.FAILED_PRECONDITION, /^job job-1: expected a DONE job \(its model is written when the last round completes\), got RUNNING$/],
     ];
     const got: string[] = [];
     for (const [name, call, code, details] of cases) {
@@ -63,16 +144,18 @@ describe('bad input, table', () => {
       got.push(`${name}: ${status[err.code]} ${err.details}`);
       expect({ name, code: status[err.code], details: details.test(err.details) ? 'as expected' : err.details }).toEqual({ name, code: status[code], details: 'as expected' });
     }
-    expect(got).toHaveLength(18);
+    expect(got.length).toBeGreaterThanOrEqual(45);
 
-    // Still serving; nothing recorded; the round runs as usual.
-    expect((await callUnary<{ shards: unknown[] }>(data, 'GetManifest', {}, T)).shards.length).toBeGreaterThan(0);
-    for (const id of ['t0', 't1']) await h.trainer(c.address, id);
+    // Still serving; no job added; the round runs as usual.
+    expect((await callUnary<GetManifestResponse>(data, 'GetManifest', {}, T)).shards.length).toBeGreaterThan(0);
+    expect((await callUnary<{ jobs: { jobId: string }[] }>(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
+    for (const t of ['T0', 'T1']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
     expect(await c.done).toBe('DONE');
-    expect(c.job.history.map((r) => [r.round, r.participants])).toEqual([[1, 2]]);
+    expect(c.job.history.map((r) => [r.round, r.participants, [...r.reporters].sort()])).toEqual([[1, 2, [t0!.address, t1!.address].sort()]]);
     await c.close();
     const store = new CoordinatorStore(path.join(h.dir, 'out'));
     try {
+      expect(store.jobs().map((j) => [j.jobId, j.state])).toEqual([['job-1', 'DONE']]);
       expect(store.rounds('job-1').map((r) => r.round)).toEqual([1]);
     } finally {
       store.close();
