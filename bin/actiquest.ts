@@ -12,18 +12,20 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   coordinator: {
     summary: 'run the coordinator (the subnet validator) and its training job',
     run: async (argv) => {
+      listenForStop();
       const { loadCoordinatorConfig } = await import('../coordinator/config.js');
       const { startCoordinator } = await import('../coordinator/main.js');
       const { selectBackend } = await import('../src/model/backend.js');
       const config = loadCoordinatorConfig(argv);
       await selectBackend('auto');
       const c = await startCoordinator(config);
-      await untilSignal(c.close, config.exitWhenDone ? c.done.then(() => undefined) : undefined);
+      await untilSignal(c.close, config.exitWhenDone ? c.done.then(() => c.jobs.idle()) : undefined);
     },
   },
   dataset: {
     summary: 'run a dataset node that serves shards of human-motion data',
     run: async (argv) => {
+      listenForStop();
       const { loadDatasetConfig } = await import('../dataset-node/config.js');
       const { startDatasetNode } = await import('../dataset-node/main.js');
       const node = await startDatasetNode(loadDatasetConfig(argv));
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   trainer: {
     summary: 'run a trainer node that trains rounds it is given',
     run: async (argv) => {
+      listenForStop();
       const { loadTrainerConfig } = await import('../trainer-node/config.js');
       const { startTrainer } = await import('../trainer-node/main.js');
       const node = await startTrainer(loadTrainerConfig(argv));
@@ -62,13 +65,22 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   },
 };
 
+/**
+ * SIGTERM or SIGINT, listened for from the moment the process starts: a signal during startup
+ * (opening the store, resuming jobs) stops the role cleanly as soon as it is up.
+ */
+let stopSignal: Promise<void> | null = null;
+function listenForStop(): void {
+  stopSignal ??= new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+}
+
 /** Waits for SIGTERM/SIGINT (or `until`), then runs `close` once. */
 async function untilSignal(close: () => Promise<void>, until?: Promise<void>): Promise<void> {
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-    until?.then(resolve, resolve);
-  });
+  listenForStop();
+  await Promise.race([stopSignal!, ...(until ? [until.catch(() => undefined)] : [])]);
   await close();
 }
 

@@ -59,7 +59,7 @@ export const COORDINATOR_OPTIONS = {
   'wallet.hotkey': { type: 'string', default: 'default', env: 'AQ_WALLET_HOTKEY', description: 'hotkey in that wallet' },
   'wallet.path': { type: 'string', default: DEFAULT_WALLET_PATH, env: 'AQ_WALLET_PATH', description: 'folder of btcli wallets' },
   out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
-  'exit-when-done': { type: 'boolean', default: false, description: 'exit once the job has finished' },
+  'exit-when-done': { type: 'boolean', default: false, description: 'exit once every job (the built-in one and those submitted) has ended' },
   'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
   'metrics-port': { type: 'number', default: 9460, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
   auth: { type: 'string', default: 'open', choices: ['open', 'signed'], env: 'AQ_AUTH', description: 'signed: every request must carry a hotkey signature, timestamp and nonce (UNAUTHENTICATED otherwise), and the hotkey must be admitted by --allowlist or, with --chain, the subnet\'s metagraph (PERMISSION_DENIED otherwise); open: no signatures (loopback and tests)' },

@@ -341,6 +341,13 @@ export class JobManager {
     return out;
   }
 
+  /** Resolves once no job is pending or running. */
+  async idle(): Promise<void> {
+    for (let r = this.running(); r.length > 0; r = this.running()) {
+      await Promise.race([...this.jobs.values()].filter((j) => j.runner && r.includes(j.runner)).map((j) => j.done.catch(() => undefined)));
+    }
+  }
+
   /** Stops every job (they resume on the next start) and waits for them. */
   async close(): Promise<void> {
     this.closed = true;

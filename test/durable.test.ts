@@ -12,6 +12,8 @@ import path from 'node:path';
 import { Harness, kill, until } from './helpers.js';
 import { spawnRole } from '../bin/demo.js';
 import { CoordinatorStore } from '../coordinator/store.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { JobsClient } from '../src/wire/proto.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -44,7 +46,19 @@ describe('durable coordinator', () => {
     const first = spawnRole(args, path.join(h.dir, 'coordinator-1.log'));
     h.defer(() => kill(first, 'SIGKILL'));
     await h.dataset(address, 'ds-a', ['--shards', '6', '--samples-per-shard', '64']);
-    for (const id of ['t0', 't1', 't2']) await h.trainer(address, id);
+    // A researcher's job beside the built-in one, on the fourth trainer's share.
+    await until(async () => {
+      const jobs = makeClient(JobsClient, address);
+      try {
+        await callUnary(jobs, 'SubmitJob', { spec: 'id: sub\ntask: exercise\nrounds: 4\ncohort: 1\nminTrainers: 1\nlocalEpochs: 1\nvalidationSamples: 70\ncohortWait: 0\nmodel: { family: mlp, hidden: [16] }\nsecureAggregation: { enabled: false }' }, { timeoutMs: 5000 });
+        return true;
+      } catch {
+        return false;
+      } finally {
+        jobs.close();
+      }
+    }, 'the job submitted');
+    for (const id of ['t0', 't1', 't2', 't3']) await h.trainer(address, id);
 
     const history = path.join(out, 'history.json');
     await until(() => roundsIn(history).length >= 2, 'two completed rounds', 90_000);
@@ -54,6 +68,9 @@ describe('durable coordinator', () => {
     const before = JSON.parse(fs.readFileSync(history, 'utf8')) as { rounds: { round: number }[] };
     const kept = before.rounds.length;
     expect(kept).toBeGreaterThanOrEqual(2);
+    const mid = new CoordinatorStore(out);
+    const subBefore = mid.rounds('sub');
+    mid.close();
 
     const second = spawnRole(args, path.join(h.dir, 'coordinator-2.log'));
     h.defer(() => kill(second, 'SIGKILL'));
@@ -67,6 +84,7 @@ describe('durable coordinator', () => {
     const log2 = fs.readFileSync(path.join(h.dir, 'coordinator-2.log'), 'utf8');
     expect(log2).not.toContain('"level":"error"');
     expect(log2).toContain(`"msg":"job resumed","jobId":"job-1","afterRound":${kept}`);
+    expect(fs.existsSync(path.join(out, 'jobs', 'sub', 'model', 'model-card.json'))).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'))).toMatchObject({ state: 'DONE', rounds: 6 });
     expect(fs.existsSync(path.join(out, 'model', 'model.json'))).toBe(true);
 
@@ -76,10 +94,46 @@ describe('durable coordinator', () => {
       const rounds = store.rounds('job-1');
       expect(rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]);
       for (const r of rounds) expect(store.readCheckpoint(r.checkpoint).params.length).toBeGreaterThan(0);
+      // The submitted job came back too, kept what it had, and finished before the exit.
+      expect(store.job('sub')?.state).toBe('DONE');
+      const sub = store.rounds('sub');
+      expect(sub.map((r) => r.round)).toEqual([1, 2, 3, 4]);
+      expect(sub.slice(0, subBefore.length)).toEqual(subBefore);
+      for (const r of sub) expect(store.readCheckpoint(r.checkpoint).params.length).toBeGreaterThan(0);
     } finally {
       store.close();
     }
   }, 240_000);
+
+  it('shuts down cleanly on SIGTERM mid-round: exit 0, the job kept as running, and resumed on the next start', async () => {
+    h = new Harness();
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const out = path.join(h.dir, 'coord');
+    const args = ['coordinator', '--listen', address, '--out', out, '--rounds', '50', '--cohort', '2', '--min-trainers', '2',
+      '--secure-aggregation', 'false', '--hidden', '16', '--local-epochs', '3', '--validation-samples', '70', '--metrics-port', '-1'];
+    const first = spawnRole(args, path.join(h.dir, 'coordinator-1.log'));
+    h.defer(() => kill(first, 'SIGKILL'));
+    await h.dataset(address, 'ds-a');
+    for (const id of ['t0', 't1']) await h.trainer(address, id);
+    await until(() => roundsIn(path.join(out, 'history.json')).length >= 1, 'a completed round', 60_000);
+    const exited = new Promise<number | null>((r) => first.once('exit', (c) => r(c)));
+    const t = Date.now();
+    first.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t).toBeLessThan(10_000);
+    expect(fs.readFileSync(path.join(h.dir, 'coordinator-1.log'), 'utf8')).toContain('"msg":"stopped"');
+    const store = new CoordinatorStore(out);
+    const done = store.rounds('job-1').length;
+    expect(store.job('job-1')?.state).toBe('RUNNING');
+    store.close();
+    const second = spawnRole(args, path.join(h.dir, 'coordinator-2.log'));
+    h.defer(() => kill(second, 'SIGKILL'));
+    await until(() => (fs.existsSync(path.join(h.dir, 'coordinator-2.log')) ? fs.readFileSync(path.join(h.dir, 'coordinator-2.log'), 'utf8') : '').includes(`"msg":"job resumed","jobId":"job-1","afterRound":${done}`), 'the job resumed', 30_000);
+    const exited2 = new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
+    second.kill('SIGINT');
+    expect(await exited2).toBe(0);
+  }, 120_000);
 
   it('refuses a checkpoint whose bytes no longer match its digest, and a job id reused with another model', async () => {
     h = new Harness();
