@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
   coordinator: {
-    summary: 'run the coordinator (the subnet validator) and its training job',
+    summary: 'run the coordinator (the subnet validator): its built-in job and the jobs researchers submit',
     run: async (argv) => {
       listenForStop();
       const { loadCoordinatorConfig } = await import('../coordinator/config.js');

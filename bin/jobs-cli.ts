@@ -49,7 +49,7 @@ function table(rows: string[][]): string[] {
 
 function describe(j: JobInfo): string[] {
   const lines = [
-    `job ${j.jobId}: ${j.task}, ${j.state}${j.state === 'RUNNING' ? ` (phase ${j.phase}, ${j.trainers} trainers)` : ''}, ${j.roundsDone} of ${j.roundsTotal} rounds, priority ${j.priority} x task weight ${j.taskWeight}`,
+    `job ${j.jobId}: ${j.task}, ${j.state}${j.state !== 'RUNNING' ? '' : j.phase === 'WAITING' ? ' (waiting for trainers or data)' : ` (phase ${j.phase}, ${j.trainers} trainers)`}, ${j.roundsDone} of ${j.roundsTotal} rounds, priority ${j.priority} x task weight ${j.taskWeight}`,
     `model: ${fmtNum(j.parameters)} parameters, ${fmtFlops(j.flops)} a sample; metric ${j.metric}${j.roundsDone > 0 ? ` ${fmtMetric(j.metric, j.metricValue)}` : ''}`,
   ];
   if (j.description) lines.push(`description: ${j.description}`);

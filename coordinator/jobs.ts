@@ -315,7 +315,7 @@ export class JobManager {
     const value = !last ? 0 : metric === 'loss' ? last.valLoss : metric === 'mean_error' ? (last.valMeanError ?? 0) : last.valAccuracy;
     return {
       jobId: j.config.jobId, task: j.config.task, state: this.stateOf(j), priority: j.config.priority, taskWeight: j.config.taskWeight,
-      roundsTotal: j.config.rounds, roundsDone: history.length, phase: j.runner?.current?.phase ?? 'NONE', description: j.description,
+      roundsTotal: j.config.rounds, roundsDone: history.length, phase: j.runner?.waiting ? 'WAITING' : j.runner?.current?.phase ?? 'NONE', description: j.description,
       parameters: j.cost?.params ?? j.runner?.paramCount ?? 0, flops: j.cost?.flops ?? 0, metric, metricValue: value,
       submittedUnixMs: j.submittedMs, submittedBy: j.submittedBy, builtin: j.builtin, trainers: j.runner?.busyTrainers().length ?? 0,
     };
