@@ -7,7 +7,8 @@
  *
  * Baseline in the same run: the same heartbeat rate from one client that is alone on the
  * server (the first second, before the others start). Options: --trainers 200 --seconds 60
- * --wait-ms 2000.
+ * --wait-ms 2000 --auth open|signed (signed: every simulated trainer signs every call with its
+ * own sr25519 hotkey, and the coordinator verifies each signature and nonce).
  */
 import path from 'node:path';
 import os from 'node:os';
@@ -16,16 +17,19 @@ import { parseArgs } from 'node:util';
 import { spawnRole, waitListening } from '../bin/demo.js';
 import { callUnary, makeClient } from '../src/wire/client.js';
 import { CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/proto.js';
+import { loadSigner } from '../src/wire/auth.js';
 
 const { values } = parseArgs({ options: {
   trainers: { type: 'string', default: '200' },
   seconds: { type: 'string', default: '60' },
   'wait-ms': { type: 'string', default: '2000' },
+  auth: { type: 'string', default: 'open' },
 } });
+const SIGNED = values.auth === 'signed';
 const N = Number(values.trainers), SECONDS = Number(values.seconds), WAIT = Number(values['wait-ms']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-load-'));
 const child = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', path.join(dir, 'out'), '--cohort', String(N),
-  '--min-trainers', '5', '--rounds', '1'], path.join(dir, 'coordinator.log'));
+  '--min-trainers', '5', '--rounds', '1', '--auth', SIGNED ? 'signed' : 'open'], path.join(dir, 'coordinator.log'));
 const { grpc: address } = await waitListening(child);
 
 const latencies = new Map<string, number[]>();
@@ -48,8 +52,9 @@ async function timed<T>(method: string, f: () => Promise<T>, extraMs = 0): Promi
 
 const deadline = Date.now() + SECONDS * 1000;
 async function trainer(i: number): Promise<void> {
-  const client = makeClient(CoordinatorClient, address);
-  const nodeId = `sim-${String(i).padStart(4, '0')}`;
+  const signer = SIGNED ? await loadSigner({ uri: `//sim-${i}` }) : null;
+  const client = makeClient(CoordinatorClient, address, undefined, signer);
+  const nodeId = signer?.address ?? `sim-${String(i).padStart(4, '0')}`;
   const reg = await timed('RegisterTrainer', () => callUnary<RegisterTrainerResponse>(client, 'RegisterTrainer', {
     nodeId, capacity: { samplesPerSecond: 100 + i, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0),
   }, { timeoutMs: 10_000 }));
@@ -78,17 +83,19 @@ async function trainer(i: number): Promise<void> {
 }
 
 // Baseline: one trainer alone for a few heartbeats.
-const alone = makeClient(CoordinatorClient, address);
-await callUnary(alone, 'RegisterTrainer', { nodeId: 'alone', capacity: { samplesPerSecond: 1, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0) }, { timeoutMs: 10_000 });
+const aloneSigner = SIGNED ? await loadSigner({ uri: '//alone' }) : null;
+const alone = makeClient(CoordinatorClient, address, undefined, aloneSigner);
+const aloneId = aloneSigner?.address ?? 'alone';
+await callUnary(alone, 'RegisterTrainer', { nodeId: aloneId, capacity: { samplesPerSecond: 1, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0) }, { timeoutMs: 10_000 });
 const baseline: number[] = [];
 for (let k = 0; k < 50; k++) {
   const t0 = performance.now();
-  await callUnary(alone, 'Heartbeat', { nodeId: 'alone', taskId: '' }, { timeoutMs: 10_000 });
+  await callUnary(alone, 'Heartbeat', { nodeId: aloneId, taskId: '' }, { timeoutMs: 10_000 });
   baseline.push(performance.now() - t0);
 }
 alone.close();
 
-console.log(`\n== load: ${N} simulated trainers against one coordinator process for ${SECONDS} s (heartbeats at the coordinator's interval, GetTask long polls of ${WAIT} ms)`);
+console.log(`\n== load${SIGNED ? ', signed requests' : ''}: ${N} simulated trainers against one coordinator process for ${SECONDS} s (heartbeats at the coordinator's interval, GetTask long polls of ${WAIT} ms)`);
 const started = performance.now();
 await Promise.all(Array.from({ length: N }, (_, i) => trainer(i)));
 const wall = (performance.now() - started) / 1000;

@@ -11,7 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { toU16Weights } from '../src/scoring/weights.js';
-import { Harness } from './helpers.js';
+import { Harness, grpcError } from './helpers.js';
+import { status } from '@grpc/grpc-js';
+import { loadSigner } from '../src/wire/auth.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient } from '../src/wire/proto.js';
 
 const run = chainAvailable() ? describe : describe.skip;
 
@@ -168,4 +172,29 @@ run('subtensor weights', () => {
       await h.close();
     }
   });
+  it('admits signed trainers by the metagraph and a dataset node by the allowlist, and refuses a hotkey in neither', async () => {
+    const h = new Harness();
+    try {
+      const allow = path.join(h.dir, 'allowlist');
+      fs.writeFileSync(allow, `${chain.keyring.addFromUri('//DatasetA').address} dataset\n`);
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+        '--local-epochs', '1', '--validation-samples', '70', '--auth', 'signed', '--allowlist', allow,
+        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      await h.dataset(c.address, 'ds-a', ['--hotkey-uri', '//DatasetA', '--auth', 'signed']);
+      for (const m of ['TrainerA', 'TrainerB']) await h.trainer(c.address, '', ['--hotkey-uri', `//${m}`]);
+      expect(await c.done).toBe('DONE');
+      expect([...c.job.history[0]!.reporters].sort()).toEqual(miners.map((m) => m.address).sort());
+      const stranger = await loadSigner({ uri: '//Stranger' });
+      const client = makeClient(CoordinatorClient, c.address, undefined, stranger);
+      try {
+        const err = await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: stranger.address, capacity: { samplesPerSecond: 1 } }, { timeoutMs: 10_000 }));
+        expect(err.code).toBe(status.PERMISSION_DENIED);
+        expect(err.details).toMatch(new RegExp(`^hotkey ${stranger.address}: not admitted as a trainer \\(not in the allowlist .*; not registered on subnet ${netuid} \\(metagraph at block \\d+\\)\\)$`));
+      } finally {
+        client.close();
+      }
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
 });

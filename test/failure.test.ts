@@ -15,7 +15,8 @@ describe('failure', () => {
     // Many short rounds, so the job is still running when the killed trainer comes back.
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '100', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
       '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
-      '--validation-samples', '70']);
+      // All three in round 1, however slowly their processes start on a loaded machine.
+      '--validation-samples', '70', '--cohort-wait', '60']);
     await h.dataset(c.address, 'ds-a');
     h.trainerProcess(c.address, 'fast-0');
     h.trainerProcess(c.address, 'fast-1');
