@@ -39,6 +39,21 @@ export class NodeLedger {
     for (const d of this.datasets()) this.datasetLive.set(d.nodeId, (this.datasetLive.get(d.nodeId) ?? 0) + 1);
   }
 
+  /** What a restart needs of the dataset nodes' record. */
+  snapshot(): { roundsCounted: number; datasetLive: [string, number][]; shardFaults: [string, [string, string[]][]][] } {
+    return {
+      roundsCounted: this.roundsCounted,
+      datasetLive: [...this.datasetLive],
+      shardFaults: [...this.shardFaults].map(([d, m]) => [d, [...m].map(([s, t]) => [s, [...t]])]),
+    };
+  }
+
+  restore(s: ReturnType<NodeLedger['snapshot']>): void {
+    this.roundsCounted = s.roundsCounted;
+    for (const [d, n] of s.datasetLive) this.datasetLive.set(d, n);
+    for (const [d, shards] of s.shardFaults) for (const [shard, trainers] of shards) for (const t of trainers) this.reportShardFault(d, shard, t);
+  }
+
   /** Recomputes every node's score from the observations and the nodes' records. */
   updateScores(): void {
     const { registry } = this;

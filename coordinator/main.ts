@@ -97,6 +97,10 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const maskPool = new MaskPool();
   const store = new CoordinatorStore(config.out);
   const ledger = new NodeLedger(registry, liveDatasets);
+  // Nodes' records and the ledger from before a restart (the scores are rebuilt from the rounds).
+  registry.restore(store.nodes<Parameters<NodeRegistry['restore']>[0][number]>().filter((n) => n.role === 'trainer').map((n) => n.record));
+  const savedLedger = store.getState<ReturnType<NodeLedger['snapshot']>>('ledger');
+  if (savedLedger) ledger.restore(savedLedger);
   // Shard leases are signed with the validator hotkey when there is one, else a key of this run
   // (dataset nodes learn it when they register, again after a restart).
   const leaseSigner = await loadSigner(config.leaseKeyUri ? { uri: config.leaseKeyUri } : config.chain ? config.chain.hotkey : { uri: `0x${randomBytes(32).toString('hex')}` });
@@ -105,12 +109,18 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     maskPool, store, ledger, out: config.out, budget: config.budget, leaseSigner,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
-      roundsDone++;
-      await writeJson(path.join(config.out, 'weights.json'), weightsReport(ledger.scoreboard, roundsDone));
+      roundsDone = jobs.list().reduce((n, j) => n + jobs.historyOf(j).length, 0);
+      store.saveNodes(registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record })));
+      store.setState('ledger', ledger.snapshot());
+      const report = weightsReport(ledger.scoreboard, roundsDone);
+      await writeJson(path.join(config.out, 'weights.json'), report);
       const published = await chain?.publish(ledger.scoreboard).catch((err: Error) => {
         log.warn('weights not set', { error: err.message });
         return null;
       });
+      // The history of weights: each setting on chain, or each round's local report without one.
+      if (published) store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: published.block, mode: published.mode, uids: published.uids, values: published.values, scores: report.nodes });
+      else if (!chain) store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: null, mode: 'local', uids: report.uids, values: report.values, scores: report.nodes });
       if (published) {
         lastPublication = published;
         publications.push(published);

@@ -38,7 +38,43 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE jobs ADD COLUMN builtin INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE jobs ADD COLUMN description TEXT NOT NULL DEFAULT '';
    ALTER TABLE jobs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT '';`,
+  // Nodes' operational records, shared state of the scores, and every weight setting.
+  `CREATE TABLE nodes (
+     node_id TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     record TEXT NOT NULL,
+     updated_ms INTEGER NOT NULL
+   );
+   CREATE TABLE state (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   );
+   CREATE TABLE weights (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at_ms INTEGER NOT NULL,
+     rounds INTEGER NOT NULL,
+     block INTEGER,
+     mode TEXT NOT NULL,
+     uids TEXT NOT NULL,
+     vals TEXT NOT NULL,
+     scores TEXT NOT NULL
+   );`,
 ];
+
+/** One weight setting (on chain, or the local report without a chain). */
+export interface StoredWeights {
+  atMs: number;
+  /** Rounds completed (all jobs) when it was made. */
+  rounds: number;
+  /** The chain block, or null without a chain. */
+  block: number | null;
+  /** set, commit, or local (no chain). */
+  mode: string;
+  uids: number[];
+  values: number[];
+  /** Every node's score and its parts at the time. */
+  scores: unknown[];
+}
 
 /** A job as the store lists it. */
 export interface StoredJob {
@@ -169,6 +205,44 @@ export class CoordinatorStore {
     return rows.map((r) => ({
       jobId: r.job_id, state: r.state, spec: r.spec, builtin: r.builtin === 1, description: r.description, submittedBy: r.submitted_by, createdMs: r.created_ms, updatedMs: r.updated_ms,
     }));
+  }
+
+  /** Saves nodes' records (one transaction). */
+  saveNodes(nodes: { nodeId: string; role: string; record: unknown }[]): void {
+    const now = Date.now();
+    const put = this.db.prepare('INSERT INTO nodes (node_id, role, record, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET role = excluded.role, record = excluded.record, updated_ms = excluded.updated_ms');
+    this.db.transaction(() => {
+      for (const n of nodes) put.run(n.nodeId, n.role, JSON.stringify(n.record), now);
+    })();
+  }
+
+  /** Every node's saved record. */
+  nodes<R>(): { nodeId: string; role: string; record: R }[] {
+    const rows = this.db.prepare('SELECT node_id, role, record FROM nodes ORDER BY node_id').all() as { node_id: string; role: string; record: string }[];
+    return rows.map((r) => ({ nodeId: r.node_id, role: r.role, record: JSON.parse(r.record) as R }));
+  }
+
+  /** A named piece of state (JSON), or null. */
+  getState<T>(key: string): T | null {
+    const row = this.db.prepare('SELECT value FROM state WHERE key = ?').get(key) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : null;
+  }
+
+  setState(key: string, value: unknown): void {
+    this.db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  /** Appends a weight setting to the history. */
+  addWeights(w: StoredWeights): void {
+    this.db.prepare('INSERT INTO weights (at_ms, rounds, block, mode, uids, vals, scores) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(w.atMs, w.rounds, w.block, w.mode, JSON.stringify(w.uids), JSON.stringify(w.values), JSON.stringify(w.scores));
+  }
+
+  /** The weight history, oldest first. */
+  weightsHistory(): StoredWeights[] {
+    const rows = this.db.prepare('SELECT at_ms, rounds, block, mode, uids, vals, scores FROM weights ORDER BY id').all() as
+      { at_ms: number; rounds: number; block: number | null; mode: string; uids: string; vals: string; scores: string }[];
+    return rows.map((r) => ({ atMs: r.at_ms, rounds: r.rounds, block: r.block, mode: r.mode, uids: JSON.parse(r.uids), values: JSON.parse(r.vals), scores: JSON.parse(r.scores) }));
   }
 
   /** Every recorded round of a job, in order. */

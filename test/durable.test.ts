@@ -100,6 +100,17 @@ describe('durable coordinator', () => {
       expect(sub.map((r) => r.round)).toEqual([1, 2, 3, 4]);
       expect(sub.slice(0, subBefore.length)).toEqual(subBefore);
       for (const r of sub) expect(store.readCheckpoint(r.checkpoint).params.length).toBeGreaterThan(0);
+      // The trainers' records came through the restart: their tasks before it still count.
+      const participants = [...rounds, ...sub].reduce((n, r) => n + (r.record as { participants: number }).participants, 0);
+      const nodes = store.nodes<{ assigned: number; onTime: number }>();
+      expect(nodes.map((n) => n.nodeId)).toEqual(['t0', 't1', 't2', 't3']);
+      expect(nodes.reduce((n, x) => n + x.record.onTime, 0)).toBeGreaterThanOrEqual(participants);
+      // A weight report after completed rounds (all local: no chain), in order, the last after all 10.
+      const weights = store.weightsHistory();
+      expect(new Set(weights.map((w) => w.mode))).toEqual(new Set(['local']));
+      expect(weights.map((w) => w.rounds)).toEqual([...weights.map((w) => w.rounds)].sort((a, b) => a - b));
+      expect(weights.at(-1)!.rounds).toBe(10);
+      expect(weights.length).toBeGreaterThanOrEqual(8);
     } finally {
       store.close();
     }

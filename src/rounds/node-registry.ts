@@ -100,6 +100,23 @@ export class NodeRegistry {
     return [...this.nodes.values()].filter((r) => this.now() - r.lastSeenMs <= this.liveTimeoutMs);
   }
 
+  /** Every trainer's record (to be saved; identity keys as hex). */
+  snapshot(): (Omit<TrainerRecord, 'identityKey'> & { identityKey: string })[] {
+    return [...this.nodes.values()].map((r) => ({ ...r, identityKey: r.identityKey.toString('hex') }));
+  }
+
+  /**
+   * Brings back saved records (after a restart): each trainer keeps its record of tasks,
+   * throughput and outages, and counts as not live until it registers again; the time the
+   * coordinator itself was down is not held against it.
+   */
+  restore(records: (Omit<TrainerRecord, 'identityKey'> & { identityKey: string })[]): void {
+    for (const r of records) {
+      if (this.nodes.has(r.nodeId)) continue;
+      this.nodes.set(r.nodeId, { ...r, identityKey: Buffer.from(r.identityKey, 'hex'), lastSeenMs: 0 });
+    }
+  }
+
   /** Records the end of a task: on time or not, and the throughput it showed. */
   recordTask(nodeId: string, onTime: boolean, samplesPerSecond?: number): void {
     const rec = this.nodes.get(nodeId);

@@ -3,9 +3,9 @@
  * shards come from, which shards that trainer may read there and until when; the dataset node
  * serves a shard only against such a lease. See `ShardLease` in types.proto.
  */
-import { cryptoWaitReady, decodeAddress, sr25519Verify } from '@polkadot/util-crypto';
+import { decodeAddress } from '@polkadot/util-crypto';
 import { ActiquestError, InvalidFieldError } from '../errors.js';
-import type { Signer } from './auth.js';
+import { sr25519Ready, verifySr25519, type Signer } from './auth.js';
 import type { ShardLease } from './proto.js';
 
 /** A lease that does not let this request read this shard. */
@@ -54,7 +54,7 @@ export function checkLease(lease: ShardLease | null | undefined, c: LeaseCheck):
   if (lease.coordinator !== c.coordinatorKey) throw new LeaseSignatureError(`a lease signed by the coordinator's key ${c.coordinatorKey}`, `one from ${JSON.stringify(lease.coordinator.slice(0, 64))}`);
   let ok = false;
   try {
-    ok = lease.signature.length === 64 && sr25519Verify(leasePayload(lease), lease.signature, decodeAddress(c.coordinatorKey));
+    ok = verifySr25519(leasePayload(lease), lease.signature, decodeAddress(c.coordinatorKey));
   } catch {
     ok = false;
   }
@@ -68,7 +68,7 @@ export function checkLease(lease: ShardLease | null | undefined, c: LeaseCheck):
 
 /** Waits for the sr25519 wasm (once per process) before leases are signed or checked. */
 export async function leaseCryptoReady(): Promise<void> {
-  await cryptoWaitReady();
+  await sr25519Ready();
 }
 
 /** Checks a lease key handed over at registration. */
