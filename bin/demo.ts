@@ -31,7 +31,7 @@ const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
 
 /** Starts `actiquest <args>` as a child process with tsx. */
 export function spawnRole(args: string[], logFile: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.AQ_CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.AQ_CPU_PROF_DIR] : []), '--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = fs.createWriteStream(logFile);
   child.stderr!.pipe(log);
   return child;
