@@ -31,7 +31,7 @@ describe('coordinator store', () => {
         PRAGMA user_version = 1;`);
       old.close();
       const s = new CoordinatorStore(dir);
-      expect(s.schemaVersion).toBe(2);
+      expect(s.schemaVersion).toBe(3);
       expect(s.jobs()).toEqual([{ jobId: 'job-1', state: 'RUNNING', spec: '', builtin: true, description: '', submittedBy: '', createdMs: 1, updatedMs: 2 }]);
       expect(s.rounds('job-1').map((r) => r.round)).toEqual([1]);
       s.close();
@@ -44,7 +44,7 @@ describe('coordinator store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-store-'));
     try {
       const s = new CoordinatorStore(dir);
-      expect(s.schemaVersion).toBe(2);
+      expect(s.schemaVersion).toBe(3);
       s.saveJob('j', '{}', 'RUNNING');
       const digest = s.writeCheckpoint({ params: new Float32Array([1, 2, 3]), strategy: {} });
       s.saveRound('j', 1, { loss: 1 }, [], digest);
@@ -53,8 +53,19 @@ describe('coordinator store', () => {
       const t = new CoordinatorStore(dir);
       expect(t.rounds('j')).toEqual([{ round: 1, record: { loss: 1 }, groups: [], checkpoint: digest }]);
       expect(t.readCheckpoint(digest).params).toEqual(new Float32Array([1, 2, 3]));
-      expect(() => t.readCheckpoint('00'.repeat(32))).toThrow('missing from');
+      // Nodes' records, named state and the weight history also survive reopening.
+      t.saveNodes([{ nodeId: 'a', role: 'trainer', record: { assigned: 3 } }]);
+      t.saveNodes([{ nodeId: 'a', role: 'trainer', record: { assigned: 4 } }, { nodeId: 'b', role: 'trainer', record: { assigned: 1 } }]);
+      t.setState('ledger', { roundsCounted: 2 });
+      t.addWeights({ atMs: 5, rounds: 1, block: null, mode: 'local', uids: [0, 1], values: [65535, 0], scores: [{ nodeId: 'a' }] });
       t.close();
+      const u = new CoordinatorStore(dir);
+      expect(u.nodes()).toEqual([{ nodeId: 'a', role: 'trainer', record: { assigned: 4 } }, { nodeId: 'b', role: 'trainer', record: { assigned: 1 } }]);
+      expect(u.getState('ledger')).toEqual({ roundsCounted: 2 });
+      expect(u.getState('nothing')).toBeNull();
+      expect(u.weightsHistory()).toEqual([{ atMs: 5, rounds: 1, block: null, mode: 'local', uids: [0, 1], values: [65535, 0], scores: [{ nodeId: 'a' }] }]);
+      expect(() => u.readCheckpoint('00'.repeat(32))).toThrow('missing from');
+      u.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -1,9 +1,11 @@
 /**
  * One table of bad requests across every service (the coordinator's Coordinator and Jobs, the
- * dataset node's Dataset), against nodes that take signed requests only, sent before any
- * trainer joins. Each is refused with its gRPC status and a message saying what was expected.
- * Afterwards every service still serves, no job was added, the job runs its round as if nothing
- * had happened, and the coordinator's store holds exactly that round of exactly that job.
+ * dataset node's Dataset), against nodes that take signed requests only: most sent before any
+ * trainer joins, the upload cases from a prober that is a member of the running round (it
+ * registered as a trainer and was dealt a task beside two honest trainers). Each is refused with
+ * its gRPC status and a message saying what was expected. Afterwards every service still
+ * serves, no job was added, the round completes with the two honest trainers once the prober
+ * goes quiet, and the coordinator's store holds exactly that round of exactly that job.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
@@ -12,8 +14,8 @@ import { Metadata, credentials, status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
 import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type UpdateHeader } from '../src/wire/proto.js';
-import { encodeBlob } from '../src/wire/blob.js';
+import { CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type GetTaskResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { encodeBlob, float32ToBytes } from '../src/wire/blob.js';
 import { CoordinatorStore } from '../coordinator/store.js';
 import { getTask } from '../src/tasks/index.js';
 
@@ -45,7 +47,8 @@ describe('bad input, table', () => {
     const allow = path.join(h.dir, 'allowlist');
     fs.writeFileSync(allow, [prober, ghost, t0, t1, ds].map((s) => s!.address).join('\n'));
     const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--lease-key-uri', '//Lease', '--secure-aggregation', 'false',
-      '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
+      '--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
+      '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--cohort-wait', '30']);
     const d = await h.dataset(c.address, 'ds-a', ['--hotkey-uri', '//Ds', '--auth', 'signed']);
     const P = prober!.address, G = ghost!.address, D = ds!.address;
     const coord = makeClient(CoordinatorClient, c.address, undefined, prober);
@@ -139,19 +142,62 @@ describe('bad input, table', () => {
       ['DownloadModel, job not done', () => stream(jobs, 'DownloadModel', { jobId: 'job-1' }), status.FAILED_PRECONDITION, /^job job-1: expected a DONE job \(its model is written when the last round completes\), got RUNNING$/],
     ];
     const got: string[] = [];
-    for (const [name, call, code, details] of cases) {
-      const err = await call();
-      got.push(`${name}: ${status[err.code]} ${err.details}`);
-      expect({ name, code: status[err.code], details: details.test(err.details) ? 'as expected' : err.details }).toEqual({ name, code: status[code], details: 'as expected' });
-    }
-    expect(got.length).toBeGreaterThanOrEqual(45);
+    const check = async (table: typeof cases) => {
+      for (const [name, call, code, details] of table) {
+        const err = await call();
+        got.push(`${name}: ${status[err.code]} ${err.details}`);
+        expect({ name, code: status[err.code], details: details.test(err.details) ? 'as expected' : err.details }).toEqual({ name, code: status[code], details: 'as expected' });
+      }
+    };
+    await check(cases);
+    expect((await callUnary<{ jobs: { jobId: string }[] }>(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
 
-    // Still serving; no job added; the round runs as usual.
+    // The prober keeps its heartbeats up and is dealt a task in round 1 beside two honest trainers.
+    let beating = true;
+    const beat = (async () => {
+      while (beating) {
+        await callUnary(coord, 'Heartbeat', hb, T).catch(() => {});
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    for (const t of ['T0', 'T1']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
+    const res = await callUnary<GetTaskResponse>(coord, 'GetTask', { nodeId: P, waitMs: 20_000 }, { timeoutMs: 30_000 });
+    expect(res.result).toBe('task');
+    const task = res.task as Task;
+    const N = c.job.paramCount;
+    const update = (over: Partial<UpdateHeader>, delta: Float32Array = new Float32Array(N), edit?: (msgs: BlobPart<UpdateHeader>[]) => BlobPart<UpdateHeader>[]) => {
+      const b = encodeBlob(float32ToBytes(delta), 64 * 1024);
+      const msgs: BlobPart<UpdateHeader>[] = [
+        { part: 'header', header: { nodeId: P, taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: N, blob: b.header, trainSeconds: 1, ...over } },
+        ...b.chunks.map((chunk) => ({ part: 'chunk' as const, chunk })),
+      ];
+      return upload(edit ? edit(msgs) : msgs);
+    };
+    const nan = new Float32Array(N);
+    nan[5] = NaN;
+    const inRound: typeof cases = [
+      ['SubmitUpdate, wrong vector length', () => update({ numParams: N - 1 }), status.INVALID_ARGUMENT, new RegExp(`^update length: expected ${N} float32 parameters, got ${N - 1}$`)],
+      ['SubmitUpdate, truncated stream', () => update({}, undefined, (m) => m.slice(0, -1)), status.INVALID_ARGUMENT, /^blob length: expected \d+ bytes, got \d+$/],
+      ['SubmitUpdate, digest mismatch', () => update({}, undefined, (m) => [{ ...m[0]!, header: { ...m[0]!.header!, blob: { ...m[0]!.header!.blob!, sha256: Buffer.alloc(32, 7) } } } as BlobPart<UpdateHeader>, ...m.slice(1)]),
+        status.INVALID_ARGUMENT, /^blob: expected sha256 (07){32}, got [0-9a-f]{64}$/],
+      ['SubmitUpdate, non-finite numbers', () => update({}, nan), status.INVALID_ARGUMENT, /^update: expected finite numbers, got NaN at parameter 5$/],
+      ['SubmitUpdate, oversized chunk', () => update({}, undefined, (m) => [m[0]!, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]),
+        status.RESOURCE_EXHAUSTED, /^chunk size: expected at most 4194304 bytes, got 4194404$/],
+      ['SubmitUpdate, another task', () => update({ taskId: 'not-mine' }), status.NOT_FOUND, new RegExp(`^task not-mine: not assigned to node ${P}$`)],
+      ['SubmitUpdate, wrong round', () => update({ round: 2 }), status.FAILED_PRECONDITION, /^job job-1: expected an update for round 1 \(in TRAIN\), got round 2$/],
+      ['SubmitUpdate, no samples', () => update({ numSamples: 0 }), status.INVALID_ARGUMENT, /^num_samples: expected a positive count, got 0$/],
+      ['SubmitUpdate, masked input to a plaintext job', () => update({ masked: true }), status.INVALID_ARGUMENT, /^masked: expected a plaintext update \(secure aggregation is off\), got a masked input$/],
+    ];
+    await check(inRound);
+    expect(got.length).toBeGreaterThanOrEqual(55);
+
+    // Still serving; no job added; once the prober goes quiet the round completes with the others.
     expect((await callUnary<GetManifestResponse>(data, 'GetManifest', {}, T)).shards.length).toBeGreaterThan(0);
     expect((await callUnary<{ jobs: { jobId: string }[] }>(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
-    for (const t of ['T0', 'T1']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
+    beating = false;
+    await beat;
     expect(await c.done).toBe('DONE');
-    expect(c.job.history.map((r) => [r.round, r.participants, [...r.reporters].sort()])).toEqual([[1, 2, [t0!.address, t1!.address].sort()]]);
+    expect(c.job.history.map((r) => [r.round, r.participants, r.cohort, [...r.reporters].sort()])).toEqual([[1, 2, 3, [t0!.address, t1!.address].sort()]]);
     await c.close();
     const store = new CoordinatorStore(path.join(h.dir, 'out'));
     try {
