@@ -5,7 +5,8 @@
  * the same run), with the ratio, and a per-kernel profile of one step on the fastest backend.
  *
  * Each figure: the median of `--steps` timed steps after `--warmup` untimed ones; a step is a
- * full forward, backward and Adam update on rendered 64 x 64 pose images, synchronised by
+ * full forward, backward and Adam update (the trainers' flat Adam; on webgpu, batch 256 is also
+ * timed with tf.train.adam, as the baseline) on rendered 64 x 64 pose images, synchronised by
  * reading the loss back. Options: --backends webgpu,wasm --batches 64,256,1024 --models cnn,vit
  * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
  * rate) --out FILE (the figures as JSON too) --check (first, the project's conv backprop kernels
@@ -20,6 +21,7 @@ import { buildModel, type ModelSpec } from '../src/model/spec.js';
 import { meanLoss, targetsOf } from '../src/model/head.js';
 import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../src/model/conv-check.js';
+import { FlatAdam } from '../src/model/flat-adam.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,12 +56,15 @@ const images = task.generateValidation('bench-train', maxBatch);
 
 interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number }
 const rows: Row[] = [];
+const stockRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
-async function timeSteps(spec: ModelSpec, batch: number, profile: boolean): Promise<{ stepMs: number; params: number; kernels?: { kernel: string; ms: number }[] }> {
+async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false): Promise<{ stepMs: number; params: number; kernels?: { kernel: string; ms: number }[] }> {
   const model = buildModel(spec, task.inputShape, task.head, 1);
-  const optimizer = tf.train.adam(1e-3);
+  // The trainers' optimizer (one Adam over the flat parameter vector), or tf.train.adam's
+  // per-variable updates as the baseline.
+  const optimizer = stockAdam ? tf.train.adam(1e-3) : new FlatAdam(1e-3);
   const x = tf.tensor(images.x.subarray(0, batch * 64 * 64 * 3), [batch, 64, 64, 3]);
   const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, batch);
   const step = async () => {
@@ -138,6 +143,16 @@ for (const name of values.backends.split(',')) {
       }
     }
   }
+  if (name !== 'wasm' && batches.includes(256)) {
+    // Baseline in the same run: the same steps with tf.train.adam's per-variable updates.
+    for (const m of values.models.split(',')) {
+      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      const stock = await timeSteps(MODELS[m]!, 256, false, true);
+      const ips = (256 * 1000) / stock.stepMs;
+      stockRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
+      console.log(`  ${m} batch 256 with tf.train.adam instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the flat Adam is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
+    }
+  }
 }
 
 const base = (m: string, batch: number) => rows.find((r) => r.backend === 'wasm' && r.model === m && r.batch === Math.min(batch, Number(values['wasm-max-batch'])));
@@ -160,4 +175,4 @@ for (const [key, ks] of Object.entries(profiles)) {
   console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ rows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, profiles }, null, 2));

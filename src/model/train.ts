@@ -5,6 +5,7 @@
  * for a CNN or ViT).
  */
 import * as tf from '@tensorflow/tfjs';
+import { FlatAdam } from './flat-adam.js';
 import { Random } from '../util/random.js';
 import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
 
@@ -41,7 +42,7 @@ export interface LocalTrainResult {
 }
 
 function makeOptimizer(name: 'sgd' | 'adam', lr: number): tf.Optimizer {
-  return name === 'adam' ? tf.train.adam(lr) : tf.train.momentum(lr, 0.9);
+  return name === 'adam' ? new FlatAdam(lr) : tf.train.momentum(lr, 0.9);
 }
 
 /** Thrown when training stops because its signal aborted. */
