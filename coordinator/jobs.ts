@@ -137,7 +137,10 @@ export class JobManager {
     for (const s of this.deps.store.jobs()) {
       if (s.builtin || !s.spec || this.jobs.has(s.jobId)) continue;
       const config = JSON.parse(s.spec) as JobConfig;
-      if (ENDED.includes(s.state)) {
+      // A job that ended DONE just before a crash may not have written its model yet: it is
+      // started again, finds every round recorded, and writes the model from its checkpoint.
+      const modelMissing = s.state === 'DONE' && !fs.existsSync(path.join(this.dirOf(s.jobId, false), 'model', 'model-card.json'));
+      if (ENDED.includes(s.state) && !modelMissing) {
         const history = this.deps.store.rounds<RoundRecord, unknown>(s.jobId).map((r) => r.record);
         this.jobs.set(s.jobId, {
           config, description: s.description, builtin: false, submittedBy: s.submittedBy, submittedMs: s.createdMs, dir: this.dirOf(s.jobId, false),

@@ -126,8 +126,11 @@ describe('researchers\' jobs', () => {
     await Promise.all(trainers.map((t) => t.close()));
     expect((await cli(['submit', specFile('delta', `id: delta\n${common}rounds: 1\ncohort: 2\nminTrainers: 2\n`), ...addr])).code).toBe(0);
     await c.close();
+    // As if the coordinator had died between recording beta's last round and writing its model.
+    fs.rmSync(path.join(h.dir, 'out', 'jobs', 'beta', 'model'), { recursive: true });
 
     c = await h.coordinator([...coordFlags, '--listen', c.address]);
+    await c.jobs.get('beta').done;
     expect(c.jobs.list().map((j) => [j.config.jobId, c.jobs.stateOf(j)])).toEqual([
       ['alpha', 'DONE'], ['beta', 'DONE'], ['gamma', 'CANCELLED'], ['delta', 'RUNNING'],
     ]);
@@ -137,6 +140,7 @@ describe('researchers\' jobs', () => {
     await h.trainer(c.address, 't5');
     await c.jobs.get('delta').done;
     expect(c.jobs.stateOf(c.jobs.get('delta'))).toBe('DONE');
+    expect(JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'jobs', 'beta', 'model', 'model-card.json'), 'utf8'))).toMatchObject({ jobId: 'beta', training: { rounds: 2 } });
     const again2 = await cli(['download', 'alpha', '--out', path.join(h.dir, 'alpha-2'), ...addr]);
     expect(again2.code).toBe(0);
     expect(fs.readFileSync(path.join(h.dir, 'alpha-2', 'weights.bin'))).toEqual(fs.readFileSync(path.join(dl, 'weights.bin')));
