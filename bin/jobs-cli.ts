@@ -16,6 +16,8 @@ import { ConfigError, InvalidFieldError } from '../src/errors.js';
 import { callServerStream, callUnary, makeClient } from '../src/wire/client.js';
 import { checkTlsOptions, useTlsForClients } from '../src/wire/tls.js';
 import { BlobAssembler } from '../src/wire/blob.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
+import { loadSigner } from '../src/wire/auth.js';
 import { JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/proto.js';
 
 const CLIENT_OPTIONS = {
@@ -24,6 +26,7 @@ const CLIENT_OPTIONS = {
   timeout: { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds to wait for the coordinator' },
   json: { type: 'boolean', default: false, description: 'print the coordinator\'s answer as JSON' },
   out: { type: 'string', default: '', description: 'download: folder to write the model files into' },
+  ...HOTKEY_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The researcher commands and their one-line summaries (for `actiquest --help`). */
@@ -73,7 +76,11 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
   if (takesArg && !arg) throw new ConfigError(command, command === 'submit' ? 'a job spec file' : 'a job id', 'nothing');
   checkTlsOptions('', '', o['tls-ca']);
   if (o['tls-ca']) useTlsForClients(o['tls-ca']);
-  const client = makeClient(JobsClient, o.coordinator);
+  // Signed with the researcher's hotkey when one is given (a coordinator with --auth signed
+  // takes nothing else).
+  const hotkey = hotkeySourceOf(o);
+  const signer = hotkey ? await loadSigner(hotkey) : null;
+  const client = makeClient(JobsClient, o.coordinator, undefined, signer);
   const call = { timeoutMs: o.timeout * 1000 };
   try {
     switch (command) {

@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { tsxLoaderUrl } from '../src/util/tsx.js';
 import * as grpc from '@grpc/grpc-js';
 import { loadCoordinatorConfig } from '../coordinator/config.js';
 import { startCoordinator, type Coordinator, type CoordinatorHooks } from '../coordinator/main.js';
@@ -107,4 +109,17 @@ export async function grpcError(p: Promise<unknown>): Promise<{ code: grpc.statu
     return { code: e.code, details: e.details };
   }
   throw new Error('expected the call to fail');
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Runs `actiquest <args>` as a child process (with `env` added) to its exit. */
+export function actiquest(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(ROOT, 'bin/actiquest.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }

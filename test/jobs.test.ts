@@ -8,26 +8,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { Harness, until } from './helpers.js';
-import { tsxLoaderUrl } from '../src/util/tsx.js';
+import { Harness, actiquest, until } from './helpers.js';
 import { loadModelFiles } from '../src/model/export.js';
 import { sha256 } from '../src/wire/blob.js';
 import type { Coordinator } from '../coordinator/main.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** Runs `actiquest <args>` as a child process. */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(ROOT, 'bin/actiquest.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -54,10 +38,10 @@ describe('researchers\' jobs', () => {
     let c: Coordinator = await h.coordinator(coordFlags);
     const addr = ['--coordinator', c.address];
 
-    const alpha = await cli(['submit', specFile('alpha', `id: alpha\n${common}rounds: 2\ncohort: 4\nminTrainers: 3\npriority: 3\ndescription: squat or lunge\n`), ...addr]);
+    const alpha = await actiquest(['submit', specFile('alpha', `id: alpha\n${common}rounds: 2\ncohort: 4\nminTrainers: 3\npriority: 3\ndescription: squat or lunge\n`), ...addr]);
     expect(alpha.stderr).toBe('');
     expect(alpha.stdout).toMatch(/^submitted job alpha \(exercise\): [\d,]+ parameters, [\d.,]+ (M|G)?FLOPs a sample, 2 rounds, priority 3; (PENDING|RUNNING)\n/);
-    const beta = await cli(['submit', specFile('beta', `id: beta\n${common}rounds: 2\ncohort: 4\nminTrainers: 1\npriority: 1\n`), ...addr]);
+    const beta = await actiquest(['submit', specFile('beta', `id: beta\n${common}rounds: 2\ncohort: 4\nminTrainers: 1\npriority: 1\n`), ...addr]);
     expect(beta.code).toBe(0);
 
     // While both run, no trainer is ever in both jobs' rounds.
@@ -80,19 +64,19 @@ describe('researchers\' jobs', () => {
     expect(hist('alpha')[0]!.participants).toBe(3);
     expect(hist('beta')[0]!.participants).toBe(1);
 
-    const list = await cli(['jobs', ...addr]);
+    const list = await actiquest(['jobs', ...addr]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/^JOB\s+TASK\s+STATE\s+ROUNDS\s+METRIC\s+PRIORITY\s+SUBMITTED\n/);
     expect(list.stdout).toMatch(/\nalpha\s+exercise\s+DONE\s+2\/2\s+accuracy \d+\.\d%\s+3\s/);
     expect(list.stdout).toMatch(/\nbeta\s+exercise\s+DONE\s+2\/2\s/);
 
-    const shown = await cli(['job', 'alpha', ...addr]);
+    const shown = await actiquest(['job', 'alpha', ...addr]);
     expect(shown.stdout).toMatch(/^job alpha: exercise, DONE, 2 of 2 rounds, priority 3 x task weight 1\n/);
     expect(shown.stdout).toContain('description: squat or lunge');
     expect(shown.stdout).toMatch(/\nround\s+trainers\s+samples\s+train loss\s+val loss\s+accuracy\s+seconds\n1\s+3\/3\s+\d+/);
 
     const dl = path.join(h.dir, 'alpha-model');
-    const got = await cli(['download', 'alpha', '--out', dl, ...addr]);
+    const got = await actiquest(['download', 'alpha', '--out', dl, ...addr]);
     expect(got.code).toBe(0);
     expect(got.stdout).toContain(`model of job alpha written to ${dl}`);
     const card = JSON.parse(fs.readFileSync(path.join(dl, 'model-card.json'), 'utf8'));
@@ -109,22 +93,22 @@ describe('researchers\' jobs', () => {
     expect(model.outputs[0]!.shape).toEqual([null, 7]);
 
     // A long job, cancelled; cancelling it again is refused, and so is downloading it.
-    expect((await cli(['submit', specFile('gamma', `id: gamma\n${common}rounds: 500\ncohort: 2\nminTrainers: 1\n`), ...addr])).code).toBe(0);
+    expect((await actiquest(['submit', specFile('gamma', `id: gamma\n${common}rounds: 500\ncohort: 2\nminTrainers: 1\n`), ...addr])).code).toBe(0);
     await until(() => hist('gamma').length >= 1, 'gamma\'s first round');
-    const cancelled = await cli(['cancel', 'gamma', ...addr]);
+    const cancelled = await actiquest(['cancel', 'gamma', ...addr]);
     expect(cancelled.stdout).toMatch(/^job gamma cancelled after \d+ of 500 rounds\n$/);
-    const again = await cli(['cancel', 'gamma', ...addr]);
+    const again = await actiquest(['cancel', 'gamma', ...addr]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe('actiquest cancel: FAILED_PRECONDITION: job gamma: expected a PENDING or RUNNING job, got CANCELLED\n');
-    const early = await cli(['download', 'gamma', '--out', path.join(h.dir, 'g'), ...addr]);
+    const early = await actiquest(['download', 'gamma', '--out', path.join(h.dir, 'g'), ...addr]);
     expect(early.stderr).toMatch(/^actiquest download: FAILED_PRECONDITION: job gamma: expected a DONE job/);
-    const missing = await cli(['job', 'nope', ...addr]);
+    const missing = await actiquest(['job', 'nope', ...addr]);
     expect(missing.stderr).toBe('actiquest job: NOT_FOUND: job nope: not found\n');
     const gammaRounds = hist('gamma').length;
 
     // Submitted when no trainer is left: still waiting for trainers when the coordinator stops.
     await Promise.all(trainers.map((t) => t.close()));
-    expect((await cli(['submit', specFile('delta', `id: delta\n${common}rounds: 1\ncohort: 2\nminTrainers: 2\n`), ...addr])).code).toBe(0);
+    expect((await actiquest(['submit', specFile('delta', `id: delta\n${common}rounds: 1\ncohort: 2\nminTrainers: 2\n`), ...addr])).code).toBe(0);
     await c.close();
     // As if the coordinator had died between recording beta's last round and writing its model.
     fs.rmSync(path.join(h.dir, 'out', 'jobs', 'beta', 'model'), { recursive: true });
@@ -141,7 +125,7 @@ describe('researchers\' jobs', () => {
     await c.jobs.get('delta').done;
     expect(c.jobs.stateOf(c.jobs.get('delta'))).toBe('DONE');
     expect(JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'jobs', 'beta', 'model', 'model-card.json'), 'utf8'))).toMatchObject({ jobId: 'beta', training: { rounds: 2 } });
-    const again2 = await cli(['download', 'alpha', '--out', path.join(h.dir, 'alpha-2'), ...addr]);
+    const again2 = await actiquest(['download', 'alpha', '--out', path.join(h.dir, 'alpha-2'), ...addr]);
     expect(again2.code).toBe(0);
     expect(fs.readFileSync(path.join(h.dir, 'alpha-2', 'weights.bin'))).toEqual(fs.readFileSync(path.join(dl, 'weights.bin')));
   });

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
-import { Harness, grpcError } from './helpers.js';
+import { Harness, actiquest, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
 import { callUnary, makeClient } from '../src/wire/client.js';
 import { CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/proto.js';
@@ -104,5 +104,11 @@ describe('signed requests', () => {
     expect(await rawStream(data, 'StreamShard', good, sign(data, 'StreamShard', t0!, good))).toBeGreaterThan(1);
     const listed = await callUnary<{ jobs: { jobId: string }[] }>(asResearcher, 'ListJobs', {}, { timeoutMs: 5000 });
     expect(listed.jobs.map((j) => j.jobId)).toEqual(['job-1']);
+    // The researchers' CLI signs with the hotkey it is given, and says why it is refused without one.
+    const signedCli = await actiquest(['jobs', '--coordinator', c.address], { AQ_HOTKEY_URI: '//Researcher' });
+    expect(signedCli.stdout).toMatch(/\njob-1\s+exercise\s+DONE\s+2\/2\s/);
+    const unsignedCli = await actiquest(['jobs', '--coordinator', c.address], {});
+    expect(unsignedCli.code).toBe(1);
+    expect(unsignedCli.stderr).toMatch(/^actiquest jobs: UNAUTHENTICATED: request signature: expected x-aq-hotkey, .* got none\n$/);
   });
 });
