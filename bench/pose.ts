@@ -12,7 +12,8 @@
  * both evaluated on the coordinator's validation set after each round / equivalent epochs.
  * Prints PCK@0.2 and the mean keypoint error side by side, and the federated/centralised
  * ratio of the final PCK (the aim: at least 0.9). Options: --rounds 10 --local-epochs 2
- * --shards 8 --samples-per-shard 64 --trainers 5 --strategy fedavg --server-lr 0.
+ * --shards 8 --samples-per-shard 64 --trainers 5 --strategy fedavg --server-lr 0 --lr 0.002 (the
+ * local learning rate, of both sides).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     trainers: { type: 'string', default: '5' },
     strategy: { type: 'string', default: 'fedavg' },
     'server-lr': { type: 'string', default: '0' },
+    lr: { type: 'string', default: '0.002' },
   },
 });
 const rounds = Number(values.rounds), localEpochs = Number(values['local-epochs']);
@@ -51,7 +53,7 @@ console.log(`\n== pose: federated (${values.trainers} trainers, 2 sites, secure 
 const started = performance.now();
 const coordinator = await startCoordinator(loadCoordinatorConfig([
   '--task', 'pose', '--rounds', String(rounds), '--local-epochs', String(localEpochs), '--cohort', values.trainers, '--min-trainers', values.trainers,
-  '--strategy', values.strategy, '--server-lr', values['server-lr'], '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
+  '--strategy', values.strategy, '--server-lr', values['server-lr'], '--lr', values.lr, '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
 ], {}), { progress: () => {} });
 const job = coordinator.job;
 const cfg = job.config;

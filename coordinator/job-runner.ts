@@ -305,6 +305,11 @@ export class JobRunner {
     return { trainers, cap: trainers.length };
   }
 
+  /** True when some live dataset node serves shards of this job's task. */
+  hasData(): boolean {
+    return this.deps.datasets().some((d) => d.shards.length > 0);
+  }
+
   /** True while the job waits for trainers or data before a round. */
   waiting = false;
 

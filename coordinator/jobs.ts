@@ -262,15 +262,16 @@ export class JobManager {
 
   /**
    * The trainers `job` may select now: eligible for it, not in another job's round, and at most
-   * its share of the eligible ones by priority x task weight among running jobs (never fewer
-   * than its round needs).
+   * its share of the eligible ones by priority x task weight among the running jobs that have
+   * data to train on (never fewer than its round needs): a job waiting for a dataset node of its
+   * task holds no share.
    */
   available(job: JobRunner): { trainers: TrainerRecord[]; cap: number } {
     const eligible = job.eligible();
     const running = this.running();
     const busy = new Set(running.filter((r) => r !== job).flatMap((r) => r.busyTrainers()));
     const weight = (r: JobRunner) => r.config.priority * r.config.taskWeight;
-    const total = running.reduce((s, r) => s + weight(r), 0);
+    const total = running.filter((r) => r === job || r.hasData()).reduce((s, r) => s + weight(r), 0);
     const share = total > 0 ? Math.floor((eligible.length * weight(job)) / total) : eligible.length;
     return { trainers: eligible.filter((t) => !busy.has(t.nodeId)), cap: Math.max(job.minLive, share) };
   }

@@ -43,6 +43,9 @@ describe('researchers\' jobs', () => {
     expect(alpha.stdout).toMatch(/^submitted job alpha \(exercise\): [\d,]+ parameters, [\d.,]+ (M|G)?FLOPs a sample, 2 rounds, priority 3; (PENDING|RUNNING)\n/);
     const beta = await actiquest(['submit', specFile('beta', `id: beta\n${common}rounds: 2\ncohort: 4\nminTrainers: 1\npriority: 1\n`), ...addr]);
     expect(beta.code).toBe(0);
+    // A pose job of high priority with no pose dataset node: it holds no share while it waits.
+    const idle = await actiquest(['submit', specFile('idle', 'id: idle\ntask: pose\nrounds: 1\npriority: 50\nvalidationSamples: 14\nsecureAggregation: { enabled: false }\n'), ...addr]);
+    expect(idle.code).toBe(0);
 
     // While both run, no trainer is ever in both jobs' rounds.
     const overlaps: string[] = [];
@@ -56,6 +59,7 @@ describe('researchers\' jobs', () => {
     for (let i = 0; i < 4; i++) trainers.push(await h.trainer(c.address, `t${i}`));
     await Promise.all([c.jobs.get('alpha').done, c.jobs.get('beta').done]);
     clearInterval(sampler);
+    expect(c.jobs.stateOf(c.jobs.get('idle'))).toBe('RUNNING');
     expect(overlaps).toEqual([]);
     const hist = (id: string) => c.jobs.historyOf(c.jobs.get(id));
     expect(hist('alpha').map((r) => r.round)).toEqual([1, 2]);
@@ -69,6 +73,7 @@ describe('researchers\' jobs', () => {
     expect(list.stdout).toMatch(/^JOB\s+TASK\s+STATE\s+ROUNDS\s+METRIC\s+PRIORITY\s+SUBMITTED\n/);
     expect(list.stdout).toMatch(/\nalpha\s+exercise\s+DONE\s+2\/2\s+accuracy \d+\.\d%\s+3\s/);
     expect(list.stdout).toMatch(/\nbeta\s+exercise\s+DONE\s+2\/2\s/);
+    expect(list.stdout).toMatch(/\nidle\s+pose\s+RUNNING\s+0\/1\s/);
 
     const shown = await actiquest(['job', 'alpha', ...addr]);
     expect(shown.stdout).toMatch(/^job alpha: exercise, DONE, 2 of 2 rounds, priority 3 x task weight 1\n/);
@@ -95,6 +100,9 @@ describe('researchers\' jobs', () => {
     // A long job, cancelled; cancelling it again is refused, and so is downloading it.
     expect((await actiquest(['submit', specFile('gamma', `id: gamma\n${common}rounds: 500\ncohort: 2\nminTrainers: 1\n`), ...addr])).code).toBe(0);
     await until(() => hist('gamma').length >= 1, 'gamma\'s first round');
+    // The only job with data: the idle pose job (priority 50, task weight 3) takes no share of it.
+    expect(hist('gamma')[0]!.participants).toBe(2);
+    expect((await actiquest(['cancel', 'idle', ...addr])).code).toBe(0);
     const cancelled = await actiquest(['cancel', 'gamma', ...addr]);
     expect(cancelled.stdout).toMatch(/^job gamma cancelled after \d+ of 500 rounds\n$/);
     const again = await actiquest(['cancel', 'gamma', ...addr]);
@@ -116,7 +124,7 @@ describe('researchers\' jobs', () => {
     c = await h.coordinator([...coordFlags, '--listen', c.address]);
     await c.jobs.get('beta').done;
     expect(c.jobs.list().map((j) => [j.config.jobId, c.jobs.stateOf(j)])).toEqual([
-      ['alpha', 'DONE'], ['beta', 'DONE'], ['gamma', 'CANCELLED'], ['delta', 'RUNNING'],
+      ['alpha', 'DONE'], ['beta', 'DONE'], ['idle', 'CANCELLED'], ['gamma', 'CANCELLED'], ['delta', 'RUNNING'],
     ]);
     expect(hist('alpha').map((r) => r.participants)).toEqual([3, expect.any(Number)]);
     expect(hist('gamma')).toHaveLength(gammaRounds);
