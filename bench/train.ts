@@ -54,22 +54,23 @@ if (process.env.AQ_WASM_DIR) {
 const maxBatch = Math.max(...batches);
 const images = task.generateValidation('bench-train', maxBatch);
 
-interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number }
+interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number; loss?: [number, number] }
 const rows: Row[] = [];
 const stockRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
-async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false): Promise<{ stepMs: number; params: number; kernels?: { kernel: string; ms: number }[] }> {
+async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false): Promise<{ stepMs: number; params: number; loss: [number, number]; kernels?: { kernel: string; ms: number }[] }> {
   const model = buildModel(spec, task.inputShape, task.head, 1);
   // The trainers' optimizer (one Adam over the flat parameter vector), or tf.train.adam's
   // per-variable updates as the baseline.
   const optimizer = stockAdam ? tf.train.adam(1e-3) : new FlatAdam(1e-3);
   const x = tf.tensor(images.x.subarray(0, batch * 64 * 64 * 3), [batch, 64, 64, 3]);
   const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, batch);
+  const losses: number[] = [];
   const step = async () => {
     const loss = tf.tidy(() => optimizer.minimize(() => meanLoss(task.head, t, model.apply(x, { training: true }) as tf.Tensor), true)!);
-    await loss.data();
+    losses.push((await loss.data())[0]!);
     loss.dispose();
   };
   for (let i = 0; i < WARMUP; i++) await step();
@@ -94,7 +95,8 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
   tf.dispose([x, t.coords!, t.mask!, t.torso!]);
   optimizer.dispose();
   model.dispose();
-  return { stepMs: median(times), params, kernels };
+  // The same batch every step: a falling, finite loss says the steps timed did the work.
+  return { stepMs: median(times), params, loss: [losses[0]!, losses[WARMUP + STEPS - 1]!], kernels };
 }
 
 console.log(`actiquest bench:train (node ${process.version}); pose task, 64 x 64 x 3 images, Adam, ${STEPS} timed steps after ${WARMUP}`);
@@ -128,15 +130,15 @@ for (const name of values.backends.split(',')) {
     tf.env().set(k!, v === 'true' ? true : v === 'false' ? false : Number(v));
   }
   console.log(`\n== ${name} on ${device}${values.flags ? ` (flags ${values.flags})` : ''}`);
-  console.log('  model  params     batch  images/s   step ms');
+  console.log('  model  params     batch  images/s   step ms   loss, first step -> last timed');
   for (const m of values.models.split(',')) {
     for (const batch of batches) {
       if (name === 'wasm' && batch > Number(values['wasm-max-batch'])) continue;
       const profile = name !== 'wasm' && batch === 256;
       const r = await timeSteps(MODELS[m]!, batch, profile);
       const ips = (batch * 1000) / r.stepMs;
-      rows.push({ backend: name, device, model: m, params: r.params, batch, imagesPerSecond: ips, stepMs: r.stepMs });
-      console.log(`  ${m.padEnd(5)}  ${r.params.toLocaleString('en-US').padStart(9)}  ${String(batch).padStart(6)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}`);
+      rows.push({ backend: name, device, model: m, params: r.params, batch, imagesPerSecond: ips, stepMs: r.stepMs, loss: r.loss });
+      console.log(`  ${m.padEnd(5)}  ${r.params.toLocaleString('en-US').padStart(9)}  ${String(batch).padStart(6)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}   ${r.loss[0].toFixed(4)} -> ${r.loss[1].toFixed(4)}`);
       if (r.kernels) {
         const total = r.kernels.reduce((s, k) => s + k.ms, 0);
         profiles[`${name}/${m}/${batch}`] = r.kernels.map((k) => ({ ...k, share: total > 0 ? k.ms / total : 0 }));

@@ -13,6 +13,7 @@ import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
 import { registerConvKernels } from './conv-grad.js';
 import { registerTransposeFirstMatMul } from './matmul-fix.js';
+import { registerReduceGrads } from './reduce-grad.js';
 
 /** Backends a user may ask for. */
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -113,6 +114,7 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
       continue;
     }
     try {
+      registerReduceGrads();
       if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
       if (name === 'wasm') registerTransposeFirstMatMul(name);
       if (await tf.setBackend(name)) {
