@@ -22,6 +22,7 @@ import { meanLoss, targetsOf } from '../src/model/head.js';
 import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../src/model/conv-check.js';
 import { FlatAdam } from '../src/model/flat-adam.js';
+import { registerOnesGrads, registerReduceGrads } from '../src/model/reduce-grad.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,6 +58,7 @@ const images = task.generateValidation('bench-train', maxBatch);
 interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number; loss?: [number, number] }
 const rows: Row[] = [];
 const stockRows: Row[] = [];
+const onesRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
@@ -154,6 +156,16 @@ for (const name of values.backends.split(',')) {
       stockRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tf.train.adam instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the flat Adam is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
     }
+    // And tfjs-core's Sum and Mean gradients (a product with ones built on the CPU) instead of ours.
+    registerOnesGrads();
+    for (const m of values.models.split(',')) {
+      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      const ones = await timeSteps(MODELS[m]!, 256, false);
+      const ips = (256 * 1000) / ones.stepMs;
+      onesRows.push({ backend: name, device, model: m, params: ones.params, batch: 256, imagesPerSecond: ips, stepMs: ones.stepMs });
+      console.log(`  ${m} batch 256 with tfjs-core's Sum and Mean gradients instead: ${ips.toFixed(0)} images/s, ${ones.stepMs.toFixed(1)} ms a step; ours are ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
+    }
+    registerReduceGrads(true);
   }
 }
 
@@ -177,4 +189,4 @@ for (const [key, ks] of Object.entries(profiles)) {
   console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, onesGrads: onesRows, profiles }, null, 2));

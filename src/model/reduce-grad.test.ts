@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { registerReduceGrads } from './reduce-grad.js';
+import { registerOnesGrads, registerReduceGrads } from './reduce-grad.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -29,6 +29,14 @@ describe('Sum and Mean gradients without ones', () => {
     registerReduceGrads();
     // In effect: the gradient is now a broadcast (Tile), not a product with ones.
     expect(await kernels()).toContain('Tile');
+    // The benchmarks' baseline, tfjs-core's formulation, gives the same values too.
+    registerOnesGrads();
+    expect(await kernels()).not.toContain('Tile');
+    ops.forEach(([name, op], i) => {
+      const again = grad(op, x, i);
+      expect(Math.max(...again.map((v, j) => Math.abs(v - stock[i]![j]!))), name).toBeLessThan(1e-6);
+    });
+    registerReduceGrads(true);
     ops.forEach(([name, op], i) => {
       const ours = grad(op, x, i);
       let worst = 0;

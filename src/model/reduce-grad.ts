@@ -24,9 +24,12 @@ function spread(dy: tf.Tensor, x: tf.Tensor, axis: unknown, scale: number): tf.T
 
 let registered = false;
 
-/** Replaces the Sum and Mean gradients (once per process; they are backend-independent). */
-export function registerReduceGrads(): void {
-  if (registered) return;
+/**
+ * Replaces the Sum and Mean gradients (once per process, unless `again`: after
+ * {@link registerOnesGrads}; they are backend-independent).
+ */
+export function registerReduceGrads(again = false): void {
+  if (registered && !again) return;
   registered = true;
   tf.registerGradient({
     kernelName: tf.Sum,
@@ -44,6 +47,29 @@ export function registerReduceGrads(): void {
       const axes = axesOf((attrs as { axis?: unknown }).axis, x!.rank);
       const n = axes.reduce((p, a) => p * x!.shape[a]!, 1);
       return { x: () => spread(dy as tf.Tensor, x!, (attrs as { axis?: unknown }).axis, 1 / n) };
+    },
+  });
+}
+
+/**
+ * tfjs-core's own formulation (a product with `ones(x.shape)`), for benchmarks that time it
+ * against {@link registerReduceGrads} in the same run.
+ */
+export function registerOnesGrads(): void {
+  const withOnes = (dy: tf.Tensor, x: tf.Tensor, axis: unknown, scale: number) => {
+    const axes = axesOf(axis, x.rank);
+    const expanded = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const g = tf.mul(tf.reshape(dy, expanded), tf.ones(x.shape, 'float32'));
+    return scale === 1 ? g : tf.div(g, 1 / scale);
+  };
+  tf.registerGradient({ kernelName: tf.Sum, inputsToSave: ['x'], gradFunc: (dy, saved, attrs) => ({ x: () => withOnes(dy as tf.Tensor, (saved as tf.Tensor[])[0]!, (attrs as { axis?: unknown }).axis, 1) }) });
+  tf.registerGradient({
+    kernelName: tf.Mean,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const x = (saved as tf.Tensor[])[0]!;
+      const n = axesOf((attrs as { axis?: unknown }).axis, x.rank).reduce((p, a) => p * x.shape[a]!, 1);
+      return { x: () => withOnes(dy as tf.Tensor, x, (attrs as { axis?: unknown }).axis, 1 / n) };
     },
   });
 }
