@@ -53,7 +53,7 @@ console.log(`\n== pose: federated (${values.trainers} trainers, 2 sites, secure 
 const started = performance.now();
 const coordinator = await startCoordinator(loadCoordinatorConfig([
   '--task', 'pose', '--rounds', String(rounds), '--local-epochs', String(localEpochs), '--cohort', values.trainers, '--min-trainers', values.trainers,
-  '--strategy', values.strategy, '--server-lr', values['server-lr'], '--lr', values.lr, '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
+  '--strategy', values.strategy, '--server-lr', values['server-lr'], '--lr', values.lr, '--round-timeout', '900', '--validation-seed', 'bench-pose', '--validation-samples', '256', '--listen', '127.0.0.1:0', '--out', path.join(dir, 'out'), '--exit-when-done', ...quiet,
 ], {}), { progress: () => {} });
 const job = coordinator.job;
 const cfg = job.config;
