@@ -14,7 +14,7 @@
  * minTrainers: 3
  * localEpochs: 2
  * batchSize: 32
- * learningRate: 0.002
+ * learningRate: 0.004          # default: the task's (exercise 0.002, pose 0.004)
  * optimizer: adam
  * strategy: fedadam
  * strategyParams: { serverLearningRate: 0.01 }
@@ -117,8 +117,8 @@ export function parseJobSpec(text: string): ParsedJobSpec {
 
 /** A spec already parsed into a value. */
 export function jobConfigFrom(doc: unknown): ParsedJobSpec {
-  const s = object('job', doc);
   if (doc === undefined || doc === null) throw new InvalidFieldError('job', 'a mapping with at least a task', 'an empty document');
+  const s = object('job', doc);
   onlyKnown('job', s, [...Object.keys(NUMBERS), ...OTHER_FIELDS]);
   const id = s.id === undefined ? `job-${randomBytes(4).toString('hex')}` : s.id;
   if (typeof id !== 'string' || !/^[\w.-]{1,64}$/.test(id)) throw new InvalidFieldError('job.id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(id));
@@ -163,7 +163,7 @@ export function jobConfigFrom(doc: unknown): ParsedJobSpec {
     minTrainers: n.minTrainers!,
     localEpochs: n.localEpochs!,
     batchSize: n.batchSize!,
-    learningRate: n.learningRate!,
+    learningRate: n.learningRate! > 0 ? n.learningRate! : task.defaultLearningRate,
     optimizer: choice('job.optimizer', COORDINATOR_OPTIONS.optimizer.choices, s.optimizer, COORDINATOR_OPTIONS.optimizer.default) as JobConfig['optimizer'],
     clipNorm: n.clipNorm!,
     strategy: choice('job.strategy', COORDINATOR_OPTIONS.strategy.choices, s.strategy, COORDINATOR_OPTIONS.strategy.default),

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { parseJobSpec } from './job-spec.js';
+import { loadCoordinatorConfig } from './config.js';
+
+describe('job specs', () => {
+  it('fill the defaults the coordinator\'s flags have, with the task\'s model, learning rate and metric', () => {
+    const { config } = parseJobSpec('task: pose');
+    const flags = loadCoordinatorConfig(['--task', 'pose'], {}).job!;
+    expect(config).toMatchObject({
+      task: 'pose', model: flags.model, learningRate: 0.004, rounds: flags.rounds, cohort: flags.cohort, localEpochs: flags.localEpochs,
+      batchSize: flags.batchSize, strategy: 'fedavg', metric: 'pck', priority: 1, taskWeight: 3, secure: flags.secure,
+    });
+    expect(config.jobId).toMatch(/^job-[0-9a-f]{8}$/);
+    expect(loadCoordinatorConfig(['--task', 'exercise'], {}).job!.learningRate).toBe(0.002);
+    expect(parseJobSpec('task: exercise').config.learningRate).toBe(0.002);
+  });
+
+  it('read YAML and JSON alike, and keep what they name', () => {
+    const yaml = parseJobSpec('id: a\ntask: exercise\nrounds: 3\nlearningRate: 0.01\nroundTimeout: 2\nstrategy: fedadam\nstrategyParams: { serverLearningRate: 0.05 }\nsecureAggregation: { enabled: false }\nmetric: loss\n');
+    const json = parseJobSpec(JSON.stringify({ id: 'a', task: 'exercise', rounds: 3, learningRate: 0.01, roundTimeout: 2, strategy: 'fedadam', strategyParams: { serverLearningRate: 0.05 }, secureAggregation: { enabled: false }, metric: 'loss' }));
+    expect({ ...yaml.config, validationSeed: '' }).toEqual({ ...json.config, validationSeed: '' });
+    expect(yaml.config).toMatchObject({ rounds: 3, learningRate: 0.01, roundTimeoutMs: 2000, strategy: 'fedadam', serverLearningRate: 0.05, secure: null, metric: 'loss' });
+  });
+
+  it('refuse what they cannot be, naming the field', () => {
+    expect(() => parseJobSpec('task: pose\nmetric: accuracy')).toThrow('job.metric: expected one of pck, mean_error, loss, got "accuracy"');
+    expect(() => parseJobSpec('task: exercise\nrounds: 1.5')).toThrow('job.rounds: expected an integer, got 1.5');
+    expect(() => parseJobSpec('task: exercise\nsecureAggregation: { neighbours: 3 }')).toThrow('job.secureAggregation.neighbours: expected an even number');
+    expect(() => parseJobSpec('task: exercise\nmodel: { family: resnet }')).toThrow('job.model.family: expected "mlp", "cnn", "vit" or "layers", got "resnet"');
+    expect(() => parseJobSpec('')).toThrow('job: expected a mapping with at least a task, got an empty document');
+  });
+});
