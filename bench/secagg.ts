@@ -16,7 +16,7 @@ import { generateIdentity } from '../src/crypto/identity.js';
 import { SecAggGroup } from '../src/secagg/coordinator.js';
 import { SecAggNode } from '../src/secagg/node.js';
 import { MaskPool } from '../src/secagg/mask-pool.js';
-import { defaultThreshold, type SecAggParams } from '../src/secagg/constants.js';
+import type { SecAggParams } from '../src/secagg/constants.js';
 import { quantBitsFor } from '../src/secagg/quantize.js';
 import { applyMasks } from '../src/crypto/prg.js';
 import { Random } from '../src/util/random.js';

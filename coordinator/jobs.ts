@@ -14,6 +14,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { writeJsonFile } from '../src/util/json-file.js';
 import { buildCheckedModel, type ModelBudget, type ModelCost } from '../src/model/budget.js';
 import { saveModelFiles } from '../src/model/export.js';
 import { headUnits } from '../src/model/head.js';
@@ -67,15 +68,6 @@ const ENDED: readonly string[] = ['DONE', 'FAILED', 'CANCELLED'];
 /** The files a finished job's model is downloaded as, in order. */
 export const MODEL_FILES = ['model.json', 'weights.bin', 'model-card.json'] as const;
 
-let tmpCount = 0;
-
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  // A temporary name of its own: two jobs' rounds may write the same file at once.
-  const tmp = `${file}.${process.pid}.${++tmpCount}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(value, null, 2));
-  await fsp.rename(tmp, file);
-}
 
 export class JobManager {
   private readonly jobs = new Map<string, ManagedJob>();
@@ -113,7 +105,7 @@ export class JobManager {
       taskChanged: this.taskChanged,
       available: (j) => this.available(j),
       onRound: async (r) => {
-        await writeJson(path.join(dir, 'history.json'), { jobId: config.jobId, rounds: runner.history });
+        await writeJsonFile(path.join(dir, 'history.json'), { jobId: config.jobId, rounds: runner.history });
         await this.deps.onRound?.(job, r);
       },
     });
@@ -170,9 +162,9 @@ export class JobManager {
     if (state !== 'DONE') return state;
     const modelDir = path.join(job.dir, 'model');
     await saveModelFiles(runner.exportModel(), modelDir);
-    await writeJson(path.join(modelDir, 'model-card.json'), await this.modelCard(job, modelDir));
+    await writeJsonFile(path.join(modelDir, 'model-card.json'), await this.modelCard(job, modelDir));
     const last = runner.history.at(-1);
-    await writeJson(path.join(job.dir, 'summary.json'), {
+    await writeJsonFile(path.join(job.dir, 'summary.json'), {
       jobId: job.config.jobId, task: runner.task.name, state, rounds: runner.history.length,
       parameters: runner.paramCount, finalValAccuracy: last?.valAccuracy ?? null, finalValLoss: last?.valLoss ?? null,
       classes: runner.task.classes, model: modelDir,

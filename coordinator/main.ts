@@ -5,8 +5,8 @@
  * every round; its model as TF.js files with a model card when it is done). Started again on
  * the same folder, it continues every unfinished job from its last completed round.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import { writeJsonFile } from '../src/util/json-file.js';
 import { createLogger } from '../src/util/log.js';
 import { createGrpcServer } from '../src/wire/server.js';
 import { coordinatorService, jobsService } from '../src/wire/proto.js';
@@ -55,15 +55,6 @@ export interface CoordinatorHooks {
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
 }
 
-let tmpCount = 0;
-
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  // A temporary name of its own: two jobs' rounds may write the same file at once.
-  const tmp = `${file}.${process.pid}.${++tmpCount}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(value, null, 2));
-  await fs.rename(tmp, file);
-}
 
 /**
  * Without a chain: the weights the coordinator would set, with local uids (trainers, then
@@ -113,7 +104,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       store.saveNodes(registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record })));
       store.setState('ledger', ledger.snapshot());
       const report = weightsReport(ledger.scoreboard, roundsDone);
-      await writeJson(path.join(config.out, 'weights.json'), report);
+      await writeJsonFile(path.join(config.out, 'weights.json'), report);
       const published = await chain?.publish(ledger.scoreboard).catch((err: Error) => {
         log.warn('weights not set', { error: err.message });
         return null;

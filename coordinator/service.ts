@@ -8,7 +8,7 @@ import { clientStream, serverStream, unary } from '../src/wire/server.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 import { BufferPool } from '../src/wire/buffer-pool.js';
 import {
-  ActiquestError, InvalidFieldError, JobNotFoundError, NodeNotFoundError, ShuttingDownError, TaskNotFoundError, WrongRoundError, NoSecureRoundError, NotScoredError,
+  ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError,
 } from '../src/errors.js';
 import type {
   BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,

@@ -249,3 +249,43 @@ export class JobStateError extends ActiquestError {
     super(`job ${jobId}: expected ${expected}, got ${got}`);
   }
 }
+
+/** A request that fails authentication. */
+export class UnauthenticatedError extends ActiquestError {
+  readonly kind = 'unauthenticated';
+  constructor(readonly header: string, readonly expected: string, readonly got: string) {
+    super(`${header}: expected ${expected}, got ${got}`);
+  }
+}
+
+/** An authenticated caller the admission policy does not admit. */
+export class NotAdmittedError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly address: string, readonly role: string, readonly why: string) {
+    super(`hotkey ${address}: not admitted as a ${role} (${why})`);
+  }
+}
+
+/** A node-scoped request names a node other than the hotkey that signed it. */
+export class NodeIdMismatchError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly field: string, readonly caller: string, readonly got: string) {
+    super(`${field}: expected the signing hotkey's address ${caller}, got ${JSON.stringify(got)}`);
+  }
+}
+
+/** A lease that does not let this request read this shard. */
+export class LeaseRefusedError extends ActiquestError {
+  readonly kind = 'permission-denied';
+  constructor(readonly field: string, readonly expected: string, readonly got: string) {
+    super(`${field}: expected ${expected}, got ${got}`);
+  }
+}
+
+/** A lease whose signature is not the coordinator's. */
+export class LeaseSignatureError extends ActiquestError {
+  readonly kind = 'unauthenticated';
+  constructor(readonly expected: string, readonly got: string) {
+    super(`lease.signature: expected ${expected}, got ${got}`);
+  }
+}

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Metadata, credentials, status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
-import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
+import { dev, lease, rawUnary, sign } from './signed-fixture.js';
 import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
 import { CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type GetTaskResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
 import { encodeBlob, float32ToBytes } from '../src/wire/blob.js';

@@ -11,8 +11,8 @@
  */
 import fs from 'node:fs';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
-import { ConfigError } from '../errors.js';
-import { NotAdmittedError, type Admission } from '../wire/auth.js';
+import { ConfigError, NotAdmittedError } from '../errors.js';
+import type { Admission } from '../wire/auth.js';
 
 export const ROLES = ['trainer', 'dataset', 'researcher'] as const;
 export type Role = (typeof ROLES)[number] | 'node';

@@ -18,7 +18,7 @@ import * as grpc from '@grpc/grpc-js';
 import { waitReady, sr25519Sign, sr25519Verify } from '@polkadot/wasm-crypto';
 import { hexToU8a, isHex } from '@polkadot/util';
 import { cryptoWaitReady, decodeAddress, encodeAddress, keyExtractSuri, keyFromPath, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
-import { ActiquestError } from '../errors.js';
+import { NodeIdMismatchError, UnauthenticatedError } from '../errors.js';
 import { hotkeySecret, type HotkeySource } from '../chain/hotkey.js';
 
 export const HEADER_HOTKEY = 'x-aq-hotkey';
@@ -30,22 +30,6 @@ export const HEADER_SIGNATURE = 'x-aq-signature-bin';
 export const DEFAULT_MAX_SKEW_MS = 60_000;
 
 const EMPTY_DIGEST = createHash('sha256').digest();
-
-/** A request that fails authentication. */
-export class UnauthenticatedError extends ActiquestError {
-  readonly kind = 'unauthenticated';
-  constructor(readonly header: string, readonly expected: string, readonly got: string) {
-    super(`${header}: expected ${expected}, got ${got}`);
-  }
-}
-
-/** An authenticated caller the admission policy does not admit. */
-export class NotAdmittedError extends ActiquestError {
-  readonly kind = 'permission-denied';
-  constructor(readonly address: string, readonly role: string, readonly why: string) {
-    super(`hotkey ${address}: not admitted as a ${role} (${why})`);
-  }
-}
 
 /** What signs requests: an sr25519 hotkey. */
 export interface Signer {
@@ -192,14 +176,6 @@ export class RequestVerifier {
     if (now - this.lastPrune < 1000) return;
     this.lastPrune = now;
     for (const [k, until] of this.seen) if (until < now) this.seen.delete(k);
-  }
-}
-
-/** A node-scoped request names a node other than the hotkey that signed it. */
-export class NodeIdMismatchError extends ActiquestError {
-  readonly kind = 'permission-denied';
-  constructor(readonly field: string, readonly caller: string, readonly got: string) {
-    super(`${field}: expected the signing hotkey's address ${caller}, got ${JSON.stringify(got)}`);
   }
 }
 

@@ -4,25 +4,9 @@
  * serves a shard only against such a lease. See `ShardLease` in types.proto.
  */
 import { decodeAddress } from '@polkadot/util-crypto';
-import { ActiquestError, InvalidFieldError } from '../errors.js';
+import { InvalidFieldError, LeaseRefusedError, LeaseSignatureError } from '../errors.js';
 import { sr25519Ready, verifySr25519, type Signer } from './auth.js';
 import type { ShardLease } from './proto.js';
-
-/** A lease that does not let this request read this shard. */
-export class LeaseRefusedError extends ActiquestError {
-  readonly kind = 'permission-denied';
-  constructor(readonly field: string, readonly expected: string, readonly got: string) {
-    super(`${field}: expected ${expected}, got ${got}`);
-  }
-}
-
-/** A lease whose signature is not the coordinator's. */
-export class LeaseSignatureError extends ActiquestError {
-  readonly kind = 'unauthenticated';
-  constructor(readonly expected: string, readonly got: string) {
-    super(`lease.signature: expected ${expected}, got ${got}`);
-  }
-}
 
 /** The bytes a lease's signature covers. */
 export function leasePayload(l: Omit<ShardLease, 'signature'>): Buffer {
