@@ -45,7 +45,9 @@ export function jobsServiceImpl(deps: JobsServiceDeps): UntypedServiceImplementa
     GetJob: unary(log, 'GetJob', (req: { jobId: string }): GetJobResponse => {
       checkJobId(req.jobId);
       const j = jobs.get(req.jobId);
-      return { job: jobs.info(j), history: jobs.historyOf(j), configJson: JSON.stringify(j.config) };
+      // Everything but the validation seed: whoever knows it can regenerate the held-out data.
+      const { validationSeed: _secret, ...config } = j.config;
+      return { job: jobs.info(j), history: jobs.historyOf(j), configJson: JSON.stringify(config) };
     }),
 
     CancelJob: unary(log, 'CancelJob', async (req: { jobId: string }): Promise<JobInfo> => {

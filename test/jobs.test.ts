@@ -78,6 +78,10 @@ describe('researchers\' jobs', () => {
     const shown = await actiquest(['job', 'alpha', ...addr]);
     expect(shown.stdout).toMatch(/^job alpha: exercise, DONE, 2 of 2 rounds, priority 3 x task weight 1\n/);
     expect(shown.stdout).toContain('description: squat or lunge');
+    // The config as JSON, without the seed of the held-out validation data.
+    const asJson = JSON.parse((await actiquest(['job', 'alpha', '--json', ...addr])).stdout) as { config: Record<string, unknown> };
+    expect(asJson.config).toMatchObject({ jobId: 'alpha', rounds: 2, priority: 3 });
+    expect(asJson.config).not.toHaveProperty('validationSeed');
     expect(shown.stdout).toMatch(/\nround\s+trainers\s+samples\s+train loss\s+val loss\s+accuracy\s+seconds\n1\s+3\/3\s+\d+/);
 
     const dl = path.join(h.dir, 'alpha-model');
