@@ -14,7 +14,9 @@ describe('failure', () => {
     h = new Harness();
     // Many short rounds, so the job is still running when the killed trainer comes back.
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '100', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
-      '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500',
+      // A 3 s live timeout: far below the 300 s deadline (what the test is about), and above the
+      // pauses a busy trainer process shows on a loaded 2-core CI machine.
+      '--local-epochs', '1', '--round-timeout', '300', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '3000',
       // All three in round 1, however slowly their processes start on a loaded machine.
       '--validation-samples', '70', '--cohort-wait', '60']);
     await h.dataset(c.address, 'ds-a');
@@ -26,7 +28,7 @@ describe('failure', () => {
     await until(() => {
       const r = c.job.current;
       return r?.round === 1 && r.counts().reported === 2 && r.member('slow')?.status === 'assigned';
-    }, 'round 1 with both fast trainers reported and the slow one training');
+    }, 'round 1 with both fast trainers reported and the slow one training', 120_000);
     await kill(slow, 'SIGKILL');
 
     await until(() => c.job.history.length >= 1, 'round 1 to complete');
