@@ -56,6 +56,13 @@ export interface DatasetRecord {
 }
 
 /** What the job runner needs from its process. */
+/** The trainers a job may select now, at most `cap` of them; `shared` while other jobs hold shares. */
+export interface Availability {
+  trainers: TrainerRecord[];
+  cap: number;
+  shared: boolean;
+}
+
 export interface JobRunnerDeps {
   registry: NodeRegistry;
   datasets: () => DatasetRecord[];
@@ -77,7 +84,7 @@ export interface JobRunnerDeps {
    * The trainers this job may select now (other jobs' rounds hold theirs; shares follow
    * priority and task weight). Absent: every eligible trainer.
    */
-  available?: (job: JobRunner) => { trainers: TrainerRecord[]; cap: number };
+  available?: (job: JobRunner) => Availability;
   /** Woken whenever a task is assigned (shared by the jobs, so one long poll serves them all). */
   taskChanged?: Notifier;
   /** The model, already built and checked against the coordinator's budgets. */
@@ -299,10 +306,10 @@ export class JobRunner {
   }
 
   /** The trainers this job may select now, and how many of them at most. */
-  private available(): { trainers: TrainerRecord[]; cap: number } {
+  private available(): Availability {
     if (this.deps.available) return this.deps.available(this);
     const trainers = this.eligible();
-    return { trainers, cap: trainers.length };
+    return { trainers, cap: trainers.length, shared: false };
   }
 
   /** True when some live dataset node serves shards of this job's task. */
@@ -394,12 +401,15 @@ export class JobRunner {
     let lastNote = '';
     let enoughSince = 0;
     while (!signal.aborted) {
-      const { trainers, cap } = this.available();
+      const { trainers, cap, shared } = this.available();
       const live = Math.min(trainers.length, cap);
       const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
       if (live >= this.minLive && shards > 0) {
-        // Before the first round, give the rest of the cohort a moment to register.
-        if (this.history.length > 0 || live >= Math.min(this.config.cohort, cap)) return;
+        // Before the first round, give the rest of the cohort a moment to register. A job
+        // alone waits for its whole cohort (its cap is just the number live so far); one that
+        // shares the trainers with other jobs settles for its share.
+        const target = shared ? Math.min(this.config.cohort, cap) : this.config.cohort;
+        if (this.history.length > 0 || live >= target) return;
         enoughSince ||= Date.now();
         if (Date.now() - enoughSince >= this.config.cohortWaitMs) return;
       } else {

@@ -25,7 +25,7 @@ import { sha256 } from '../src/wire/blob.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../src/errors.js';
 import type { TrainerRecord } from '../src/rounds/node-registry.js';
 import type { JobInfo, Task } from '../src/wire/proto.js';
-import { JobRunner, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
+import { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
 import type { JobConfig } from './config.js';
 import type { NodeLedger } from './ledger.js';
 import type { CoordinatorStore } from './store.js';
@@ -256,16 +256,17 @@ export class JobManager {
    * The trainers `job` may select now: eligible for it, not in another job's round, and at most
    * its share of the eligible ones by priority x task weight among the running jobs that have
    * data to train on (never fewer than its round needs): a job waiting for a dataset node of its
-   * task holds no share.
+   * task holds no share. `shared` says whether other jobs hold shares now: while none do, the
+   * cap is merely the number live, and says nothing of the cohort the job could get by waiting.
    */
-  available(job: JobRunner): { trainers: TrainerRecord[]; cap: number } {
+  available(job: JobRunner): Availability {
     const eligible = job.eligible();
     const running = this.running();
     const busy = new Set(running.filter((r) => r !== job).flatMap((r) => r.busyTrainers()));
     const weight = (r: JobRunner) => r.config.priority * r.config.taskWeight;
     const total = running.filter((r) => r === job || r.hasData()).reduce((s, r) => s + weight(r), 0);
     const share = total > 0 ? Math.floor((eligible.length * weight(job)) / total) : eligible.length;
-    return { trainers: eligible.filter((t) => !busy.has(t.nodeId)), cap: Math.max(job.minLive, share) };
+    return { trainers: eligible.filter((t) => !busy.has(t.nodeId)), cap: Math.max(job.minLive, share), shared: total > weight(job) };
   }
 
   /** The task assigned to `nodeId` in any job's running round, waiting at most `ms`. */

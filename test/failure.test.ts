@@ -22,13 +22,18 @@ describe('failure', () => {
     await h.dataset(c.address, 'ds-a');
     h.trainerProcess(c.address, 'fast-0');
     h.trainerProcess(c.address, 'fast-1');
-    // A slow device: 2 s a batch, so it is surely mid-training when killed.
-    const slow = h.trainerProcess(c.address, 'slow', ['--delay-per-batch-ms', '2000']);
+    // A slow device: 20 s a batch, so it is surely mid-training when killed, however late the fast
+    // ones report on a loaded machine.
+    const slow = h.trainerProcess(c.address, 'slow', ['--delay-per-batch-ms', '20000']);
 
     await until(() => {
       const r = c.job.current;
       return r?.round === 1 && r.counts().reported === 2 && r.member('slow')?.status === 'assigned';
-    }, 'round 1 with both fast trainers reported and the slow one training', 120_000);
+    }, 'round 1 with both fast trainers reported and the slow one training', 100_000, () => {
+      const r = c.job.current;
+      const members = r?.members().map((m) => `${m.nodeId}:${m.status}`).join(' ');
+      return `round ${r?.round ?? 'none'} [${members ?? ''}], ${c.job.history.length} rounds done: ${c.job.history.map((h) => `${h.round} ${h.endedBy} by ${h.reporters.join('+')}`).join('; ')}`;
+    });
     await kill(slow, 'SIGKILL');
 
     await until(() => c.job.history.length >= 1, 'round 1 to complete');

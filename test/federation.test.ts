@@ -60,4 +60,21 @@ describe('federation', () => {
     // 3 rounds x 3 local epochs x every sample (each round deals all shards).
     expect(trained).toBe(3 * 3 * 20 * 64);
   });
+
+  it('the first round waits for the whole cohort to register (up to --cohort-wait), not just for --min-trainers', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '3', '--min-trainers', '2', '--hidden', '16',
+      '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '60']);
+    await h.dataset(c.address, 'ds-a');
+    await h.trainer(c.address, 't0');
+    await h.trainer(c.address, 't1');
+    // Two registered trainers and data: enough for a round, but the cohort is three.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(h.progress.at(-1)).toMatch(/waiting for trainers \(2 live, need 2\)/);
+    expect(c.job.current).toBeNull();
+    expect(c.job.history).toHaveLength(0);
+    await h.trainer(c.address, 't2');
+    expect(await c.done).toBe('DONE');
+    expect(c.job.history[0]!.participants).toBe(3);
+  });
 });

@@ -79,11 +79,14 @@ export function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void>
   });
 }
 
-/** Polls `cond` every 50 ms until it holds; fails with `what` after `timeoutMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+/**
+ * Polls `cond` every 50 ms until it holds; fails with `what` after `timeoutMs`, and with what
+ * `state()` says of the state it saw instead, so that a CI failure explains itself.
+ */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, state?: () => string): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${state ? `; saw ${state()}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
