@@ -65,11 +65,22 @@ function tuneWebGpu(): void {
 let gpuDescription = '';
 
 /**
+ * With AQ_WEBGPU_SOFTWARE=1, webgpu runs on no GPU at all: Dawn's OpenGL ES backend (WebGPU's
+ * compatibility mode) over Mesa's llvmpipe, headless through EGL's surfaceless platform. It is
+ * far slower than wasm and exists for one thing: running the project's WGSL kernels in tests
+ * and CI, on machines without a GPU (Debian's libegl-mesa0 and libgl1-mesa-dri).
+ */
+export const webGpuSoftware = () => process.env.AQ_WEBGPU_SOFTWARE === '1';
+
+type Gpu = { requestAdapter(o?: Record<string, unknown>): Promise<unknown> };
+
+/**
  * Gives Node a `navigator.gpu` from the `webgpu` package (a browser already has one) and checks
  * that it offers an adapter; false when the package is missing or no GPU is usable.
  */
 export async function installNavigatorGpu(): Promise<true | string> {
-  const g = globalThis as { navigator?: { gpu?: { requestAdapter(o?: unknown): Promise<unknown> } } };
+  const g = globalThis as { navigator?: { gpu?: Gpu } };
+  const software = webGpuSoftware();
   if (!g.navigator?.gpu) {
     let mod: { create(flags: string[]): unknown; globals: Record<string, unknown> };
     try {
@@ -78,7 +89,15 @@ export async function installNavigatorGpu(): Promise<true | string> {
       return `the webgpu package does not load (${(err as Error).message.split('\n')[0]})`;
     }
     Object.assign(globalThis, mod.globals);
-    const gpu = mod.create([]) as NonNullable<NonNullable<typeof g.navigator>['gpu']>;
+    let gpu: Gpu;
+    if (software) {
+      process.env.EGL_PLATFORM ??= 'surfaceless';
+      const gles = mod.create(['backend=opengles']) as Gpu & { wgslLanguageFeatures?: unknown };
+      // tfjs-webgpu asks for a plain adapter; OpenGL ES offers only compatibility-mode ones.
+      gpu = { requestAdapter: (o = {}) => gles.requestAdapter({ ...o, featureLevel: 'compatibility' }), wgslLanguageFeatures: gles.wgslLanguageFeatures } as Gpu;
+    } else {
+      gpu = mod.create([]) as Gpu;
+    }
     if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
     else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
   }
@@ -86,11 +105,11 @@ export async function installNavigatorGpu(): Promise<true | string> {
     const adapter = (await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' })) as {
       isFallbackAdapter?: boolean; info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
     } | null;
-    // A software rasteriser (Vulkan's lavapipe, say) is slower than wasm: not a GPU.
-    if (!adapter) return 'no GPU adapter (no GPU, or no Vulkan driver for it)';
-    if (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter) return 'only a software (fallback) adapter';
+    if (!adapter) return software ? 'no software adapter (AQ_WEBGPU_SOFTWARE=1 needs Mesa\'s EGL and llvmpipe: libegl-mesa0, libgl1-mesa-dri)' : 'no GPU adapter (no GPU, or no Vulkan driver for it)';
+    // A software rasteriser (Vulkan's lavapipe, say) is slower than wasm: not a GPU, unless asked for.
+    if (!software && (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter)) return 'only a software (fallback) adapter';
     const info = adapter.info ?? {};
-    gpuDescription = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'gpu';
+    gpuDescription = `${software ? 'software (AQ_WEBGPU_SOFTWARE): ' : ''}${[info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'gpu'}`;
     return true;
   } catch (err) {
     return `requesting a GPU adapter failed (${(err as Error).message})`;
