@@ -6,7 +6,8 @@
  *
  * Each figure: the median of `--steps` timed steps after `--warmup` untimed ones; a step is a
  * full forward, backward and Adam update (the trainers' flat Adam; on webgpu, batch 256 is also
- * timed with tf.train.adam, as the baseline) on rendered 64 x 64 pose images, synchronised by
+ * timed with tf.train.adam, and the CNN with tfjs-layers' batch norm in place of the fused op, as
+ * baselines) on rendered 64 x 64 pose images, synchronised by
  * reading the loss back. Options: --backends webgpu,wasm --batches 64,256,1024 --models cnn,vit
  * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
  * rate) --out FILE (the figures as JSON too) --check (first, the project's conv backprop kernels
@@ -23,6 +24,7 @@ import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../src/model/conv-check.js';
 import { FlatAdam } from '../src/model/flat-adam.js';
 import { registerOnesGrads, registerReduceGrads } from '../src/model/reduce-grad.js';
+import { trainingForward } from '../src/model/bn-act.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,11 +61,14 @@ interface Row { backend: string; device: string; model: string; params: number; 
 const rows: Row[] = [];
 const stockRows: Row[] = [];
 const onesRows: Row[] = [];
+const stockBnRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
-async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false): Promise<{ stepMs: number; params: number; loss: [number, number]; kernels?: { kernel: string; ms: number }[] }> {
+async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false, stockBn = false): Promise<{ stepMs: number; params: number; loss: [number, number]; kernels?: { kernel: string; ms: number }[] }> {
   const model = buildModel(spec, task.inputShape, task.head, 1);
+  // The trainers' forward pass (batch norm + ReLU as one op on webgpu), or tfjs-layers' own.
+  const forward = stockBn ? (a: tf.Tensor) => model.apply(a, { training: true }) as tf.Tensor : trainingForward(model);
   // The trainers' optimizer (one Adam over the flat parameter vector), or tf.train.adam's
   // per-variable updates as the baseline.
   const optimizer = stockAdam ? tf.train.adam(1e-3) : new FlatAdam(1e-3);
@@ -71,7 +76,7 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
   const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, batch);
   const losses: number[] = [];
   const step = async () => {
-    const loss = tf.tidy(() => optimizer.minimize(() => meanLoss(task.head, t, model.apply(x, { training: true }) as tf.Tensor), true)!);
+    const loss = tf.tidy(() => optimizer.minimize(() => meanLoss(task.head, t, forward(x)), true)!);
     losses.push((await loss.data())[0]!);
     loss.dispose();
   };
@@ -156,6 +161,14 @@ for (const name of values.backends.split(',')) {
       stockRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tf.train.adam instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the flat Adam is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
     }
+    // And tfjs-layers' batch norm and ReLU in place of the fused op (the ViT has no batch norm).
+    for (const m of values.models.split(',').filter((k) => MODELS[k]!.family === 'cnn')) {
+      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      const stock = await timeSteps(MODELS[m]!, 256, false, false, true);
+      const ips = (256 * 1000) / stock.stepMs;
+      stockBnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
+      console.log(`  ${m} batch 256 with tfjs-layers' batch norm and ReLU instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the fused op is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
+    }
     // And tfjs-core's Sum and Mean gradients (a product with ones built on the CPU) instead of ours.
     registerOnesGrads();
     for (const m of values.models.split(',')) {
@@ -189,4 +202,4 @@ for (const [key, ks] of Object.entries(profiles)) {
   console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, onesGrads: onesRows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, onesGrads: onesRows, profiles }, null, 2));

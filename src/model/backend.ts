@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
+import { registerBnActKernels } from './bn-act.js';
 import { registerConvKernels } from './conv-grad.js';
 import { registerTransposeFirstMatMul } from './matmul-fix.js';
 import { registerReduceGrads } from './reduce-grad.js';
@@ -136,6 +137,7 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
       registerReduceGrads();
       if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
       if (name === 'wasm') registerTransposeFirstMatMul(name);
+      if (name === 'webgpu') registerBnActKernels();
       if (await tf.setBackend(name)) {
         await tf.ready();
         if (name === 'webgpu') tuneWebGpu();

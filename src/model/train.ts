@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FlatAdam } from './flat-adam.js';
+import { trainingForward } from './bn-act.js';
 import { Random } from '../util/random.js';
 import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
 
@@ -86,6 +87,8 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
   const rng = new Random(options.seed);
   const order = Array.from({ length: data.count }, (_, i) => i);
   const scratch = new Float32Array(options.batchSize * dim);
+  // On webgpu, batch norm + ReLU pairs as one op each (bn-act.ts); elsewhere model.apply.
+  const forward = trainingForward(model);
   let lastEpochLoss = 0;
   let samplesTrained = 0;
   try {
@@ -100,7 +103,7 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
         const lossT = tf.tidy(() => {
           const x = inputBatch(model, data, index, n, scratch);
           const t = targetsOf(options.head, data, index, n);
-          return optimizer.minimize(() => meanLoss(options.head, t, model.apply(x, { training: true }) as tf.Tensor), true)!;
+          return optimizer.minimize(() => meanLoss(options.head, t, forward(x)), true)!;
         });
         const loss = (await lossT.data())[0]!;
         lossT.dispose();

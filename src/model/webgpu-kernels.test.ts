@@ -8,6 +8,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
 import { CONV_CASES, convGrads, maxRelErr } from './conv-check.js';
+import { trainingForward } from './bn-act.js';
+import { buildModel } from './spec.js';
+import { meanLoss, targetsOf } from './head.js';
+import { getTask } from '../tasks/index.js';
 
 process.env.AQ_WEBGPU_SOFTWARE = '1';
 
@@ -29,4 +33,82 @@ describe('the project\'s webgpu kernels, on a software adapter', () => {
       expect(maxRelErr(got.dx, want.dx)).toBeLessThan(1e-5);
     });
   }
+});
+
+/** A [batch norm, activation] model with set weights, its loss sum(y * w) and the gradients. */
+async function bnStep(x: Float32Array, shape: number[], act: 'none' | 'relu' | 'relu6', fused: boolean) {
+  const chans = shape.at(-1)!;
+  const rng = (seed: number) => Float32Array.from({ length: chans }, (_, i) => Math.sin(seed * 7.1 + i * 1.3));
+  const layers: tf.layers.Layer[] = [tf.layers.batchNormalization({ inputShape: shape.slice(1), momentum: 0.9, epsilon: 1e-3 })];
+  if (act === 'relu') layers.push(tf.layers.reLU());
+  if (act === 'relu6') layers.push(tf.layers.reLU({ maxValue: 6 }));
+  const model = tf.sequential({ layers });
+  model.layers[0]!.setWeights([tf.tensor(rng(1)).mul(2).add(0.5), tf.tensor(rng(2)).mul(3), tf.tensor(rng(3)), tf.tensor(rng(4)).abs().add(0.5)]);
+  const xt = tf.tensor(x, shape);
+  const w = tf.tensor(Float32Array.from({ length: x.length }, (_, i) => Math.cos(i * 0.37)), shape);
+  const forward = fused ? trainingForward(model) : (t: tf.Tensor) => model.apply(t, { training: true }) as tf.Tensor;
+  let y: tf.Tensor | null = null;
+  const [gamma, beta] = model.layers[0]!.trainableWeights.map((v) => (v as unknown as { val: tf.Variable }).val);
+  const g = tf.grads((a: tf.Tensor, _g: tf.Tensor, _b: tf.Tensor) => {
+    y = tf.keep(forward(a));
+    return tf.sum(tf.mul(y, w));
+  })([xt, gamma!, beta!]);
+  const read = async (t: tf.Tensor) => (await t.data()) as Float32Array;
+  const out = {
+    y: await read(y!), dx: await read(g[0]!), dgamma: await read(g[1]!), dbeta: await read(g[2]!),
+    movingMean: await read(model.layers[0]!.getWeights()[2]!), movingVariance: await read(model.layers[0]!.getWeights()[3]!),
+  };
+  model.dispose();
+  tf.dispose([xt, w, y!, ...g]);
+  return out;
+}
+
+describe('batch norm and ReLU as one op on webgpu (bn-act.ts), against tfjs-layers on the cpu backend', () => {
+  const cases: { name: string; shape: number[]; act: 'none' | 'relu' | 'relu6'; offset?: number }[] = [
+    { name: 'ReLU6 after 4-d batch norm, odd sizes', shape: [3, 5, 7, 6], act: 'relu6' },
+    { name: 'ReLU, 20 channels, many row blocks', shape: [8, 16, 16, 20], act: 'relu' },
+    { name: 'no activation, 2-d input, 70 channels (two channel tiles)', shape: [33, 70], act: 'none' },
+    { name: 'ReLU6, a mean far from zero (variance must not cancel)', shape: [4, 8, 8, 16], act: 'relu6', offset: 1000 },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const n = c.shape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: n }, (_, i) => (c.offset ?? 0) + 3 * Math.sin(i * 0.61) + Math.cos(i * 0.11));
+      await selectBackend('cpu');
+      const want = await bnStep(x, c.shape, c.act, false);
+      await selectBackend('webgpu');
+      const got = await bnStep(x, c.shape, c.act, true);
+      for (const k of ['y', 'dx', 'dgamma', 'dbeta', 'movingMean', 'movingVariance'] as const) {
+        expect(maxRelErr(got[k], want[k]), k).toBeLessThan(c.offset ? 2e-3 : 1e-4);
+      }
+    });
+  }
+
+  it('a training step of the pose CNN takes a fraction of the kernels, with the same loss and gradients', async () => {
+    await selectBackend('webgpu');
+    const task = getTask('pose');
+    const images = task.generateValidation('bn-act', 4);
+    const run = async (fused: boolean) => {
+      const model = buildModel(task.defaultModel, task.inputShape, task.head, 1);
+      const x = tf.tensor(images.x, [4, ...task.inputShape]);
+      const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, 4);
+      const forward = fused ? trainingForward(model) : (a: tf.Tensor) => model.apply(a, { training: true }) as tf.Tensor;
+      let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
+      const info = await tf.profile(async () => {
+        const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, forward(x)) as tf.Scalar);
+        const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
+        out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
+        tf.dispose([value, flatGrads, ...Object.values(grads)]);
+      });
+      model.dispose();
+      tf.dispose([x, t.coords!, t.mask!, t.torso!]);
+      return { ...out, kernels: info.kernels.length };
+    };
+    const stock = await run(false);
+    const fused = await run(true);
+    expect(fused.loss).toBeCloseTo(stock.loss, 4);
+    expect(maxRelErr(fused.grads, stock.grads)).toBeLessThan(1e-3);
+    console.log(`pose CNN step: ${stock.kernels} kernels through tfjs-layers, ${fused.kernels} with bn-act`);
+    expect(fused.kernels).toBeLessThan(stock.kernels / 3);
+  });
 });
