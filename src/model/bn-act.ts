@@ -22,12 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-type Info = tf.TensorInfo;
-type Uniform = { type: 'int32' | 'float32'; data: number[] };
-
-interface WebGpuBackend extends tf.KernelBackend {
-  runWebGPUProgram(program: object, inputs: Info[], dtype: 'float32', uniforms?: Uniform[]): Info;
-}
+import { columnGeometry, flatProgram as flat, type Info, type WebGpuBackend } from './wgsl.js';
 
 /** What follows the normalisation: nothing, relu, or relu clipped at `max` (ReLU6: 6). */
 export type Act = { kind: 'none' } | { kind: 'relu' } | { kind: 'relu-max'; max: number };
@@ -39,23 +34,13 @@ const maskOf = (a: Act) => a.kind === 'none' ? 'true' : a.kind === 'relu' ? 'z >
 const actOf = (a: Act) => a.kind === 'none' ? 'z' : a.kind === 'relu' ? 'max(z, 0.0)' : 'min(max(z, 0.0), uniforms.hi)';
 const hiOf = (a: Act) => (a.kind === 'relu-max' ? a.max : 0);
 
-/** Lanes along channels and along rows of a partial-sum workgroup, and the row blocks. */
-function geometry(rows: number, chans: number): { tc: number; r: number; tiles: number; splits: number; rowsPerSplit: number } {
-  const tc = chans <= 16 ? 16 : chans <= 32 ? 32 : 64;
-  const r = 256 / tc;
-  // At least 16 rows a thread, at most 256 blocks.
-  const want = Math.max(1, Math.min(256, Math.ceil(rows / (r * 16))));
-  const rowsPerSplit = Math.ceil(rows / want);
-  return { tc, r, tiles: Math.ceil(chans / tc), splits: Math.ceil(rows / rowsPerSplit), rowsPerSplit };
-}
-
 /**
  * Per (row block, channel) partial sums of a [rows, chans] view. `stats`: of d = x - shift and
  * d^2 (and the shift), out [splits, 3, chans]. `grad`: of g = dy where the activation passes
  * and g * x-hat, out [splits, 2, chans].
  */
 function partialSums(gpu: WebGpuBackend, mode: 'stats' | 'grad', act: Act, inputs: Info[], rows: number, chans: number): Info {
-  const g = geometry(rows, chans);
+  const g = columnGeometry(rows, chans);
   const k = mode === 'stats' ? 3 : 2;
   const body = mode === 'stats'
     ? `let shift = x[c];
@@ -123,22 +108,6 @@ function partialSums(gpu: WebGpuBackend, mode: 'stats' | 'grad', act: Act, input
     { type: 'int32', data: [chans] }, { type: 'int32', data: [rows] }, { type: 'int32', data: [g.rowsPerSplit] },
     { type: 'float32', data: [hiOf(act)] },
   ]);
-}
-
-/** A program of one thread per output element (`main(index)`), over `size` elements. */
-function flat(gpu: WebGpuBackend, key: string, names: string[], inputs: Info[], outputShape: number[], threads: number, uniforms: string, values: Uniform[], code: string): Info {
-  const program = {
-    variableNames: names,
-    uniforms,
-    workgroupSize: [64, 1, 1] as [number, number, number],
-    size: true,
-    outputShape,
-    dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch: [Math.ceil(threads / 64), 1, 1] as [number, number, number],
-    shaderKey: key,
-    getUserCode: () => code,
-  };
-  return gpu.runWebGPUProgram(program, inputs, 'float32', values);
 }
 
 /** Per channel: mean, variance, 1/sqrt(var + eps), and the scale and shift a, b of z = x a + b: [5, chans]. */

@@ -18,6 +18,7 @@ export const CONV_CASES: readonly ConvCase[] = [
   { name: 'depthwise 3x3 stride 1 same', x: [2, 8, 8, 4], f: [3, 3, 4, 1], strides: 1, pad: 'same', depthwise: true },
   { name: 'depthwise 3x3 stride 2 same, multiplier 2', x: [2, 9, 9, 3], f: [3, 3, 3, 2], strides: 2, pad: 'same', depthwise: true },
   { name: 'depthwise 3x3 stride 2 valid, even input', x: [1, 10, 10, 2], f: [3, 3, 2, 1], strides: 2, pad: 'valid', depthwise: true },
+  { name: 'depthwise 3x3 stride 1, 40 channels, multiplier 2 (channel tiles, position blocks)', x: [4, 12, 12, 40], f: [3, 3, 40, 2], strides: 1, pad: 'same', depthwise: true },
   { name: 'large: 64 x 32 x 32 x 16 depthwise stride 2', x: [64, 32, 32, 16], f: [3, 3, 16, 1], strides: 2, pad: 'same', depthwise: true },
 ];
 

@@ -9,18 +9,19 @@
  *   im2col(x)^T . dy, with the transpose written out (a transposed operand is many times slower
  *   on wasm).
  * - webgpu: stock kernels exist, but its filter gradients took most of a CNN step on an H100.
- *   Here the patches are gathered by one WGSL shader, in the layout the product wants, and the
- *   filter gradients are one (batched) matMul; webgpu's own depthwise input gradient, one
- *   direct shader, stays.
+ *   Here the conv filter gradient gathers the patches with one WGSL shader, in the layout the
+ *   product wants, then one matMul; the depthwise one sums over positions directly (two
+ *   shaders); webgpu's own depthwise input gradient, one direct shader, stays.
  *
  * Registered as kernels, not gradients, so every path to them (plain and fused convolutions,
  * Layers) finds them. Layout NHWC; any stride and padding tfjs's computeConv2DInfo resolves.
- * Checked against the cpu backend's stock kernels in conv-grad.test.ts (wasm) and by
- * `npm run bench:train -- --check` (webgpu).
+ * Checked against the cpu backend's stock kernels in conv-grad.test.ts (wasm),
+ * webgpu-kernels.test.ts (webgpu on a software adapter) and `npm run bench:train -- --check`
+ * (webgpu on a GPU).
  */
 import * as tf from '@tensorflow/tfjs';
+import { columnGeometry, flatProgram, rowLaneSum, webGpuOf, type Info, type WebGpuBackend } from './wgsl.js';
 
-type Info = tf.TensorInfo;
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
 /** Backends that get these kernels: wasm lacks them, webgpu's filter gradient is slow. */
@@ -108,25 +109,15 @@ function heapColsT(heap: HeapBackend, x: Info, c: Conv2DInfo): Info {
 }
 
 /**
- * On webgpu, the patches are gathered by one compute shader (one thread an element), in the
- * layout the product wants: `kp` is [1, kh*kw*inC, positions] for Conv2D's filter gradient,
- * `ckp` is [inC, kh*kw, positions] for the depthwise one (a product batched over channels).
+ * On webgpu, the patches for Conv2D's filter gradient are gathered by one compute shader (one
+ * thread an element) in the layout the product wants, [1, kh*kw*inC, positions].
  */
-interface WebGpuBackend extends tf.KernelBackend {
-  runWebGPUProgram(program: object, inputs: Info[], dtype: 'float32', uniforms?: { type: 'int32'; data: number[] }[]): Info;
-}
-
-const webGpuOf = (backend: tf.KernelBackend): WebGpuBackend | null =>
-  typeof (backend as Partial<WebGpuBackend>).runWebGPUProgram === 'function' ? backend as WebGpuBackend : null;
-
-function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo, layout: 'kp' | 'ckp'): Info {
+function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo): Info {
   const P = c.batchSize * c.outHeight * c.outWidth, C = c.inChannels, KK = c.filterHeight * c.filterWidth;
-  const outputShape = layout === 'kp' ? [1, KK * C, P] : [C, KK, P];
+  const outputShape = [1, KK * C, P];
   const size = P * KK * C;
-  // Which tap (i, j) and channel an output row stands for, by layout.
-  const decode = layout === 'kp'
-    ? 'let k = index / p; let tap = k / uniforms.chans; let ch = k % uniforms.chans;'
-    : 'let k = index / p; let ch = k / (uniforms.taps.x * uniforms.taps.y); let tap = k % (uniforms.taps.x * uniforms.taps.y);';
+  // Which tap (i, j) and channel an output row stands for.
+  const decode = 'let k = index / p; let tap = k / uniforms.chans; let ch = k % uniforms.chans;';
   const program = {
     variableNames: ['x'],
     uniforms: 'strides : vec2<i32>, pads : vec2<i32>, dilations : vec2<i32>, taps : vec2<i32>, outDims : vec2<i32>, inDims : vec2<i32>, chans : i32, positions : i32,',
@@ -135,7 +126,7 @@ function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo, layout: 'kp' | 'ckp
     outputShape,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: [Math.ceil(size / 64), 1, 1] as [number, number, number],
-    shaderKey: `aq_im2col_${layout}`,
+    shaderKey: 'aq_im2col_kp',
     getUserCode: () => `
       fn main(index : i32) {
         if (index < uniforms.size) {
@@ -169,6 +160,97 @@ function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo, layout: 'kp' | 'ckp
   ]);
 }
 
+/**
+ * The depthwise filter gradient on webgpu, directly: dF[i, j, c, m] is the sum over positions of
+ * x at tap (i, j) times dy, for output channel c*mult + m. One kernel sums blocks of positions,
+ * lanes along output channels (reads of x and dy coalesce) and one accumulator a tap per
+ * thread, into [blocks, taps, outC]; a second adds the blocks. (Gathering the patches and a
+ * batched matMul, as before, was half the GPU time of a pose CNN step: four kernels, a
+ * [C, taps, positions] copy of x, and a product with two tiny sides and a huge inner one.)
+ */
+function gpuDepthwiseFilterGrad(gpu: WebGpuBackend, x: Info, dy: Info, c: Conv2DInfo, mult: number): Info {
+  const P = c.batchSize * c.outHeight * c.outWidth, OC = c.inChannels * mult, KK = c.filterHeight * c.filterWidth;
+  const g = columnGeometry(P, OC);
+  const program = {
+    variableNames: ['x', 'dy'],
+    uniforms: 'strides : vec2<i32>, pads : vec2<i32>, dilations : vec2<i32>, taps : vec2<i32>, outDims : vec2<i32>, inDims : vec2<i32>, chans : i32, mult : i32, positions : i32, perSplit : i32,',
+    workgroupSize: [g.tc, g.r, 1] as [number, number, number],
+    outputShape: [g.splits, KK, OC],
+    dispatchLayout: { x: [2], y: [0], z: [1] },
+    dispatch: [g.tiles, g.splits, 1] as [number, number, number],
+    shaderKey: `aq_dw_filter_grad_${KK}_${g.tc}x${g.r}`,
+    getUserCode: () => `
+      var<workgroup> buf : array<f32, 256>;
+      fn main() {
+        let OC = uniforms.chans * uniforms.mult;
+        let lane = i32(localId.x);
+        let rl = i32(localId.y);
+        let li = rl * ${g.tc} + lane;
+        let oc = i32(workgroupId.x) * ${g.tc} + lane;
+        let ch = oc / uniforms.mult;
+        let split = i32(workgroupId.y);
+        let p0 = split * uniforms.perSplit;
+        let p1 = min(p0 + uniforms.perSplit, uniforms.positions);
+        var acc : array<f32, ${KK}>;
+        for (var t = 0; t < ${KK}; t = t + 1) { acc[t] = 0.0; }
+        if (oc < OC) {
+          for (var p = p0 + rl; p < p1; p = p + ${g.r}) {
+            let ow = p % uniforms.outDims.y;
+            let oh = (p / uniforms.outDims.y) % uniforms.outDims.x;
+            let n = p / (uniforms.outDims.x * uniforms.outDims.y);
+            let d = dy[p * OC + oc];
+            for (var i = 0; i < uniforms.taps.x; i = i + 1) {
+              let y = oh * uniforms.strides.x + i * uniforms.dilations.x - uniforms.pads.x;
+              if (y >= 0 && y < uniforms.inDims.x) {
+                for (var j = 0; j < uniforms.taps.y; j = j + 1) {
+                  let xx = ow * uniforms.strides.y + j * uniforms.dilations.y - uniforms.pads.y;
+                  if (xx >= 0 && xx < uniforms.inDims.y) {
+                    let t = i * uniforms.taps.y + j;
+                    acc[t] = acc[t] + x[((n * uniforms.inDims.x + y) * uniforms.inDims.y + xx) * uniforms.chans + ch] * d;
+                  }
+                }
+              }
+            }
+          }
+        }
+        for (var t = 0; t < ${KK}; t = t + 1) {
+          buf[li] = acc[t];
+          workgroupBarrier();
+          ${rowLaneSum('buf', g.tc, g.r)}
+          if (rl == 0 && oc < OC) {
+            result[(split * ${KK} + t) * OC + oc] = buf[lane];
+          }
+          workgroupBarrier();
+        }
+      }`,
+  };
+  const part = gpu.runWebGPUProgram(program, [x, dy], 'float32', [
+    { type: 'int32', data: [c.strideHeight, c.strideWidth] },
+    { type: 'int32', data: [c.padInfo.top, c.padInfo.left] },
+    { type: 'int32', data: [c.dilationHeight, c.dilationWidth] },
+    { type: 'int32', data: [c.filterHeight, c.filterWidth] },
+    { type: 'int32', data: [c.outHeight, c.outWidth] },
+    { type: 'int32', data: [c.inHeight, c.inWidth] },
+    { type: 'int32', data: [c.inChannels] },
+    { type: 'int32', data: [mult] },
+    { type: 'int32', data: [P] },
+    { type: 'int32', data: [g.rowsPerSplit] },
+  ]);
+  const out = flatProgram(gpu, 'aq_block_total', ['part'], [part], [c.filterHeight, c.filterWidth, c.inChannels, mult], KK * OC, 'splits : i32,',
+    [{ type: 'int32', data: [g.splits] }], `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0.0;
+          for (var k = 0; k < uniforms.splits; k = k + 1) {
+            s = s + part[k * uniforms.size + index];
+          }
+          setOutputAtIndex(index, s);
+        }
+      }`);
+  gpu.disposeData(part.dataId);
+  return out;
+}
+
 interface ConvAttrs {
   strides: [number, number] | number;
   pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
@@ -195,7 +277,7 @@ function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
     const k = new Composer(backend as tf.KernelBackend, backendName);
     const heap = heapOf(backend as tf.KernelBackend), gpu = webGpuOf(backend as tf.KernelBackend);
     if (!heap && !gpu) throw new Error(`conv gradient: backend ${backendName} is neither wasm nor webgpu`);
-    const colsT = k.track(heap ? heapColsT(heap, x, c) : gpuCols(gpu!, x, c, 'kp'));
+    const colsT = k.track(heap ? heapColsT(heap, x, c) : gpuCols(gpu!, x, c));
     const g = k.run('BatchMatMul', { a: colsT, b: k.reshape(dy, [1, -1, c.outChannels]) }, { transposeA: false, transposeB: false });
     return k.finish(k.reshape(g, [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels]));
   };
@@ -225,15 +307,9 @@ function depthwiseBackpropFilter(backendName: string): tf.KernelFunc {
       });
       return out;
     }
-    const k = new Composer(backend as tf.KernelBackend, backendName);
-    // Per channel, one [taps x positions] . [positions x multiplier] product, batched over channels.
     const gpu = webGpuOf(backend as tf.KernelBackend);
     if (!gpu) throw new Error(`conv gradient: backend ${backendName} is neither wasm nor webgpu`);
-    const colsT = k.track(gpuCols(gpu, x, c, 'ckp'));
-    const dyT = k.run('Transpose', { x: k.reshape(dy, [-1, c.inChannels, mult]) }, { perm: [1, 0, 2] });
-    const g = k.run('BatchMatMul', { a: colsT, b: dyT }, { transposeA: false, transposeB: false });
-    const out = k.run('Transpose', { x: g }, { perm: [1, 0, 2] });
-    return k.finish(k.reshape(out, [c.filterHeight, c.filterWidth, c.inChannels, mult]));
+    return gpuDepthwiseFilterGrad(gpu, x, dy, c, mult);
   };
 }
 
