@@ -272,6 +272,7 @@ export class JobRunner {
     const cfg = this.config;
     this.state = 'RUNNING';
     this.deps.store?.saveJob(cfg.jobId, '', 'RUNNING');
+    metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
     if (this.resumedFrom >= cfg.rounds) progress(`job ${cfg.jobId}: already done (${this.resumedFrom} rounds recorded in this --out); use another --out or --job-id to train again`);
     else if (this.resumedFrom > 0) progress(`job ${cfg.jobId}: resumed after round ${this.resumedFrom} of ${cfg.rounds} from its checkpoint`);
     const initial = await this.evaluateGlobal();
@@ -291,7 +292,7 @@ export class JobRunner {
         return this.state;
       }
       this.currentRound++;
-      metrics.currentRound.set(this.currentRound);
+      metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
     }
     // A stop (SIGTERM, close) is not a cancellation of the job: it resumes on the next start.
     this.state = signal.aborted ? 'CANCELLED' : 'DONE';
@@ -538,7 +539,7 @@ export class JobRunner {
     }
     if (reporters.size < cfg.minTrainers || (secure && groupsDone === 0)) {
       round.finish(false);
-      metrics.roundsTotal.inc({ result: 'failed' });
+      metrics.roundsTotal.inc({ job: cfg.jobId, result: 'failed' });
       const what = secure ? `${reporters.size} of ${members.length} updates in ${groupsDone} unmasked groups (${groupsFailed} dropped)` : `only ${reporters.size} of ${members.length} updates`;
       progress(`round ${this.currentRound}: ${what} (${outcome.reason}); need ${cfg.minTrainers}, retrying`);
       return false;
@@ -551,7 +552,7 @@ export class JobRunner {
       // strategy's state from before this aggregate (FedAdam's moments would carry the NaNs on).
       this.strategy.restore(before);
       round.finish(false);
-      metrics.roundsTotal.inc({ result: 'failed' });
+      metrics.roundsTotal.inc({ job: cfg.jobId, result: 'failed' });
       progress(`round ${this.currentRound}: the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying`);
       log.warn('non-finite aggregate refused', { round: this.currentRound });
       return false;
@@ -578,10 +579,10 @@ export class JobRunner {
     }
     this.history.push(result);
     round.finish(true);
-    metrics.roundsTotal.inc({ result: 'completed' });
-    metrics.roundDuration.observe(seconds);
-    metrics.validationAccuracy.set(ev.accuracy);
-    metrics.validationLoss.set(ev.loss);
+    metrics.roundsTotal.inc({ job: cfg.jobId, result: 'completed' });
+    metrics.roundDuration.observe({ job: cfg.jobId }, seconds);
+    metrics.validationAccuracy.set({ job: cfg.jobId }, ev.accuracy);
+    metrics.validationLoss.set({ job: cfg.jobId }, ev.loss);
     const groupsText = secure ? ` in ${groupsDone} secure group${groupsDone === 1 ? '' : 's'}${groupsFailed ? ` (${groupsFailed} dropped)` : ''}` : '';
     progress(`round ${this.currentRound}/${cfg.rounds} done in ${seconds.toFixed(1)}s: ${reporters.size}/${members.length} trainers${groupsText}, train loss ${trainLoss.toFixed(3)}, val loss ${ev.loss.toFixed(3)}, val ${this.task.metricName} ${(ev.accuracy * 100).toFixed(1)}%${ev.meanError !== undefined ? `, mean keypoint error ${(ev.meanError * this.task.inputShape[1]!).toFixed(2)} px` : ''}${outcome.reason === 'all-reported' ? '' : ` (${outcome.reason})`}`);
     await this.deps.onRound?.(result);

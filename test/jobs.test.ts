@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, actiquest, until } from './helpers.js';
+import { Harness, actiquest, metricValue, until } from './helpers.js';
 import { loadModelFiles } from '../src/model/export.js';
 import { sha256 } from '../src/wire/blob.js';
 import type { Coordinator } from '../coordinator/main.js';
@@ -67,6 +67,17 @@ describe('researchers\' jobs', () => {
     // Priority 3 against 1 (same task weight) among 4 trainers: alpha may hold 3, beta 1.
     expect(hist('alpha')[0]!.participants).toBe(3);
     expect(hist('beta')[0]!.participants).toBe(1);
+
+    // Prometheus sees each job apart.
+    const metric = (name: string, labels: Record<string, string>) => metricValue(c.metricsAddress!, name, labels);
+    expect(await metric('actiquest_rounds_total', { job: 'alpha', result: 'completed' })).toBe(2);
+    expect(await metric('actiquest_rounds_total', { job: 'beta', result: 'completed' })).toBe(2);
+    expect(await metric('actiquest_updates_accepted_total', { job: 'alpha' })).toBe(hist('alpha').reduce((n, r) => n + r.participants, 0));
+    expect(await metric('actiquest_updates_accepted_total', { job: 'beta' })).toBe(2);
+    expect(await metric('actiquest_validation_accuracy_ratio', { job: 'alpha' })).toBeCloseTo(hist('alpha')[1]!.valAccuracy, 6);
+    expect(await metric('actiquest_round', { job: 'idle' })).toBe(1);
+    expect(await metric('actiquest_jobs', { state: 'DONE' })).toBe(2);
+    expect(await metric('actiquest_jobs', { state: 'RUNNING' })).toBe(1);
 
     const list = await actiquest(['jobs', ...addr]);
     expect(list.code).toBe(0);

@@ -19,21 +19,31 @@ function registry(role: string): Registry {
 /** The coordinator's metrics. */
 export function coordinatorMetrics() {
   const r = registry('coordinator');
+  // Read at each scrape: the coordinator sets where the jobs are counted from.
+  const jobStates = { count: (): Record<string, number> => ({}) };
   return {
+    jobStates,
     registry: r,
-    roundsTotal: new Counter({ name: 'actiquest_rounds_total', help: 'Rounds finished, by result', labelNames: ['result'] as const, registers: [r] }),
+    roundsTotal: new Counter({ name: 'actiquest_rounds_total', help: 'Rounds finished, by job and result', labelNames: ['job', 'result'] as const, registers: [r] }),
     roundDuration: new Histogram({
-      name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation',
+      name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation, by job', labelNames: ['job'] as const,
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600], registers: [r],
     }),
     receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Update bytes received', registers: [r] }),
     sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Model bytes sent', registers: [r] }),
-    updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round', registers: [r] }),
+    updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job'] as const, registers: [r] }),
     updatesRejected: new Counter({ name: 'actiquest_updates_rejected_total', help: 'Updates refused, by reason', labelNames: ['reason'] as const, registers: [r] }),
     liveTrainers: new Gauge({ name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r] }),
-    currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress of the current job', registers: [r] }),
-    validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation accuracy of the latest global model', registers: [r] }),
-    validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model', registers: [r] }),
+    currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress (or next), by job', labelNames: ['job'] as const, registers: [r] }),
+    validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation metric of the latest global model (accuracy, or PCK@0.2 for keypoints), by job', labelNames: ['job'] as const, registers: [r] }),
+    validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model, by job', labelNames: ['job'] as const, registers: [r] }),
+    jobs: new Gauge({
+      name: 'actiquest_jobs', help: 'Jobs known to the coordinator, by state', labelNames: ['state'] as const, registers: [r],
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(jobStates.count())) this.set({ state }, n);
+      },
+    }),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof coordinatorMetrics>;
