@@ -7,8 +7,10 @@
  *
  * Baseline in the same run: the same heartbeat rate from one client that is alone on the
  * server (the first second, before the others start). Options: --trainers 200 --seconds 60
- * --wait-ms 2000 --auth open|signed (signed: every simulated trainer signs every call with its
- * own sr25519 hotkey, and the coordinator verifies each signature and nonce).
+ * --wait-ms 2000 --auth open|signed. Signed: every simulated trainer signs every call, and the
+ * coordinator verifies each signature and nonce; the load runs twice against the same
+ * coordinator, first with each call signed by the trainer's sr25519 hotkey (the baseline), then
+ * with its ed25519 session key (what nodes do), and the two are compared.
  */
 import path from 'node:path';
 import os from 'node:os';
@@ -50,9 +52,10 @@ async function timed<T>(method: string, f: () => Promise<T>, extraMs = 0): Promi
   }
 }
 
-const deadline = Date.now() + SECONDS * 1000;
+let deadline = 0;
+let sessions = true;
 async function trainer(i: number): Promise<void> {
-  const signer = SIGNED ? await loadSigner({ uri: `//sim-${i}` }) : null;
+  const signer = SIGNED ? { ...(await loadSigner({ uri: `//sim-${i}` })), sessions } : null;
   const client = makeClient(CoordinatorClient, address, undefined, signer);
   const nodeId = signer?.address ?? `sim-${String(i).padStart(4, '0')}`;
   const reg = await timed('RegisterTrainer', () => callUnary<RegisterTrainerResponse>(client, 'RegisterTrainer', {
@@ -82,32 +85,52 @@ async function trainer(i: number): Promise<void> {
   client.close();
 }
 
-// Baseline: one trainer alone for a few heartbeats.
-const aloneSigner = SIGNED ? await loadSigner({ uri: '//alone' }) : null;
-const alone = makeClient(CoordinatorClient, address, undefined, aloneSigner);
-const aloneId = aloneSigner?.address ?? 'alone';
-await callUnary(alone, 'RegisterTrainer', { nodeId: aloneId, capacity: { samplesPerSecond: 1, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0) }, { timeoutMs: 10_000 });
-const baseline: number[] = [];
-for (let k = 0; k < 50; k++) {
-  const t0 = performance.now();
-  await callUnary(alone, 'Heartbeat', { nodeId: aloneId, taskId: '' }, { timeoutMs: 10_000 });
-  baseline.push(performance.now() - t0);
-}
-alone.close();
-
-console.log(`\n== load${SIGNED ? ', signed requests' : ''}: ${N} simulated trainers against one coordinator process for ${SECONDS} s (heartbeats at the coordinator's interval, GetTask long polls of ${WAIT} ms)`);
-const started = performance.now();
-await Promise.all(Array.from({ length: N }, (_, i) => trainer(i)));
-const wall = (performance.now() - started) / 1000;
-child.kill('SIGTERM');
-
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
-console.log('  method                       calls    calls/s    p50 ms    p99 ms    max ms');
-for (const [method, xs] of latencies) {
-  console.log(`  ${method.padEnd(26)} ${String(xs.length).padStart(7)} ${(xs.length / wall).toFixed(0).padStart(10)} ${pct(xs, 0.5).toFixed(2).padStart(9)} ${pct(xs, 0.99).toFixed(2).padStart(9)} ${Math.max(...xs).toFixed(2).padStart(9)}`);
+
+/** One load phase: the baseline client alone, then N trainers for SECONDS; prints its table. */
+async function phase(label: string): Promise<{ p50: number; p99: number; errors: number }> {
+  latencies.clear();
+  errors.clear();
+  // Baseline: one trainer alone for a few heartbeats.
+  const aloneSigner = SIGNED ? { ...(await loadSigner({ uri: '//alone' })), sessions } : null;
+  const alone = makeClient(CoordinatorClient, address, undefined, aloneSigner);
+  const aloneId = aloneSigner?.address ?? 'alone';
+  await callUnary(alone, 'RegisterTrainer', { nodeId: aloneId, capacity: { samplesPerSecond: 1, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0) }, { timeoutMs: 10_000 });
+  const baseline: number[] = [];
+  for (let k = 0; k < 50; k++) {
+    const t0 = performance.now();
+    await callUnary(alone, 'Heartbeat', { nodeId: aloneId, taskId: '' }, { timeoutMs: 10_000 });
+    baseline.push(performance.now() - t0);
+  }
+  alone.close();
+
+  console.log(`\n== load${label}: ${N} simulated trainers against one coordinator process for ${SECONDS} s (heartbeats at the coordinator's interval, GetTask long polls of ${WAIT} ms)`);
+  deadline = Date.now() + SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: N }, (_, i) => trainer(i)));
+  const wall = (performance.now() - started) / 1000;
+  console.log('  method                       calls    calls/s    p50 ms    p99 ms    max ms');
+  for (const [method, xs] of latencies) {
+    console.log(`  ${method.padEnd(26)} ${String(xs.length).padStart(7)} ${(xs.length / wall).toFixed(0).padStart(10)} ${pct(xs, 0.5).toFixed(2).padStart(9)} ${pct(xs, 0.99).toFixed(2).padStart(9)} ${Math.max(...xs).toFixed(2).padStart(9)}`);
+  }
+  const total = [...errors.values()].reduce((a, b) => a + b, 0);
+  console.log(`  errors: ${total}${total ? ` (${[...errors].map(([m, n]) => `${n} x ${m}`).join('; ')})` : ''}`);
+  const beats = latencies.get('Heartbeat') ?? [];
+  console.log(`  baseline, one client alone: Heartbeat p50 ${pct(baseline, 0.5).toFixed(2)} ms, p99 ${pct(baseline, 0.99).toFixed(2)} ms; under load p50 is ${(pct(beats, 0.5) / pct(baseline, 0.5)).toFixed(1)}x that`);
+  return { p50: pct(beats, 0.5), p99: pct(beats, 0.99), errors: total };
 }
-const totalErrors = [...errors.values()].reduce((a, b) => a + b, 0);
-console.log(`  errors: ${totalErrors}${totalErrors ? ` (${[...errors].map(([m, n]) => `${n} x ${m}`).join('; ')})` : ''}`);
-console.log(`  baseline, one client alone: Heartbeat p50 ${pct(baseline, 0.5).toFixed(2)} ms, p99 ${pct(baseline, 0.99).toFixed(2)} ms; under load p50 is ${(pct(latencies.get('Heartbeat') ?? [], 0.5) / pct(baseline, 0.5)).toFixed(1)}x that`);
+
+let totalErrors = 0;
+if (!SIGNED) {
+  totalErrors += (await phase('')).errors;
+} else {
+  sessions = false;
+  const hotkey = await phase(', each call signed by the sr25519 hotkey');
+  sessions = true;
+  const session = await phase(', each call signed by an ed25519 session key the hotkey certified');
+  totalErrors += hotkey.errors + session.errors;
+  console.log(`\n== session keys against hotkey signatures, same coordinator, same load: Heartbeat p50 ${session.p50.toFixed(1)} against ${hotkey.p50.toFixed(1)} ms (${(hotkey.p50 / session.p50).toFixed(2)}x faster), p99 ${session.p99.toFixed(1)} against ${hotkey.p99.toFixed(1)} ms (${(hotkey.p99 / session.p99).toFixed(2)}x)`);
+}
+child.kill('SIGTERM');
 fs.rmSync(dir, { recursive: true, force: true });
 process.exit(totalErrors === 0 ? 0 : 1);

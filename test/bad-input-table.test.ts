@@ -101,8 +101,13 @@ describe('bad input, table', () => {
       ['SecAggAwait, unknown stage', () => unary(coord, 'SecAggAwait', { nodeId: P, taskId: 't', stage: 'LATER', waitMs: 0 }), status.INVALID_ARGUMENT, /^stage: expected SHARE_KEYS, MASKED_INPUT or UNMASK, got "LATER"$/],
       // Signatures and admission.
       ['unsigned request', () => grpcError(rawUnary(raw, 'Heartbeat', hb, new Metadata())), status.UNAUTHENTICATED, /^request signature: expected x-aq-hotkey, .* got none$/],
-      ['signature by another key', () => {
+      ['session certified by another key', () => {
         const md = sign(raw, 'Heartbeat', mallory!, hb);
+        md.set('x-aq-hotkey', P);
+        return grpcError(rawUnary(raw, 'Heartbeat', hb, md));
+      }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session key certified by 5\w+, got a certificate that does not verify$/],
+      ['signature by another key', () => {
+        const md = sign(raw, 'Heartbeat', mallory!, hb, { session: false });
         md.set('x-aq-hotkey', P);
         return grpcError(rawUnary(raw, 'Heartbeat', hb, md));
       }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],

@@ -3,7 +3,7 @@
  * what a well-behaved client never would: stale, replayed, tampered or foreign signatures).
  */
 import * as grpc from '@grpc/grpc-js';
-import { loadSigner, signedMetadata, type Signer } from '../src/wire/auth.js';
+import { loadSigner, signedMetadata, type Signer, type SignOptions } from '../src/wire/auth.js';
 import { signLease } from '../src/wire/lease.js';
 import type { ShardLease } from '../src/wire/proto.js';
 
@@ -16,10 +16,14 @@ function method(client: grpc.Client, name: string): Method {
   return (client.constructor as unknown as { service: Record<string, Method> }).service[name]!;
 }
 
-/** Metadata signing `body` (default: the request itself) for `name`, as of `now`. */
-export function sign(client: grpc.Client, name: string, signer: Signer, request: unknown, opts: { body?: unknown; now?: number } = {}): grpc.Metadata {
+/**
+ * Metadata signing `body` (default: the request itself) for `name`, as of `now`: with the
+ * signer's session key, as clients do, or with `session` false by the hotkey itself, or with
+ * the session given.
+ */
+export function sign(client: grpc.Client, name: string, signer: Signer, request: unknown, opts: { body?: unknown; now?: number } & SignOptions = {}): grpc.Metadata {
   const m = method(client, name);
-  return signedMetadata(signer, m.path, m.requestStream ? null : m.requestSerialize(opts.body ?? request), opts.now);
+  return signedMetadata(signer, m.path, m.requestStream ? null : m.requestSerialize(opts.body ?? request), opts.now, { session: opts.session });
 }
 
 /** A unary call with the given metadata; resolves with the response or the gRPC error. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { Harness, actiquest, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
+import { newSession } from '../src/wire/auth.js';
 import { callUnary, makeClient } from '../src/wire/client.js';
 import { CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/proto.js';
 
@@ -54,10 +55,29 @@ describe('signed requests', () => {
       ['unsigned request', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), new Metadata())), status.UNAUTHENTICATED,
         /^request signature: expected x-aq-hotkey, x-aq-timestamp, x-aq-nonce and x-aq-signature-bin metadata \(this server takes signed requests only\), got none$/],
       ['signature by another key', () => {
-        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address));
+        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address), { session: false });
         md.set('x-aq-hotkey', t0!.address);
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
       }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      ['session certified by another key', () => {
+        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address));
+        md.set('x-aq-hotkey', t0!.address);
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session key certified by 5\w+, got a certificate that does not verify$/],
+      ['expired session', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: newSession(t0!, Date.now() - 7 * 3600_000) }))),
+        status.UNAUTHENTICATED, /^x-aq-session-bin: expected an unexpired session, got one that expired 36\d\d s ago$/],
+      ['session claiming two days', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: newSession(t0!, Date.now(), 48 * 3600_000) }))),
+        status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session that ends within 24 h, got one that ends in 48\.0 h$/],
+      ['truncated session certificate', () => {
+        const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address));
+        md.set('x-aq-session-bin', Buffer.alloc(50));
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected one 104-byte session certificate \(ed25519 key, expiry, hotkey signature\), got 50 bytes$/],
+      ['hotkey signature under a session header', () => {
+        const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: false });
+        md.set('x-aq-session-bin', sign(coord, 'Heartbeat', t0!, hb(t0!.address)).get('x-aq-session-bin')[0]!);
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+'s session key over the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['body changed after signing', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { body: hb(t1!.address) }))),
         status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by .* got one that does not verify$/],
       ['stale timestamp', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { now: Date.now() - 120_000 }))),
@@ -99,6 +119,8 @@ describe('signed requests', () => {
       expect(status[e.code], `${name}: ${e.details}`).toBe(status[code]);
       expect(e.details, name).toMatch(message);
     }
+    // Requests signed by the hotkey itself, with no session, are still taken.
+    expect(await rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: false }))).toBeDefined();
     // A good lease still streams the shard; the researcher may list jobs.
     const good = { shardId: shard, lease: lease(leaseKey!, ds!.address, t0!.address, [shard]) };
     expect(await rawStream(data, 'StreamShard', good, sign(data, 'StreamShard', t0!, good))).toBeGreaterThan(1);

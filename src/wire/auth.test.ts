@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady, mnemonicGenerate, sr25519Verify } from '@polkadot/util-crypto';
-import { loadSigner, verifySr25519 } from './auth.js';
+import { createHash } from 'node:crypto';
+import { cryptoWaitReady, decodeAddress, mnemonicGenerate, sr25519Verify } from '@polkadot/util-crypto';
+import { HEADER_SESSION, loadSigner, newSession, RequestVerifier, SESSION_LIFETIME_MS, sessionPayload, signedMetadata, verifySr25519 } from './auth.js';
 
 beforeAll(async () => {
   await cryptoWaitReady();
@@ -28,5 +29,40 @@ describe('sr25519 signers (wasm)', () => {
     expect(verifySr25519(new Uint8Array(3), new Uint8Array(63), new Uint8Array(32))).toBe(false);
     expect(verifySr25519(new Uint8Array(3), new Uint8Array(64), new Uint8Array(31))).toBe(false);
     await expect(loadSigner({ uri: 'not a mnemonic at all' })).rejects.toThrow(/^hotkey: expected a mnemonic, a 0x 32-byte seed or a \/\/Name URI/);
+  });
+});
+
+describe('session keys', () => {
+  it('sign requests with an ed25519 key the hotkey certifies, renewed once half its lifetime is gone, verified by the server', async () => {
+    const signer = await loadSigner({ uri: '//Session' });
+    const t0 = 1_800_000_000_000;
+    let now = t0;
+    const verifier = new RequestVerifier({ now: () => now, maxSkewMs: 60_000 });
+    const body = Buffer.from('request body');
+    const digest = createHash('sha256').update(body).digest();
+    const at = (ms: number) => {
+      now = ms;
+      return signedMetadata(signer, '/actiquest.v1.Coordinator/Heartbeat', body, ms);
+    };
+    const first = at(t0), later = at(t0 + 3600_000), renewed = at(t0 + SESSION_LIFETIME_MS / 2 + 1);
+    const header = (md: ReturnType<typeof at>) => (md.get(HEADER_SESSION)[0] as Buffer).toString('hex');
+    expect(header(first)).toBe(header(later));
+    expect(header(renewed)).not.toBe(header(first));
+    // The certificate: the session's public key, its expiry, and the hotkey's signature over both.
+    const raw = first.get(HEADER_SESSION)[0] as Buffer;
+    expect(raw).toHaveLength(104);
+    expect(Number(raw.readBigUInt64BE(32))).toBe(t0 + SESSION_LIFETIME_MS);
+    expect(verifySr25519(sessionPayload(signer.address, raw.subarray(0, 32), t0 + SESSION_LIFETIME_MS), raw.subarray(40), decodeAddress(signer.address))).toBe(true);
+    // The server takes each, at its time, and refuses the first session once it has expired.
+    for (const [md, ms] of [[first, t0], [later, t0 + 3600_000], [renewed, t0 + SESSION_LIFETIME_MS / 2 + 1]] as const) {
+      now = ms;
+      expect(verifier.verify('/actiquest.v1.Coordinator/Heartbeat', md, digest, 'node')).toBe(signer.address);
+    }
+    now = t0 + SESSION_LIFETIME_MS + 1000;
+    const stale = signedMetadata(signer, '/actiquest.v1.Coordinator/Heartbeat', body, now, { session: newSession(signer, t0) });
+    expect(() => verifier.verify('/actiquest.v1.Coordinator/Heartbeat', stale, digest, 'node')).toThrow(/^x-aq-session-bin: expected an unexpired session, got one that expired 1 s ago$/);
+    // A session's signature does not carry over to another method.
+    const md = at(now);
+    expect(() => verifier.verify('/actiquest.v1.Coordinator/GetTask', md, digest, 'node')).toThrow(/session key over the method, body digest, timestamp and nonce, got one that does not verify$/);
   });
 });
