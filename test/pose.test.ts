@@ -51,6 +51,30 @@ describe('pose federation', () => {
     expect(ev.accuracy).toBeCloseTo(hist[2]!.valAccuracy, 5);
   }, 240_000);
 
+  it('a trainer process on webgpu trains rounds beside one on wasm, and registers its backend and device', async () => {
+    h = new Harness();
+    // CI has no GPU: the trainer process inherits this and runs webgpu on Mesa's llvmpipe. The
+    // harness's own roles run on wasm, as always.
+    process.env.AQ_WEBGPU_SOFTWARE = '1';
+    h.defer(() => delete process.env.AQ_WEBGPU_SOFTWARE);
+    const c = await h.coordinator(['--task', 'pose', '--model', '{"family":"cnn","widths":[8,16]}', '--secure-aggregation', 'false', '--rounds', '2',
+      '--cohort', '2', '--min-trainers', '2', '--local-epochs', '2', '--batch-size', '8', '--lr', '0.004', '--validation-samples', '16',
+      '--round-timeout', '300', '--cohort-wait', '120', '--exit-when-done']);
+    await h.dataset(c.address, 'gym', ['--task', 'pose', '--shards', '2', '--samples-per-shard', '16']);
+    await h.trainer(c.address, 'cpu-0');
+    h.trainerProcess(c.address, 'gpu-0', ['--backend', 'webgpu']);
+
+    expect(await c.done).toBe('DONE');
+    const hist = c.job.history;
+    expect(hist.map((r) => [r.round, r.participants, [...r.reporters].sort()])).toEqual([[1, 2, ['cpu-0', 'gpu-0']], [2, 2, ['cpu-0', 'gpu-0']]]);
+    for (const r of hist) expect(Number.isFinite(r.valLoss)).toBe(true);
+    const store = new CoordinatorStore(path.join(h.dir, 'out'));
+    const nodes = Object.fromEntries(store.nodes<{ backend: string; device: string }>().map((n) => [n.nodeId, n.record]));
+    store.close();
+    expect(nodes['gpu-0']).toMatchObject({ backend: 'webgpu', device: expect.stringMatching(/^software \(AQ_WEBGPU_SOFTWARE\): .*Mesa/) });
+    expect(nodes['cpu-0']).toMatchObject({ backend: 'wasm' });
+  }, 240_000);
+
   it('serves imported COCO person crops like any other shard: a round trains on them', async () => {
     h = new Harness();
     const file = writeCocoFixture(path.join(h.dir, 'coco'), 6);
