@@ -6,8 +6,8 @@
  *
  * Each figure: the median of `--steps` timed steps after `--warmup` untimed ones; a step is a
  * full forward, backward and Adam update (the trainers' flat Adam; on webgpu, batch 256 is also
- * timed with tf.train.adam, and the CNN with tfjs-layers' batch norm in place of the fused op, as
- * baselines) on rendered 64 x 64 pose images, synchronised by
+ * timed with tf.train.adam, the CNN with tfjs-layers' batch norm and the ViT with tfjs's layer
+ * norm in place of the fused ops, as baselines) on rendered 64 x 64 pose images, synchronised by
  * reading the loss back. Options: --backends webgpu,wasm --batches 64,256,1024 --models cnn,vit
  * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
  * rate) --out FILE (the figures as JSON too) --check (first, the project's conv backprop kernels
@@ -62,6 +62,7 @@ const rows: Row[] = [];
 const stockRows: Row[] = [];
 const onesRows: Row[] = [];
 const stockBnRows: Row[] = [];
+const stockLnRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
@@ -169,6 +170,16 @@ for (const name of values.backends.split(',')) {
       stockBnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tfjs-layers' batch norm and ReLU instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the fused op is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
     }
+    // And the ViT with tfjs's composite layer norm in place of the fused one.
+    for (const m of values.models.split(',').filter((k) => MODELS[k]!.family === 'vit')) {
+      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      process.env.AQ_NO_FUSED_LAYER_NORM = '1';
+      const stock = await timeSteps(MODELS[m]!, 256, false);
+      delete process.env.AQ_NO_FUSED_LAYER_NORM;
+      const ips = (256 * 1000) / stock.stepMs;
+      stockLnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
+      console.log(`  ${m} batch 256 with tfjs's layer norm instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the fused op is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
+    }
     // And tfjs-core's Sum and Mean gradients (a product with ones built on the CPU) instead of ours.
     registerOnesGrads();
     for (const m of values.models.split(',')) {
@@ -202,4 +213,4 @@ for (const [key, ks] of Object.entries(profiles)) {
   console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, onesGrads: onesRows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));

@@ -13,6 +13,7 @@ import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
 import { registerBnActKernels } from './bn-act.js';
 import { registerConvKernels } from './conv-grad.js';
+import { registerLayerNormKernels } from './layer-norm.js';
 import { registerTransposeFirstMatMul } from './matmul-fix.js';
 import { registerReduceGrads } from './reduce-grad.js';
 
@@ -137,7 +138,10 @@ export async function selectBackend(want: string = 'auto'): Promise<BackendInfo>
       registerReduceGrads();
       if (name === 'wasm' || name === 'webgpu') registerConvKernels(name);
       if (name === 'wasm') registerTransposeFirstMatMul(name);
-      if (name === 'webgpu') registerBnActKernels();
+      if (name === 'webgpu') {
+        registerBnActKernels();
+        registerLayerNormKernels();
+      }
       if (await tf.setBackend(name)) {
         await tf.ready();
         if (name === 'webgpu') tuneWebGpu();

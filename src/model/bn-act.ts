@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { columnGeometry, flatProgram as flat, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnGeometry, flatProgram as flat, sumBlocks, type Info, type WebGpuBackend } from './wgsl.js';
 
 /** What follows the normalisation: nothing, relu, or relu clipped at `max` (ReLU6: 6). */
 export type Act = { kind: 'none' } | { kind: 'relu' } | { kind: 'relu-max'; max: number };
@@ -166,21 +166,6 @@ function movingAverage(gpu: WebGpuBackend, moving: Info, stats: Info, row: 0 | 1
       }`);
 }
 
-/** Totals of one row of the grad partial sums: 0 gives dbeta (sum of g), 1 dgamma (sum of g x-hat). */
-function gradTotal(gpu: WebGpuBackend, part: Info, row: 0 | 1, chans: number): Info {
-  return flat(gpu, 'aq_bn_grad_total', ['part'], [part], [chans], chans, 'splits : i32, row : i32,',
-    [{ type: 'int32', data: [part.shape[0]!] }, { type: 'int32', data: [row] }], `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          var s = 0.0;
-          for (var k = 0; k < uniforms.splits; k = k + 1) {
-            s = s + part[(k * 2 + uniforms.row) * uniforms.size + index];
-          }
-          setOutputAtIndex(index, s);
-        }
-      }`);
-}
-
 /**
  * dx = a g + k1 (x - mean) + k2, with g the gradient the activation passes, a = gamma/std,
  * k1 = -a/std * sum(g x-hat)/n and k2 = -a * sum(g)/n. Coefficients per channel: [5, chans] of
@@ -246,7 +231,8 @@ const KERNELS: Record<string, (gpu: WebGpuBackend, i: Record<string, Info>, a: A
   AqBnStats: (gpu, i, a) => finishStats(gpu, i.part!, i.gamma!, i.beta!, a.rows, a.chans, a.epsilon!),
   AqBnApply: (gpu, i, a) => applyAct(gpu, actOfAttrs(a), i.x!, i.stats!, a.chans),
   AqBnMoving: (gpu, i, a) => movingAverage(gpu, i.moving!, i.stats!, a.row!, a.momentum!, a.chans),
-  AqBnGradTotal: (gpu, i, a) => gradTotal(gpu, i.part!, a.row!, a.chans),
+  // Totals of one row of the grad partial sums: 0 gives dbeta (sum of g), 1 dgamma (sum of g x-hat).
+  AqBnGradTotal: (gpu, i, a) => sumBlocks(gpu, i.part!, a.row! * a.chans, [a.chans]),
   AqBnDxCoef: (gpu, i, a) => dxCoefficients(gpu, i.part!, i.stats!, a.rows, a.chans),
   AqBnDx: (gpu, i, a) => dxOf(gpu, actOfAttrs(a), i.x!, i.dy!, i.coef!, a.chans),
 };

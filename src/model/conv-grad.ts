@@ -20,7 +20,7 @@
  * (webgpu on a GPU).
  */
 import * as tf from '@tensorflow/tfjs';
-import { columnGeometry, flatProgram, rowLaneSum, webGpuOf, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnGeometry, flatProgram, rowLaneSum, sumBlocks, webGpuOf, type Info, type WebGpuBackend } from './wgsl.js';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
@@ -236,17 +236,7 @@ function gpuDepthwiseFilterGrad(gpu: WebGpuBackend, x: Info, dy: Info, c: Conv2D
     { type: 'int32', data: [P] },
     { type: 'int32', data: [g.rowsPerSplit] },
   ]);
-  const out = flatProgram(gpu, 'aq_block_total', ['part'], [part], [c.filterHeight, c.filterWidth, c.inChannels, mult], KK * OC, 'splits : i32,',
-    [{ type: 'int32', data: [g.splits] }], `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          var s = 0.0;
-          for (var k = 0; k < uniforms.splits; k = k + 1) {
-            s = s + part[k * uniforms.size + index];
-          }
-          setOutputAtIndex(index, s);
-        }
-      }`);
+  const out = sumBlocks(gpu, part, 0, [c.filterHeight, c.filterWidth, c.inChannels, mult]);
   gpu.disposeData(part.dataId);
   return out;
 }

@@ -9,6 +9,7 @@
  * slower on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
+import { layerNorm, layerNormFused } from './layer-norm.js';
 
 type Kwargs = Record<string, unknown>;
 
@@ -84,7 +85,10 @@ export class SelfAttention extends tf.layers.Layer {
   }
 }
 
-/** (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, by broadcasting. */
+/**
+ * (x - mean) / sqrt(var + eps) * gamma + beta over the last axis, by broadcasting; on webgpu as
+ * one op (layer-norm.ts).
+ */
 export class TokenNorm extends tf.layers.Layer {
   static className = 'AqTokenNorm';
   private gamma!: tf.LayerVariable;
@@ -100,6 +104,7 @@ export class TokenNorm extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      if (layerNormFused()) return layerNorm(x, this.gamma.read(), this.beta.read(), 1e-5);
       const { mean, variance } = tf.moments(x, -1, true);
       return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), this.gamma.read()), this.beta.read());
     });

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
 import { CONV_CASES, convGrads, maxRelErr } from './conv-check.js';
 import { trainingForward } from './bn-act.js';
+import { TokenNorm } from './vit-layers.js';
 import { buildModel } from './spec.js';
 import { meanLoss, targetsOf } from './head.js';
 import { getTask } from '../tasks/index.js';
@@ -110,5 +111,75 @@ describe('batch norm and ReLU as one op on webgpu (bn-act.ts), against tfjs-laye
     expect(maxRelErr(fused.grads, stock.grads)).toBeLessThan(1e-3);
     console.log(`pose CNN step: ${stock.kernels} kernels through tfjs-layers, ${fused.kernels} with bn-act`);
     expect(fused.kernels).toBeLessThan(stock.kernels / 3);
+  });
+});
+
+describe('layer norm as one op on webgpu (layer-norm.ts), against the cpu backend', () => {
+  const cases: { name: string; shape: number[]; offset?: number }[] = [
+    { name: '[batch, tokens, 64] as in the ViT', shape: [3, 17, 64] },
+    { name: '70 columns (two column tiles), many row blocks', shape: [40, 30, 70] },
+    { name: 'rows far from zero', shape: [5, 9, 16], offset: 300 },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const n = c.shape.reduce((a, b) => a * b, 1), dim = c.shape.at(-1)!;
+      const x = Float32Array.from({ length: n }, (_, i) => (c.offset ?? 0) + 2 * Math.sin(i * 0.37) + Math.cos(i * 0.05));
+      const gamma = Float32Array.from({ length: dim }, (_, i) => 1 + 0.5 * Math.sin(i));
+      const beta = Float32Array.from({ length: dim }, (_, i) => 0.3 * Math.cos(i));
+      const w = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.71));
+      const run = async () => {
+        const layer = new TokenNorm({});
+        layer.build(c.shape);
+        layer.setWeights([tf.tensor(gamma), tf.tensor(beta)]);
+        const [g, b] = layer.trainableWeights.map((v) => (v as unknown as { val: tf.Variable }).val);
+        const xt = tf.tensor(x, c.shape), wt = tf.tensor(w, c.shape);
+        let y: tf.Tensor | null = null;
+        const grads = tf.grads((a: tf.Tensor, _g: tf.Tensor, _b: tf.Tensor) => {
+          y = tf.keep(layer.apply(a) as tf.Tensor);
+          return tf.sum(tf.mul(y, wt));
+        })([xt, g!, b!]);
+        const out = { y: (await y!.data()) as Float32Array, dx: (await grads[0]!.data()) as Float32Array, dgamma: (await grads[1]!.data()) as Float32Array, dbeta: (await grads[2]!.data()) as Float32Array };
+        tf.dispose([xt, wt, y!, ...grads, ...layer.weights.map((v) => v.read())]);
+        return out;
+      };
+      await selectBackend('cpu');
+      const want = await run();
+      await selectBackend('webgpu');
+      const got = await run();
+      for (const k of ['y', 'dx'] as const) expect(maxRelErr(got[k], want[k]), k).toBeLessThan(c.offset ? 1e-3 : 1e-4);
+      // dgamma and dbeta are sums over every row of terms that mostly cancel: float32 order.
+      for (const k of ['dgamma', 'dbeta'] as const) expect(maxRelErr(got[k], want[k]), k).toBeLessThan(1e-3);
+    });
+  }
+
+  it('a ViT training step takes fewer kernels, with the same loss and gradients', async () => {
+    await selectBackend('webgpu');
+    const task = getTask('pose');
+    const spec = { family: 'vit' as const, patch: 8, dim: 32, depth: 2, heads: 4, mlpRatio: 2 };
+    const images = task.generateValidation('ln', 2);
+    const step = async (fused: boolean) => {
+      // The baseline: the same model through tfjs's composite layer norm, on webgpu too.
+      process.env.AQ_NO_FUSED_LAYER_NORM = fused ? '' : '1';
+      const model = buildModel(spec, task.inputShape, task.head, 1);
+      const x = tf.tensor(images.x, [2, ...task.inputShape]);
+      const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, 2);
+      let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
+      const info = await tf.profile(async () => {
+        const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+        const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
+        out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
+        tf.dispose([value, flatGrads, ...Object.values(grads)]);
+      });
+      model.dispose();
+      tf.dispose([x, t.coords!, t.mask!, t.torso!]);
+      return { ...out, kernels: info.kernels.length };
+    };
+    const stock = await step(false);
+    const fused = await step(true);
+    delete process.env.AQ_NO_FUSED_LAYER_NORM;
+    console.log(`ViT step: ${stock.kernels} kernels with tfjs's layer norm, ${fused.kernels} with layer-norm.ts`);
+    expect(fused.loss).toBeCloseTo(stock.loss, 4);
+    expect(maxRelErr(fused.grads, stock.grads)).toBeLessThan(1e-3);
+    expect(fused.kernels).toBeLessThan(stock.kernels);
   });
 });

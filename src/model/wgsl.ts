@@ -59,3 +59,23 @@ export const rowLaneSum = (buf: string, tc: number, r: number) => `
           }
           workgroupBarrier();
         }`;
+
+/**
+ * Sums the blocks of per-block partial sums: `part` is [blocks, ...]; the output, of `outShape`,
+ * is the sum over blocks of the `size(outShape)` values from `offset` in each block.
+ */
+export function sumBlocks(gpu: WebGpuBackend, part: Info, offset: number, outShape: number[]): Info {
+  const size = outShape.reduce((a, b) => a * b, 1);
+  const stride = part.shape.slice(1).reduce((a, b) => a * b, 1);
+  return flatProgram(gpu, 'aq_sum_blocks', ['part'], [part], outShape, size, 'blocks : i32, stride : i32, offset : i32,',
+    [{ type: 'int32', data: [part.shape[0]!] }, { type: 'int32', data: [stride] }, { type: 'int32', data: [offset] }], `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var s = 0.0;
+          for (var k = 0; k < uniforms.blocks; k = k + 1) {
+            s = s + part[k * uniforms.stride + uniforms.offset + index];
+          }
+          setOutputAtIndex(index, s);
+        }
+      }`);
+}
