@@ -40,13 +40,13 @@ export function flatProgram(gpu: WebGpuBackend, key: string, names: string[], in
  * Workgroups for sums over the rows of a [rows, chans] view, per channel: `tc` lanes along
  * channels (consecutive addresses, so reads coalesce) by `r` lanes along rows (256 threads),
  * `tiles` workgroups across the channels and `splits` blocks of `rowsPerSplit` rows, each
- * thread summing at least 16 rows, at most 256 blocks. The blocks' partial sums are then added
+ * thread summing at least 16 rows, at most 128 blocks. The blocks' partial sums are then added
  * by a second, small kernel.
  */
 export function columnGeometry(rows: number, chans: number): { tc: number; r: number; tiles: number; splits: number; rowsPerSplit: number } {
   const tc = chans <= 16 ? 16 : chans <= 32 ? 32 : 64;
   const r = 256 / tc;
-  const want = Math.max(1, Math.min(256, Math.ceil(rows / (r * 16))));
+  const want = Math.max(1, Math.min(128, Math.ceil(rows / (r * 16))));
   const rowsPerSplit = Math.ceil(rows / want);
   return { tc, r, tiles: Math.ceil(chans / tc), splits: Math.ceil(rows / rowsPerSplit), rowsPerSplit };
 }
@@ -62,20 +62,46 @@ export const rowLaneSum = (buf: string, tc: number, r: number) => `
 
 /**
  * Sums the blocks of per-block partial sums: `part` is [blocks, ...]; the output, of `outShape`,
- * is the sum over blocks of the `size(outShape)` values from `offset` in each block.
+ * is the sum over blocks of the `size(outShape)` values from `offset` in each block. One
+ * workgroup an output value, its 64 threads striding over the blocks (a thread a value, looping
+ * over up to 256 blocks one load after another, took 0.2 ms a call on an H100).
  */
 export function sumBlocks(gpu: WebGpuBackend, part: Info, offset: number, outShape: number[]): Info {
-  const size = outShape.reduce((a, b) => a * b, 1);
+  const count = outShape.reduce((a, b) => a * b, 1);
   const stride = part.shape.slice(1).reduce((a, b) => a * b, 1);
-  return flatProgram(gpu, 'aq_sum_blocks', ['part'], [part], outShape, size, 'blocks : i32, stride : i32, offset : i32,',
-    [{ type: 'int32', data: [part.shape[0]!] }, { type: 'int32', data: [stride] }, { type: 'int32', data: [offset] }], `
+  const program = {
+    variableNames: ['part'],
+    uniforms: 'blocks : i32, stride : i32, offset : i32, count : i32,',
+    workgroupSize: [64, 1, 1] as [number, number, number],
+    outputShape: outShape,
+    dispatchLayout: { x: outShape.map((_, i) => i) },
+    dispatch: [count, 1, 1] as [number, number, number],
+    shaderKey: 'aq_sum_blocks',
+    getUserCode: () => `
+      var<workgroup> buf : array<f32, 64>;
       fn main(index : i32) {
-        if (index < uniforms.size) {
-          var s = 0.0;
-          for (var k = 0; k < uniforms.blocks; k = k + 1) {
-            s = s + part[k * uniforms.stride + uniforms.offset + index];
+        let o = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
+        let lane = i32(localId.x);
+        var s = 0.0;
+        if (o < uniforms.count) {
+          for (var k = lane; k < uniforms.blocks; k = k + 64) {
+            s = s + part[k * uniforms.stride + uniforms.offset + o];
           }
-          setOutputAtIndex(index, s);
         }
-      }`);
+        buf[lane] = s;
+        workgroupBarrier();
+        for (var h = 32; h > 0; h = h / 2) {
+          if (lane < h) {
+            buf[lane] = buf[lane] + buf[lane + h];
+          }
+          workgroupBarrier();
+        }
+        if (lane == 0 && o < uniforms.count) {
+          result[o] = buf[0];
+        }
+      }`,
+  };
+  return gpu.runWebGPUProgram(program, [part], 'float32', [
+    { type: 'int32', data: [part.shape[0]!] }, { type: 'int32', data: [stride] }, { type: 'int32', data: [offset] }, { type: 'int32', data: [count] },
+  ]);
 }
