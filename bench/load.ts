@@ -132,5 +132,10 @@ if (!SIGNED) {
   console.log(`\n== session keys against hotkey signatures, same coordinator, same load: Heartbeat p50 ${session.p50.toFixed(1)} against ${hotkey.p50.toFixed(1)} ms (${(hotkey.p50 / session.p50).toFixed(2)}x faster), p99 ${session.p99.toFixed(1)} against ${hotkey.p99.toFixed(1)} ms (${(hotkey.p99 / session.p99).toFixed(2)}x)`);
 }
 child.kill('SIGTERM');
+if (totalErrors > 0) {
+  // For diagnosis: what the coordinator last said.
+  const lines = fs.readFileSync(path.join(dir, 'coordinator.log'), 'utf8').trimEnd().split('\n');
+  console.log(`\n== the coordinator's log, last 30 of ${lines.length} lines\n${lines.slice(-30).join('\n')}`);
+}
 fs.rmSync(dir, { recursive: true, force: true });
 process.exit(totalErrors === 0 ? 0 : 1);
