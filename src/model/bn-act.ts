@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { columnGeometry, flatProgram as flat, sumBlocks, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnGeometry, flatProgram as flat, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
 /** What follows the normalisation: nothing, relu, or relu clipped at `max` (ReLU6: 6). */
 export type Act = { kind: 'none' } | { kind: 'relu' } | { kind: 'relu-max'; max: number };
@@ -222,11 +222,8 @@ const webGpu = (): WebGpuBackend | null => {
 type Attrs = { act: Act['kind']; hi: number; rows: number; chans: number; mode?: 'stats' | 'grad'; row?: 0 | 1; epsilon?: number; momentum?: number };
 const actOfAttrs = (a: Attrs): Act => (a.act === 'relu-max' ? { kind: 'relu-max', max: a.hi } : { kind: a.act });
 
-/**
- * The programs as kernels of the webgpu backend, so that they run (and are profiled and
- * counted) like any other: tf.profile and bench:train's per-kernel table list them by name.
- */
-const KERNELS: Record<string, (gpu: WebGpuBackend, i: Record<string, Info>, a: Attrs) => Info> = {
+/** The programs as kernels of the webgpu backend (wgsl.ts). */
+const KERNELS = webGpuKernels<Attrs>({
   AqBnPartial: (gpu, i, a) => partialSums(gpu, a.mode!, actOfAttrs(a), a.mode === 'stats' ? [i.x!] : [i.x!, i.dy!, i.stats!], a.rows, a.chans),
   AqBnStats: (gpu, i, a) => finishStats(gpu, i.part!, i.gamma!, i.beta!, a.rows, a.chans, a.epsilon!),
   AqBnApply: (gpu, i, a) => applyAct(gpu, actOfAttrs(a), i.x!, i.stats!, a.chans),
@@ -235,24 +232,11 @@ const KERNELS: Record<string, (gpu: WebGpuBackend, i: Record<string, Info>, a: A
   AqBnGradTotal: (gpu, i, a) => sumBlocks(gpu, i.part!, a.row! * a.chans, [a.chans]),
   AqBnDxCoef: (gpu, i, a) => dxCoefficients(gpu, i.part!, i.stats!, a.rows, a.chans),
   AqBnDx: (gpu, i, a) => dxOf(gpu, actOfAttrs(a), i.x!, i.dy!, i.coef!, a.chans),
-};
-
-let registered = false;
+});
 
 /** Registers the kernels on the webgpu backend (idempotent; backend.ts does it on selecting webgpu). */
-export function registerBnActKernels(): void {
-  if (registered) return;
-  registered = true;
-  for (const [kernelName, f] of Object.entries(KERNELS)) {
-    tf.registerKernel({
-      kernelName, backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) => f(backend as unknown as WebGpuBackend, inputs as Record<string, Info>, attrs as unknown as Attrs),
-    });
-  }
-}
-
-const run = (name: keyof typeof KERNELS, inputs: Record<string, tf.Tensor>, attrs: Attrs) =>
-  tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+export const registerBnActKernels = () => KERNELS.register();
+const run = KERNELS.run;
 
 /** The weights and settings of a BatchNormalization layer that this op reads and updates. */
 export interface BatchNormState {

@@ -20,7 +20,7 @@
  * (webgpu on a GPU).
  */
 import * as tf from '@tensorflow/tfjs';
-import { columnGeometry, flatProgram, rowLaneSum, sumBlocks, webGpuOf, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnGeometry, convPlacement, rowLaneSum, sumBlocks, webGpuOf, type Info, type WebGpuBackend } from './wgsl.js';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
@@ -149,12 +149,7 @@ function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo): Info {
       }`,
   };
   return gpu.runWebGPUProgram(program, [x], 'float32', [
-    { type: 'int32', data: [c.strideHeight, c.strideWidth] },
-    { type: 'int32', data: [c.padInfo.top, c.padInfo.left] },
-    { type: 'int32', data: [c.dilationHeight, c.dilationWidth] },
-    { type: 'int32', data: [c.filterHeight, c.filterWidth] },
-    { type: 'int32', data: [c.outHeight, c.outWidth] },
-    { type: 'int32', data: [c.inHeight, c.inWidth] },
+    ...convPlacement(c),
     { type: 'int32', data: [C] },
     { type: 'int32', data: [P] },
   ]);
@@ -225,12 +220,7 @@ function gpuDepthwiseFilterGrad(gpu: WebGpuBackend, x: Info, dy: Info, c: Conv2D
       }`,
   };
   const part = gpu.runWebGPUProgram(program, [x, dy], 'float32', [
-    { type: 'int32', data: [c.strideHeight, c.strideWidth] },
-    { type: 'int32', data: [c.padInfo.top, c.padInfo.left] },
-    { type: 'int32', data: [c.dilationHeight, c.dilationWidth] },
-    { type: 'int32', data: [c.filterHeight, c.filterWidth] },
-    { type: 'int32', data: [c.outHeight, c.outWidth] },
-    { type: 'int32', data: [c.inHeight, c.inWidth] },
+    ...convPlacement(c),
     { type: 'int32', data: [c.inChannels] },
     { type: 'int32', data: [mult] },
     { type: 'int32', data: [P] },

@@ -9,7 +9,7 @@
  * (variance about the mean, eps added inside the square root) and its full gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { columnGeometry, flatProgram, sumBlocks, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnGeometry, flatProgram, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
 type Attrs = { rows: number; dim: number; epsilon?: number; row?: 0 | 1 };
 
@@ -136,7 +136,8 @@ function dxOf(gpu: WebGpuBackend, x: Info, dy: Info, stats: Info, gamma: Info, r
       }`);
 }
 
-const KERNELS: Record<string, (gpu: WebGpuBackend, i: Record<string, Info>, a: Attrs) => Info> = {
+/** The programs as kernels of the webgpu backend (wgsl.ts). */
+const KERNELS = webGpuKernels<Attrs>({
   AqLnRowStats: (gpu, i, a) => rowStats(gpu, i.x!, a),
   AqLnApply: (gpu, i, a) => apply(gpu, i.x!, i.stats!, i.gamma!, i.beta!, a),
   AqLnColumnPartial: (gpu, i, a) => columnPartial(gpu, i.x!, i.dy!, i.stats!, a),
@@ -144,24 +145,11 @@ const KERNELS: Record<string, (gpu: WebGpuBackend, i: Record<string, Info>, a: A
   AqLnColumnTotal: (gpu, i, a) => sumBlocks(gpu, i.part!, a.row! * a.dim, [a.dim]),
   AqLnRowGrad: (gpu, i, a) => rowGrad(gpu, i.x!, i.dy!, i.stats!, i.gamma!, a),
   AqLnDx: (gpu, i, a) => dxOf(gpu, i.x!, i.dy!, i.stats!, i.gamma!, i.rg!, a),
-};
-
-let registered = false;
+});
 
 /** Registers the kernels on the webgpu backend (idempotent; backend.ts does it on selecting webgpu). */
-export function registerLayerNormKernels(): void {
-  if (registered) return;
-  registered = true;
-  for (const [kernelName, f] of Object.entries(KERNELS)) {
-    tf.registerKernel({
-      kernelName, backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) => f(backend as unknown as WebGpuBackend, inputs as Record<string, Info>, attrs as unknown as Attrs),
-    });
-  }
-}
-
-const run = (name: keyof typeof KERNELS, inputs: Record<string, tf.Tensor>, attrs: Attrs) =>
-  tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+export const registerLayerNormKernels = () => KERNELS.register();
+const run = KERNELS.run;
 
 /**
  * True where {@link layerNorm} runs: the webgpu backend (AQ_NO_FUSED_LAYER_NORM=1 turns it off,

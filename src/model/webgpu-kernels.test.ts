@@ -36,6 +36,24 @@ describe('the project\'s webgpu kernels, on a software adapter', () => {
   }
 });
 
+/** One profiled training step of `model` through `forward` on pose images: loss, flat gradients, kernels run. */
+async function profiledStep(model: tf.LayersModel, forward: (x: tf.Tensor) => tf.Tensor, count: number, seed: string) {
+  const task = getTask('pose');
+  const images = task.generateValidation(seed, count);
+  const x = tf.tensor(images.x, [count, ...task.inputShape]);
+  const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, count);
+  let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
+  const info = await tf.profile(async () => {
+    const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, forward(x)) as tf.Scalar);
+    const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
+    out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
+    tf.dispose([value, flatGrads, ...Object.values(grads)]);
+  });
+  model.dispose();
+  tf.dispose([x, t.coords!, t.mask!, t.torso!]);
+  return { ...out, kernels: info.kernels.length };
+}
+
 /** A [batch norm, activation] model with set weights, its loss sum(y * w) and the gradients. */
 async function bnStep(x: Float32Array, shape: number[], act: 'none' | 'relu' | 'relu6', fused: boolean) {
   const chans = shape.at(-1)!;
@@ -88,22 +106,9 @@ describe('batch norm and ReLU as one op on webgpu (bn-act.ts), against tfjs-laye
   it('a training step of the pose CNN takes a fraction of the kernels, with the same loss and gradients', async () => {
     await selectBackend('webgpu');
     const task = getTask('pose');
-    const images = task.generateValidation('bn-act', 4);
-    const run = async (fused: boolean) => {
+    const run = (fused: boolean) => {
       const model = buildModel(task.defaultModel, task.inputShape, task.head, 1);
-      const x = tf.tensor(images.x, [4, ...task.inputShape]);
-      const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, 4);
-      const forward = fused ? trainingForward(model) : (a: tf.Tensor) => model.apply(a, { training: true }) as tf.Tensor;
-      let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
-      const info = await tf.profile(async () => {
-        const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, forward(x)) as tf.Scalar);
-        const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
-        out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
-        tf.dispose([value, flatGrads, ...Object.values(grads)]);
-      });
-      model.dispose();
-      tf.dispose([x, t.coords!, t.mask!, t.torso!]);
-      return { ...out, kernels: info.kernels.length };
+      return profiledStep(model, fused ? trainingForward(model) : (a) => model.apply(a, { training: true }) as tf.Tensor, 4, 'bn-act');
     };
     const stock = await run(false);
     const fused = await run(true);
@@ -156,23 +161,11 @@ describe('layer norm as one op on webgpu (layer-norm.ts), against the cpu backen
     await selectBackend('webgpu');
     const task = getTask('pose');
     const spec = { family: 'vit' as const, patch: 8, dim: 32, depth: 2, heads: 4, mlpRatio: 2 };
-    const images = task.generateValidation('ln', 2);
-    const step = async (fused: boolean) => {
+    const step = (fused: boolean) => {
       // The baseline: the same model through tfjs's composite layer norm, on webgpu too.
       process.env.AQ_NO_FUSED_LAYER_NORM = fused ? '' : '1';
       const model = buildModel(spec, task.inputShape, task.head, 1);
-      const x = tf.tensor(images.x, [2, ...task.inputShape]);
-      const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, 2);
-      let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
-      const info = await tf.profile(async () => {
-        const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
-        const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
-        out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
-        tf.dispose([value, flatGrads, ...Object.values(grads)]);
-      });
-      model.dispose();
-      tf.dispose([x, t.coords!, t.mask!, t.torso!]);
-      return { ...out, kernels: info.kernels.length };
+      return profiledStep(model, (a) => model.apply(a, { training: true }) as tf.Tensor, 2, 'ln');
     };
     const stock = await step(false);
     const fused = await step(true);

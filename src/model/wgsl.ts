@@ -105,3 +105,40 @@ export function sumBlocks(gpu: WebGpuBackend, part: Info, offset: number, outSha
     { type: 'int32', data: [part.shape[0]!] }, { type: 'int32', data: [stride] }, { type: 'int32', data: [offset] }, { type: 'int32', data: [count] },
   ]);
 }
+
+/** A kernel of WGSL programs: the backend, its named inputs, its attributes. */
+export type GpuKernel<A> = (gpu: WebGpuBackend, inputs: Record<string, Info>, attrs: A) => Info;
+
+/**
+ * Registers `kernels` on the webgpu backend (once per table), so that they run (and are
+ * profiled and counted) like any other: tf.profile and bench:train's per-kernel table list them
+ * by name. Returns how to run one on tensors.
+ */
+export function webGpuKernels<A>(kernels: Record<string, GpuKernel<A>>): { register(): void; run(name: string, inputs: Record<string, tf.Tensor>, attrs: A): tf.Tensor } {
+  let registered = false;
+  return {
+    register() {
+      if (registered) return;
+      registered = true;
+      for (const [kernelName, f] of Object.entries(kernels)) {
+        tf.registerKernel({
+          kernelName, backendName: 'webgpu',
+          kernelFunc: ({ inputs, backend, attrs }) => f(backend as unknown as WebGpuBackend, inputs as Record<string, Info>, attrs as unknown as A),
+        });
+      }
+    },
+    run: (name, inputs, attrs) => tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+  };
+}
+
+/** The uniforms that place a convolution's taps (strides, pads, dilations, filter, output and input sizes). */
+export function convPlacement(c: tf.backend_util.Conv2DInfo): Uniform[] {
+  return [
+    { type: 'int32', data: [c.strideHeight, c.strideWidth] },
+    { type: 'int32', data: [c.padInfo.top, c.padInfo.left] },
+    { type: 'int32', data: [c.dilationHeight, c.dilationWidth] },
+    { type: 'int32', data: [c.filterHeight, c.filterWidth] },
+    { type: 'int32', data: [c.outHeight, c.outWidth] },
+    { type: 'int32', data: [c.inHeight, c.inWidth] },
+  ];
+}
