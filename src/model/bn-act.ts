@@ -283,7 +283,7 @@ export function bnActTrain(x: tf.Tensor, s: BatchNormState, act: Act): { y: tf.T
 interface LayerVar { read(): tf.Tensor; write(t: tf.Tensor): void }
 interface BnLayer { axis: number; center: boolean; scale: boolean; epsilon: number; momentum: number; gamma?: LayerVar; beta?: LayerVar; movingMean?: LayerVar; movingVariance?: LayerVar; gammaConstraint?: unknown; betaConstraint?: unknown }
 
-/** The activation a layer applies, if it is one this op fuses (ReLU or Activation relu/linear). */
+/** The activation a layer applies, if it is one this op fuses (ReLU, or Activation relu or relu6). */
 function fusableAct(layer: tf.layers.Layer | undefined): Act | null {
   if (!layer) return null;
   const name = layer.getClassName();
