@@ -47,7 +47,10 @@ export function waitListening(child: ChildProcess, timeoutMs = 60_000): Promise<
         const ev = JSON.parse(line) as { msg?: string; grpc?: string; metrics?: string | null };
         if (ev.msg === 'listening' && ev.grpc) {
           clearTimeout(timer);
+          // Closing readline pauses the stream it read: resume it, or nothing drains the
+          // child's stderr any more (its log file stops at this line).
           rl.close();
+          child.stderr!.resume();
           resolve({ grpc: ev.grpc, metrics: ev.metrics ?? null });
         }
       } catch {

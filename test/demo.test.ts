@@ -9,6 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tsxLoaderUrl } from '../src/util/tsx.js';
+import { kill } from './helpers.js';
+import { spawnRole, waitListening } from '../bin/demo.js';
+import { callUnary, makeClient } from '../src/wire/client.js';
+import { CoordinatorClient } from '../src/wire/proto.js';
 
 describe('npm start', () => {
   it('trains a federation of separate processes with secure aggregation to at least 85% validation accuracy', async () => {
@@ -34,4 +38,25 @@ describe('npm start', () => {
       fs.rmSync(out, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('a role the demo spawned has its stderr drained after it listens: its logs keep reaching its log file', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-spawn-'));
+    const child = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', path.join(out, 'out'), '--job', 'false', '--log-level', 'info'], path.join(out, 'coordinator.log'));
+    try {
+      const { grpc } = await waitListening(child);
+      const client = makeClient(CoordinatorClient, grpc);
+      // Each registration logs a line of about 130 bytes: 800 of them are about 100 KB, past the
+      // 64 KB a pipe holds. Before, the file stopped at the 'listening' line: waitListening's
+      // readline, once closed, had paused the stream.
+      for (let i = 0; i < 800; i++) {
+        await callUnary(client, 'RegisterTrainer', { nodeId: `trainer-${i}`, capacity: { samplesPerSecond: 1, backend: 'wasm', device: 'cpu' }, version: 'test', identityKey: Buffer.alloc(0) }, { timeoutMs: 5000 });
+      }
+      client.close();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(fs.statSync(path.join(out, 'coordinator.log')).size).toBeGreaterThan(100_000);
+    } finally {
+      await kill(child, 'SIGTERM');
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
