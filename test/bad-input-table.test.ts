@@ -102,7 +102,7 @@ describe('bad input, table', () => {
       // Signatures and admission.
       ['unsigned request', () => grpcError(rawUnary(raw, 'Heartbeat', hb, new Metadata())), status.UNAUTHENTICATED, /^request signature: expected x-aq-hotkey, .* got none$/],
       ['session certified by another key', () => {
-        const md = sign(raw, 'Heartbeat', mallory!, hb);
+        const md = sign(raw, 'Heartbeat', mallory!, hb, { session: true });
         md.set('x-aq-hotkey', P);
         return grpcError(rawUnary(raw, 'Heartbeat', hb, md));
       }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session key certified by 5\w+, got a certificate that does not verify$/],

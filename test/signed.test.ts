@@ -31,7 +31,8 @@ describe('signed requests', () => {
       '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '0']);
     expect(c.leaseKey).toBe(leaseKey!.address);
     const d = await h.dataset(c.address, 'ds-signed', ['--hotkey-uri', '//Ds', '--auth', 'signed']);
-    for (const t of ['T0', 'T1', 'T2']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
+    // One trainer signs with a session key its hotkey certifies, the others with the hotkey itself.
+    for (const t of ['T0', 'T1', 'T2']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`, ...(t === 'T2' ? ['--session-keys'] : [])]);
     await c.done;
     expect(c.job.history).toHaveLength(2);
     expect(new Set(c.job.history.flatMap((r) => r.reporters))).toEqual(new Set([t0!.address, t1!.address, t2!.address]));
@@ -60,7 +61,7 @@ describe('signed requests', () => {
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
       }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['session certified by another key', () => {
-        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address));
+        const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address), { session: true });
         md.set('x-aq-hotkey', t0!.address);
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
       }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session key certified by 5\w+, got a certificate that does not verify$/],
@@ -69,13 +70,13 @@ describe('signed requests', () => {
       ['session claiming two days', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: newSession(t0!, Date.now(), 48 * 3600_000) }))),
         status.UNAUTHENTICATED, /^x-aq-session-bin: expected a session that ends within 24 h, got one that ends in 48\.0 h$/],
       ['truncated session certificate', () => {
-        const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address));
+        const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: true });
         md.set('x-aq-session-bin', Buffer.alloc(50));
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
       }, status.UNAUTHENTICATED, /^x-aq-session-bin: expected one 104-byte session certificate \(ed25519 key, expiry, hotkey signature\), got 50 bytes$/],
       ['hotkey signature under a session header', () => {
         const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: false });
-        md.set('x-aq-session-bin', sign(coord, 'Heartbeat', t0!, hb(t0!.address)).get('x-aq-session-bin')[0]!);
+        md.set('x-aq-session-bin', sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: true }).get('x-aq-session-bin')[0]!);
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
       }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+'s session key over the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['body changed after signing', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { body: hb(t1!.address) }))),
@@ -119,7 +120,9 @@ describe('signed requests', () => {
       expect(status[e.code], `${name}: ${e.details}`).toBe(status[code]);
       expect(e.details, name).toMatch(message);
     }
-    // Requests signed by the hotkey itself, with no session, are still taken.
+    // Requests signed with a session key are taken (as T2's were in the round), and so are
+    // those signed by the hotkey itself.
+    expect(await rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: true }))).toBeDefined();
     expect(await rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: false }))).toBeDefined();
     // A good lease still streams the shard; the researcher may list jobs.
     const good = { shardId: shard, lease: lease(leaseKey!, ds!.address, t0!.address, [shard]) };

@@ -15,7 +15,10 @@ import { argon2i } from 'hash-wasm';
 import nacl from 'tweetnacl';
 
 /** Where a hotkey comes from. */
-export type HotkeySource = { uri: string } | { file: string };
+export type HotkeySource = ({ uri: string } | { file: string }) & {
+  /** Sign requests with an ed25519 session key the hotkey certifies (src/wire/auth.ts), not the hotkey itself. */
+  sessionKeys?: boolean;
+};
 
 /** btcli's salt for the wallet-password KDF (bittensor keyfile `NACL_SALT`). */
 export const NACL_SALT = Uint8Array.from([0x13, 0x71, 0x83, 0xdf, 0xf1, 0x5a, 0x09, 0xbc, 0x9c, 0x90, 0xb5, 0x51, 0x87, 0x39, 0xe9, 0xb1]);

@@ -17,17 +17,19 @@ export const HOTKEY_OPTIONS = {
   'wallet.name': { type: 'string', default: '', env: 'AQ_WALLET_NAME', description: 'btcli wallet of the signing hotkey (as btcli\'s --wallet.name), instead of --hotkey-file' },
   'wallet.hotkey': { type: 'string', default: 'default', env: 'AQ_WALLET_HOTKEY', description: 'hotkey in that wallet' },
   'wallet.path': { type: 'string', default: DEFAULT_WALLET_PATH, env: 'AQ_WALLET_PATH', description: 'folder of btcli wallets' },
+  'session-keys': { type: 'boolean', default: false, env: 'AQ_SESSION_KEYS', description: 'sign requests with an ed25519 session key the hotkey certifies: checked in about a fifth of the CPU (experimental: a coordinator stalled in some load runs with it, README)' },
 } as const satisfies OptionTable;
 
 /** The hotkey the flags name, or null for none (unsigned requests). */
 export function hotkeySourceOf(o: OptionValues<typeof HOTKEY_OPTIONS>): HotkeySource | null {
   const given = [o['hotkey-uri'] && '--hotkey-uri', o['hotkey-file'] && '--hotkey-file', o['wallet.name'] && '--wallet.name'].filter(Boolean);
   if (given.length > 1) throw new ConfigError('hotkey-uri', 'one of --hotkey-uri, --hotkey-file and --wallet.name', given.join(' and '));
-  if (o['hotkey-uri']) return { uri: o['hotkey-uri'] };
-  if (o['hotkey-file']) return { file: path.resolve(o['hotkey-file']) };
+  const sessionKeys = o['session-keys'];
+  if (o['hotkey-uri']) return { uri: o['hotkey-uri'], sessionKeys };
+  if (o['hotkey-file']) return { file: path.resolve(o['hotkey-file']), sessionKeys };
   if (o['wallet.name']) {
     try {
-      return { file: walletHotkeyPath(o['wallet.path'], o['wallet.name'], o['wallet.hotkey']) };
+      return { file: walletHotkeyPath(o['wallet.path'], o['wallet.name'], o['wallet.hotkey']), sessionKeys };
     } catch (err) {
       throw new ConfigError('wallet.name', (err as Error).message, JSON.stringify(o['wallet.name']));
     }
@@ -47,6 +49,7 @@ export async function nodeIdentity(hotkey: HotkeySource | null, nodeIdFlag: stri
   } catch (err) {
     throw new ConfigError('hotkey-file' in hotkey ? 'hotkey-file' : 'hotkey-uri', 'a hotkey that opens', (err as Error).message);
   }
+  signer.sessions = hotkey.sessionKeys === true;
   if (nodeIdFlag && nodeIdFlag !== signer.address) {
     throw new ConfigError('node-id', `the hotkey's address ${signer.address} or nothing (a signed node's id is its hotkey)`, JSON.stringify(nodeIdFlag));
   }

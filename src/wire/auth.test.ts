@@ -42,7 +42,7 @@ describe('session keys', () => {
     const digest = createHash('sha256').update(body).digest();
     const at = (ms: number) => {
       now = ms;
-      return signedMetadata(signer, '/actiquest.v1.Coordinator/Heartbeat', body, ms);
+      return signedMetadata(signer, '/actiquest.v1.Coordinator/Heartbeat', body, ms, { session: true });
     };
     const first = at(t0), later = at(t0 + 3600_000), renewed = at(t0 + SESSION_LIFETIME_MS / 2 + 1);
     const header = (md: ReturnType<typeof at>) => (md.get(HEADER_SESSION)[0] as Buffer).toString('hex');

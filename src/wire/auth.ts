@@ -9,9 +9,10 @@
  * the caller by the node id in its header, which must be the signer's address, and by TLS.
  *
  * Session keys: sr25519 costs about 0.2 ms to sign and 0.4 ms to verify here, and a coordinator
- * verifies every heartbeat and long poll of every trainer. So a client signs its requests with
- * an ed25519 session key of its own (node:crypto: about 0.02 ms to sign, 0.07 ms to verify),
- * which its hotkey certifies once per session: the `x-aq-session-bin` header carries the
+ * verifies every heartbeat and long poll of every trainer. So a client may sign its requests
+ * with an ed25519 session key of its own (node:crypto: about 0.02 ms to sign, 0.07 ms to
+ * verify; nodes' `--session-keys`, off by default while a stall seen under load with it is not
+ * understood, README), which its hotkey certifies once per session: the `x-aq-session-bin` header carries the
  * session's public key, its expiry (ms since the epoch, 8 bytes big-endian) and the hotkey's
  * sr25519 signature over
  *
@@ -61,7 +62,7 @@ const EMPTY_DIGEST = createHash('sha256').digest();
 export interface Signer {
   address: string;
   sign(message: Uint8Array): Uint8Array;
-  /** false: sign each request with the hotkey itself, not a session key (the load bench's baseline). */
+  /** true: sign requests with a session key the hotkey certifies (`--session-keys`); else the hotkey itself. */
   sessions?: boolean;
 }
 
@@ -120,7 +121,7 @@ export function sessionPayload(hotkey: string, sessionKey: Buffer, expiresMs: nu
 /** A session: its ed25519 private key and the certificate header that vouches for it. */
 export interface Session { key: KeyObject; header: Buffer; expiresMs: number }
 
-/** How to sign: with the signer's session (default), the hotkey itself (false), or a given session. */
+/** How to sign: with the signer's session (true), the hotkey itself (false), or a given session; default: the signer's `sessions`. */
 export interface SignOptions { session?: boolean | Session }
 const sessions = new WeakMap<Signer, Session>();
 
@@ -147,8 +148,9 @@ function sessionOf(signer: Signer, now: number): Session {
 
 /**
  * Metadata that signs a call of `path` whose serialized request is `body` (null: a client
- * stream): with the signer's session key (the default), or with `session: false` by the hotkey
- * itself; `session` may also name a session of one's own (tests: expired or forged ones).
+ * stream): by the hotkey itself, or with its session key when the signer has `sessions` on or
+ * `session` is true; `session` may also name a session of one's own (tests: expired or forged
+ * ones).
  */
 export function signedMetadata(signer: Signer, path: string, body: Buffer | null, now = Date.now(), opts: SignOptions = {}): grpc.Metadata {
   const md = new grpc.Metadata();
@@ -159,7 +161,7 @@ export function signedMetadata(signer: Signer, path: string, body: Buffer | null
   md.set(HEADER_HOTKEY, signer.address);
   md.set(HEADER_TIMESTAMP, timestamp);
   md.set(HEADER_NONCE, nonce);
-  const want = opts.session ?? signer.sessions !== false;
+  const want = opts.session ?? signer.sessions === true;
   const session = want === false ? null : typeof want === 'object' ? want : sessionOf(signer, now);
   if (session) {
     md.set(HEADER_SESSION, session.header);
