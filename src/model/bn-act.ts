@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { columnGeometry, flatProgram as flat, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnPairSums, flatProgram as flat, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
 /** What follows the normalisation: nothing, relu, or relu clipped at `max` (ReLU6: 6). */
 export type Act = { kind: 'none' } | { kind: 'relu' } | { kind: 'relu-max'; max: number };
@@ -40,20 +40,18 @@ const hiOf = (a: Act) => (a.kind === 'relu-max' ? a.max : 0);
  * and g * x-hat, out [splits, 2, chans].
  */
 function partialSums(gpu: WebGpuBackend, mode: 'stats' | 'grad', act: Act, inputs: Info[], rows: number, chans: number): Info {
-  const g = columnGeometry(rows, chans);
-  const k = mode === 'stats' ? 3 : 2;
-  const body = mode === 'stats'
-    ? `let shift = x[c];
-        for (var row = r0 + rl; row < r1; row = row + ${g.r}) {
+  const loop = mode === 'stats'
+    ? (r: number) => `let shift = x[c];
+        for (var row = r0 + rl; row < r1; row = row + ${r}) {
           let d = x[row * C + c] - shift;
           a0 = a0 + d;
           a1 = a1 + d * d;
         }`
-    : `let mean = stats[c];
+    : (r: number) => `let mean = stats[c];
         let invstd = stats[2 * C + c];
         let sa = stats[3 * C + c];
         let sb = stats[4 * C + c];
-        for (var row = r0 + rl; row < r1; row = row + ${g.r}) {
+        for (var row = r0 + rl; row < r1; row = row + ${r}) {
           let i = row * C + c;
           let xv = x[i];
           let z = xv * sa + sb;
@@ -62,52 +60,8 @@ function partialSums(gpu: WebGpuBackend, mode: 'stats' | 'grad', act: Act, input
           a0 = a0 + gv;
           a1 = a1 + gv * (xv - mean) * invstd;
         }`;
-  const program = {
-    variableNames: mode === 'stats' ? ['x'] : ['x', 'dy', 'stats'],
-    uniforms: 'chans : i32, rows : i32, rowsPerSplit : i32, hi : f32,',
-    workgroupSize: [g.tc, g.r, 1] as [number, number, number],
-    outputShape: [g.splits, k, chans],
-    dispatchLayout: { x: [2], y: [0], z: [1] },
-    dispatch: [g.tiles, g.splits, 1] as [number, number, number],
-    shaderKey: `aq_bn_partial_${mode}_${actKey(act)}_${g.tc}x${g.r}`,
-    getUserCode: () => `
-      var<workgroup> s0 : array<f32, 256>;
-      var<workgroup> s1 : array<f32, 256>;
-      fn main() {
-        let C = uniforms.chans;
-        let lane = i32(localId.x);
-        let rl = i32(localId.y);
-        let c = i32(workgroupId.x) * ${g.tc} + lane;
-        let split = i32(workgroupId.y);
-        let r0 = split * uniforms.rowsPerSplit;
-        let r1 = min(r0 + uniforms.rowsPerSplit, uniforms.rows);
-        var a0 = 0.0;
-        var a1 = 0.0;
-        if (c < C) {
-          ${body}
-        }
-        let li = rl * ${g.tc} + lane;
-        s0[li] = a0;
-        s1[li] = a1;
-        workgroupBarrier();
-        for (var h = ${g.r / 2}; h > 0; h = h / 2) {
-          if (rl < h) {
-            s0[li] = s0[li] + s0[li + h * ${g.tc}];
-            s1[li] = s1[li] + s1[li + h * ${g.tc}];
-          }
-          workgroupBarrier();
-        }
-        if (rl == 0 && c < C) {
-          result[(split * ${k}) * C + c] = s0[lane];
-          result[(split * ${k} + 1) * C + c] = s1[lane];
-          ${mode === 'stats' ? `result[(split * ${k} + 2) * C + c] = x[c];` : ''}
-        }
-      }`,
-  };
-  return gpu.runWebGPUProgram(program, inputs, 'float32', [
-    { type: 'int32', data: [chans] }, { type: 'int32', data: [rows] }, { type: 'int32', data: [g.rowsPerSplit] },
-    { type: 'float32', data: [hiOf(act)] },
-  ]);
+  return columnPairSums(gpu, `aq_bn_partial_${mode}_${actKey(act)}`, mode === 'stats' ? ['x'] : ['x', 'dy', 'stats'], inputs, rows, chans, loop,
+    'hi : f32,', [{ type: 'float32', data: [hiOf(act)] }], mode === 'stats' ? 1 : 0, mode === 'stats' ? 'result[(split * k + 2) * C + c] = x[c];' : '');
 }
 
 /** Per channel: mean, variance, 1/sqrt(var + eps), and the scale and shift a, b of z = x a + b: [5, chans]. */

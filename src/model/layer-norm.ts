@@ -9,7 +9,7 @@
  * (variance about the mean, eps added inside the square root) and its full gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { columnGeometry, flatProgram, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
+import { columnPairSums, flatProgram, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
 type Attrs = { rows: number; dim: number; epsilon?: number; row?: 0 | 1 };
 
@@ -47,56 +47,13 @@ function apply(gpu: WebGpuBackend, x: Info, stats: Info, gamma: Info, beta: Info
 
 /** Per (row block, column): sums of g and of g * x-hat, [blocks, 2, dim]. */
 function columnPartial(gpu: WebGpuBackend, x: Info, dy: Info, stats: Info, a: Attrs): Info {
-  const g = columnGeometry(a.rows, a.dim);
-  const program = {
-    variableNames: ['x', 'dy', 'stats'],
-    uniforms: 'dim : i32, rows : i32, rowsPerSplit : i32,',
-    workgroupSize: [g.tc, g.r, 1] as [number, number, number],
-    outputShape: [g.splits, 2, a.dim],
-    dispatchLayout: { x: [2], y: [0], z: [1] },
-    dispatch: [g.tiles, g.splits, 1] as [number, number, number],
-    shaderKey: `aq_ln_column_partial_${g.tc}x${g.r}`,
-    getUserCode: () => `
-      var<workgroup> s0 : array<f32, 256>;
-      var<workgroup> s1 : array<f32, 256>;
-      fn main() {
-        let D = uniforms.dim;
-        let lane = i32(localId.x);
-        let rl = i32(localId.y);
-        let j = i32(workgroupId.x) * ${g.tc} + lane;
-        let split = i32(workgroupId.y);
-        let r0 = split * uniforms.rowsPerSplit;
-        let r1 = min(r0 + uniforms.rowsPerSplit, uniforms.rows);
-        var a0 = 0.0;
-        var a1 = 0.0;
-        if (j < D) {
-          for (var r = r0 + rl; r < r1; r = r + ${g.r}) {
-            let i = r * D + j;
-            let gv = dy[i];
-            a0 = a0 + gv;
-            a1 = a1 + gv * (x[i] - stats[r * 2]) * stats[r * 2 + 1];
-          }
-        }
-        let li = rl * ${g.tc} + lane;
-        s0[li] = a0;
-        s1[li] = a1;
-        workgroupBarrier();
-        for (var h = ${g.r / 2}; h > 0; h = h / 2) {
-          if (rl < h) {
-            s0[li] = s0[li] + s0[li + h * ${g.tc}];
-            s1[li] = s1[li] + s1[li + h * ${g.tc}];
-          }
-          workgroupBarrier();
-        }
-        if (rl == 0 && j < D) {
-          result[(split * 2) * D + j] = s0[lane];
-          result[(split * 2 + 1) * D + j] = s1[lane];
-        }
-      }`,
-  };
-  return gpu.runWebGPUProgram(program, [x, dy, stats], 'float32', [
-    { type: 'int32', data: [a.dim] }, { type: 'int32', data: [a.rows] }, { type: 'int32', data: [g.rowsPerSplit] },
-  ]);
+  return columnPairSums(gpu, 'aq_ln_column_partial', ['x', 'dy', 'stats'], [x, dy, stats], a.rows, a.dim, (r) => `
+        for (var row = r0 + rl; row < r1; row = row + ${r}) {
+          let i = row * C + c;
+          let gv = dy[i];
+          a0 = a0 + gv;
+          a1 = a1 + gv * (x[i] - stats[row * 2]) * stats[row * 2 + 1];
+        }`);
 }
 
 /** Per row: the means over the row of g*gamma and of g*gamma*x-hat, [rows, 2]. */

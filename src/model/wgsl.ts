@@ -142,3 +142,63 @@ export function convPlacement(c: tf.backend_util.Conv2DInfo): Uniform[] {
     { type: 'int32', data: [c.inHeight, c.inWidth] },
   ];
 }
+
+/**
+ * Two sums per column of a [rows, cols] view, per block of rows ({@link columnGeometry}): out
+ * [blocks, 2 + extra, cols]. `loop(r)` is WGSL that, for the thread's column `c` (of `C`), adds
+ * to `a0` and `a1` over `for (var row = r0 + rl; row < r1; row = row + r)`; `extra` rows of
+ * output, if any, are written by `extraWrite` (WGSL, with `split` and `k`, the rows a block).
+ */
+export function columnPairSums(
+  gpu: WebGpuBackend, key: string, names: string[], inputs: Info[], rows: number, cols: number,
+  loop: (r: number) => string, uniforms = '', values: Uniform[] = [], extra = 0, extraWrite = '',
+): Info {
+  const g = columnGeometry(rows, cols);
+  const k = 2 + extra;
+  const program = {
+    variableNames: names,
+    uniforms: `cols : i32, rows : i32, rowsPerSplit : i32, ${uniforms}`,
+    workgroupSize: [g.tc, g.r, 1] as [number, number, number],
+    outputShape: [g.splits, k, cols],
+    dispatchLayout: { x: [2], y: [0], z: [1] },
+    dispatch: [g.tiles, g.splits, 1] as [number, number, number],
+    shaderKey: `${key}_${g.tc}x${g.r}`,
+    getUserCode: () => `
+      var<workgroup> s0 : array<f32, 256>;
+      var<workgroup> s1 : array<f32, 256>;
+      fn main() {
+        let C = uniforms.cols;
+        let lane = i32(localId.x);
+        let rl = i32(localId.y);
+        let c = i32(workgroupId.x) * ${g.tc} + lane;
+        let split = i32(workgroupId.y);
+        let k = ${k};
+        let r0 = split * uniforms.rowsPerSplit;
+        let r1 = min(r0 + uniforms.rowsPerSplit, uniforms.rows);
+        var a0 = 0.0;
+        var a1 = 0.0;
+        if (c < C) {
+          ${loop(g.r)}
+        }
+        let li = rl * ${g.tc} + lane;
+        s0[li] = a0;
+        s1[li] = a1;
+        workgroupBarrier();
+        for (var h = ${g.r / 2}; h > 0; h = h / 2) {
+          if (rl < h) {
+            s0[li] = s0[li] + s0[li + h * ${g.tc}];
+            s1[li] = s1[li] + s1[li + h * ${g.tc}];
+          }
+          workgroupBarrier();
+        }
+        if (rl == 0 && c < C) {
+          result[(split * k) * C + c] = s0[lane];
+          result[(split * k + 1) * C + c] = s1[lane];
+          ${extraWrite}
+        }
+      }`,
+  };
+  return gpu.runWebGPUProgram(program, inputs, 'float32', [
+    { type: 'int32', data: [cols] }, { type: 'int32', data: [rows] }, { type: 'int32', data: [g.rowsPerSplit] }, ...values,
+  ]);
+}
