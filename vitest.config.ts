@@ -7,6 +7,10 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
+    // Quiet unless a test fails: console output of passing tests is dropped, roles log to files
+    // that a failing test prints (test/helpers.ts), and chopsticks' pino logger only warns.
+    silent: 'passed-only',
+    env: { LOG_LEVEL: 'warn' },
     hookTimeout: 60_000,
   },
 });

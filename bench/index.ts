@@ -18,11 +18,9 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { tsxLoaderUrl } from '../src/util/tsx.js';
+import { tsxLoaderUrl } from '../src/util/index.js';
 import { parseArgs } from 'node:util';
-import { callClientStream, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, type BlobPart, type UpdateHeader } from '../src/wire/proto.js';
-import { encodeBlob } from '../src/wire/blob.js';
+import { callClientStream, makeClient, CoordinatorClient, type BlobPart, type UpdateHeader, encodeBlob } from '../src/wire/index.js';
 import { WeightedSum, createFedAvg } from '../src/aggregation/index.js';
 
 const { values } = parseArgs({ options: { mb: { type: 'string', default: '256' }, repeat: { type: 'string', default: '3' }, only: { type: 'string', default: '' }, quick: { type: 'boolean', default: false } } });
@@ -35,7 +33,7 @@ const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDig
 
 async function startSink(windowBytes: number): Promise<{ child: ChildProcess; grpc: string; tcp: number }> {
   const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(HERE, 'upload-server.ts'), String(windowBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', resolve));
+  const line = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once('line', resolve));
   return { child, ...(JSON.parse(line) as { grpc: string; tcp: number }) };
 }
 
@@ -126,4 +124,4 @@ console.log(`actiquest bench (node ${process.version}, ${(await import('node:os'
 if (!values.only || values.only === 'upload') await benchUpload();
 if (!values.only || values.only === 'aggregation') benchAggregation();
 if (!values.only || values.only === 'scoring') await (await import('./scoring.js')).benchScoring(60, values.quick ? 5 : 20);
-if (!values.only || values.only === 'secagg') await (await import('./secagg.js')).benchSecAgg({ quick: values.quick! });
+if (!values.only || values.only === 'secagg') await (await import('./secagg.js')).benchSecAgg({ quick: values.quick });

@@ -17,9 +17,8 @@ import os from 'node:os';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { spawnRole, waitListening } from '../bin/demo.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/proto.js';
-import { loadSigner } from '../src/wire/auth.js';
+import { callUnary, makeClient, CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/index.js';
+import { loadSigner } from '../src/chain/index.js';
 
 const { values } = parseArgs({ options: {
   trainers: { type: 'string', default: '200' },

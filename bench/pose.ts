@@ -23,9 +23,7 @@ import { loadCoordinatorConfig } from '../coordinator/config.js';
 import { startCoordinator } from '../coordinator/main.js';
 import { spawnRole } from '../bin/demo.js';
 import type { ChildProcess } from 'node:child_process';
-import { selectBackend } from '../src/model/backend.js';
-import { buildModel } from '../src/model/spec.js';
-import { evaluate, trainLocal, type Dataset } from '../src/model/train.js';
+import { selectBackend, buildModel, evaluate, trainLocal, type Dataset } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 
 const { values } = parseArgs({

@@ -8,9 +8,9 @@
  * first-order.ts) and the ceiling (an estimator that saw every update alone, which secure
  * aggregation forbids).
  */
-import { selectBackend } from '../src/model/backend.js';
-import { judgePlanted, simulatePlanted } from '../src/scoring/planted.js';
-import type { ContributionEstimator } from '../src/scoring/contribution.js';
+import { selectBackend } from '../src/model/index.js';
+import { judgePlanted, simulatePlanted } from '../test/fixtures/planted.js';
+import type { ContributionEstimator } from '../src/scoring/index.js';
 
 export async function benchScoring(rounds: number, draws: number): Promise<void> {
   await selectBackend('wasm');

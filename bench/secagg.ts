@@ -12,14 +12,9 @@
  * dominate the run (correctness is the tests' job, src/secagg/secagg.test.ts).
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { generateIdentity } from '../src/crypto/identity.js';
-import { SecAggGroup } from '../src/secagg/coordinator.js';
-import { SecAggNode } from '../src/secagg/node.js';
-import { MaskPool } from '../src/secagg/mask-pool.js';
-import type { SecAggParams } from '../src/secagg/constants.js';
-import { quantBitsFor } from '../src/secagg/quantize.js';
-import { applyMasks } from '../src/crypto/prg.js';
-import { Random } from '../src/util/random.js';
+import { generateIdentity, applyMasks } from '../src/crypto/index.js';
+import { SecAggGroup, SecAggNode, MaskPool, type SecAggParams, quantBitsFor } from '../src/secagg/index.js';
+import { Random } from '../src/util/index.js';
 
 const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const ZEROS = Buffer.alloc(64 << 10);
@@ -132,7 +127,7 @@ export async function benchSecAgg(options: { quick: boolean }): Promise<void> {
     console.log(`  ${label.padEnd(19)} ${k + 1} masks: ${fmt(threaded)} ms in ${pool.threads} threads (${fmt(inline)} ms in one), floor ${fmt(floor)} ms, ratio ${fmt(threaded / floor, 2)} (one thread ${fmt(inline / floor, 2)})`);
   }
   // Quantization (clip, weight, stochastic rounding) comes before masking.
-  const { quantizeWeighted } = await import('../src/secagg/quantize.js');
+  const { quantizeWeighted } = await import('../src/secagg/index.js');
   const t0 = performance.now();
   quantizeWeighted(update, 0.5, 8, 29);
   console.log(`  quantizing the update first: ${fmt(performance.now() - t0)} ms`);

@@ -17,14 +17,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { selectBackend } from '../src/model/backend.js';
-import { buildModel, type ModelSpec } from '../src/model/spec.js';
-import { meanLoss, targetsOf } from '../src/model/head.js';
+import { selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, trainingForward } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
-import { CONV_CASES, convGrads, maxRelErr } from '../src/model/conv-check.js';
-import { FlatAdam } from '../src/model/flat-adam.js';
-import { registerOnesGrads, registerReduceGrads } from '../src/model/reduce-grad.js';
-import { trainingForward } from '../src/model/bn-act.js';
+import { CONV_CASES, convGrads, maxRelErr } from '../test/fixtures/conv-check.js';
 
 const { values } = parseArgs({
   options: {

@@ -5,12 +5,8 @@
  * TCP sink that counts bytes. Prints one JSON line with both ports.
  */
 import net from 'node:net';
-import { createGrpcServer } from '../src/wire/server.js';
-import { coordinatorService, type BlobPart, type UpdateHeader } from '../src/wire/proto.js';
-import { BlobAssembler } from '../src/wire/blob.js';
-import { BufferPool } from '../src/wire/buffer-pool.js';
-import { clientStream } from '../src/wire/server.js';
-import { createLogger } from '../src/util/log.js';
+import { createGrpcServer, coordinatorService, type BlobPart, type UpdateHeader, BlobAssembler, BufferPool, clientStream } from '../src/wire/index.js';
+import { createLogger } from '../src/util/index.js';
 
 const windowBytes = Number(process.argv[2] ?? 16 << 20);
 const log = createLogger('bench.sink', { level: 'error' });

@@ -3,7 +3,7 @@
  * download | demo. Each role runs until SIGTERM or SIGINT, then stops admitting work, closes its
  * server and exits 0; the researchers' commands make one call to the coordinator each.
  */
-import { HelpRequested } from '../src/util/options.js';
+import { HelpRequested } from '../src/util/index.js';
 import { ActiquestError } from '../src/errors.js';
 import { JOB_COMMANDS } from './jobs-cli.js';
 import { status } from '@grpc/grpc-js';
@@ -15,11 +15,11 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       listenForStop();
       const { loadCoordinatorConfig } = await import('../coordinator/config.js');
       const { startCoordinator } = await import('../coordinator/main.js');
-      const { selectBackend } = await import('../src/model/backend.js');
+      const { selectBackend } = await import('../src/model/index.js');
       const config = loadCoordinatorConfig(argv);
       await selectBackend('auto');
       const c = await startCoordinator(config);
-      await untilSignal(c.close, config.exitWhenDone ? c.done.then(() => c.jobs.idle()) : undefined);
+      await untilSignal(() => c.close(), config.exitWhenDone ? c.done.then(() => c.jobs.idle()) : undefined);
     },
   },
   dataset: {
@@ -29,7 +29,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       const { loadDatasetConfig } = await import('../dataset-node/config.js');
       const { startDatasetNode } = await import('../dataset-node/main.js');
       const node = await startDatasetNode(loadDatasetConfig(argv));
-      await untilSignal(node.close);
+      await untilSignal(() => node.close());
     },
   },
   trainer: {
@@ -39,7 +39,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       const { loadTrainerConfig } = await import('../trainer-node/config.js');
       const { startTrainer } = await import('../trainer-node/main.js');
       const node = await startTrainer(loadTrainerConfig(argv));
-      await untilSignal(node.close);
+      await untilSignal(() => node.close());
     },
   },
   keys: {

@@ -8,8 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { tsxLoaderUrl } from '../src/util/tsx.js';
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { tsxLoaderUrl, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
 
 const DEMO_OPTIONS = {
@@ -32,8 +31,9 @@ const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
 /** Starts `actiquest <args>` as a child process with tsx. */
 export function spawnRole(args: string[], logFile: string): ChildProcess {
   const child = spawn(process.execPath, [...(process.env.AQ_CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.AQ_CPU_PROF_DIR] : []), '--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.createWriteStream(logFile);
-  child.stderr!.pipe(log);
+  child.stderr.pipe(log);
   return child;
 }
 
@@ -110,6 +110,6 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`  model: ${path.join(out, 'model', 'model.json')}; total ${((performance.now() - started) / 1000).toFixed(0)}s`);
   } finally {
     stopAll();
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r))));
   }
 }

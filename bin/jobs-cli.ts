@@ -11,14 +11,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError, InvalidFieldError } from '../src/errors.js';
-import { callServerStream, callUnary, makeClient } from '../src/wire/client.js';
-import { checkTlsOptions, useTlsForClients } from '../src/wire/tls.js';
-import { BlobAssembler } from '../src/wire/blob.js';
-import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
-import { loadSigner } from '../src/wire/auth.js';
-import { JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/proto.js';
+import { callServerStream, callUnary, makeClient, checkTlsOptions, useTlsForClients, BlobAssembler, JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/index.js';
+import { loadSigner } from '../src/chain/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/index.js';
 
 const CLIENT_OPTIONS = {
   coordinator: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR', description: 'host:port of the coordinator' },

@@ -3,10 +3,9 @@
  * `--encrypt` seals it as `$NACL` with the password in AQ_WALLET_PASSWORD (never a flag). Prints
  * the SS58 address and the file, never the secret: the mnemonic is in the file; back it up.
  */
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { DEFAULT_WALLET_PATH, newHotkeyFile, walletHotkeyPath } from '../src/chain/keyfile.js';
-import { WALLET_PASSWORD_ENV } from '../src/chain/hotkey.js';
+import { DEFAULT_WALLET_PATH, newHotkeyFile, walletHotkeyPath, WALLET_PASSWORD_ENV } from '../src/chain/index.js';
 
 const KEYS_OPTIONS = {
   'wallet.name': { type: 'string', default: '', description: 'wallet folder name (required)' },

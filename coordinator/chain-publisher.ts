@@ -7,12 +7,9 @@
 import type { ApiPromise } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { connectSubtensor, readMetagraph } from '../src/chain/subtensor.js';
-import { ExtrinsicSender, publishWeights } from '../src/chain/weights-publisher.js';
-import { PendingCommitStore, commitWeights, revealPending } from '../src/chain/commit-reveal.js';
-import type { Scoreboard } from '../src/scoring/scoreboard.js';
-import type { Logger } from '../src/util/log.js';
-import { hotkeySecret, type HotkeySource } from '../src/chain/hotkey.js';
+import { connectSubtensor, readMetagraph, ExtrinsicSender, publishWeights, PendingCommitStore, commitWeights, revealPending, hotkeySecret, type HotkeySource } from '../src/chain/index.js';
+import type { Scoreboard } from '../src/scoring/index.js';
+import type { Logger } from '../src/util/index.js';
 
 /** What a publication did. */
 export interface Publication {

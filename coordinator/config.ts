@@ -4,15 +4,17 @@
  */
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { LOG_OPTIONS, logConfigOf, type LogConfig } from '../src/node/index.js';
+import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { checkTlsOptions } from '../src/wire/tls.js';
+import { checkTlsOptions } from '../src/wire/index.js';
 import { STRATEGIES } from '../src/aggregation/index.js';
-import type { HotkeySource } from '../src/chain/hotkey.js';
-import { DEFAULT_WALLET_PATH, walletHotkeyPath } from '../src/chain/keyfile.js';
-import { validateModelSpec, type ModelSpec } from '../src/model/spec.js';
+import { type HotkeySource, DEFAULT_WALLET_PATH, walletHotkeyPath } from '../src/chain/index.js';
+import { validateModelSpec, type ModelSpec, type ModelBudget } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
-import type { ModelBudget } from '../src/model/budget.js';
+import type { JobConfig } from '../src/jobs/index.js';
+
+export type { JobConfig, SecureAggregationConfig } from '../src/jobs/index.js';
 
 export const COORDINATOR_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
@@ -68,11 +70,11 @@ export const COORDINATOR_OPTIONS = {
   'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
   'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
   'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
-  'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
+  ...LOG_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The resolved coordinator configuration. */
-export interface CoordinatorConfig {
+export interface CoordinatorConfig extends LogConfig {
   listen: string;
   /** The built-in job (null with --job false). */
   job: JobConfig | null;
@@ -92,51 +94,6 @@ export interface CoordinatorConfig {
   leaseKeyUri: string;
   /** Signed requests and admission, or null for an open server. */
   auth: { allowlist: string; maxSkewMs: number } | null;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
-}
-
-/** One job: what to train and how. */
-export interface JobConfig {
-  jobId: string;
-  task: string;
-  model: ModelSpec;
-  /** Weight of this job's scored groups (the task's difficulty unless set). */
-  taskWeight: number;
-  rounds: number;
-  cohort: number;
-  minTrainers: number;
-  localEpochs: number;
-  batchSize: number;
-  learningRate: number;
-  optimizer: 'adam' | 'sgd';
-  clipNorm: number;
-  strategy: string;
-  serverLearningRate: number;
-  shardsPerRound: number;
-  roundTimeoutMs: number;
-  maxAttempts: number;
-  cohortWaitMs: number;
-  validationSeed: string;
-  validationSamples: number;
-  modelSeed: number;
-  /** Secure aggregation, or null for plaintext updates. */
-  secure: SecureAggregationConfig | null;
-  /** Jobs share trainers in proportion to priority x task weight. */
-  priority: number;
-  /** The metric reports and the model card lead with (one of the task's). */
-  metric: string;
-}
-
-/** Secure-aggregation settings of a job. */
-export interface SecureAggregationConfig {
-  minGroupSize: number;
-  /** 0: the default for each group's size. */
-  neighbours: number;
-  /** 0: the default for each group's neighbours. */
-  threshold: number;
-  clipRange: number;
-  stageTimeoutMs: number;
-  unmaskTimeoutMs: number;
 }
 
 export const COORDINATOR_USAGE = 'actiquest coordinator [options]';
@@ -240,6 +197,6 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
     leaseKeyUri: o['lease-key-uri'],
     auth: o.auth === 'signed' ? Object.freeze({ allowlist: o.allowlist ? path.resolve(o.allowlist) : '', maxSkewMs: o['auth-max-skew'] * 1000 }) : null,
-    logLevel: o['log-level'] as CoordinatorConfig['logLevel'],
+    ...logConfigOf(o),
   });
 }

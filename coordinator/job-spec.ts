@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { InvalidFieldError } from '../src/errors.js';
 import { getTask, type TaskDefinition } from '../src/tasks/index.js';
-import { validateModelSpec } from '../src/model/spec.js';
+import { validateModelSpec } from '../src/model/index.js';
 import { COORDINATOR_OPTIONS, type JobConfig } from './config.js';
 
 /** Largest spec accepted (a Layers topology of a few hundred layers fits easily). */
@@ -125,7 +125,7 @@ export function jobConfigFrom(doc: unknown): ParsedJobSpec {
   if (s.task === undefined) throw new InvalidFieldError('job.task', 'a task (exercise or pose)', 'nothing');
   let task: TaskDefinition;
   try {
-    task = getTask(String(s.task));
+    task = getTask(typeof s.task === 'string' ? s.task : JSON.stringify(s.task));
   } catch (err) {
     throw new InvalidFieldError('job.task', (err as InvalidFieldError).expected, JSON.stringify(s.task));
   }
@@ -152,7 +152,7 @@ export function jobConfigFrom(doc: unknown): ParsedJobSpec {
     throw new InvalidFieldError(`job.${e.field}`, e.expected, e.got);
   }
   const metrics = taskMetrics(task);
-  const description = s.description === undefined ? '' : String(s.description).slice(0, 500);
+  const description = s.description === undefined ? '' : (typeof s.description === 'string' ? s.description : JSON.stringify(s.description)).slice(0, 500);
   const config: JobConfig = {
     jobId: id,
     task: task.name,

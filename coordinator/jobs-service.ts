@@ -3,14 +3,11 @@
  * download a finished job's model (TF.js files and model card) as chunk streams.
  */
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { serverStream, unary } from '../src/wire/server.js';
-import { encodeBlob } from '../src/wire/blob.js';
+import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
-import type { GetJobResponse, JobInfo, ModelFileHeader, BlobChunk } from '../src/wire/proto.js';
-import type { Logger } from '../src/util/log.js';
+import type { Logger } from '../src/util/index.js';
 import { parseJobSpec } from './job-spec.js';
-import { callerOf } from '../src/wire/auth.js';
-import type { JobManager } from './jobs.js';
+import type { JobManager } from '../src/jobs/index.js';
 
 /** What the service needs. */
 export interface JobsServiceDeps {

@@ -5,29 +5,23 @@
  * every round; its model as TF.js files with a model card when it is done). Started again on
  * the same folder, it continues every unfinished job from its last completed round.
  */
+import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
-import { writeJsonFile } from '../src/util/json-file.js';
-import { createLogger } from '../src/util/log.js';
-import { createGrpcServer } from '../src/wire/server.js';
-import { coordinatorService, jobsService } from '../src/wire/proto.js';
+import { writeJsonFile } from '../src/util/index.js';
+import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
+import { loadSigner } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
-import { NodeRegistry } from '../src/rounds/node-registry.js';
-import { MaskPool } from '../src/secagg/mask-pool.js';
+import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
+import { MaskPool } from '../src/secagg/index.js';
 import { startChainPublisher, type Publication } from './chain-publisher.js';
 import { coordinatorRole, coordinatorServiceImpl } from './service.js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { loadSigner, RequestVerifier, signedService } from '../src/wire/auth.js';
 import { randomBytes } from 'node:crypto';
-import { toServiceError } from '../src/wire/status.js';
-import { AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/admission.js';
-import type { DatasetRecord, JobRunner, JobState } from './job-runner.js';
-import { JobManager } from './jobs.js';
+import { type JobRunner, type JobState, JobManager, NodeLedger } from '../src/jobs/index.js';
 import { jobsServiceImpl } from './jobs-service.js';
-import { NodeLedger } from './ledger.js';
-import type { Scoreboard } from '../src/scoring/scoreboard.js';
+import type { Scoreboard } from '../src/scoring/index.js';
 import type { CoordinatorConfig } from './config.js';
-import { CoordinatorStore } from './store.js';
-import { serverCredentials } from '../src/wire/tls.js';
+import { CoordinatorStore } from '../src/store/index.js';
 
 /** A running coordinator. */
 export interface Coordinator {
@@ -78,7 +72,7 @@ export function weightsReport(scoreboard: Scoreboard, rounds: number) {
 
 /** Starts the coordinator, its built-in job and the stored jobs it had not finished. */
 export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
-  const log = createLogger('coordinator', { level: config.logLevel });
+  const log = roleLogger('coordinator', config);
   const allowlist = config.auth?.allowlist ? new AllowlistAdmission(config.auth.allowlist) : null;
   const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));
   const metrics = coordinatorMetrics();

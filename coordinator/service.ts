@@ -4,26 +4,15 @@
  * byte is stored, digest-verified, then folded into the round's sum).
  */
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { clientStream, serverStream, unary } from '../src/wire/server.js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
-import { BufferPool } from '../src/wire/buffer-pool.js';
+import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller } from '../src/wire/index.js';
 import {
   ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError,
 } from '../src/errors.js';
-import type {
-  BlobPart, FetchGlobalModelRequest, GetStatusRequest, GetStatusResponse, GetTaskRequest, GetTaskResponse,
-  HeartbeatRequest, HeartbeatResponse, RegisterDatasetRequest, RegisterDatasetResponse, RegisterTrainerRequest,
-  RegisterTrainerResponse, GetScoreResponse, SecAggAwaitRequest, SecAggAwaitResponse, SecAggSubmitRequest, SubmitUpdateResponse, UpdateHeader,
-} from '../src/wire/proto.js';
-import type { NodeRegistry } from '../src/rounds/node-registry.js';
-import type { CoordinatorMetrics } from '../src/metrics/index.js';
-import { REJECT_REASONS } from '../src/metrics/index.js';
-import type { Logger } from '../src/util/log.js';
-import type { DatasetRecord } from './job-runner.js';
-import type { JobManager } from './jobs.js';
-import type { NodeLedger } from './ledger.js';
+import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
+import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
+import type { Logger } from '../src/util/index.js';
+import type { JobManager, NodeLedger } from '../src/jobs/index.js';
 import { getTask } from '../src/tasks/index.js';
-import { checkNodeIsCaller } from '../src/wire/auth.js';
 
 /** Longest a GetTask call is held open. */
 export const MAX_TASK_WAIT_MS = 30_000;

@@ -3,13 +3,11 @@
  * a frozen config.
  */
 import path from 'node:path';
-import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
-import type { HotkeySource } from '../src/chain/hotkey.js';
-import { checkLeaseKey } from '../src/wire/lease.js';
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig } from '../src/node/index.js';
+import type { HotkeySource } from '../src/chain/index.js';
+import { checkLeaseKey, checkTlsOptions, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
+import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { checkTlsOptions } from '../src/wire/tls.js';
-import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
 
 export const DATASET_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },
@@ -34,11 +32,11 @@ export const DATASET_OPTIONS = {
   'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
   'coordinator-key': { type: 'string', default: '', env: 'AQ_COORDINATOR_KEY', description: 'SS58 address of the coordinator\'s lease key to accept; empty: the key the coordinator names when this node registers (trust it over TLS)' },
   ...HOTKEY_OPTIONS,
-  'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
+  ...LOG_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The resolved dataset-node configuration. */
-export interface DatasetConfig {
+export interface DatasetConfig extends LogConfig {
   listen: string;
   advertise: string;
   coordinator: string;
@@ -65,7 +63,6 @@ export interface DatasetConfig {
   maxSkewMs: number;
   /** The lease key to accept ('' : the one the coordinator names). */
   coordinatorKey: string;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const DATASET_USAGE = 'actiquest dataset [options]';
@@ -114,6 +111,6 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     signed: o.auth === 'signed',
     maxSkewMs: o['auth-max-skew'] * 1000,
     coordinatorKey: o['coordinator-key'] ? checkKey(o['coordinator-key']) : '',
-    logLevel: o['log-level'] as DatasetConfig['logLevel'],
+    ...logConfigOf(o),
   });
 }

@@ -2,20 +2,11 @@
  * Dataset node process: open (or generate) the shard store, serve it over gRPC, register with
  * the coordinator and keep the registration alive with heartbeats.
  */
-import { createLogger } from '../src/util/log.js';
-import { nodeIdentity } from '../src/node/hotkey-options.js';
-import { checkLeaseKey, leaseCryptoReady } from '../src/wire/lease.js';
-import { RequestVerifier, signedService } from '../src/wire/auth.js';
-import { toServiceError } from '../src/wire/status.js';
-import { makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, type RegisterDatasetResponse } from '../src/wire/proto.js';
-import { createGrpcServer } from '../src/wire/server.js';
-import { serverCredentials, useTlsForClients } from '../src/wire/tls.js';
-import { datasetService } from '../src/wire/proto.js';
+import { roleLogger, nodeIdentity, keepRegistered } from '../src/node/index.js';
+import { checkLeaseKey, leaseCryptoReady, RequestVerifier, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
-import { keepRegistered } from '../src/node/registration.js';
 import type { DatasetConfig } from './config.js';
 
 /** A running dataset node. */
@@ -32,7 +23,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   await leaseCryptoReady();
   // The key leases must be signed with: pinned by a flag, or the one the coordinator names.
   let leaseKey = config.coordinatorKey;
-  const log = createLogger(`dataset.${config.nodeId}`, { level: config.logLevel });
+  const log = roleLogger(`dataset.${config.nodeId}`, config);
   useTlsForClients(config.tlsCa);
   const stop = new AbortController();
   const store = await openShardStore({

@@ -1,14 +1,10 @@
 /** The Dataset gRPC service: the manifest, and shards streamed as header + chunks. */
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { serverStream, unary } from '../src/wire/server.js';
-import { encodeBlob } from '../src/wire/blob.js';
+import { serverStream, unary, encodeBlob, type GetManifestResponse, type StreamShardRequest, type BlobPart, checkLease, callerOf } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
-import type { GetManifestResponse, StreamShardRequest, BlobPart } from '../src/wire/proto.js';
 import type { ShardStore } from './shard-store.js';
-import { checkLease } from '../src/wire/lease.js';
-import { callerOf } from '../src/wire/auth.js';
 import type { DatasetMetrics } from '../src/metrics/index.js';
-import type { Logger } from '../src/util/log.js';
+import type { Logger } from '../src/util/index.js';
 
 /** What the service needs. */
 export interface DatasetServiceDeps {

@@ -7,14 +7,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { sha256 } from '../src/wire/blob.js';
-import { encodeShard } from '../src/tasks/shard-file.js';
-import { getTask } from '../src/tasks/index.js';
+import { sha256, type ShardInfo } from '../src/wire/index.js';
+import { encodeShard, getTask, importCoco, type Samples } from '../src/tasks/index.js';
 import { InvalidFieldError, ShardNotFoundError } from '../src/errors.js';
-import { importCoco } from '../src/tasks/pose/coco.js';
-import type { Samples } from '../src/tasks/exercise/generator.js';
-import type { ShardInfo } from '../src/wire/proto.js';
-import type { Logger } from '../src/util/log.js';
+import type { Logger } from '../src/util/index.js';
 
 /** What the store is asked to hold. */
 export interface ShardStoreOptions {

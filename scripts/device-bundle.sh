@@ -15,7 +15,7 @@ await import('@tensorflow/tfjs-backend-webgpu');
 await import('@tensorflow/tfjs-backend-wasm');
 await import('../bench/train.ts');
 TS
-node_modules/.bin/esbuild .dev/entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+npx --no-install esbuild .dev/entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
   --outfile=.dev/pkg/train.mjs --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import __p from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __p.dirname(__filename);"
 rm .dev/entry.ts

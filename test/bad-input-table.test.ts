@@ -13,10 +13,8 @@ import path from 'node:path';
 import { Metadata, credentials, status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
 import { dev, lease, rawUnary, sign } from './signed-fixture.js';
-import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type GetTaskResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
-import { encodeBlob, float32ToBytes } from '../src/wire/blob.js';
-import { CoordinatorStore } from '../coordinator/store.js';
+import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type GetTaskResponse, type Task, type UpdateHeader, encodeBlob, float32ToBytes } from '../src/wire/index.js';
+import { CoordinatorStore } from '../src/store/index.js';
 import { getTask } from '../src/tasks/index.js';
 
 let h: Harness;

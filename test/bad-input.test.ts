@@ -6,10 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, metricValue } from './helpers.js';
-import { callClientStream, callServerStream, callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, DatasetClient, type BlobPart, type GetTaskResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
-import { encodeBlob, float32ToBytes, sha256 } from '../src/wire/blob.js';
-import { bytesToFloat32 } from '../src/wire/blob.js';
+import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, type BlobPart, type GetTaskResponse, type Task, type UpdateHeader, encodeBlob, float32ToBytes, sha256, bytesToFloat32 } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());

@@ -10,7 +10,7 @@ import { setupWithServer } from '@acala-network/chopsticks';
 import { getAuraSlotDuration } from '@acala-network/chopsticks-core';
 import { ApiPromise, Keyring, WsProvider } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
-import { ExtrinsicSender } from '../src/chain/weights-publisher.js';
+import { ExtrinsicSender } from '../src/chain/index.js';
 
 export const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/chain/subtensor-spec293-raw.json');
 
@@ -56,7 +56,7 @@ export async function startLocalChain(): Promise<LocalChain> {
   return {
     api, url, keyring, alice, sender,
     async sudo(call, action) {
-      await sender(alice).send(api.tx.sudo!.sudo!(call), action);
+      await sender(alice).send(api.tx.sudo.sudo(call), action);
     },
     async blocks(n) {
       for (let i = 0; i < n; i++) await ctx.chain.newBlock();

@@ -11,9 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { Harness, kill, until } from './helpers.js';
 import { spawnRole } from '../bin/demo.js';
-import { CoordinatorStore } from '../coordinator/store.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { JobsClient } from '../src/wire/proto.js';
+import { CoordinatorStore } from '../src/store/index.js';
+import { callUnary, makeClient, JobsClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -43,7 +42,7 @@ describe('durable coordinator', () => {
     const args = ['coordinator', '--listen', address, '--out', out, '--rounds', '6', '--cohort', '3', '--min-trainers', '3',
       '--secure-aggregation', 'false', '--hidden', '32', '--local-epochs', '2', '--validation-samples', '70',
       '--validation-seed', 'durable', '--live-timeout-ms', '3000', '--metrics-port', '-1', '--exit-when-done'];
-    const first = spawnRole(args, path.join(h.dir, 'coordinator-1.log'));
+    const first = spawnRole(args, h.logFile('coordinator-1'));
     h.defer(() => kill(first, 'SIGKILL'));
     await h.dataset(address, 'ds-a', ['--shards', '6', '--samples-per-shard', '64']);
     // A researcher's job beside the built-in one, on the fourth trainer's share.
@@ -72,7 +71,7 @@ describe('durable coordinator', () => {
     const subBefore = mid.rounds('sub');
     mid.close();
 
-    const second = spawnRole(args, path.join(h.dir, 'coordinator-2.log'));
+    const second = spawnRole(args, h.logFile('coordinator-2'));
     h.defer(() => kill(second, 'SIGKILL'));
     const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
     expect(code).toBe(0);
@@ -81,7 +80,7 @@ describe('durable coordinator', () => {
     expect(after.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]);
     // What was recorded before the kill is what the job kept.
     expect(after.rounds.slice(0, kept)).toEqual(before.rounds);
-    const log2 = fs.readFileSync(path.join(h.dir, 'coordinator-2.log'), 'utf8');
+    const log2 = fs.readFileSync(h.logFile('coordinator-2'), 'utf8');
     expect(log2).not.toContain('"level":"error"');
     expect(log2).toContain(`"msg":"job resumed","jobId":"job-1","afterRound":${kept}`);
     expect(fs.existsSync(path.join(out, 'jobs', 'sub', 'model', 'model-card.json'))).toBe(true);
@@ -123,7 +122,7 @@ describe('durable coordinator', () => {
     const out = path.join(h.dir, 'coord');
     const args = ['coordinator', '--listen', address, '--out', out, '--rounds', '50', '--cohort', '2', '--min-trainers', '2',
       '--secure-aggregation', 'false', '--hidden', '16', '--local-epochs', '3', '--validation-samples', '70', '--metrics-port', '-1'];
-    const first = spawnRole(args, path.join(h.dir, 'coordinator-1.log'));
+    const first = spawnRole(args, h.logFile('coordinator-1'));
     h.defer(() => kill(first, 'SIGKILL'));
     await h.dataset(address, 'ds-a');
     for (const id of ['t0', 't1']) await h.trainer(address, id);
@@ -133,14 +132,14 @@ describe('durable coordinator', () => {
     first.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - t).toBeLessThan(10_000);
-    expect(fs.readFileSync(path.join(h.dir, 'coordinator-1.log'), 'utf8')).toContain('"msg":"stopped"');
+    expect(fs.readFileSync(h.logFile('coordinator-1'), 'utf8')).toContain('"msg":"stopped"');
     const store = new CoordinatorStore(out);
     const done = store.rounds('job-1').length;
     expect(store.job('job-1')?.state).toBe('RUNNING');
     store.close();
-    const second = spawnRole(args, path.join(h.dir, 'coordinator-2.log'));
+    const second = spawnRole(args, h.logFile('coordinator-2'));
     h.defer(() => kill(second, 'SIGKILL'));
-    await until(() => (fs.existsSync(path.join(h.dir, 'coordinator-2.log')) ? fs.readFileSync(path.join(h.dir, 'coordinator-2.log'), 'utf8') : '').includes(`"msg":"job resumed","jobId":"job-1","afterRound":${done}`), 'the job resumed', 30_000);
+    await until(() => (fs.existsSync(h.logFile('coordinator-2')) ? fs.readFileSync(h.logFile('coordinator-2'), 'utf8') : '').includes(`"msg":"job resumed","jobId":"job-1","afterRound":${done}`), 'the job resumed', 30_000);
     const exited2 = new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
     second.kill('SIGINT');
     expect(await exited2).toBe(0);

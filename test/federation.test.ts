@@ -5,8 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { Harness, metricValue } from './helpers.js';
-import { loadModelFiles } from '../src/model/export.js';
-import { evaluate } from '../src/model/train.js';
+import { loadModelFiles, evaluate } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 
 let h: Harness;

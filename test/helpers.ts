@@ -1,14 +1,16 @@
 /**
  * Test harness: real roles on 127.0.0.1:0 with temp-dir storage, configured through the same
- * config loaders the CLI uses, and everything closed after each test.
+ * config loaders the CLI uses, and everything closed after each test. Every role logs to a file
+ * in the test's folder (`--log-file`); the files are printed only when the test fails.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { tsxLoaderUrl } from '../src/util/tsx.js';
+import { tsxLoaderUrl } from '../src/util/index.js';
 import * as grpc from '@grpc/grpc-js';
+import { onTestFailed } from 'vitest';
 import { loadCoordinatorConfig } from '../coordinator/config.js';
 import { startCoordinator, type Coordinator, type CoordinatorHooks } from '../coordinator/main.js';
 import { loadDatasetConfig } from '../dataset-node/config.js';
@@ -16,27 +18,47 @@ import { startDatasetNode, type DatasetNode } from '../dataset-node/main.js';
 import { loadTrainerConfig } from '../trainer-node/config.js';
 import { startTrainer, type TrainerHooks, type TrainerNode } from '../trainer-node/main.js';
 import { spawnRole } from '../bin/demo.js';
-import { selectBackend } from '../src/model/backend.js';
+import { selectBackend } from '../src/model/index.js';
 
 /** Things to close after a test, last opened first. */
 export class Harness {
-  private readonly closers: (() => Promise<unknown> | unknown)[] = [];
+  private readonly closers: (() => unknown)[] = [];
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-test-'));
   readonly progress: string[] = [];
+  /** The roles' logs, read when the folder is removed (a failed test prints them). */
+  private logs: string | null = null;
 
-  defer(fn: () => Promise<unknown> | unknown): void {
+  constructor() {
+    onTestFailed(() => {
+      process.stderr.write(`\n--- role logs of the failed test (${this.dir}) ---\n${this.logs ?? this.readLogs()}\n--- progress ---\n${this.progress.join('\n')}\n`);
+    });
+  }
+
+  /** A log file for a role in this test's folder. */
+  logFile(name: string): string {
+    return path.join(this.dir, 'logs', `${name}.log`);
+  }
+
+  private readLogs(): string {
+    const dir = path.join(this.dir, 'logs');
+    if (!fs.existsSync(dir)) return '(none)';
+    return fs.readdirSync(dir).sort().map((f) => `== ${f}\n${fs.readFileSync(path.join(dir, f), 'utf8')}`).join('\n');
+  }
+
+  defer(fn: () => unknown): void {
     this.closers.push(fn);
   }
 
   async close(): Promise<void> {
     for (const fn of this.closers.splice(0).reverse()) await fn();
+    this.logs = this.readLogs();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
   async coordinator(flags: string[], hooks: CoordinatorHooks = {}): Promise<Coordinator> {
     await selectBackend('wasm');
     const config = loadCoordinatorConfig([
-      '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', path.join(this.dir, 'out'), '--log-level', 'warn',
+      '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', path.join(this.dir, 'out'), '--log-level', 'warn', '--log-file', this.logFile('coordinator'),
       '--validation-seed', 'test-validation', ...flags,
     ], {});
     const c = await startCoordinator(config, { progress: (l) => this.progress.push(l), ...hooks });
@@ -47,7 +69,7 @@ export class Harness {
   async dataset(coordinator: string, seed: string, flags: string[] = []): Promise<DatasetNode> {
     const node = await startDatasetNode(loadDatasetConfig([
       '--listen', '127.0.0.1:0', '--coordinator', coordinator, '--seed', seed, '--shards', '6', '--samples-per-shard', '32',
-      '--data-dir', path.join(this.dir, 'datasets'), '--metrics-port', '0', '--log-level', 'warn', ...flags,
+      '--data-dir', path.join(this.dir, 'datasets'), '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`dataset-${seed}`), ...flags,
     ], {}));
     this.defer(() => node.close());
     return node;
@@ -55,7 +77,7 @@ export class Harness {
 
   async trainer(coordinator: string, nodeId: string, flags: string[] = [], hooks: TrainerHooks = {}): Promise<TrainerNode> {
     const t = await startTrainer(loadTrainerConfig([
-      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--wait-ms', '2000', ...flags,
+      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`trainer-${nodeId}`), '--wait-ms', '2000', ...flags,
     ], {}), hooks);
     this.defer(() => t.close());
     return t;
@@ -64,7 +86,7 @@ export class Harness {
   /** A trainer as a separate process (`actiquest trainer`). */
   trainerProcess(coordinator: string, nodeId: string, flags: string[] = []): ChildProcess {
     const child = spawnRole(['trainer', '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm',
-      '--metrics-port', '-1', '--wait-ms', '2000', ...flags], path.join(this.dir, `${nodeId}-${Date.now()}.log`));
+      '--metrics-port', '-1', '--wait-ms', '2000', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
     this.defer(() => kill(child, 'SIGTERM'));
     return child;
   }
@@ -121,8 +143,8 @@ export function actiquest(args: string[], env: Record<string, string> = {}): Pro
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(ROOT, 'bin/actiquest.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }

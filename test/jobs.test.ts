@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Harness, actiquest, metricValue, until } from './helpers.js';
-import { loadModelFiles } from '../src/model/export.js';
-import { sha256 } from '../src/wire/blob.js';
+import { loadModelFiles } from '../src/model/index.js';
+import { sha256 } from '../src/wire/index.js';
 import type { Coordinator } from '../coordinator/main.js';
 
 let h: Harness;

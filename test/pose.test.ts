@@ -6,11 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { Harness } from './helpers.js';
-import { loadModelFiles } from '../src/model/export.js';
-import { evaluate } from '../src/model/train.js';
+import { loadModelFiles, evaluate } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
-import { CoordinatorStore } from '../coordinator/store.js';
-import { writeCocoFixture } from '../src/tasks/pose/coco-fixture.js';
+import { CoordinatorStore } from '../src/store/index.js';
+import { writeCocoFixture } from './fixtures/coco-fixture.js';
 
 let h: Harness;
 afterEach(async () => h.close());

@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, type GetScoreResponse } from '../src/wire/proto.js';
+import { callUnary, makeClient, CoordinatorClient, type GetScoreResponse } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());

@@ -5,12 +5,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, kill, until } from './helpers.js';
-import { callClientStream, callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, type GetTaskResponse, type Task } from '../src/wire/proto.js';
-import { encodeBlob } from '../src/wire/blob.js';
-import { generateIdentity } from '../src/crypto/identity.js';
-import { SecAggNode } from '../src/secagg/node.js';
-import { quantStep } from '../src/secagg/quantize.js';
+import { callClientStream, callUnary, makeClient, CoordinatorClient, type GetTaskResponse, type Task, encodeBlob } from '../src/wire/index.js';
+import { generateIdentity } from '../src/crypto/index.js';
+import { SecAggNode, quantStep } from '../src/secagg/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -109,7 +106,7 @@ describe('secure aggregation: bad input over gRPC', () => {
     await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 }, identityKey: me.publicKey }, T);
     expect(await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: 'x', capacity: { samplesPerSecond: 1 }, identityKey: Buffer.alloc(5) }, T)))
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'identity_key: expected 32 bytes (an Ed25519 public key) or none, got 5 bytes' });
-    const beat = setInterval(() => callUnary(client, 'Heartbeat', { nodeId: 'rogue', taskId: '' }, T).catch(() => {}), 300);
+    const beat = setInterval(() => void callUnary(client, 'Heartbeat', { nodeId: 'rogue', taskId: '' }, T).catch(() => {}), 300);
     h.defer(() => clearInterval(beat));
     await h.trainer(c.address, 'honest');
     const res = await callUnary<GetTaskResponse>(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });

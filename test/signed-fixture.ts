@@ -3,9 +3,8 @@
  * what a well-behaved client never would: stale, replayed, tampered or foreign signatures).
  */
 import * as grpc from '@grpc/grpc-js';
-import { loadSigner, signedMetadata, type Signer, type SignOptions } from '../src/wire/auth.js';
-import { signLease } from '../src/wire/lease.js';
-import type { ShardLease } from '../src/wire/proto.js';
+import { signedMetadata, type Signer, type SignOptions, signLease, type ShardLease } from '../src/wire/index.js';
+import { loadSigner } from '../src/chain/index.js';
 
 /** The signer of a dev secret URI (//Name). */
 export const dev = (name: string): Promise<Signer> => loadSigner({ uri: `//${name}` });

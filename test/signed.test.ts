@@ -11,9 +11,7 @@ import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { Harness, actiquest, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
-import { newSession } from '../src/wire/auth.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/proto.js';
+import { newSession, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());

@@ -10,9 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { CoordinatorClient } from '../src/wire/proto.js';
-import { useTlsForClients } from '../src/wire/tls.js';
+import { callUnary, makeClient, CoordinatorClient, useTlsForClients } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => {

@@ -4,12 +4,12 @@
  */
 import path from 'node:path';
 import os from 'node:os';
-import { parseOptions, type OptionTable } from '../src/util/options.js';
+import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { checkTlsOptions } from '../src/wire/tls.js';
-import { BACKENDS } from '../src/model/backend.js';
-import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/hotkey-options.js';
-import type { HotkeySource } from '../src/chain/hotkey.js';
+import { checkTlsOptions } from '../src/wire/index.js';
+import { BACKENDS } from '../src/model/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig } from '../src/node/index.js';
+import type { HotkeySource } from '../src/chain/index.js';
 
 export const TRAINER_OPTIONS = {
   coordinator: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR', description: 'coordinator host:port' },
@@ -22,11 +22,11 @@ export const TRAINER_OPTIONS = {
   'metrics-port': { type: 'number', default: 9462, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
   'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
   ...HOTKEY_OPTIONS,
-  'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
+  ...LOG_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The resolved trainer configuration. */
-export interface TrainerConfig {
+export interface TrainerConfig extends LogConfig {
   coordinator: string;
   nodeId: string;
   backend: string;
@@ -38,7 +38,6 @@ export interface TrainerConfig {
   tlsCa: string;
   /** The hotkey that signs requests (null: unsigned); with one, the node id is its address. */
   hotkey: HotkeySource | null;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const TRAINER_USAGE = 'actiquest trainer [options]';
@@ -64,6 +63,6 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     metricsPort: o['metrics-port'],
     tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
     hotkey,
-    logLevel: o['log-level'] as TrainerConfig['logLevel'],
+    ...logConfigOf(o),
   });
 }

@@ -3,18 +3,14 @@
  * at a time. A heartbeat answer that the task is no longer wanted (round closed) aborts training
  * at the next batch; a lost coordinator is retried with back-off and the trainer registers again.
  */
+import { roleLogger, keepRegistered, nodeIdentity } from '../src/node/index.js';
 import { status } from '@grpc/grpc-js';
-import { createLogger } from '../src/util/log.js';
-import { selectBackend } from '../src/model/backend.js';
+import { sleep } from '../src/util/index.js';
+import { selectBackend } from '../src/model/index.js';
 import { trainerMetrics, serveMetrics } from '../src/metrics/index.js';
-import { keepRegistered, sleep } from '../src/node/registration.js';
-import { callUnary, makeClient } from '../src/wire/client.js';
-import { nodeIdentity } from '../src/node/hotkey-options.js';
-import { useTlsForClients } from '../src/wire/tls.js';
-import { hasStatus } from '../src/wire/status.js';
-import { CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/proto.js';
+import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { TaskRunner } from './task-runner.js';
-import { generateIdentity } from '../src/crypto/identity.js';
+import { generateIdentity } from '../src/crypto/index.js';
 import type { TrainerConfig } from './config.js';
 
 /** A running trainer. */
@@ -35,7 +31,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   useTlsForClients(given.tlsCa);
   const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
   const config = { ...given, nodeId };
-  const log = createLogger(`trainer.${config.nodeId}`, { level: config.logLevel });
+  const log = roleLogger(`trainer.${config.nodeId}`, config);
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;

@@ -5,11 +5,9 @@
  * `src/secagg/node.ts`; this file only moves its messages.
  */
 import type { Client } from '@grpc/grpc-js';
-import { callUnary } from '../src/wire/client.js';
-import { SecAggNode } from '../src/secagg/node.js';
-import type { Identity } from '../src/crypto/identity.js';
-import type { SecAggParams } from '../src/secagg/constants.js';
-import type { SecAggAwaitResponse, SecAggConfig, Task } from '../src/wire/proto.js';
+import { callUnary, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
+import { SecAggNode, type SecAggParams } from '../src/secagg/index.js';
+import type { Identity } from '../src/crypto/index.js';
 
 /** Thrown when the coordinator says this node's part in its group is over. */
 export class SecAggAbortedError extends Error {

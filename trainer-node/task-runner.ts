@@ -5,22 +5,15 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Client } from '@grpc/grpc-js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES } from '../src/wire/blob.js';
-import { callClientStream, callServerStream, makeClient } from '../src/wire/client.js';
-import { DatasetClient, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader } from '../src/wire/proto.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
-import { modelFromTopology } from '../src/model/spec.js';
-import { clippedDelta, getFlatParams, setFlatParams } from '../src/model/params.js';
-import { trainLocal, type Dataset } from '../src/model/train.js';
-import { decodeShard } from '../src/tasks/shard-file.js';
-import { getTask } from '../src/tasks/index.js';
-import { sleep } from '../src/node/registration.js';
+import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
+import { decodeShard, getTask } from '../src/tasks/index.js';
+import { sleep, type Logger } from '../src/util/index.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
-import type { Identity } from '../src/crypto/identity.js';
-import type { Signer } from '../src/wire/auth.js';
+import type { Identity } from '../src/crypto/index.js';
 import { SecureSession } from './secure-session.js';
-import { MaskPool } from '../src/secagg/mask-pool.js';
-import type { Logger } from '../src/util/log.js';
+import { MaskPool } from '../src/secagg/index.js';
 
 /** Longest a shard may be (bytes). */
 const MAX_SHARD_BYTES = 1 << 30;

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createFedAdam, createFedAvg, createStrategy, STRATEGIES, WeightedSum, type Strategy } from './index.js';
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 
 const P = 257;
 

@@ -14,7 +14,7 @@ import type { ApiPromise } from '@polkadot/api';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { ChainRuleError } from './errors.js';
 import type { ExtrinsicSender } from './weights-publisher.js';
-import type { U16Weights } from '../scoring/weights.js';
+import type { U16Weights } from '../scoring/index.js';
 
 /** A commit waiting for its reveal. */
 export interface PendingCommit {

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import { argon2i } from 'hash-wasm';
 import nacl from 'tweetnacl';
+import { signerFromSecret, type Signer } from '../wire/index.js';
 
 /** Where a hotkey comes from. */
 export type HotkeySource = ({ uri: string } | { file: string }) & {
@@ -66,4 +67,9 @@ export async function hotkeySecret(source: HotkeySource, env: NodeJS.ProcessEnv 
   const secret = json.secretPhrase || json.secretSeed;
   if (!secret) throw new Error(`${what}: expected a secretPhrase or secretSeed, found neither`);
   return secret;
+}
+
+/** A signer from a hotkey's secret URI or its btcli hotkey file (opened with the wallet password). */
+export async function loadSigner(source: HotkeySource): Promise<Signer> {
+  return signerFromSecret(await hotkeySecret(source));
 }

@@ -6,3 +6,6 @@ export { connectSubtensor, readMetagraph, type Metagraph, type Neuron, type Weig
 export { ExtrinsicSender, publishWeights, type PublishOptions } from './weights-publisher.js';
 export { ChainRuleError, explainRuntimeError } from './errors.js';
 export { commitHash, commitWeights, revealPending, PendingCommitStore, type PendingCommit, type RevealOutcome } from './commit-reveal.js';
+
+export { DEFAULT_WALLET_PATH, newHotkeyFile, walletHotkeyPath } from './keyfile.js';
+export { hotkeySecret, loadSigner, WALLET_PASSWORD_ENV, type HotkeySource } from './hotkey.js';

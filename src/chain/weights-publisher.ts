@@ -9,7 +9,7 @@ import type { ApiPromise } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import { ChainRuleError } from './errors.js';
-import type { U16Weights } from '../scoring/weights.js';
+import type { U16Weights } from '../scoring/index.js';
 import type { Metagraph } from './subtensor.js';
 
 /** Sends extrinsics from one account, tracking its nonce. */

@@ -112,7 +112,8 @@ export const piece = {
     }
     scratch.set(words, SRC_WORD);
     // Whole 16-byte lanes; the tail's extra lanes are scratch and are never stored.
-    (sign === 1 ? kernel.add : kernel.sub)(0, SIMD_PIECE_BYTES, Math.ceil(words.length / 4) * 16);
+    if (sign === 1) kernel.add(0, SIMD_PIECE_BYTES, Math.ceil(words.length / 4) * 16);
+    else kernel.sub(0, SIMD_PIECE_BYTES, Math.ceil(words.length / 4) * 16);
   },
   /** Copies the accumulator back to target[off, off + n). */
   store(target: Uint32Array, off: number, n: number): void {

@@ -48,7 +48,7 @@ const LOADERS: Readonly<Record<Exclude<BackendName, 'auto'>, () => Promise<true 
     return registered('webgpu') || (await tryImport('@tensorflow/tfjs-backend-webgpu')) || '@tensorflow/tfjs-backend-webgpu is not installed';
   },
   wasm: async () => registered('wasm') || (await tryImport('@tensorflow/tfjs-backend-wasm')) || '@tensorflow/tfjs-backend-wasm is not installed',
-  cpu: async () => true,
+  cpu: () => Promise.resolve(true),
 };
 
 /**
@@ -86,7 +86,7 @@ export async function installNavigatorGpu(): Promise<true | string> {
   if (!g.navigator?.gpu) {
     let mod: { create(flags: string[]): unknown; globals: Record<string, unknown> };
     try {
-      mod = (await import('webgpu' as string)) as typeof mod;
+      mod = (await import('webgpu')) as typeof mod;
     } catch (err) {
       return `the webgpu package does not load (${(err as Error).message.split('\n')[0]})`;
     }

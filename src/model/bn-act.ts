@@ -190,7 +190,7 @@ const KERNELS = webGpuKernels<Attrs>({
 
 /** Registers the kernels on the webgpu backend (idempotent; backend.ts does it on selecting webgpu). */
 export const registerBnActKernels = () => KERNELS.register();
-const run = KERNELS.run;
+const run = KERNELS.run.bind(KERNELS);
 
 /** The weights and settings of a BatchNormalization layer that this op reads and updates. */
 export interface BatchNormState {
@@ -229,7 +229,7 @@ export function bnActTrain(x: tf.Tensor, s: BatchNormState, act: Act): { y: tf.T
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    return { y: op(x, s.gamma, s.beta) as tf.Tensor, movingMean, movingVariance };
+    return { y: op(x, s.gamma, s.beta), movingMean, movingVariance };
   });
 }
 

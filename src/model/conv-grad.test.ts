@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
-import { CONV_CASES, convGrads, maxRelErr } from './conv-check.js';
+import { CONV_CASES, convGrads, maxRelErr } from '../../test/fixtures/conv-check.js';
 
 describe('conv backprop kernels registered by the project', () => {
   it('stock wasm has no conv backprop-filter or depthwise backprop kernels (the reason this exists)', async () => {

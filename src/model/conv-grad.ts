@@ -245,7 +245,7 @@ function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs, depthwi
   if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') throw new RangeError(`conv gradient: expected NHWC data, got ${a.dataFormat}`);
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number], filterShape as [number, number, number, number],
-    a.strides, a.dilations ?? 1, a.pad as 'same', a.dimRoundingMode, depthwise,
+    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, depthwise,
   );
 }
 

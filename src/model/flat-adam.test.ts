@@ -45,7 +45,7 @@ describe('FlatAdam', () => {
     const model = buildModel({ family: 'cnn', widths: [16, 32, 64, 96] }, [64, 64, 3], head, 1);
     const grads = tf.tidy(() => {
       const x = tf.randomUniform([2, 64, 64, 3]);
-      return tf.variableGrads(() => tf.mean(model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar).grads;
+      return tf.variableGrads(() => tf.mean<tf.Scalar>(model.apply(x, { training: true }) as tf.Tensor)).grads;
     });
     const count = async (opt: tf.Optimizer) => (await tf.profile(() => opt.applyGradients(grads))).kernels.length;
     const stock = await count(tf.train.adam(0.01));

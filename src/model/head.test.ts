@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
 import { metricCounts, meanLoss, targetsOf, type Head } from './head.js';
-import { KP, NUM_JOINTS } from '../tasks/exercise/skeleton.js';
+import { KP, NUM_JOINTS } from '../skeleton/index.js';
 
 describe('keypoint head', () => {
   const head: Head = { kind: 'keypoints' };

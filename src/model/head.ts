@@ -7,7 +7,7 @@
  * (left shoulder to right hip, the PCK of the LSP benchmark) of the truth.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KP, NUM_JOINTS } from '../tasks/exercise/skeleton.js';
+import { KP, NUM_JOINTS } from '../skeleton/index.js';
 
 export type Head = { kind: 'classes'; numClasses: number } | { kind: 'keypoints' };
 
@@ -61,7 +61,7 @@ function logitsOf(probs: tf.Tensor): tf.Tensor {
 export function lossSum(head: Head, t: Targets, p: tf.Tensor): { sum: tf.Scalar; weight: tf.Scalar } {
   if (head.kind === 'classes') {
     const y = tf.oneHot(t.labels!, head.numClasses);
-    return { sum: tf.losses.softmaxCrossEntropy(y, logitsOf(p), undefined, 0, tf.Reduction.SUM) as tf.Scalar, weight: tf.scalar(t.labels!.shape[0]) };
+    return { sum: tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logitsOf(p), undefined, 0, tf.Reduction.SUM), weight: tf.scalar(t.labels!.shape[0]) };
   }
   return { sum: tf.sum(tf.mul(t.mask!, tf.squaredDifference(p, t.coords!))), weight: tf.sum(t.mask!) };
 }
@@ -80,7 +80,7 @@ export function metricCounts(head: Head, t: Targets, p: tf.Tensor): tf.Tensor1D 
   if (head.kind === 'classes') {
     return tf.stack([tf.sum(tf.cast(tf.equal(tf.argMax(p, 1), t.labels!), 'float32')), tf.scalar(t.labels!.shape[0])]) as tf.Tensor1D;
   }
-  const n = p.shape[0]!;
+  const n = p.shape[0];
   const d2 = tf.sum(tf.squaredDifference(p, t.coords!).reshape([n, NUM_JOINTS, 2]), 2);
   const dist = tf.sqrt(d2);
   const labelled = tf.slice(t.mask!.reshape([n, NUM_JOINTS, 2]), [0, 0, 0], [n, NUM_JOINTS, 1]).reshape([n, NUM_JOINTS]);

@@ -106,7 +106,7 @@ const KERNELS = webGpuKernels<Attrs>({
 
 /** Registers the kernels on the webgpu backend (idempotent; backend.ts does it on selecting webgpu). */
 export const registerLayerNormKernels = () => KERNELS.register();
-const run = KERNELS.run;
+const run = KERNELS.run.bind(KERNELS);
 
 /**
  * True where {@link layerNorm} runs: the webgpu backend (AQ_NO_FUSED_LAYER_NORM=1 turns it off,
@@ -137,5 +137,5 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsil
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return op(x, gamma, beta) as tf.Tensor;
+  return op(x, gamma, beta);
 }

@@ -35,7 +35,7 @@ export function registerReduceGrads(again = false): void {
     kernelName: tf.Sum,
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as tf.Tensor[];
+      const [x] = saved;
       return { x: () => spread(dy as tf.Tensor, x!, (attrs as { axis?: unknown }).axis, 1) };
     },
   });
@@ -43,7 +43,7 @@ export function registerReduceGrads(again = false): void {
     kernelName: tf.Mean,
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as tf.Tensor[];
+      const [x] = saved;
       const axes = axesOf((attrs as { axis?: unknown }).axis, x!.rank);
       const n = axes.reduce((p, a) => p * x!.shape[a]!, 1);
       return { x: () => spread(dy as tf.Tensor, x!, (attrs as { axis?: unknown }).axis, 1 / n) };
@@ -62,12 +62,12 @@ export function registerOnesGrads(): void {
     const g = tf.mul(tf.reshape(dy, expanded), tf.ones(x.shape, 'float32'));
     return scale === 1 ? g : tf.div(g, 1 / scale);
   };
-  tf.registerGradient({ kernelName: tf.Sum, inputsToSave: ['x'], gradFunc: (dy, saved, attrs) => ({ x: () => withOnes(dy as tf.Tensor, (saved as tf.Tensor[])[0]!, (attrs as { axis?: unknown }).axis, 1) }) });
+  tf.registerGradient({ kernelName: tf.Sum, inputsToSave: ['x'], gradFunc: (dy, saved, attrs) => ({ x: () => withOnes(dy as tf.Tensor, (saved)[0]!, (attrs as { axis?: unknown }).axis, 1) }) });
   tf.registerGradient({
     kernelName: tf.Mean,
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
-      const x = (saved as tf.Tensor[])[0]!;
+      const x = (saved)[0]!;
       const n = axesOf((attrs as { axis?: unknown }).axis, x.rank).reduce((p, a) => p * x.shape[a]!, 1);
       return { x: () => withOnes(dy as tf.Tensor, x, (attrs as { axis?: unknown }).axis, 1 / n) };
     },

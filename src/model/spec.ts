@@ -87,7 +87,7 @@ export function validateModelSpec(spec: unknown): ModelSpec {
       for (const [k, lo, hi] of [['patch', 2, 32], ['dim', 8, 1024], ['depth', 1, 24], ['heads', 1, 32]] as const) {
         if (!isInt(s[k], lo, hi)) throw new InvalidFieldError(`model.${k}`, `an integer ${lo} to ${hi}`, JSON.stringify(s[k]));
       }
-      if ((s.dim as number) % (s.heads as number) !== 0) throw new InvalidFieldError('model.dim', `a multiple of heads (${s.heads})`, JSON.stringify(s.dim));
+      if ((s.dim as number) % (s.heads as number) !== 0) throw new InvalidFieldError('model.dim', `a multiple of heads (${String(s.heads)})`, JSON.stringify(s.dim));
       if (s.mlpRatio !== undefined && !((s.mlpRatio as number) >= 1 && (s.mlpRatio as number) <= 8)) {
         throw new InvalidFieldError('model.mlpRatio', 'a number 1 to 8', JSON.stringify(s.mlpRatio));
       }

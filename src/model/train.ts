@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FlatAdam } from './flat-adam.js';
 import { trainingForward } from './bn-act.js';
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
 
 export type { Head } from './head.js';
@@ -145,10 +145,10 @@ export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head,
       const { sum, weight: wt } = lossSum(head, t, p);
       return [sum, wt, metricCounts(head, t, p)];
     });
-    loss += (await l!.data())[0]!;
-    weight += (await w!.data())[0]!;
-    (await m!.data()).forEach((v, i) => (counts[i]! += v));
-    tf.dispose([l!, w!, m!]);
+    loss += (await l.data())[0]!;
+    weight += (await w.data())[0]!;
+    (await m.data()).forEach((v, i) => (counts[i]! += v));
+    tf.dispose([l, w, m]);
     // A coordinator evaluates between gRPC calls: let them through between batches.
     await new Promise((r) => setImmediate(r));
   }
@@ -179,7 +179,7 @@ export async function lossGradient(model: tf.LayersModel, data: Dataset, head: H
       const index = (b: number) => start + b;
       const x = inputBatch(model, data, index, n);
       const t = targetsOf(head, data, index, n);
-      return tf.variableGrads(() => tf.div(lossSum(head, t, model.apply(x, { training: false }) as tf.Tensor).sum, Math.max(total, 1)) as tf.Scalar);
+      return tf.variableGrads(() => tf.div<tf.Scalar>(lossSum(head, t, model.apply(x, { training: false }) as tf.Tensor).sum, Math.max(total, 1)));
     });
     let off = 0;
     for (let i = 0; i < model.weights.length; i++) {

@@ -68,10 +68,10 @@ export class SelfAttention extends tf.layers.Layer {
       const h = this.heads, d = dim / h;
       const flat = x.reshape([batch * tokens, dim]);
       const proj = (i: number) => tf.add(tf.matMul(flat, this.w[i]!.read() as tf.Tensor2D), this.b[i]!.read());
-      const split = (t: tf.Tensor) => t.reshape([batch, tokens, h, d]).transpose([0, 2, 1, 3]).reshape([batch * h, tokens, d]) as tf.Tensor3D;
+      const split = (t: tf.Tensor) => t.reshape([batch, tokens, h, d]).transpose([0, 2, 1, 3]).reshape<tf.Tensor3D>([batch * h, tokens, d]);
       const q = split(proj(0)), k = split(proj(1)), v = split(proj(2));
       const att = tf.softmax(tf.mul(tf.matMul(q, k.transpose([0, 2, 1])), 1 / Math.sqrt(d)));
-      const o = tf.matMul(att, v).reshape([batch, h, tokens, d]).transpose([0, 2, 1, 3]).reshape([batch * tokens, dim]) as tf.Tensor2D;
+      const o = tf.matMul(att, v).reshape([batch, h, tokens, d]).transpose([0, 2, 1, 3]).reshape<tf.Tensor2D>([batch * tokens, dim]);
       return tf.add(tf.matMul(o, this.w[3]!.read() as tf.Tensor2D), this.b[3]!.read()).reshape([batch, tokens, dim]);
     });
   }

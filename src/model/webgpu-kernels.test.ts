@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
-import { CONV_CASES, convGrads, maxRelErr } from './conv-check.js';
+import { CONV_CASES, convGrads, maxRelErr } from '../../test/fixtures/conv-check.js';
 import { trainingForward } from './bn-act.js';
 import { TokenNorm } from './vit-layers.js';
 import { buildModel } from './spec.js';
@@ -44,7 +44,7 @@ async function profiledStep(model: tf.LayersModel, forward: (x: tf.Tensor) => tf
   const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, count);
   let out: { loss: number; grads: Float32Array } = { loss: 0, grads: new Float32Array() };
   const info = await tf.profile(async () => {
-    const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, forward(x)) as tf.Scalar);
+    const { value, grads } = tf.variableGrads(() => meanLoss(task.head, t, forward(x)));
     const flatGrads = tf.concat(model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name]!.reshape([-1])));
     out = { loss: (await value.data())[0]!, grads: (await flatGrads.data()) as Float32Array };
     tf.dispose([value, flatGrads, ...Object.values(grads)]);

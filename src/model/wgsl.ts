@@ -127,7 +127,7 @@ export function webGpuKernels<A>(kernels: Record<string, GpuKernel<A>>): { regis
         });
       }
     },
-    run: (name, inputs, attrs) => tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+    run: (name, inputs, attrs) => tf.engine().runKernel<tf.Tensor>(name, inputs, attrs as unknown as tf.NamedAttrMap),
   };
 }
 

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { ConfigError, NotAdmittedError } from '../errors.js';
-import type { Admission } from '../wire/auth.js';
+import type { Admission } from '../wire/index.js';
 
 export const ROLES = ['trainer', 'dataset', 'researcher'] as const;
 export type Role = (typeof ROLES)[number] | 'node';
@@ -36,7 +36,7 @@ export class AllowlistAdmission implements Admission {
       const [address, ...roles] = line.split(/[\s,]+/);
       let normal: string;
       try {
-        normal = encodeAddress(decodeAddress(address!), 42);
+        normal = encodeAddress(decodeAddress(address), 42);
       } catch {
         throw new ConfigError('allowlist', 'an SS58 address at the start of each line', `${JSON.stringify(address)} on line ${i + 1} of ${file}`);
       }

@@ -6,10 +6,9 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { OptionTable, OptionValues } from '../util/options.js';
-import type { HotkeySource } from '../chain/hotkey.js';
-import { DEFAULT_WALLET_PATH, walletHotkeyPath } from '../chain/keyfile.js';
-import { loadSigner, type Signer } from '../wire/auth.js';
+import type { OptionTable, OptionValues } from '../util/index.js';
+import { type HotkeySource, DEFAULT_WALLET_PATH, walletHotkeyPath, loadSigner } from '../chain/index.js';
+import { type Signer } from '../wire/index.js';
 
 export const HOTKEY_OPTIONS = {
   'hotkey-uri': { type: 'string', default: '', env: 'AQ_HOTKEY_URI', description: 'secret URI (mnemonic or //Name) of the hotkey that signs this node\'s requests; prefer the environment, it is never printed' },

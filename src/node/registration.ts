@@ -4,10 +4,8 @@
  * (NOT_FOUND, e.g. after a restart) or was unreachable. Retries back off exponentially.
  */
 import { status, type Client } from '@grpc/grpc-js';
-import { CoordinatorClient, type HeartbeatResponse, type ShardFault } from '../wire/proto.js';
-import { callUnary, makeClient } from '../wire/client.js';
-import { hasStatus } from '../wire/status.js';
-import type { Logger } from '../util/log.js';
+import { CoordinatorClient, type HeartbeatResponse, type ShardFault, callUnary, makeClient, hasStatus } from '../wire/index.js';
+import { type Logger, sleep } from '../util/index.js';
 
 /** Options of {@link keepRegistered}. */
 export interface KeepRegisteredOptions<R> {
@@ -28,20 +26,6 @@ export interface KeepRegisteredOptions<R> {
   onHeartbeat?: (res: HeartbeatResponse, taskId: string) => void;
   /** Per-call deadline. */
   timeoutMs?: number;
-}
-
-/** Sleeps `ms` or until `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Runs until `signal` aborts. */

@@ -130,3 +130,12 @@ export class NodeRegistry {
     }
   }
 }
+
+/** A dataset node as the coordinator knows it. */
+export interface DatasetRecord {
+  nodeId: string;
+  address: string;
+  task: string;
+  shards: { shardId: string; numSamples: number; sha256: string }[];
+  lastSeenMs: number;
+}

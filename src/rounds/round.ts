@@ -9,7 +9,7 @@
  * heartbeats) is dropped, so the round ends as soon as every live member has reported instead of
  * waiting for the deadline. Secure aggregation will add its stages between TRAIN and AGGREGATE.
  */
-import { WeightedSum } from '../aggregation/weighted-sum.js';
+import { WeightedSum } from '../aggregation/index.js';
 import { DuplicateUpdateError, RoundClosedError, TaskNotFoundError, NonFiniteValueError, UpdateLengthError } from '../errors.js';
 
 export type RoundPhase = 'TRAIN' | 'AGGREGATE' | 'DONE' | 'FAILED';

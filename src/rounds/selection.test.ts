@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { assignShards, proportionalCounts, selectCohort } from './selection.js';
 import { NodeRegistry } from './node-registry.js';
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 
 describe('proportionalCounts', () => {
   it('splits in proportion, sums to the total, gives everyone at least one', () => {

@@ -10,7 +10,7 @@
  * trainer twice as fast gets twice the data and all finish near the same time: slow nodes do
  * not set the round's pace.
  */
-import type { Random } from '../util/random.js';
+import type { Random } from '../util/index.js';
 
 /** A trainer eligible for a round. */
 export interface Candidate {

@@ -148,12 +148,3 @@ export class ContributionEstimator {
     return new Map(ids.map((id, i) => [id, q[i]!]));
   }
 }
-
-/** True when two groups differ by exactly one member (added, removed or swapped). */
-export function differByOne(a: readonly string[], b: readonly string[]): boolean {
-  const sa = new Set(a), sb = new Set(b);
-  let onlyA = 0, onlyB = 0;
-  for (const x of sa) if (!sb.has(x)) onlyA++;
-  for (const x of sb) if (!sa.has(x)) onlyB++;
-  return onlyA + onlyB > 0 && onlyA <= 1 && onlyB <= 1;
-}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { firstOrderScores, roundScale, scoreStep } from './first-order.js';
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 
 describe('first-order group scores', () => {
   const rng = new Random(5);

@@ -11,10 +11,7 @@
  *
  * Members that miss a stage (deadline, lost heartbeats) drop out of the following stages.
  */
-import { verifySignature } from '../crypto/identity.js';
-import { agree, agreementPublicKey } from '../crypto/x25519.js';
-import { combineShares } from '../crypto/shares.js';
-import { applyMasks, type Mask } from '../crypto/prg.js';
+import { verifySignature, agree, agreementPublicKey, combineShares, applyMasks, type Mask } from '../crypto/index.js';
 import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
   DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,

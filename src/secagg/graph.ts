@@ -5,7 +5,7 @@
  * side (a circulant graph on a random permutation): k-regular, connected, and unpredictable before
  * the seed is drawn. With k >= n - 1 it is the complete graph, i.e. plain SecAgg.
  */
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 
 /** Neighbours of every member (symmetric; nobody is their own neighbour). */
 export function neighbourGraph(members: readonly string[], k: number, seed: Uint8Array): Map<string, Set<string>> {

@@ -6,8 +6,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { applyMasks } from '../crypto/prg.js';
-import { tsxApiUrl } from '../util/tsx.js';
+import { applyMasks } from '../crypto/index.js';
+import { tsxApiUrl } from '../util/index.js';
 
 /** A mask to add (1) or subtract (-1). */
 export interface MaskJob {

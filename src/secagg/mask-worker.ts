@@ -3,7 +3,7 @@
  * vector. Ranges of different workers are disjoint, so no locking is needed.
  */
 import { parentPort } from 'node:worker_threads';
-import { applyMasks } from '../crypto/prg.js';
+import { applyMasks } from '../crypto/index.js';
 
 interface Job {
   id: number;

@@ -18,12 +18,7 @@
  * A call out of order throws StageError naming the stage expected and the one asked for.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Identity } from '../crypto/identity.js';
-import { verifySignature } from '../crypto/identity.js';
-import { agree, generateAgreementKeyPair, type AgreementKeyPair } from '../crypto/x25519.js';
-import { generateBoxKeyPair, open, seal, type BoxKeyPair } from '../crypto/box.js';
-import { splitSecret } from '../crypto/shares.js';
-import { applyMasks, type Mask } from '../crypto/prg.js';
+import { type Identity, verifySignature, agree, generateAgreementKeyPair, type AgreementKeyPair, generateBoxKeyPair, open, seal, type BoxKeyPair, splitSecret, applyMasks, type Mask } from '../crypto/index.js';
 import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
   ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, StageError, UnsafeUnmaskError, UpdateLengthError,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dequantizeSum, quantBitsFor, quantStep, quantizeWeighted, seededWords } from './quantize.js';
-import { Random } from '../util/random.js';
+import { Random } from '../util/index.js';
 
 describe('fixed point', () => {
   it('rounds stochastically without bias, within one step, and clips to [-c, c]', () => {

@@ -8,7 +8,7 @@
  * step = 2c / (2^b - 1).
  */
 import { randomFillSync } from 'node:crypto';
-import type { Random } from '../util/random.js';
+import type { Random } from '../util/index.js';
 
 /** Largest b for which m values of b bits sum below 2^32. */
 export function quantBitsFor(groupSize: number): number {

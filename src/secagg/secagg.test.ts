@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { generateIdentity, type Identity } from '../crypto/identity.js';
-import { Random } from '../util/random.js';
+import { generateIdentity, type Identity } from '../crypto/index.js';
+import { Random } from '../util/index.js';
 import { SecAggGroup } from './coordinator.js';
 import { SecAggNode } from './node.js';
 import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
@@ -283,7 +283,7 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
     expect(() => g.receiveShares('node-000', sh)).toThrow(DuplicateMessageError);
     g.drop('node-004');
     expect(() => g.receiveShares('node-004', [])).toThrow('group g0: node node-004 dropped out before SHARE_KEYS');
-    expect(() => g.finish()).rejects.toThrow('expected stage UNMASK, got SHARE_KEYS');
+    await expect(g.finish()).rejects.toThrow('expected stage UNMASK, got SHARE_KEYS');
   });
 
   it('refuses unmask shares of the wrong kind, so it never holds both secrets of one node', async () => {

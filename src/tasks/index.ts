@@ -6,16 +6,12 @@
  * - `exercise`: exercise recognition from COCO-17 keypoint sequences (classes, accuracy).
  * - `pose`: COCO-17 keypoints from 64 x 64 person images (keypoints, PCK@0.2).
  */
-import type { Samples } from './exercise/generator.js';
-import {
-  EXERCISE_CLASSES, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions,
-} from './exercise/generator.js';
+import { type Samples, EXERCISE_CLASSES, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions } from './exercise/generator.js';
 import { exerciseFeatures } from './exercise/features.js';
-import { NUM_JOINTS } from './exercise/skeleton.js';
+import { NUM_JOINTS } from '../skeleton/index.js';
 import { DEFAULT_POSE_SIZE, generatePoseShard, generatePoseValidation } from './pose/generator.js';
 import { InvalidFieldError } from '../errors.js';
-import type { ModelSpec } from '../model/spec.js';
-import type { Head } from '../model/head.js';
+import type { Head, ModelSpec } from '../model/index.js';
 
 /** A built-in task. */
 export interface TaskDefinition {
@@ -91,3 +87,8 @@ export function getTask(name: string): TaskDefinition {
   if (!t) throw new InvalidFieldError('task', `one of ${[...TASKS.keys()].join(', ')}`, JSON.stringify(name));
   return t;
 }
+
+export { decodeShard, encodeShard } from './shard-file.js';
+export { imageFloats, renderPerson, siteStyle } from './pose/render.js';
+export { importCoco } from './pose/coco.js';
+export { type Samples } from './exercise/generator.js';

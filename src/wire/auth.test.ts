@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadSigner } from '../chain/index.js';
 import { Keyring } from '@polkadot/keyring';
 import { createHash } from 'node:crypto';
 import { cryptoWaitReady, decodeAddress, mnemonicGenerate, sr25519Verify } from '@polkadot/util-crypto';
-import { HEADER_SESSION, loadSigner, newSession, RequestVerifier, SESSION_LIFETIME_MS, sessionPayload, signedMetadata, verifySr25519 } from './auth.js';
+import { HEADER_SESSION, newSession, RequestVerifier, SESSION_LIFETIME_MS, sessionPayload, signedMetadata, verifySr25519 } from './auth.js';
 
 beforeAll(async () => {
   await cryptoWaitReady();

@@ -36,7 +36,6 @@ import { waitReady, sr25519Sign, sr25519Verify } from '@polkadot/wasm-crypto';
 import { hexToU8a, isHex } from '@polkadot/util';
 import { cryptoWaitReady, decodeAddress, encodeAddress, keyExtractSuri, keyFromPath, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
 import { NodeIdMismatchError, UnauthenticatedError } from '../errors.js';
-import { hotkeySecret, type HotkeySource } from '../chain/hotkey.js';
 
 export const HEADER_HOTKEY = 'x-aq-hotkey';
 export const HEADER_TIMESTAMP = 'x-aq-timestamp';
@@ -90,12 +89,11 @@ export function verifySr25519(message: Uint8Array, signature: Uint8Array, public
 
 /**
  * A signer from a secret URI (a mnemonic, a 0x seed, or `//Name` for development keys, with
- * derivation paths as @polkadot/keyring reads them) or a btcli hotkey file. The secret is never
- * logged.
+ * derivation paths as @polkadot/keyring reads them). The secret is never logged. A btcli hotkey
+ * file is opened by `chain`'s `loadSigner`.
  */
-export async function loadSigner(source: HotkeySource): Promise<Signer> {
+export async function signerFromSecret(uri: string): Promise<Signer> {
   await sr25519Ready();
-  const uri = await hotkeySecret(source);
   let pair: { publicKey: Uint8Array; secretKey: Uint8Array };
   try {
     const { phrase, path, password } = keyExtractSuri(uri.startsWith('//') ? `${DEV_PHRASE}${uri}` : uri);
@@ -355,11 +353,11 @@ export function signedService(
           check(call);
         } catch (err) {
           call.resume?.();
-          callback(onError(err, name) as grpc.ServiceError);
+          callback(onError(err, name));
           return;
         }
         handler(call, callback);
       }) as grpc.UntypedHandleCall;
   }
-  return { definition: def as grpc.ServiceDefinition, impl: out };
+  return { definition: def, impl: out };
 }

@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
-import { createGrpcServer, SERVER_WINDOW_BYTES, type GrpcServer } from './server.js';
+import { createGrpcServer, SERVER_WINDOW_BYTES, type GrpcServer, unary } from './server.js';
 import { CoordinatorClient, coordinatorService } from './proto.js';
 import { callUnary, makeClient } from './client.js';
-import { createLogger } from '../util/log.js';
-import { unary } from './server.js';
+import { createLogger } from '../util/index.js';
 
 let g: GrpcServer | null = null;
 afterEach(async () => g?.close());

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Http2Server, Http2Session } from 'node:http2';
 import { MAX_MESSAGE_BYTES } from './blob.js';
 import { toServiceError } from './status.js';
-import type { Logger } from '../util/log.js';
+import type { Logger } from '../util/index.js';
 
 /**
  * HTTP/2 flow-control window the servers advertise, per stream and per connection. grpc-js

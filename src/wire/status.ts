@@ -6,7 +6,7 @@
  */
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { ActiquestError, type ErrorKind } from '../errors.js';
-import type { Logger } from '../util/log.js';
+import type { Logger } from '../util/index.js';
 
 const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
   'invalid-argument': status.INVALID_ARGUMENT,

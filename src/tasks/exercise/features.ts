@@ -3,7 +3,7 @@
  * scaled by its median torso length (shoulder midpoint to hip midpoint), so camera translation
  * and scale do not matter; missing joints stay (0, 0) with a 0 visibility flag.
  */
-import { KP, NUM_JOINTS } from './skeleton.js';
+import { KP, NUM_JOINTS } from '../../skeleton/index.js';
 import { SEQ_FRAMES, SAMPLE_FLOATS } from './generator.js';
 
 function mid(seq: Float32Array, f: number, a: number, b: number): [number, number] | null {

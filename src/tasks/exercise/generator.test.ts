@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Random } from '../../util/random.js';
+import { Random } from '../../util/index.js';
 import {
   EXERCISE_CLASSES, NUM_CLASSES, SAMPLE_FLOATS, SEQ_FRAMES, generateSequence, generateShard, generateValidation, nodeClassMix,
 } from './generator.js';
-import { KP, NUM_JOINTS } from './skeleton.js';
+import { KP, NUM_JOINTS } from '../../skeleton/index.js';
 import { exerciseFeatures } from './features.js';
 
 const at = (s: Float32Array, f: number, j: number) => {

@@ -5,8 +5,9 @@
  * Seeded and deterministic. Dataset nodes draw a Dirichlet class mix, so their shards are
  * non-IID (Hsu et al. 2019, "Measuring the effects of non-identical data distribution").
  */
-import { Random } from '../../util/random.js';
-import { forwardKinematics, randomBody, rotY, standing, NUM_JOINTS, type Body, type Pose, type Vec3 } from './skeleton.js';
+import { Random } from '../../util/index.js';
+import { NUM_JOINTS } from '../../skeleton/index.js';
+import { forwardKinematics, randomBody, rotY, standing, type Body, type Pose, type Vec3 } from './body.js';
 
 /** Class names, in label order. */
 export const EXERCISE_CLASSES = [

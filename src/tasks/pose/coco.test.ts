@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
-import { NUM_JOINTS } from '../exercise/skeleton.js';
+import { NUM_JOINTS } from '../../skeleton/index.js';
 import { cropPerson, importCoco } from './coco.js';
-import { writeCocoFixture } from './coco-fixture.js';
+import { writeCocoFixture } from '../../../test/fixtures/coco-fixture.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-coco-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { InvalidFieldError } from '../../errors.js';
-import { NUM_JOINTS } from '../exercise/skeleton.js';
+import { NUM_JOINTS } from '../../skeleton/index.js';
 import type { Samples } from '../exercise/generator.js';
 
 interface CocoImage { id: number; file_name: string; width: number; height: number }

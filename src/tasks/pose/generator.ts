@@ -4,9 +4,9 @@
  * movements people do there, so shards are non-IID in both look and pose. Seeded and
  * deterministic; validation mixes many sites the coordinator alone draws.
  */
-import { Random } from '../../util/random.js';
+import { Random } from '../../util/index.js';
 import { NUM_CLASSES, nodeClassMix, type ExerciseDatasetOptions, type Samples } from '../exercise/generator.js';
-import { NUM_JOINTS } from '../exercise/skeleton.js';
+import { NUM_JOINTS } from '../../skeleton/index.js';
 import { imageFloats, renderPerson, siteStyle, type SiteStyle } from './render.js';
 
 /** Image sides the task renders. */

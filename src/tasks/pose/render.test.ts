@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Random } from '../../util/random.js';
-import { NUM_JOINTS } from '../exercise/skeleton.js';
+import { Random } from '../../util/index.js';
+import { NUM_JOINTS } from '../../skeleton/index.js';
 import { imageFloats, renderPerson, siteStyle } from './render.js';
 import { generatePoseShard, generatePoseValidation } from './generator.js';
 

@@ -6,8 +6,9 @@
  * labels are the 17 COCO keypoints in image units with COCO visibility: 2 visible, 1 labelled
  * but hidden (behind the body or under an object), 0 outside the image.
  */
-import { Random } from '../../util/random.js';
-import { KP, NUM_JOINTS, rotY, type Vec3 } from '../exercise/skeleton.js';
+import { Random } from '../../util/index.js';
+import { KP, NUM_JOINTS } from '../../skeleton/index.js';
+import { rotY, type Vec3 } from '../exercise/body.js';
 import { randomFrame } from '../exercise/generator.js';
 
 type RGB = [number, number, number];

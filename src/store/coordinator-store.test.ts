@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
-import { CoordinatorStore, decodeCheckpoint, encodeCheckpoint } from './store.js';
-import { createFedAdam, WeightedSum } from '../src/aggregation/index.js';
+import { CoordinatorStore, decodeCheckpoint, encodeCheckpoint } from './coordinator-store.js';
+import { createFedAdam, WeightedSum } from '../aggregation/index.js';
 
 describe('coordinator store', () => {
   it('round-trips a checkpoint with FedAdam state, and a restored FedAdam steps exactly as the original', () => {

@@ -6,13 +6,10 @@
  * trainers are the bottom 7, and the shuffled dataset node ranks below both honest ones.
  */
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from '../model/backend.js';
-import { setFlatParams, getFlatParams } from '../model/params.js';
-import { buildModel } from '../model/spec.js';
-import { evaluate, lossGradient } from '../model/train.js';
-import { getTask } from '../tasks/index.js';
-import { Random } from '../util/random.js';
-import { judgePlanted, simulatePlanted } from './planted.js';
+import { selectBackend, setFlatParams, getFlatParams, buildModel, evaluate, lossGradient } from '../src/model/index.js';
+import { getTask } from '../src/tasks/index.js';
+import { Random } from '../src/util/index.js';
+import { judgePlanted, simulatePlanted } from './fixtures/planted.js';
 
 describe('contribution scoring with planted qualities', () => {
   it('ranks free-riders and shuffled-label trainers as the bottom 7 (Spearman >= 0.8) and the shuffled dataset node below the honest ones, from group means only', async () => {

@@ -1,6 +1,6 @@
 /**
  * A round's secure aggregation: the cohort split into random groups of at least
- * `minGroupSize`, each running its own SecAgg+ instance (src/secagg/coordinator.ts). This file
+ * `minGroupSize`, each running its own SecAgg+ instance (`coordinator.ts`). This file
  * drives the groups through their stages: a stage closes as soon as every remaining member has
  * answered, or at its deadline; members waiting for the next stage's input are woken; a group
  * that falls below its threshold fails alone, and its members are reported so the round stops
@@ -9,69 +9,11 @@
  * ADVERTISE_KEYS and SHARE_KEYS have `stageTimeoutMs` each; MASKED_INPUT lasts until the round's
  * TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
  */
-import { SecAggGroup, type GroupResult } from '../secagg/coordinator.js';
-import type { MaskPool } from '../secagg/mask-pool.js';
-import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from '../secagg/constants.js';
+import { SecAggGroup, type GroupResult } from './coordinator.js';
+import type { MaskPool } from './mask-pool.js';
+import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from './constants.js';
 import { NotAMemberError, StageError } from '../errors.js';
-import type { Random } from '../util/random.js';
-import { differByOne } from '../scoring/contribution.js';
-import { Notifier } from '../util/notifier.js';
-
-/** Splits members into random groups of at least `minSize` (sizes differ by at most one). */
-export function formGroups(members: readonly string[], minSize: number, rng: Random): string[][] {
-  const count = Math.floor(members.length / minSize);
-  if (count === 0) return [];
-  const shuffled = rng.shuffle([...members]);
-  const groups: string[][] = Array.from({ length: count }, () => []);
-  shuffled.forEach((m, i) => groups[i % count]!.push(m));
-  return groups.map((g) => g.sort());
-}
-
-/**
- * The groups a job has evaluated in its recent rounds, and the drawing of new ones that never
- * differ by exactly one member from any of them or from each other: two such groups' sums (or
- * scores) would reveal one member's update by subtraction (a differencing attack).
- *
- * The memory is `windowRounds` rounds long. Within a round the guard is exact. Across rounds, two
- * sums are of updates to different global models: their difference is one member's update
- * minus another's plus every shared member's change between the rounds, which is as large as an
- * update, so it reveals no single update. A memory without end would also make the guard
- * unsatisfiable: a cohort of 20 in groups of 5 runs out of partitions that avoid every earlier
- * group after about 40 rounds.
- */
-export class GroupHistory {
-  private readonly rounds: string[][][] = [];
-
-  constructor(readonly windowRounds = 16) {}
-
-  /** Records the groups one round evaluated (after dropouts: the members whose sum was seen). */
-  add(groups: readonly (readonly string[])[]): void {
-    this.rounds.push(groups.map((g) => [...g].sort()));
-    if (this.rounds.length > this.windowRounds) this.rounds.splice(0, this.rounds.length - this.windowRounds);
-  }
-
-  /** True when `group` differs by one member from a remembered group. */
-  clashes(group: readonly string[]): boolean {
-    return this.rounds.some((r) => r.some((e) => differByOne(group, e)));
-  }
-
-  /**
-   * Random groups of at least `minSize` that clash with nothing remembered nor each other
-   * (re-drawn up to `tries` times). When none are found, larger groups are tried (fewer groups,
-   * so fewer sums to difference); [] when not even the whole cohort as one group can be used.
-   */
-  draw(members: readonly string[], minSize: number, rng: Random, tries = 200): string[][] {
-    for (let size = minSize; size <= members.length; size++) {
-      for (let i = 0; i < tries; i++) {
-        const groups = formGroups(members, size, rng);
-        const clash = groups.some((g, gi) => this.clashes(g) || groups.some((h, hi) => hi !== gi && differByOne(g, h)));
-        if (!clash) return groups;
-        if (groups.length === 1) break;
-      }
-    }
-    return [];
-  }
-}
+import { Notifier } from '../util/index.js';
 
 /** What a node waits for, and what it gets. */
 export type AwaitStage = 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK';

@@ -3,9 +3,8 @@
  * groups weighted by its task weight, so the weights set on chain reflect every job), the shard
  * faults trainers reported, and how many rounds each dataset node was live for.
  */
-import { Scoreboard } from '../src/scoring/scoreboard.js';
-import type { NodeRegistry } from '../src/rounds/node-registry.js';
-import type { DatasetRecord } from './job-runner.js';
+import { Scoreboard } from '../scoring/index.js';
+import type { DatasetRecord, NodeRegistry } from '../rounds/index.js';
 
 export class NodeLedger {
   readonly scoreboard = new Scoreboard();

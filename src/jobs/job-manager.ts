@@ -1,9 +1,7 @@
 /**
  * The coordinator's jobs: the built-in one from its flags, and the ones researchers submit.
- * Each runs its own rounds; they share the trainers. A trainer is in at most one job's round at a
- * time, and each job may hold at most its share of the live trainers, in proportion to
- * priority x task weight among the jobs running (never fewer than its round needs), so a
- * low-priority job still progresses and a high-priority one gets most of the fleet.
+ * Each runs its own rounds; they share the trainers by the fair-share scheduler
+ * (`fair-share.ts`).
  *
  * Every job is in the store with its whole config: a restarted coordinator resumes the pending
  * and running ones from their last completed round, and lists the ended ones with their history.
@@ -12,23 +10,18 @@
  * for submitted ones.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { writeJsonFile } from '../src/util/json-file.js';
-import { buildCheckedModel, type ModelBudget, type ModelCost } from '../src/model/budget.js';
-import { saveModelFiles } from '../src/model/export.js';
-import { headUnits } from '../src/model/head.js';
-import { getTask } from '../src/tasks/index.js';
-import { KP } from '../src/tasks/exercise/skeleton.js';
-import { Notifier } from '../src/util/notifier.js';
-import { sha256 } from '../src/wire/blob.js';
-import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../src/errors.js';
-import type { TrainerRecord } from '../src/rounds/node-registry.js';
-import type { JobInfo, Task } from '../src/wire/proto.js';
+import { writeJsonFile, Notifier } from '../util/index.js';
+import { buildCheckedModel, type ModelBudget, type ModelCost, saveModelFiles } from '../model/index.js';
+import { getTask } from '../tasks/index.js';
+import { sha256, type JobInfo, type Task } from '../wire/index.js';
+import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../errors.js';
+import { fairShare } from './fair-share.js';
+import { modelCard } from './model-card.js';
 import { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
-import type { JobConfig } from './config.js';
+import type { JobConfig } from './job-config.js';
 import type { NodeLedger } from './ledger.js';
-import type { CoordinatorStore } from './store.js';
+import type { CoordinatorStore } from '../store/index.js';
 
 /** One job the coordinator holds. */
 export interface ManagedJob {
@@ -117,7 +110,14 @@ export class JobManager {
     if (stored?.description) job.description = stored.description;
     if (stored?.submittedBy) job.submittedBy = stored.submittedBy;
     this.jobs.set(config.jobId, job);
-    job.done = runner.run(job.abort.signal).then((state) => this.finished(job, state));
+    job.done = runner.run(job.abort.signal).then((state) => this.finished(job, state)).catch((err: Error) => {
+      // Writing the model or its card failed (a full disk, say): the rounds are kept, and the
+      // job, which is DONE in the store, writes its model again when the coordinator restarts.
+      this.deps.log.error('job model could not be written', { jobId: config.jobId, error: err.message });
+      this.deps.progress(`${tag}job ${config.jobId}: its model could not be written (${err.message}); a restart writes it from the last checkpoint`);
+      runner.state = 'FAILED';
+      return 'FAILED' as const;
+    });
     return job;
   }
 
@@ -162,7 +162,7 @@ export class JobManager {
     if (state !== 'DONE') return state;
     const modelDir = path.join(job.dir, 'model');
     await saveModelFiles(runner.exportModel(), modelDir);
-    await writeJsonFile(path.join(modelDir, 'model-card.json'), await this.modelCard(job, modelDir));
+    await writeJsonFile(path.join(modelDir, 'model-card.json'), await modelCard(job, modelDir));
     const last = runner.history.at(-1);
     await writeJsonFile(path.join(job.dir, 'summary.json'), {
       jobId: job.config.jobId, task: runner.task.name, state, rounds: runner.history.length,
@@ -170,48 +170,6 @@ export class JobManager {
       classes: runner.task.classes, model: modelDir,
     });
     return state;
-  }
-
-  /** The model card: what the model is, what it was trained on and how, how well it does, digests. */
-  private async modelCard(job: ManagedJob, modelDir: string): Promise<Record<string, unknown>> {
-    const runner = job.runner!;
-    const cfg = job.config;
-    const task = runner.task;
-    const last = runner.history.at(-1);
-    const files: Record<string, string> = {};
-    for (const f of ['model.json', 'weights.bin']) files[f] = sha256(await fsp.readFile(path.join(modelDir, f))).toString('hex');
-    const metricValue = (r: RoundRecord | undefined) => (!r ? null : cfg.metric === 'loss' ? r.valLoss : cfg.metric === 'mean_error' ? (r.valMeanError ?? null) : r.valAccuracy);
-    return {
-      format: 'actiquest-model-card/1',
-      jobId: cfg.jobId,
-      description: job.description,
-      created: new Date().toISOString(),
-      task: {
-        name: task.name, description: task.description, inputShape: task.inputShape,
-        output: task.head.kind === 'classes'
-          ? { kind: 'class probabilities (softmax)', classes: task.classes }
-          : { kind: 'keypoints: x, y in image units (0 to 1), COCO-17 order', units: headUnits(task.head), keypoints: Object.keys(KP) },
-      },
-      model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)' },
-      training: {
-        rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
-        batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,
-        secureAggregation: cfg.secure ? { minGroupSize: cfg.secure.minGroupSize, clipRange: cfg.secure.clipRange } : null,
-      },
-      data: {
-        datasetNodes: [...new Set(runner.history.flatMap((r) => r.datasets ?? []))].sort(),
-        trainers: new Set(runner.history.flatMap((r) => r.reporters)).size,
-        samplesSeen: runner.history.reduce((n, r) => n + r.samples, 0) * cfg.localEpochs,
-        validation: `${cfg.validationSamples} samples drawn by the coordinator, never sent to trainers`,
-      },
-      metrics: {
-        metric: cfg.metric, value: metricValue(last), valLoss: last?.valLoss ?? null,
-        [task.metricName]: last?.valAccuracy ?? null,
-        ...(last?.valMeanError !== undefined ? { meanKeypointErrorImageWidths: last.valMeanError } : {}),
-      },
-      history: runner.history.map((r) => ({ round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy, durationSeconds: r.durationSeconds })),
-      files,
-    };
   }
 
   /** The job called `jobId`. */
@@ -252,21 +210,9 @@ export class JobManager {
     return j;
   }
 
-  /**
-   * The trainers `job` may select now: eligible for it, not in another job's round, and at most
-   * its share of the eligible ones by priority x task weight among the running jobs that have
-   * data to train on (never fewer than its round needs): a job waiting for a dataset node of its
-   * task holds no share. `shared` says whether other jobs hold shares now: while none do, the
-   * cap is merely the number live, and says nothing of the cohort the job could get by waiting.
-   */
+  /** The trainers `job` may select now: its fair share of those free (`fair-share.ts`). */
   available(job: JobRunner): Availability {
-    const eligible = job.eligible();
-    const running = this.running();
-    const busy = new Set(running.filter((r) => r !== job).flatMap((r) => r.busyTrainers()));
-    const weight = (r: JobRunner) => r.config.priority * r.config.taskWeight;
-    const total = running.filter((r) => r === job || r.hasData()).reduce((s, r) => s + weight(r), 0);
-    const share = total > 0 ? Math.floor((eligible.length * weight(job)) / total) : eligible.length;
-    return { trainers: eligible.filter((t) => !busy.has(t.nodeId)), cap: Math.max(job.minLive, share), shared: total > weight(job) };
+    return fairShare(job, this.running());
   }
 
   /** The task assigned to `nodeId` in any job's running round, waiting at most `ms`. */

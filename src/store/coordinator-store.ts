@@ -13,8 +13,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { sha256 } from '../src/wire/blob.js';
-import type { StrategyState } from '../src/aggregation/index.js';
+import { sha256 } from '../wire/index.js';
+import type { StrategyState } from '../aggregation/index.js';
 
 /** Schema migrations, in order; `PRAGMA user_version` is how many have run. */
 const MIGRATIONS: readonly string[] = [

@@ -3,18 +3,8 @@
  * the subject's left; lengths in metres. Angles in radians: flexion raises a limb forward,
  * abduction raises it sideways, elbow and knee flexion bend the distal segment.
  */
-import type { Random } from '../../util/random.js';
-
-/** COCO-17 keypoint names in COCO order. */
-export const COCO_KEYPOINTS = [
-  'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
-  'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
-  'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle',
-] as const;
-export const NUM_JOINTS = 17;
-
-/** Keypoint indices by name. */
-export const KP = Object.freeze(Object.fromEntries(COCO_KEYPOINTS.map((n, i) => [n, i]))) as Readonly<Record<(typeof COCO_KEYPOINTS)[number], number>>;
+import type { Random } from '../../util/index.js';
+import { KP, NUM_JOINTS } from '../../skeleton/index.js';
 
 export type Vec3 = [number, number, number];
 

@@ -1,0 +1,12 @@
+/**
+ * A coordinator's jobs: each job's round loop (`job-runner.ts`), the manager that starts,
+ * resumes, cancels and lists them (`job-manager.ts`), the fair-share scheduler that shares the
+ * trainers among them (`fair-share.ts`), what is known of nodes across jobs (`ledger.ts`), a
+ * job's resolved settings (`job-config.ts`) and the model card of a finished job.
+ */
+export { fairShare, type ShareHolder } from './fair-share.js';
+export { type JobConfig, type SecureAggregationConfig } from './job-config.js';
+export { JobManager, MODEL_FILES, type JobManagerDeps, type ManagedJob } from './job-manager.js';
+export { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
+export { NodeLedger } from './ledger.js';
+export { modelCard, type CardSource } from './model-card.js';

@@ -1,0 +1,475 @@
+/**
+ * Runs one job: round after round until its rounds are done, a round fails `maxAttempts` times,
+ * or the job is stopped. A round is four phases, each a file in `src/rounds/`:
+ *
+ *   plan      (plan.ts)       cohort, shard deal, tasks and leases, SecAgg+ groups
+ *   collect   (collect.ts)    hand out tasks; updates in, plain or secure, until all reported,
+ *                             members lost, or the deadline; secure groups unmask
+ *   evaluate  (evaluate.ts)   score each sum the coordinator saw, on validation data only it has
+ *   aggregate (aggregate.ts)  the strategy's next global model, checkpoint, then the round record
+ *
+ * A round with fewer than `minTrainers` updates, a diverged aggregate, or a phase that throws
+ * (a full disk at the checkpoint, say) fails that attempt: it is recorded and retried with a
+ * fresh cohort, and nothing of it is kept (scores, model and strategy state stay as they were).
+ * Timers and listeners of a round are released however it ends; the job's promise never
+ * rejects.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { createStrategy, type Strategy } from '../aggregation/index.js';
+import { buildModel, topologyJson, type Evaluation } from '../model/index.js';
+import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
+import { getTask, type TaskDefinition } from '../tasks/index.js';
+import {
+  aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, openRound, plainSums, planRound, scoreGroups,
+  type Collected, type DatasetRecord, type NodeRegistry, type OpenRound, type Round, type TrainerRecord,
+} from '../rounds/index.js';
+import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
+import { Notifier, Random, sleep, type Logger } from '../util/index.js';
+import { RoundNotFoundError } from '../errors.js';
+import type { RoundResult, Signer, Task } from '../wire/index.js';
+import type { CoordinatorMetrics } from '../metrics/index.js';
+import type { CoordinatorStore } from '../store/index.js';
+import type { JobConfig } from './job-config.js';
+import type { NodeLedger } from './ledger.js';
+
+/** The trainers a job may select now, at most `cap` of them; `shared` while other jobs hold shares. */
+export interface Availability {
+  trainers: TrainerRecord[];
+  cap: number;
+  shared: boolean;
+}
+
+/** What the job runner needs from its process. */
+export interface JobRunnerDeps {
+  registry: NodeRegistry;
+  datasets: () => DatasetRecord[];
+  metrics: CoordinatorMetrics;
+  log: Logger;
+  /** Human progress lines. */
+  progress: (line: string) => void;
+  /** Threads for unmasking (off the gRPC event loop). */
+  maskPool?: MaskPool;
+  /** Sees each group's masked sum before unmasking (tests of what the coordinator holds). */
+  onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
+  /** Durable state: rounds and checkpoints (absent: nothing survives the process). */
+  store?: CoordinatorStore;
+  /** Called after each completed round (persist history, etc.). */
+  onRound?: (result: RoundRecord) => Promise<void> | void;
+  /** Scores and node records shared by every job of the coordinator. */
+  ledger: NodeLedger;
+  /**
+   * The trainers this job may select now (other jobs' rounds hold theirs; shares follow
+   * priority and task weight). Absent: every eligible trainer.
+   */
+  available?: (job: JobRunner) => Availability;
+  /** Woken whenever a task is assigned (shared by the jobs, so one long poll serves them all). */
+  taskChanged?: Notifier;
+  /** The model, already built and checked against the coordinator's budgets. */
+  model?: tf.LayersModel;
+  /** Signs each trainer's shard leases (absent: tasks carry none, and dataset nodes refuse them). */
+  leaseSigner?: Signer;
+}
+
+/** A completed round as the coordinator keeps it: the wire result plus who reported. */
+export interface RoundRecord extends RoundResult {
+  reporters: string[];
+  /** Keypoint tasks: the mean keypoint error on validation data, in image widths. */
+  valMeanError?: number;
+  /** Dataset nodes whose shards the reporters trained on. */
+  datasets?: string[];
+}
+
+export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
+
+/** A job in progress. */
+export class JobRunner {
+  readonly task: TaskDefinition;
+  readonly history: RoundRecord[] = [];
+  state: JobState = 'PENDING';
+  /** The round being run (1-based); rounds before it are done. */
+  currentRound = 1;
+  current: Round<Task> | null = null;
+  /** The running round's secure aggregation (null in plaintext jobs). */
+  secure: SecureAggregation | null = null;
+  /** True while the job waits for trainers or data before a round. */
+  waiting = false;
+  /** The round a restarted job continued after (0: it started afresh). */
+  resumedFrom = 0;
+  readonly topology: string;
+  private global!: GlobalModel;
+  private readonly model: tf.LayersModel;
+  private readonly strategy: Strategy;
+  private rng: Random;
+  private readonly taskChanged: Notifier;
+  /** Groups whose sums were seen in recent rounds: new groups never differ from them by one. */
+  private readonly groupHistory = new GroupHistory();
+
+  constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
+    this.task = getTask(config.task);
+    this.model = deps.model ?? buildModel(config.model, this.task.inputShape, this.task.head, config.modelSeed);
+    this.taskChanged = deps.taskChanged ?? new Notifier();
+    this.topology = topologyJson(this.model);
+    this.strategy = createStrategy(config.strategy, config.serverLearningRate > 0 ? { serverLearningRate: config.serverLearningRate } : {});
+    this.rng = new Random(`${config.jobId}/${config.validationSeed}/selection`);
+  }
+
+  /**
+   * Loads the initial parameters and draws the validation data; call once before {@link run}.
+   * With a store, a job it already holds continues: the validation seed it ran with, its rounds,
+   * the last round's checkpoint (digest-checked) and strategy state, and the scores rebuilt from
+   * the recorded groups.
+   */
+  async init(): Promise<void> {
+    const cfg = this.config;
+    this.global = await GlobalModel.create(this.model, this.task, cfg.validationSeed, cfg.validationSamples);
+    const store = this.deps.store;
+    if (!store) return;
+    const identity = JSON.stringify({ task: cfg.task, model: cfg.model, modelSeed: cfg.modelSeed, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate });
+    const stored = store.job(cfg.jobId);
+    if (!stored) {
+      store.saveJob(cfg.jobId, JSON.stringify({ identity, validationSeed: cfg.validationSeed }), 'PENDING');
+      return;
+    }
+    const saved = JSON.parse(stored.config) as { identity: string; validationSeed: string };
+    if (saved.identity !== identity) {
+      throw new Error(`job ${cfg.jobId}: the store holds it with another task, model or strategy (${saved.identity}); use another --out or --job-id`);
+    }
+    if (saved.validationSeed !== cfg.validationSeed) {
+      this.global.reseedValidation(saved.validationSeed);
+      this.rng = new Random(`${cfg.jobId}/${saved.validationSeed}/selection/resumed`);
+    }
+    const rounds = store.rounds<RoundRecord, ScoredGroup[]>(cfg.jobId);
+    const last = rounds.at(-1);
+    if (!last) return;
+    const cp = store.readCheckpoint(last.checkpoint);
+    if (cp.params.length !== this.paramCount) throw new Error(`checkpoint ${last.checkpoint}: expected ${this.paramCount} parameters, got ${cp.params.length}`);
+    this.global.set(cp.params);
+    this.strategy.restore(cp.strategy);
+    for (const r of rounds) {
+      this.history.push(r.record);
+      for (const g of r.groups) this.scoreboard.observe(g);
+      this.groupHistory.add(r.groups.map((g) => g.members.map((m) => m.id)));
+    }
+    this.deps.ledger.updateScores();
+    this.currentRound = last.round + 1;
+    this.resumedFrom = last.round;
+    this.deps.log.info('job resumed', { jobId: cfg.jobId, afterRound: last.round, checkpoint: last.checkpoint });
+  }
+
+  /** Every node's contribution score (shared by the coordinator's jobs). */
+  get scoreboard(): Scoreboard {
+    return this.deps.ledger.scoreboard;
+  }
+
+  /** Trainers held by this job's running round (until it is finished). */
+  busyTrainers(): string[] {
+    const r = this.current;
+    if (!r || r.phase === 'DONE' || r.phase === 'FAILED') return [];
+    return r.members().map((m) => m.nodeId);
+  }
+
+  get paramCount(): number {
+    return this.global.paramCount;
+  }
+
+  /** The global parameters trainers start round `round` from, as bytes with their digest. */
+  globalModel(round: number): { bytes: Buffer; sha256: string } {
+    if (round !== this.currentRound) throw new RoundNotFoundError(this.config.jobId, round, this.currentRound);
+    return { bytes: this.global.bytes, sha256: this.global.sha256 };
+  }
+
+  /** Current global parameters (a copy). */
+  params(): Float32Array {
+    return new Float32Array(this.global.current);
+  }
+
+  /** Loss and task metric of the current global model on the validation data. */
+  evaluateGlobal(): Promise<Evaluation> {
+    return this.global.evaluate();
+  }
+
+  /** The model with the current global parameters (for export). */
+  exportModel(): tf.LayersModel {
+    return this.global.exportModel();
+  }
+
+  /**
+   * The task assigned to `nodeId` in the running round, if it still wants an update. Under
+   * secure aggregation a task can only be (re)started before its node advertised keys: a node
+   * asking again later has lost its keys, so it leaves its group now instead of at a deadline.
+   */
+  taskFor(nodeId: string): Task | null {
+    const r = this.current;
+    const m = r?.member(nodeId);
+    if (!r || !m || !r.isTaskActive(m.taskId)) return null;
+    if (this.secure && !this.secure.canStart(nodeId)) {
+      this.deps.log.warn('trainer asked for its secure task again; dropping it from its group', { nodeId, round: r.round });
+      this.secure.drop(nodeId);
+      r.drop(nodeId);
+      return null;
+    }
+    return m.task;
+  }
+
+  /** Waits until a task may exist for `nodeId`, at most `ms`. */
+  async waitForTask(nodeId: string, ms: number, signal: AbortSignal): Promise<Task | null> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const t = this.taskFor(nodeId);
+      if (t || signal.aborted) return t;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await this.taskChanged.wait(left, signal);
+    }
+  }
+
+  /**
+   * Runs every round; resolves when the job is done, failed or `signal` aborted. Never rejects:
+   * an error outside a round (the initial evaluation, the store) fails the job.
+   */
+  async run(signal: AbortSignal): Promise<JobState> {
+    const cfg = this.config;
+    try {
+      return await this.runRounds(signal);
+    } catch (err) {
+      this.state = 'FAILED';
+      this.deps.log.error('job failed', { jobId: cfg.jobId, round: this.currentRound, error: (err as Error).message });
+      this.deps.progress(`job ${cfg.jobId}: failed at round ${this.currentRound}: ${(err as Error).message}`);
+      try {
+        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED');
+      } catch {
+        // the store is what failed; the state above is what callers see
+      }
+      return this.state;
+    }
+  }
+
+  private async runRounds(signal: AbortSignal): Promise<JobState> {
+    const { log, progress, metrics } = this.deps;
+    const cfg = this.config;
+    this.state = 'RUNNING';
+    this.deps.store?.saveJob(cfg.jobId, '', 'RUNNING');
+    metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
+    if (this.resumedFrom >= cfg.rounds) progress(`job ${cfg.jobId}: already done (${this.resumedFrom} rounds recorded in this --out); use another --out or --job-id to train again`);
+    else if (this.resumedFrom > 0) progress(`job ${cfg.jobId}: resumed after round ${this.resumedFrom} of ${cfg.rounds} from its checkpoint`);
+    const initial = await this.global.evaluate();
+    progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val ${this.task.metricName} ${(initial.accuracy * 100).toFixed(1)}%`);
+    while (this.currentRound <= cfg.rounds && !signal.aborted) {
+      let done = false;
+      for (let attempt = 1; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
+        done = await this.runRound(attempt, signal);
+        if (done) break;
+      }
+      if (signal.aborted) break;
+      if (!done) {
+        this.state = 'FAILED';
+        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED');
+        progress(`job ${cfg.jobId}: round ${this.currentRound} failed ${cfg.maxAttempts} times; job failed`);
+        log.error('job failed', { jobId: cfg.jobId, round: this.currentRound });
+        return this.state;
+      }
+      this.currentRound++;
+      metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
+    }
+    // A stop (SIGTERM, close) is not a cancellation of the job: it resumes on the next start.
+    this.state = signal.aborted ? 'CANCELLED' : 'DONE';
+    if (!signal.aborted) this.deps.store?.saveJob(cfg.jobId, '', 'DONE');
+    return this.state;
+  }
+
+  /** Trainers that may be selected: live, and able to sign keys when aggregation is secure. */
+  eligible(): TrainerRecord[] {
+    const live = this.deps.registry.live();
+    return this.config.secure ? live.filter((r) => r.identityKey.length === 32) : live;
+  }
+
+  /** The trainers this job may select now, and how many of them at most. */
+  private available(): Availability {
+    if (this.deps.available) return this.deps.available(this);
+    const trainers = this.eligible();
+    return { trainers, cap: trainers.length, shared: false };
+  }
+
+  /** True when some live dataset node serves shards of this job's task. */
+  hasData(): boolean {
+    return this.deps.datasets().some((d) => d.shards.length > 0);
+  }
+
+  /** Live trainers a round needs before it starts. */
+  get minLive(): number {
+    return Math.max(this.config.minTrainers, this.config.secure?.minGroupSize ?? 1);
+  }
+
+  /** Waits until enough trainers and at least one dataset node are live. */
+  private async waitForNodes(signal: AbortSignal): Promise<void> {
+    this.waiting = true;
+    try {
+      await this.waitForNodesLoop(signal);
+    } finally {
+      this.waiting = false;
+    }
+  }
+
+  private async waitForNodesLoop(signal: AbortSignal): Promise<void> {
+    let lastNote = '';
+    let enoughSince = 0;
+    while (!signal.aborted) {
+      const { trainers, cap, shared } = this.available();
+      const live = Math.min(trainers.length, cap);
+      const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
+      if (live >= this.minLive && shards > 0) {
+        // Before the first round, give the rest of the cohort a moment to register. A job
+        // alone waits for its whole cohort (its cap is just the number live so far); one that
+        // shares the trainers with other jobs settles for its share.
+        const target = shared ? Math.min(this.config.cohort, cap) : this.config.cohort;
+        if (this.history.length > 0 || live >= target) return;
+        enoughSince ||= Date.now();
+        if (Date.now() - enoughSince >= this.config.cohortWaitMs) return;
+      } else {
+        enoughSince = 0;
+      }
+      const note = `round ${this.currentRound}: waiting for trainers (${live} live, need ${this.minLive}) and data (${shards} shards)`;
+      if (note !== lastNote) this.deps.progress(note);
+      lastNote = note;
+      await sleep(200, signal);
+    }
+  }
+
+  /**
+   * One attempt at the current round: plan, collect, evaluate and score, aggregate and
+   * checkpoint. True when the round completed and was recorded.
+   */
+  private async runRound(attempt: number, signal: AbortSignal): Promise<boolean> {
+    const cfg = this.config;
+    let open: OpenRound | null = null;
+    try {
+      // Scores are first-order loss decreases at this round's global model: -grad . update.
+      const grad = await this.global.lossGradient();
+      await this.waitForNodes(signal);
+      if (signal.aborted) return false;
+      const started = performance.now();
+      // From here to the claim of the cohort (this.current) nothing awaits: the trainers seen
+      // free are still free when they are chosen.
+      this.deps.ledger.countRound();
+      const free = this.available();
+      const plan = planRound({
+        config: cfg, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
+        model: { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.global.sha256 },
+        rng: this.rng, history: this.groupHistory, leaseSigner: this.deps.leaseSigner,
+      });
+      if (!plan) {
+        this.deps.progress(`round ${this.currentRound}: no grouping of these ${Math.min(cfg.cohort, free.cap, free.trainers.length)} trainers avoids one differing by a single member from a recent group; retrying with a fresh cohort`);
+        await sleep(1000, signal);
+        return false;
+      }
+      open = openRound(plan, {
+        jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, grad, log: this.deps.log,
+        stageTimeoutMs: cfg.secure?.stageTimeoutMs ?? 0, unmaskTimeoutMs: cfg.secure?.unmaskTimeoutMs ?? 0,
+        maskPool: this.deps.maskPool, onBeforeUnmask: this.deps.onBeforeUnmask,
+      });
+      this.secure?.close();
+      this.current = open.round;
+      this.secure = open.secure;
+      this.announce(open, attempt);
+      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal });
+      // Sums the coordinator saw are remembered whether or not the round completes.
+      if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
+      if (signal.aborted) return false;
+      const enough = collected.reporters.size >= cfg.minTrainers && (!open.secure || collected.sums.length > 0);
+      if (!enough) {
+        const { reporters, sums, failed } = collected;
+        const members = open.round.members().length;
+        const what = open.secure ? `${reporters.size} of ${members} updates in ${sums.length} unmasked groups (${failed.length} dropped)` : `only ${reporters.size} of ${members} updates`;
+        this.failRound(`${what} (${collected.outcome.reason}); need ${cfg.minTrainers}, retrying`);
+        return false;
+      }
+      return await this.completeRound(open, collected, grad, started);
+    } catch (err) {
+      this.deps.log.error('round failed', { jobId: cfg.jobId, round: this.currentRound, attempt, error: (err as Error).message });
+      this.failRound(`failed: ${(err as Error).message}; retrying`);
+      return false;
+    } finally {
+      if (open && open.round.phase !== 'DONE') open.round.finish(false);
+      open?.secure?.close();
+    }
+  }
+
+  /** Prints and logs a round that starts, and wakes trainers waiting for a task. */
+  private announce(open: OpenRound, attempt: number): void {
+    const cfg = this.config;
+    const members = open.round.members();
+    const samples = members.reduce((n, m) => n + m.task.shards.reduce((k, s) => k + s.numSamples, 0), 0);
+    const groups = open.secure?.groups;
+    const groupNote = groups ? `, secure aggregation in ${groups.length} groups of ${groups.map((g) => g.params.members.length).join('+')}` : '';
+    this.deps.progress(`round ${this.currentRound}/${cfg.rounds}${attempt > 1 ? ` (attempt ${attempt})` : ''}: ${members.length} trainers, ${samples} samples${groupNote}, deadline ${cfg.roundTimeoutMs / 1000}s`);
+    this.deps.log.info('round started', { jobId: cfg.jobId, round: this.currentRound, attempt, cohort: members.map((m) => m.nodeId) });
+    this.taskChanged.notify();
+  }
+
+  /** Counts and prints a failed attempt. */
+  private failRound(why: string): void {
+    this.deps.metrics.roundsTotal.inc({ job: this.config.jobId, result: 'failed' });
+    this.deps.progress(`round ${this.currentRound}: ${why}`);
+  }
+
+  /**
+   * Evaluate and score, aggregate and checkpoint: the round's sums become the next global model,
+   * which is recorded before anything of the round is kept. A throw leaves the global model,
+   * the strategy's state and the scores as they were.
+   */
+  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number): Promise<boolean> {
+    const cfg = this.config;
+    const { round, secure } = open;
+    const { reporters, outcome } = collected;
+    const sums = secure ? await evaluateGroups(collected.sums, grad, this.global) : plainSums(open.plainScores, reporters);
+    const aggregated = aggregateRound(this.strategy, this.global.current, round.aggregate, collected.sums);
+    if (!aggregated) {
+      this.failRound('the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying');
+      this.deps.log.warn('non-finite aggregate refused', { round: this.currentRound });
+      return false;
+    }
+    const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log);
+    const previous = this.global.current;
+    this.global.set(aggregated.next);
+    let result: RoundRecord;
+    try {
+      const ev = await this.global.evaluate();
+      const reported = round.members().filter((m) => reporters.has(m.nodeId));
+      const samples = reported.reduce((n, m) => n + m.numSamples, 0);
+      result = {
+        round: this.currentRound, participants: reporters.size, cohort: round.members().length, samples,
+        trainLoss: reported.reduce((s, m) => s + m.trainLoss * m.numSamples, 0) / Math.max(samples, 1),
+        valLoss: ev.loss, valAccuracy: ev.accuracy, durationSeconds: (performance.now() - started) / 1000, attempt: round.attempt,
+        endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: collected.sums.length, groupsFailed: collected.failed.length,
+        datasets: [...new Set(reported.flatMap((m) => m.task.shards.map((sh) => sh.datasetNodeId)))].sort(),
+        ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
+      };
+      if (this.deps.store) checkpointRound(this.deps.store, { jobId: cfg.jobId, round: this.currentRound, record: result, groups: scored, params: aggregated.next, strategy: this.strategy });
+    } catch (err) {
+      this.global.set(previous);
+      aggregated.undo();
+      throw err;
+    }
+    // Kept: the scores, the group history, the record.
+    for (const g of scored) this.scoreboard.observe(g);
+    this.deps.ledger.updateScores();
+    this.history.push(result);
+    round.finish(true);
+    this.report(result);
+    await this.deps.onRound?.(result);
+    return true;
+  }
+
+  /** Metrics and the progress line of a completed round. */
+  private report(r: RoundRecord): void {
+    const { metrics } = this.deps;
+    const cfg = this.config;
+    metrics.roundsTotal.inc({ job: cfg.jobId, result: 'completed' });
+    metrics.roundDuration.observe({ job: cfg.jobId }, r.durationSeconds);
+    metrics.validationAccuracy.set({ job: cfg.jobId }, r.valAccuracy);
+    metrics.validationLoss.set({ job: cfg.jobId }, r.valLoss);
+    const groupsText = r.groups + r.groupsFailed > 0 ? ` in ${r.groups} secure group${r.groups === 1 ? '' : 's'}${r.groupsFailed ? ` (${r.groupsFailed} dropped)` : ''}` : '';
+    const meanError = r.valMeanError !== undefined ? `, mean keypoint error ${(r.valMeanError * this.task.inputShape[1]!).toFixed(2)} px` : '';
+    this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
+  }
+}

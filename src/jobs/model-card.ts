@@ -1,0 +1,62 @@
+/**
+ * The model card a DONE job writes beside its model (`model-card.json`): what the model is, what
+ * it was trained on and how, how well it does on the coordinator's validation data, and the
+ * digests of its files (downloads are checked against them).
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { headUnits, type ModelCost } from '../model/index.js';
+import { KP } from '../skeleton/index.js';
+import { sha256 } from '../wire/index.js';
+import type { JobConfig } from './job-config.js';
+import type { JobRunner, RoundRecord } from './job-runner.js';
+
+/** What a card is made of: the job's settings and description, its runner and model cost. */
+export interface CardSource {
+  config: JobConfig;
+  description: string;
+  runner: JobRunner | null;
+  cost: ModelCost | null;
+}
+
+/** The model card: what the model is, what it was trained on and how, how well it does, digests. */
+export async function modelCard(job: CardSource, modelDir: string): Promise<Record<string, unknown>> {
+  const runner = job.runner!;
+  const cfg = job.config;
+  const task = runner.task;
+  const last = runner.history.at(-1);
+  const files: Record<string, string> = {};
+  for (const f of ['model.json', 'weights.bin']) files[f] = sha256(await fsp.readFile(path.join(modelDir, f))).toString('hex');
+  const metricValue = (r: RoundRecord | undefined) => (!r ? null : cfg.metric === 'loss' ? r.valLoss : cfg.metric === 'mean_error' ? (r.valMeanError ?? null) : r.valAccuracy);
+  return {
+    format: 'actiquest-model-card/1',
+    jobId: cfg.jobId,
+    description: job.description,
+    created: new Date().toISOString(),
+    task: {
+      name: task.name, description: task.description, inputShape: task.inputShape,
+      output: task.head.kind === 'classes'
+        ? { kind: 'class probabilities (softmax)', classes: task.classes }
+        : { kind: 'keypoints: x, y in image units (0 to 1), COCO-17 order', units: headUnits(task.head), keypoints: Object.keys(KP) },
+    },
+    model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)' },
+    training: {
+      rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
+      batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,
+      secureAggregation: cfg.secure ? { minGroupSize: cfg.secure.minGroupSize, clipRange: cfg.secure.clipRange } : null,
+    },
+    data: {
+      datasetNodes: [...new Set(runner.history.flatMap((r) => r.datasets ?? []))].sort(),
+      trainers: new Set(runner.history.flatMap((r) => r.reporters)).size,
+      samplesSeen: runner.history.reduce((n, r) => n + r.samples, 0) * cfg.localEpochs,
+      validation: `${cfg.validationSamples} samples drawn by the coordinator, never sent to trainers`,
+    },
+    metrics: {
+      metric: cfg.metric, value: metricValue(last), valLoss: last?.valLoss ?? null,
+      [task.metricName]: last?.valAccuracy ?? null,
+      ...(last?.valMeanError !== undefined ? { meanKeypointErrorImageWidths: last.valMeanError } : {}),
+    },
+    history: runner.history.map((r) => ({ round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy, durationSeconds: r.durationSeconds })),
+    files,
+  };
+}

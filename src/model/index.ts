@@ -1,0 +1,18 @@
+/**
+ * Models: declarative specs (built-in families and TF.js Layers topologies) checked against
+ * allowed layers and budgets, flat parameter vectors, local training and evaluation, export, the
+ * TF.js backends (wasm, webgpu on Dawn, cpu) and the project's WGSL kernels for webgpu.
+ */
+export { BACKENDS, selectBackend } from './backend.js';
+export { FlatAdam } from './flat-adam.js';
+export { buildCheckedModel, type ModelBudget, type ModelCost } from './budget.js';
+export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from './spec.js';
+export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
+export { evaluate, lossGradient, trainLocal, type Dataset } from './train.js';
+export { loadModelFiles, saveModelFiles } from './export.js';
+export { meanLoss, targetsOf, type Head } from './head.js';
+export { registerOnesGrads, registerReduceGrads } from './reduce-grad.js';
+export { trainingForward } from './bn-act.js';
+export { topologyJson } from './spec.js';
+export { headUnits } from './head.js';
+export { type Evaluation } from './train.js';

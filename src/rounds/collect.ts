@@ -1,0 +1,135 @@
+/**
+ * Phase 2 of a round, collect: the plan's tasks are handed out and updates come in until every
+ * member reported or was dropped, or the deadline passed.
+ *
+ * Plaintext: each update is checked and folded into the round's streaming weighted sum as it
+ * arrives, and scored first (the coordinator sees it anyway). Secure: members' masked inputs go
+ * to their SecAgg+ groups (`secagg/secure-aggregation.ts`); when TRAIN ends the groups close
+ * their inputs, collect unmask shares, and each group that kept its threshold gives its
+ * unmasked sum. The coordinator never holds one member's update.
+ *
+ * A member whose heartbeats stop is dropped (a sweep every 250 ms), so a dead trainer does not
+ * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
+ * listener are released however the phase ends.
+ */
+import { SecureAggregation, type GroupResult, type MaskPool } from '../secagg/index.js';
+import { scoreStep } from '../scoring/index.js';
+import type { Task } from '../wire/index.js';
+import type { Logger } from '../util/index.js';
+import { Round, type TrainOutcome } from './round.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { RoundPlan } from './plan.js';
+
+/** How often members' heartbeats are checked during a round. */
+const SWEEP_MS = 250;
+
+/** A group that did not give a sum, and why. */
+export interface FailedGroup {
+  groupId: string;
+  members: string[];
+  reason: string;
+}
+
+/** A round whose tasks are out. */
+export interface OpenRound {
+  round: Round<Task>;
+  /** The round's SecAgg+ groups (null in plaintext rounds). */
+  secure: SecureAggregation | null;
+  /** Plaintext rounds: each accepted update's first-order score and squared norm. */
+  plainScores: Map<string, { score: number; norm2: number }>;
+}
+
+/** What {@link openRound} needs besides the plan. */
+export interface OpenOptions {
+  jobId: string;
+  round: number;
+  attempt: number;
+  paramCount: number;
+  /** Gradient of the validation loss at the global model (plaintext updates are scored with it). */
+  grad: Float32Array;
+  stageTimeoutMs: number;
+  unmaskTimeoutMs: number;
+  log: Logger;
+  /** Threads that expand masks at unmask (inline when absent). */
+  maskPool?: MaskPool;
+  /** Sees each group's masked sum before unmasking (audits and tests). */
+  onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
+}
+
+/** The round state machine and, secure, the groups of a plan: its tasks may be handed out. */
+export function openRound(plan: RoundPlan, o: OpenOptions): OpenRound {
+  const plainScores = new Map<string, { score: number; norm2: number }>();
+  const round = new Round<Task>({
+    jobId: o.jobId, round: o.round, attempt: o.attempt, paramCount: o.paramCount, deadlineMs: plan.deadlineMs, members: plan.members,
+    onAccepted: plan.groups ? undefined : (nodeId, delta) => plainScores.set(nodeId, scoreStep(o.grad, delta)),
+  });
+  const secure = plan.groups && new SecureAggregation({
+    groups: plan.groups, identities: plan.identities, stageTimeoutMs: o.stageTimeoutMs, unmaskTimeoutMs: o.unmaskTimeoutMs,
+    onBeforeUnmask: o.onBeforeUnmask, pool: o.maskPool,
+    onMembersLost: (ids, reason) => {
+      o.log.warn('secure aggregation lost members', { round: o.round, nodeIds: ids, reason });
+      for (const id of ids) round.drop(id);
+    },
+  });
+  return { round, secure, plainScores };
+}
+
+/** What the collect phase gives. */
+export interface Collected {
+  outcome: TrainOutcome;
+  /** Members whose updates are in the round's sums. */
+  reporters: Set<string>;
+  /** Secure rounds: each unmasked group's weighted sum. */
+  sums: GroupResult[];
+  /** Secure rounds: groups dropped, with the reason. */
+  failed: FailedGroup[];
+}
+
+/** What {@link collectRound} needs besides the open round. */
+export interface CollectOptions {
+  registry: NodeRegistry;
+  /** Local epochs of the tasks (for each trainer's measured throughput). */
+  localEpochs: number;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/**
+ * Waits for TRAIN to end and, secure, for the groups to unmask; records each member's task in
+ * the registry (on time or not, samples a second).
+ */
+export async function collectRound(open: OpenRound, o: CollectOptions): Promise<Collected> {
+  const { round, secure } = open;
+  const { registry, log, signal } = o;
+  const sweep = setInterval(() => {
+    for (const m of round.members()) if (m.status === 'assigned' && !registry.isLive(m.nodeId)) {
+      log.warn('trainer lost mid-round', { nodeId: m.nodeId, round: round.round });
+      round.drop(m.nodeId);
+      secure?.drop(m.nodeId);
+    }
+    // Under secure aggregation a member may still owe unmask shares after it reported.
+    if (secure) for (const m of round.members()) if (m.status === 'reported' && !registry.isLive(m.nodeId)) secure.drop(m.nodeId);
+  }, SWEEP_MS);
+  const onAbort = () => round.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) round.cancel();
+  try {
+    const outcome = await round.trained;
+    let collected: Collected = { outcome, reporters: new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId)), sums: [], failed: [] };
+    if (secure && !signal.aborted) {
+      secure.closeInputs();
+      await secure.unmasked(signal);
+      const { results, failed } = await secure.finish();
+      for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, reason: f.reason });
+      collected = { outcome, reporters: new Set(results.flatMap((r) => r.members)), sums: results, failed };
+    }
+    for (const m of round.members()) {
+      const reported = m.status === 'reported';
+      registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined);
+    }
+    return collected;
+  } finally {
+    clearInterval(sweep);
+    signal.removeEventListener('abort', onAbort);
+  }
+}

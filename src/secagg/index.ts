@@ -1,0 +1,19 @@
+/**
+ * Secure aggregation, SecAgg+ (Bell et al. 2020) with the differencing rule: one constants file
+ * both halves share (`constants.ts`: parameters, messages, domains), the node half (`node.ts`),
+ * the coordinator half (`coordinator.ts`: one group's state; `secure-aggregation.ts`: a round's
+ * groups driven through their stages with timers; `params.ts`: the groups' parameters;
+ * `group-history.ts`: groups that never differ by one member), fixed point (`quantize.ts`), and
+ * the threads that expand masks off the event loop (`mask-pool.ts`).
+ */
+export { GroupHistory } from './group-history.js';
+export { MaskPool } from './mask-pool.js';
+export { SecAggGroup } from './coordinator.js';
+export { SecAggNode } from './node.js';
+export { quantBitsFor, quantStep } from './quantize.js';
+export { type SecAggParams } from './constants.js';
+export { planGroups, type GroupSettings, type PlanGroupsOptions } from './params.js';
+export { SecureAggregation, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';
+export { differByOne, formGroups } from './group-history.js';
+export { type GroupResult } from './coordinator.js';
+export { quantizeWeighted } from './quantize.js';

@@ -1,0 +1,11 @@
+/**
+ * Small helpers every folder may use: options parsing, structured logs, seeded randomness, long
+ * polls, sleeping with a signal, atomic JSON files, and the tsx loader for child processes.
+ */
+export { HelpRequested, parseOptions, type OptionTable, type OptionValues } from './options.js';
+export { Notifier } from './notifier.js';
+export { Random } from './random.js';
+export { createLogger, type Logger, type LogLevel } from './log.js';
+export { sleep } from './sleep.js';
+export { tsxApiUrl, tsxLoaderUrl } from './tsx.js';
+export { writeJsonFile } from './json-file.js';

@@ -1,0 +1,14 @@
+/**
+ * The wire: the gRPC contract loaded from `proto/`, typed clients and server helpers, tensor
+ * blobs in chunks (bytes, never `repeated float`), signed requests and their verification,
+ * shard leases, TLS, and the one mapping of errors to gRPC status.
+ */
+export { BlobAssembler, bytesToFloat32, DEFAULT_CHUNK_BYTES, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, sha256 } from './blob.js';
+export { BufferPool } from './buffer-pool.js';
+export { CoordinatorClient, coordinatorService, DatasetClient, datasetService, JobsClient, jobsService, type BlobChunk, type BlobPart, type FetchGlobalModelRequest, type GetJobResponse, type GetManifestResponse, type GetScoreResponse, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type JobInfo, type ModelFileHeader, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type RoundResult, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggConfig, type SecAggSubmitRequest, type ShardFault, type ShardInfo, type ShardLease, type ShardRef, type StreamShardRequest, type SubmitUpdateResponse, type Task, type UpdateHeader } from './proto.js';
+export { callClientStream, callServerStream, callUnary, makeClient } from './client.js';
+export { callerOf, checkNodeIsCaller, newSession, signerFromSecret, RequestVerifier, signedMetadata, signedService, type Admission, type Signer, type SignOptions } from './auth.js';
+export { checkLease, checkLeaseKey, leaseCryptoReady, signLease } from './lease.js';
+export { checkTlsOptions, serverCredentials, useTlsForClients } from './tls.js';
+export { clientStream, createGrpcServer, serverStream, unary } from './server.js';
+export { hasStatus, toServiceError } from './status.js';
