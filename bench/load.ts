@@ -20,6 +20,9 @@ import { spawnRole, waitListening } from '../bin/demo.js';
 import { callUnary, makeClient, CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { loadSigner } from '../src/chain/index.js';
 
+/** `AQ_CPU_PROF_DIR`: every process spawned writes a CPU profile there. */
+const PROF = { cpuProfDir: process.env.AQ_CPU_PROF_DIR };
+
 const { values } = parseArgs({ options: {
   trainers: { type: 'string', default: '200' },
   seconds: { type: 'string', default: '60' },
@@ -30,7 +33,7 @@ const SIGNED = values.auth === 'signed';
 const N = Number(values.trainers), SECONDS = Number(values.seconds), WAIT = Number(values['wait-ms']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-load-'));
 const child = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', path.join(dir, 'out'), '--cohort', String(N),
-  '--min-trainers', '5', '--rounds', '1', '--auth', SIGNED ? 'signed' : 'open'], path.join(dir, 'coordinator.log'));
+  '--min-trainers', '5', '--rounds', '1', '--auth', SIGNED ? 'signed' : 'open'], path.join(dir, 'coordinator.log'), PROF);
 const { grpc: address } = await waitListening(child);
 
 const latencies = new Map<string, number[]>();

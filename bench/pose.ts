@@ -26,6 +26,9 @@ import type { ChildProcess } from 'node:child_process';
 import { selectBackend, buildModel, evaluate, trainLocal, type Dataset } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 
+/** `AQ_CPU_PROF_DIR`: every process spawned writes a CPU profile there. */
+const PROF = { cpuProfDir: process.env.AQ_CPU_PROF_DIR };
+
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '4' },
@@ -58,10 +61,10 @@ const cfg = job.config;
 const children: ChildProcess[] = [];
 for (const seed of SITES) {
   children.push(spawnRole(['dataset', '--task', 'pose', '--coordinator', coordinator.address, '--seed', seed, '--shards', String(shards),
-    '--samples-per-shard', String(perShard), '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), ...quiet], path.join(dir, `${seed}.log`)));
+    '--samples-per-shard', String(perShard), '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), ...quiet], path.join(dir, `${seed}.log`), PROF));
 }
 for (let i = 0; i < Number(values.trainers); i++) {
-  children.push(spawnRole(['trainer', '--coordinator', coordinator.address, '--node-id', `t${i}`, '--backend', 'wasm', ...quiet], path.join(dir, `t${i}.log`)));
+  children.push(spawnRole(['trainer', '--coordinator', coordinator.address, '--node-id', `t${i}`, '--backend', 'wasm', ...quiet], path.join(dir, `t${i}.log`), PROF));
 }
 await coordinator.done;
 const fedSeconds = (performance.now() - started) / 1000;

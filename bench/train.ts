@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, trainingForward } from '../src/model/index.js';
+import { configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, trainingForward } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../test/fixtures/conv-check.js';
 
@@ -168,9 +168,9 @@ for (const name of values.backends.split(',')) {
     // And the ViT with tfjs's composite layer norm in place of the fused one.
     for (const m of values.models.split(',').filter((k) => MODELS[k]!.family === 'vit')) {
       const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
-      process.env.AQ_NO_FUSED_LAYER_NORM = '1';
+      configureBackends({ fusedLayerNorm: false });
       const stock = await timeSteps(MODELS[m]!, 256, false);
-      delete process.env.AQ_NO_FUSED_LAYER_NORM;
+      configureBackends({ fusedLayerNorm: true });
       const ips = (256 * 1000) / stock.stepMs;
       stockLnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tfjs's layer norm instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the fused op is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);

@@ -22,15 +22,20 @@ const DEMO_OPTIONS = {
   strategy: { type: 'string', default: 'fedavg', choices: ['fedavg', 'fedadam'], description: 'server strategy' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], description: 'trainers\' TF.js backend' },
   'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+ in groups of 5 (false: plaintext updates)' },
+  'cpu-prof-dir': { type: 'string', default: '', env: 'AQ_CPU_PROF_DIR', description: 'folder where every process writes a CPU profile (node --cpu-prof) when it exits' },
   out: { type: 'string', default: 'out/demo', description: 'output folder: model/, history.json, summary.json, logs/' },
 } as const satisfies OptionTable;
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
 
-/** Starts `actiquest <args>` as a child process with tsx. */
-export function spawnRole(args: string[], logFile: string): ChildProcess {
-  const child = spawn(process.execPath, [...(process.env.AQ_CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.AQ_CPU_PROF_DIR] : []), '--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `actiquest <args>` as a child process with tsx, its stderr (its log) into `logFile`;
+ * with `cpuProfDir`, the process writes a CPU profile there when it exits (`node --cpu-prof`).
+ */
+export function spawnRole(args: string[], logFile: string, options: { cpuProfDir?: string } = {}): ChildProcess {
+  const prof = options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
+  const child = spawn(process.execPath, [...prof, '--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.createWriteStream(logFile);
   child.stderr.pipe(log);
@@ -62,12 +67,13 @@ export function waitListening(child: ChildProcess, timeoutMs = 60_000): Promise<
 }
 
 /** Runs the demo. */
-export async function runDemo(argv: string[]): Promise<void> {
-  const o = parseOptions(DEMO_OPTIONS, argv, {}, 'actiquest demo [options]', 'Runs a whole local federation: 1 coordinator, dataset nodes and trainers, each a separate process.');
+export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const o = parseOptions(DEMO_OPTIONS, argv, env, 'actiquest demo [options]', 'Runs a whole local federation: 1 coordinator, dataset nodes and trainers, each a separate process.');
   if (o['secure-aggregation'] && o.trainers < 5) {
     throw new ConfigError('trainers', 'at least 5 with secure aggregation (groups of 5), or --secure-aggregation false', String(o.trainers));
   }
   const out = path.resolve(o.out);
+  const prof = { cpuProfDir: o['cpu-prof-dir'] };
   const logs = path.join(out, 'logs');
   // Each demo is a fresh federation: the coordinator's durable state from a previous demo
   // would otherwise resume (and, once done, finish at once).
@@ -82,7 +88,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`actiquest demo: 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--rounds', String(o.rounds),
       '--cohort', String(o.trainers), '--min-trainers', String(Math.min(o['min-trainers'], o.trainers)),
-      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'));
+      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'), prof);
     children.push(coordinator);
     const coordinatorExit = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     readline.createInterface({ input: coordinator.stdout! }).on('line', (line) => console.log(`  ${line}`));
@@ -90,11 +96,11 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`coordinator on ${address} (metrics http://${metrics}/metrics)`);
     for (let i = 0; i < o.datasets; i++) {
       children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--coordinator', address,
-        '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets')], path.join(logs, `dataset-${i}.log`)));
+        '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets')], path.join(logs, `dataset-${i}.log`), prof));
     }
     for (let i = 0; i < o.trainers; i++) {
       children.push(spawnRole(['trainer', '--coordinator', address, '--metrics-port', '0', '--backend', o.backend,
-        '--node-id', `trainer-${String(i).padStart(2, '0')}`], path.join(logs, `trainer-${i}.log`)));
+        '--node-id', `trainer-${String(i).padStart(2, '0')}`], path.join(logs, `trainer-${i}.log`), prof));
     }
     const code = await coordinatorExit;
     if (code !== 0) throw new Error(`coordinator exited with code ${code}; see ${path.join(logs, 'coordinator.log')}`);

@@ -13,17 +13,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError, InvalidFieldError } from '../src/errors.js';
-import { callServerStream, callUnary, makeClient, checkTlsOptions, useTlsForClients, BlobAssembler, JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/index.js';
+import { callServerStream, callUnary, makeClient, useTlsForClients, BlobAssembler, JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/index.js';
 import { loadSigner } from '../src/chain/index.js';
-import { HOTKEY_OPTIONS, hotkeySourceOf } from '../src/node/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, CLIENT_TLS_OPTIONS, clientTlsOf, SESSION_KEY_OPTIONS } from '../src/node/index.js';
 
 const CLIENT_OPTIONS = {
   coordinator: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR', description: 'host:port of the coordinator' },
-  'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate to trust; set when the coordinator speaks TLS' },
+  ...CLIENT_TLS_OPTIONS,
   timeout: { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds to wait for the coordinator' },
   json: { type: 'boolean', default: false, description: 'print the coordinator\'s answer as JSON' },
   out: { type: 'string', default: '', description: 'download: folder to write the model files into' },
   ...HOTKEY_OPTIONS,
+  ...SESSION_KEY_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The researcher commands and their one-line summaries (for `actiquest --help`). */
@@ -71,11 +72,11 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
   const [arg, ...flags]: [string | undefined, ...string[]] = takesArg && argv[0] && !argv[0].startsWith('--') ? [argv[0], ...argv.slice(1)] : [undefined, ...argv];
   const o = parseOptions(CLIENT_OPTIONS, flags, env, `actiquest ${command}${takesArg ? (command === 'submit' ? ' FILE' : ' ID') : ''} [options]`, JOB_COMMANDS[command]);
   if (takesArg && !arg) throw new ConfigError(command, command === 'submit' ? 'a job spec file' : 'a job id', 'nothing');
-  checkTlsOptions('', '', o['tls-ca']);
-  if (o['tls-ca']) useTlsForClients(o['tls-ca']);
+  const { tlsCa } = clientTlsOf(o);
+  if (tlsCa) useTlsForClients(tlsCa);
   // Signed with the researcher's hotkey when one is given (a coordinator with --auth signed
   // takes nothing else).
-  const hotkey = hotkeySourceOf(o);
+  const hotkey = hotkeySourceOf(o, env);
   const signer = hotkey ? await loadSigner(hotkey) : null;
   const client = makeClient(JobsClient, o.coordinator, undefined, signer);
   const call = { timeoutMs: o.timeout * 1000 };

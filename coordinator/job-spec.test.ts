@@ -29,4 +29,17 @@ describe('job specs', () => {
     expect(() => parseJobSpec('task: exercise\nmodel: { family: resnet }')).toThrow('job.model.family: expected "mlp", "cnn", "vit" or "layers", got "resnet"');
     expect(() => parseJobSpec('')).toThrow('job: expected a mapping with at least a task, got an empty document');
   });
+
+  it('are resolved by the same rules as the coordinator\'s flags, each named its own way', () => {
+    const cases: [string[], string, string, string][] = [
+      [['--cohort', '2', '--min-trainers', '3'], 'cohort: 2\nminTrainers: 3', '--min-trainers: expected at most --cohort (2), got 3', 'job.minTrainers: expected at most cohort (2), got 3'],
+      [['--rounds', '1.5'], 'rounds: 1.5', '--rounds: expected an integer, got 1.5', 'job.rounds: expected an integer, got 1.5'],
+      [['--neighbours', '3'], 'secureAggregation: { neighbours: 3 }', '--neighbours: expected an even number (or 0 for the default), got 3', 'job.secureAggregation.neighbours: expected an even number (or 0 for the default), got 3'],
+      [['--cohort', '4'], 'cohort: 4\nminTrainers: 2', '--cohort: expected at least --min-group-size (5) with secure aggregation on, got 4', 'job.cohort: expected at least secureAggregation.minGroupSize (5) with secure aggregation on, got 4'],
+    ];
+    for (const [flags, spec, flagError, specError] of cases) {
+      expect(() => loadCoordinatorConfig(['--min-trainers', '2', ...flags], {})).toThrow(flagError);
+      expect(() => parseJobSpec(`task: exercise\n${spec}`)).toThrow(specError);
+    }
+  });
 });

@@ -1,8 +1,9 @@
 /**
  * A researcher's job spec (YAML or JSON) into a job config. Every field is optional but the
- * task; the others default to the coordinator's flags' defaults and are bounded by the same
- * table, so a job submitted over gRPC and the built-in job from the command line obey one set
- * of rules. The model spec is checked separately, against the coordinator's budgets, when the
+ * task; each is a setting of the one job table (`src/jobs/job-config.ts`: `JOB_SPEC_FIELDS`
+ * names its flag), with that flag's default and bounds, and the config is resolved by the same
+ * function as the built-in job's, so a job submitted over gRPC and the built-in job from the
+ * command line obey one set of rules. The model spec is checked separately, against the coordinator's budgets, when the
  * job is built (`budget.ts`).
  *
  * ```yaml
@@ -26,57 +27,41 @@
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { InvalidFieldError } from '../src/errors.js';
-import { getTask, type TaskDefinition } from '../src/tasks/index.js';
+import { ID_RULE, isId, type OptionValues } from '../src/util/index.js';
 import { validateModelSpec } from '../src/model/index.js';
-import { COORDINATOR_OPTIONS, type JobConfig } from './config.js';
+import { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, SPEC_FIELD_OF, type JobConfig, type JobOption } from '../src/jobs/index.js';
 
 /** Largest spec accepted (a Layers topology of a few hundred layers fits easily). */
 export const MAX_SPEC_BYTES = 1 << 20;
 
-/** Metrics a task's jobs may name, the first its default. */
-export function taskMetrics(task: TaskDefinition): readonly string[] {
-  return task.head.kind === 'classes' ? ['accuracy', 'loss'] : ['pck', 'mean_error', 'loss'];
+/** The top-level fields of a spec, in the order error messages list them. */
+const TOP_FIELDS = [
+  'rounds', 'cohort', 'minTrainers', 'localEpochs', 'batchSize', 'learningRate', 'clipNorm', 'shardsPerRound', 'roundTimeout', 'cohortWait',
+  'maxAttempts', 'validationSamples', 'modelSeed', 'taskWeight', 'priority', 'id', 'task', 'model', 'optimizer', 'strategy', 'strategyParams',
+  'secureAggregation', 'metric', 'description',
+];
+
+/** The fields of a nested mapping (`secureAggregation`, `strategyParams`). */
+function nestedFields(parent: string): string[] {
+  return Object.keys(JOB_SPEC_FIELDS).filter((f) => f.startsWith(`${parent}.`)).map((f) => f.slice(parent.length + 1));
 }
 
-type NumberField = { option: keyof typeof COORDINATOR_OPTIONS; scale?: number };
-
-/** Plain numeric fields and the coordinator flag whose bounds and default they share. */
-const NUMBERS: Record<string, NumberField> = {
-  rounds: { option: 'rounds' },
-  cohort: { option: 'cohort' },
-  minTrainers: { option: 'min-trainers' },
-  localEpochs: { option: 'local-epochs' },
-  batchSize: { option: 'batch-size' },
-  learningRate: { option: 'lr' },
-  clipNorm: { option: 'clip-norm' },
-  shardsPerRound: { option: 'shards-per-round' },
-  roundTimeout: { option: 'round-timeout', scale: 1000 },
-  cohortWait: { option: 'cohort-wait', scale: 1000 },
-  maxAttempts: { option: 'max-attempts' },
-  validationSamples: { option: 'validation-samples' },
-  modelSeed: { option: 'model-seed' },
-  taskWeight: { option: 'task-weight' },
-  priority: { option: 'priority' },
-};
-
-const SECURE_NUMBERS: Record<string, NumberField> = {
-  minGroupSize: { option: 'min-group-size' },
-  neighbours: { option: 'neighbours' },
-  threshold: { option: 'threshold' },
-  clipRange: { option: 'clip-range' },
-  stageTimeout: { option: 'stage-timeout', scale: 1000 },
-  unmaskTimeout: { option: 'unmask-timeout', scale: 1000 },
-};
-
-const OTHER_FIELDS = ['id', 'task', 'model', 'optimizer', 'strategy', 'strategyParams', 'secureAggregation', 'metric', 'description'];
-
-function number(field: string, f: NumberField, raw: unknown): number {
-  const o = COORDINATOR_OPTIONS[f.option] as { default?: unknown; min?: number; max?: number };
-  const v = raw === undefined ? (o.default as number) : raw;
+/** One setting's value from the spec (its flag's default when absent), within the flag's bounds. */
+function setting(field: string, option: JobOption, raw: unknown): string | number | boolean {
+  const o = JOB_OPTIONS[option] as { type: string; default: unknown; min?: number; max?: number; choices?: readonly string[] };
+  const v = raw === undefined ? o.default : raw;
+  if (o.type === 'boolean') {
+    if (typeof v !== 'boolean') throw new InvalidFieldError(field, 'true or false', JSON.stringify(v));
+    return v;
+  }
+  if (o.type === 'string') {
+    if (typeof v !== 'string' || (o.choices && !o.choices.includes(v))) throw new InvalidFieldError(field, `one of ${o.choices?.join(', ') ?? 'a string'}`, JSON.stringify(v));
+    return v;
+  }
   const range = `${o.min ?? '-inf'} to ${o.max ?? 'inf'}`;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidFieldError(field, `a number ${range}`, JSON.stringify(v));
   if ((o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) throw new InvalidFieldError(field, `a number ${range}`, String(v));
-  return v * (f.scale ?? 1);
+  return v;
 }
 
 function object(field: string, v: unknown): Record<string, unknown> {
@@ -89,12 +74,6 @@ function onlyKnown(field: string, o: Record<string, unknown>, known: string[]): 
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw new InvalidFieldError(`${field}.${k}`, `no such field (known: ${known.join(', ')})`, JSON.stringify(o[k])?.slice(0, 60) ?? 'undefined');
   }
-}
-
-function choice(field: string, allowed: readonly string[], v: unknown, fallback: string): string {
-  const x = v === undefined ? fallback : v;
-  if (typeof x !== 'string' || !allowed.includes(x)) throw new InvalidFieldError(field, `one of ${allowed.join(', ')}`, JSON.stringify(x));
-  return x;
 }
 
 /** A parsed spec: the job's config, and its description for listings. */
@@ -119,68 +98,31 @@ export function parseJobSpec(text: string): ParsedJobSpec {
 export function jobConfigFrom(doc: unknown): ParsedJobSpec {
   if (doc === undefined || doc === null) throw new InvalidFieldError('job', 'a mapping with at least a task', 'an empty document');
   const s = object('job', doc);
-  onlyKnown('job', s, [...Object.keys(NUMBERS), ...OTHER_FIELDS]);
+  onlyKnown('job', s, TOP_FIELDS);
+  const nested: Record<string, Record<string, unknown>> = {};
+  for (const parent of ['strategyParams', 'secureAggregation']) {
+    nested[parent] = object(`job.${parent}`, s[parent]);
+    onlyKnown(`job.${parent}`, nested[parent], nestedFields(parent));
+  }
   const id = s.id === undefined ? `job-${randomBytes(4).toString('hex')}` : s.id;
-  if (typeof id !== 'string' || !/^[\w.-]{1,64}$/.test(id)) throw new InvalidFieldError('job.id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(id));
+  if (!isId(id)) throw new InvalidFieldError('job.id', ID_RULE, JSON.stringify(id));
   if (s.task === undefined) throw new InvalidFieldError('job.task', 'a task (exercise or pose)', 'nothing');
-  let task: TaskDefinition;
-  try {
-    task = getTask(typeof s.task === 'string' ? s.task : JSON.stringify(s.task));
-  } catch (err) {
-    throw new InvalidFieldError('job.task', (err as InvalidFieldError).expected, JSON.stringify(s.task));
-  }
-  const n = Object.fromEntries(Object.entries(NUMBERS).map(([k, f]) => [k, number(`job.${k}`, f, s[k])]));
-  for (const k of ['rounds', 'cohort', 'minTrainers', 'localEpochs', 'batchSize', 'maxAttempts', 'validationSamples', 'shardsPerRound', 'priority']) {
-    if (!Number.isInteger(n[k])) throw new InvalidFieldError(`job.${k}`, 'an integer', String(n[k]));
-  }
-  if (n.minTrainers! > n.cohort!) throw new InvalidFieldError('job.minTrainers', `at most cohort (${n.cohort})`, String(n.minTrainers));
-  const strategyParams = object('job.strategyParams', s.strategyParams);
-  onlyKnown('job.strategyParams', strategyParams, ['serverLearningRate']);
-  const serverLearningRate = number('job.strategyParams.serverLearningRate', { option: 'server-lr' }, strategyParams.serverLearningRate);
-  const sec = object('job.secureAggregation', s.secureAggregation);
-  onlyKnown('job.secureAggregation', sec, ['enabled', ...Object.keys(SECURE_NUMBERS)]);
-  if (sec.enabled !== undefined && typeof sec.enabled !== 'boolean') throw new InvalidFieldError('job.secureAggregation.enabled', 'true or false', JSON.stringify(sec.enabled));
-  const secure = sec.enabled ?? COORDINATOR_OPTIONS['secure-aggregation'].default;
-  const sn = Object.fromEntries(Object.entries(SECURE_NUMBERS).map(([k, f]) => [k, number(`job.secureAggregation.${k}`, f, sec[k])]));
-  if (sn.neighbours! % 2 === 1) throw new InvalidFieldError('job.secureAggregation.neighbours', 'an even number (or 0 for the default)', String(sn.neighbours));
-  if (secure && n.cohort! < sn.minGroupSize!) throw new InvalidFieldError('job.cohort', `at least secureAggregation.minGroupSize (${sn.minGroupSize})`, String(n.cohort));
+  const values = Object.fromEntries(Object.entries(JOB_SPEC_FIELDS).map(([field, option]) => {
+    const [parent, child] = field.split('.') as [string, string | undefined];
+    return [option, setting(`job.${field}`, option, child === undefined ? s[parent] : nested[parent]![child])];
+  })) as OptionValues<typeof JOB_OPTIONS>;
   let model;
   try {
-    model = s.model === undefined ? task.defaultModel : validateModelSpec(s.model);
+    model = s.model === undefined ? null : validateModelSpec(s.model);
   } catch (err) {
     const e = err as InvalidFieldError;
     throw new InvalidFieldError(`job.${e.field}`, e.expected, e.got);
   }
-  const metrics = taskMetrics(task);
+  if (s.metric !== undefined && typeof s.metric !== 'string') throw new InvalidFieldError('job.metric', 'a metric name', JSON.stringify(s.metric));
+  const config = resolveJobConfig(values, { jobId: id, model, metric: s.metric ?? '', validationSeed: '' }, {
+    name: (option) => SPEC_FIELD_OF[option],
+    fail: (option, expected, got) => { throw new InvalidFieldError(`job.${SPEC_FIELD_OF[option]}`, expected, got); },
+  });
   const description = s.description === undefined ? '' : (typeof s.description === 'string' ? s.description : JSON.stringify(s.description)).slice(0, 500);
-  const config: JobConfig = {
-    jobId: id,
-    task: task.name,
-    model,
-    taskWeight: n.taskWeight! > 0 ? n.taskWeight! : task.difficulty,
-    rounds: n.rounds!,
-    cohort: n.cohort!,
-    minTrainers: n.minTrainers!,
-    localEpochs: n.localEpochs!,
-    batchSize: n.batchSize!,
-    learningRate: n.learningRate! > 0 ? n.learningRate! : task.defaultLearningRate,
-    optimizer: choice('job.optimizer', COORDINATOR_OPTIONS.optimizer.choices, s.optimizer, COORDINATOR_OPTIONS.optimizer.default) as JobConfig['optimizer'],
-    clipNorm: n.clipNorm!,
-    strategy: choice('job.strategy', COORDINATOR_OPTIONS.strategy.choices, s.strategy, COORDINATOR_OPTIONS.strategy.default),
-    serverLearningRate,
-    shardsPerRound: n.shardsPerRound!,
-    roundTimeoutMs: n.roundTimeout!,
-    maxAttempts: n.maxAttempts!,
-    cohortWaitMs: n.cohortWait!,
-    validationSeed: randomBytes(16).toString('hex'),
-    validationSamples: n.validationSamples!,
-    modelSeed: n.modelSeed!,
-    priority: n.priority!,
-    metric: choice('job.metric', metrics, s.metric, metrics[0]!),
-    secure: secure ? {
-      minGroupSize: sn.minGroupSize!, neighbours: sn.neighbours!, threshold: sn.threshold!, clipRange: sn.clipRange!,
-      stageTimeoutMs: sn.stageTimeout!, unmaskTimeoutMs: sn.unmaskTimeout!,
-    } : null,
-  };
   return { config, description };
 }

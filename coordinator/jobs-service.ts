@@ -5,7 +5,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
-import type { Logger } from '../src/util/index.js';
+import { ID_RULE, isId, type Logger } from '../src/util/index.js';
 import { parseJobSpec } from './job-spec.js';
 import type { JobManager } from '../src/jobs/index.js';
 
@@ -16,10 +16,9 @@ export interface JobsServiceDeps {
   closing: () => boolean;
 }
 
-const ID = /^[\w.-]{1,64}$/;
 
 function checkJobId(v: string): void {
-  if (!ID.test(v)) throw new InvalidFieldError('job_id', 'a job id (1 to 64 letters, digits or . _ -)', JSON.stringify(v));
+  if (!isId(v)) throw new InvalidFieldError('job_id', `a job id (${ID_RULE})`, JSON.stringify(v));
 }
 
 type DownloadPart = { part: 'file'; file: ModelFileHeader } | { part: 'chunk'; chunk: BlobChunk };

@@ -3,10 +3,10 @@
  * a frozen config.
  */
 import path from 'node:path';
-import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig } from '../src/node/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, SERVER_TLS_OPTIONS, serverTlsOf, CLIENT_TLS_OPTIONS, clientTlsOf, type MetricsConfig, type ServerTlsConfig, type ClientTlsConfig, SESSION_KEY_OPTIONS } from '../src/node/index.js';
 import type { HotkeySource } from '../src/chain/index.js';
-import { checkLeaseKey, checkTlsOptions, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
-import { parseOptions, type OptionTable } from '../src/util/index.js';
+import { checkLeaseKey, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
+import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
 
 export const DATASET_OPTIONS = {
@@ -23,20 +23,19 @@ export const DATASET_OPTIONS = {
   'coco-images': { type: 'string', default: '', description: 'folder of the COCO images (default: the annotation file\'s folder)' },
   'data-dir': { type: 'string', default: '.aq/datasets', env: 'AQ_DATA_DIR', description: 'folder for shard files and the manifest (a subfolder per node id)' },
   'chunk-bytes': { type: 'number', default: DEFAULT_CHUNK_BYTES, min: 1024, max: MAX_CHUNK_BYTES, description: 'bytes per streamed chunk' },
-  'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
-  'metrics-port': { type: 'number', default: -1, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
-  'tls-cert': { type: 'string', default: '', env: 'AQ_TLS_CERT', description: 'PEM certificate (chain) of this node\'s gRPC server; with --tls-key, the server speaks TLS only' },
-  'tls-key': { type: 'string', default: '', env: 'AQ_TLS_KEY', description: 'PEM private key of --tls-cert' },
-  'tls-ca': { type: 'string', default: '', env: 'AQ_TLS_CA', description: 'PEM CA certificate this node\'s clients trust; given, they connect with TLS only' },
+  ...metricsOptions(-1),
+  ...SERVER_TLS_OPTIONS,
+  ...CLIENT_TLS_OPTIONS,
   auth: { type: 'string', default: 'open', choices: ['open', 'signed'], env: 'AQ_AUTH', description: 'signed: requests must be signed by a trainer\'s hotkey, the one its shard lease names (UNAUTHENTICATED otherwise); open: a lease is a bearer token' },
   'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
   'coordinator-key': { type: 'string', default: '', env: 'AQ_COORDINATOR_KEY', description: 'SS58 address of the coordinator\'s lease key to accept; empty: the key the coordinator names when this node registers (trust it over TLS)' },
   ...HOTKEY_OPTIONS,
+  ...SESSION_KEY_OPTIONS,
   ...LOG_OPTIONS,
 } as const satisfies OptionTable;
 
 /** The resolved dataset-node configuration. */
-export interface DatasetConfig extends LogConfig {
+export interface DatasetConfig extends LogConfig, MetricsConfig, ServerTlsConfig, ClientTlsConfig {
   listen: string;
   advertise: string;
   coordinator: string;
@@ -51,11 +50,6 @@ export interface DatasetConfig extends LogConfig {
   cocoImages: string;
   dataDir: string;
   chunkBytes: number;
-  metricsHost: string;
-  metricsPort: number;
-  tlsCert: string;
-  tlsKey: string;
-  tlsCa: string;
   /** The hotkey that signs this node's requests to the coordinator (null: unsigned). */
   hotkey: HotkeySource | null;
   /** Take signed requests only. */
@@ -80,14 +74,13 @@ function checkKey(key: string): string {
 export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DatasetConfig {
   const o = parseOptions(DATASET_OPTIONS, argv, env, DATASET_USAGE, DATASET_SUMMARY);
   if (!/^[^:]+:\d+$/.test(o.listen)) throw new ConfigError('listen', 'host:port', JSON.stringify(o.listen));
-  const hotkey = hotkeySourceOf(o);
+  const hotkey = hotkeySourceOf(o, env);
   const dirName = o['node-id'] || o.seed;
   // With a hotkey the id is its address, settled when the key is opened (nodeIdentity).
   const nodeId = o['node-id'] || (hotkey ? '' : o.seed);
-  if (!/^[\w.-]{1,64}$/.test(dirName)) throw new ConfigError('node-id', 'letters, digits, . _ - (1 to 64)', JSON.stringify(dirName));
+  if (!isId(dirName)) throw new ConfigError('node-id', ID_RULE, JSON.stringify(dirName));
   if (o.coco && o.task !== 'pose') throw new ConfigError('coco', 'nothing unless --task pose (COCO is keypoint data)', JSON.stringify(o.coco));
   if (o['coco-images'] && !o.coco) throw new ConfigError('coco-images', 'nothing without --coco', JSON.stringify(o['coco-images']));
-  checkTlsOptions(o['tls-cert'], o['tls-key'], o['tls-ca']);
   return Object.freeze({
     listen: o.listen,
     advertise: o.advertise,
@@ -102,11 +95,9 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     cocoImages: o['coco-images'] ? path.resolve(o['coco-images']) : '',
     dataDir: path.resolve(o['data-dir'], dirName),
     chunkBytes: o['chunk-bytes'],
-    metricsHost: o['metrics-host'],
-    metricsPort: o['metrics-port'],
-    tlsCert: o['tls-cert'] ? path.resolve(o['tls-cert']) : '',
-    tlsKey: o['tls-key'] ? path.resolve(o['tls-key']) : '',
-    tlsCa: o['tls-ca'] ? path.resolve(o['tls-ca']) : '',
+    ...metricsConfigOf(o),
+    ...serverTlsOf(o),
+    ...clientTlsOf(o),
     hotkey,
     signed: o.auth === 'signed',
     maxSkewMs: o['auth-max-skew'] * 1000,

@@ -52,16 +52,14 @@ describe('pose federation', () => {
 
   it('a trainer process on webgpu trains rounds beside one on wasm, and registers its backend and device', async () => {
     h = new Harness();
-    // CI has no GPU: the trainer process inherits this and runs webgpu on Mesa's llvmpipe. The
-    // harness's own roles run on wasm, as always.
-    process.env.AQ_WEBGPU_SOFTWARE = '1';
-    h.defer(() => delete process.env.AQ_WEBGPU_SOFTWARE);
+    // CI has no GPU: the trainer process runs webgpu on Mesa's llvmpipe. The harness's own roles
+    // run on wasm, as always.
     const c = await h.coordinator(['--task', 'pose', '--model', '{"family":"cnn","widths":[8,16]}', '--secure-aggregation', 'false', '--rounds', '2',
       '--cohort', '2', '--min-trainers', '2', '--local-epochs', '2', '--batch-size', '8', '--lr', '0.004', '--validation-samples', '16',
       '--round-timeout', '300', '--cohort-wait', '120', '--exit-when-done']);
     await h.dataset(c.address, 'gym', ['--task', 'pose', '--shards', '2', '--samples-per-shard', '16']);
     await h.trainer(c.address, 'cpu-0');
-    h.trainerProcess(c.address, 'gpu-0', ['--backend', 'webgpu']);
+    h.trainerProcess(c.address, 'gpu-0', ['--backend', 'webgpu', '--webgpu-software']);
 
     expect(await c.done).toBe('DONE');
     const hist = c.job.history;

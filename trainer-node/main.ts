@@ -6,7 +6,7 @@
 import { roleLogger, keepRegistered, nodeIdentity } from '../src/node/index.js';
 import { status } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
-import { selectBackend } from '../src/model/index.js';
+import { configureBackends, selectBackend } from '../src/model/index.js';
 import { trainerMetrics, serveMetrics } from '../src/metrics/index.js';
 import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { TaskRunner } from './task-runner.js';
@@ -32,6 +32,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
   const config = { ...given, nodeId };
   const log = roleLogger(`trainer.${config.nodeId}`, config);
+  configureBackends({ webGpuSoftware: config.webGpuSoftware });
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;

@@ -16,7 +16,7 @@ import nacl from 'tweetnacl';
 import { signerFromSecret, type Signer } from '../wire/index.js';
 
 /** Where a hotkey comes from. */
-export type HotkeySource = ({ uri: string } | { file: string }) & {
+export type HotkeySource = ({ uri: string } | { file: string; password?: string }) & {
   /** Sign requests with an ed25519 session key the hotkey certifies (src/wire/auth.ts), not the hotkey itself. */
   sessionKeys?: boolean;
 };
@@ -39,8 +39,11 @@ export async function decryptNaclKeyfile(bytes: Uint8Array, password: string, wh
   return Buffer.from(opened).toString('utf8');
 }
 
-/** The secret URI to derive the keypair from. */
-export async function hotkeySecret(source: HotkeySource, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+/**
+ * The secret URI to derive the keypair from. A `$NACL` file opens with `source.password`, which
+ * role configs take from the environment (WALLET_PASSWORD_ENV), never from a flag.
+ */
+export async function hotkeySecret(source: HotkeySource): Promise<string> {
   if ('uri' in source) {
     if (!source.uri) throw new Error('hotkey: expected a secret URI, got an empty string');
     return source.uri;
@@ -54,7 +57,7 @@ export async function hotkeySecret(source: HotkeySource, env: NodeJS.ProcessEnv 
   }
   let text = bytes.toString('utf8');
   if (text.startsWith('$NACL')) {
-    const password = env[WALLET_PASSWORD_ENV];
+    const password = source.password;
     if (!password) throw new Error(`${what}: encrypted ($NACL); set ${WALLET_PASSWORD_ENV} to the wallet password, or use an unencrypted hotkey file or AQ_HOTKEY_URI`);
     text = await decryptNaclKeyfile(bytes, password, what);
   }

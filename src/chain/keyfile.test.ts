@@ -19,7 +19,7 @@ describe('actiquest keys new', () => {
       const json = JSON.parse(fs.readFileSync(file, 'utf8'));
       expect(Object.keys(json).sort()).toEqual(['accountId', 'privateKey', 'publicKey', 'secretPhrase', 'secretSeed', 'ss58Address']);
       expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-      const address = new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret({ file }, {})).address;
+      const address = new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret({ file })).address;
       expect(json.ss58Address).toBe(address);
       expect(new Keyring({ type: 'sr25519' }).addFromUri(json.secretSeed).address).toBe(address);
       expect(lines[0]).toBe(`hotkey ${address}`);
@@ -34,7 +34,7 @@ describe('actiquest keys new', () => {
       const sealed = walletHotkeyPath(dir, 'validator', 'hk');
       expect(fs.readFileSync(sealed).subarray(0, 5).toString()).toBe('$NACL');
       const printed = lines.at(-2)!.replace('hotkey ', '');
-      expect(new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret({ file: sealed }, env)).address).toBe(printed);
+      expect(new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret({ file: sealed, password: env.AQ_WALLET_PASSWORD })).address).toBe(printed);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

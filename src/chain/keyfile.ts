@@ -13,6 +13,7 @@ import { argon2i } from 'hash-wasm';
 import nacl from 'tweetnacl';
 import { cryptoWaitReady, encodeAddress, mnemonicGenerate, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
+import { ID_RULE, isId } from '../util/index.js';
 import { NACL_SALT } from './hotkey.js';
 
 /** The default wallets folder, as btcli's `--wallet.path`. */
@@ -21,7 +22,7 @@ export const DEFAULT_WALLET_PATH = path.join(os.homedir(), '.bittensor', 'wallet
 /** The hotkey file of wallet `name`, hotkey `hotkey` under `walletPath`. */
 export function walletHotkeyPath(walletPath: string, name: string, hotkey: string): string {
   for (const [what, v] of [['wallet.name', name], ['wallet.hotkey', hotkey]] as const) {
-    if (!/^[\w.-]{1,64}$/.test(v) || v === '.' || v === '..') throw new Error(`${what}: expected letters, digits, . _ - (1 to 64), got ${JSON.stringify(v)}`);
+    if (!isId(v) || v === '.' || v === '..') throw new Error(`${what}: expected ${ID_RULE}, got ${JSON.stringify(v)}`);
   }
   return path.join(walletPath.replace(/^~(?=$|\/)/, os.homedir()), name, 'hotkeys', hotkey);
 }

@@ -5,7 +5,7 @@
  * job's resolved settings (`job-config.ts`) and the model card of a finished job.
  */
 export { fairShare, type ShareHolder } from './fair-share.js';
-export { type JobConfig, type SecureAggregationConfig } from './job-config.js';
+export { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, taskMetrics, type JobConfig, type JobIdentity, type JobOption, type SecureAggregationConfig, type SettingNames, SPEC_FIELD_OF } from './job-config.js';
 export { JobManager, MODEL_FILES, type JobManagerDeps, type ManagedJob } from './job-manager.js';
 export { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
 export { NodeLedger } from './ledger.js';

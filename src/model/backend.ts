@@ -8,6 +8,7 @@
  * async (`dataSync` throws in Node) and the project's conv backprop kernels replace the stock
  * ones (conv-grad.ts).
  */
+import { backendSettings } from './settings.js';
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { InvalidFieldError } from '../errors.js';
@@ -66,13 +67,8 @@ function tuneWebGpu(): void {
 /** What Dawn said about the GPU it found (set once the webgpu backend loads). */
 let gpuDescription = '';
 
-/**
- * With AQ_WEBGPU_SOFTWARE=1, webgpu runs on no GPU at all: Dawn's OpenGL ES backend (WebGPU's
- * compatibility mode) over Mesa's llvmpipe, headless through EGL's surfaceless platform. It is
- * far slower than wasm and exists for one thing: running the project's WGSL kernels in tests
- * and CI, on machines without a GPU (Debian's libegl-mesa0 and libgl1-mesa-dri).
- */
-export const webGpuSoftware = () => process.env.AQ_WEBGPU_SOFTWARE === '1';
+/** True when webgpu is to run on Mesa's llvmpipe instead of a GPU (`settings.ts`). */
+export const webGpuSoftware = () => backendSettings().webGpuSoftware;
 
 type Gpu = { requestAdapter(o?: Record<string, unknown>): Promise<unknown> };
 
@@ -93,6 +89,7 @@ export async function installNavigatorGpu(): Promise<true | string> {
     Object.assign(globalThis, mod.globals);
     let gpu: Gpu;
     if (software) {
+      // Mesa reads its platform from the environment: headless, unless the user chose one.
       process.env.EGL_PLATFORM ??= 'surfaceless';
       const gles = mod.create(['backend=opengles']) as Gpu & { wgslLanguageFeatures?: unknown };
       // tfjs-webgpu asks for a plain adapter; OpenGL ES offers only compatibility-mode ones.

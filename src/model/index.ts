@@ -16,3 +16,4 @@ export { trainingForward } from './bn-act.js';
 export { topologyJson } from './spec.js';
 export { headUnits } from './head.js';
 export { type Evaluation } from './train.js';
+export { backendSettings, configureBackends, type BackendSettings } from './settings.js';

@@ -8,6 +8,7 @@
  * totals, per-row sums of g*gamma and g*gamma*x-hat, and dx. The same formula as tfjs's
  * (variance about the mean, eps added inside the square root) and its full gradient.
  */
+import { backendSettings } from './settings.js';
 import * as tf from '@tensorflow/tfjs';
 import { columnPairSums, flatProgram, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
@@ -109,10 +110,10 @@ export const registerLayerNormKernels = () => KERNELS.register();
 const run = KERNELS.run.bind(KERNELS);
 
 /**
- * True where {@link layerNorm} runs: the webgpu backend (AQ_NO_FUSED_LAYER_NORM=1 turns it off,
+ * True where {@link layerNorm} runs: the webgpu backend (`configureBackends({ fusedLayerNorm: false })` turns it off,
  * for the baseline that tests and bench:train compare it with).
  */
-export const layerNormFused = () => tf.getBackend() === 'webgpu' && process.env.AQ_NO_FUSED_LAYER_NORM !== '1';
+export const layerNormFused = () => tf.getBackend() === 'webgpu' && backendSettings().fusedLayerNorm;
 
 /** (x - mean) / sqrt(var + eps) * gamma + beta over the last axis of `x`, on webgpu; differentiable in all three. */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {

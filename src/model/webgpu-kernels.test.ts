@@ -1,12 +1,13 @@
 /**
  * The project's WGSL kernels on a real webgpu backend, with no GPU: Dawn's OpenGL ES backend on
- * Mesa's llvmpipe (AQ_WEBGPU_SOFTWARE=1, backend.ts). Each is checked against the cpu backend's
+ * Mesa's llvmpipe (`configureBackends({ webGpuSoftware: true })`, settings.ts). Each is checked against the cpu backend's
  * stock kernels, as conv-grad.test.ts checks the wasm ones; the GPU runs the same shaders
  * (`npm run bench:train -- --check` there).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from './backend.js';
+import { configureBackends } from './settings.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../../test/fixtures/conv-check.js';
 import { trainingForward } from './bn-act.js';
 import { TokenNorm } from './vit-layers.js';
@@ -14,7 +15,7 @@ import { buildModel } from './spec.js';
 import { meanLoss, targetsOf } from './head.js';
 import { getTask } from '../tasks/index.js';
 
-process.env.AQ_WEBGPU_SOFTWARE = '1';
+configureBackends({ webGpuSoftware: true });
 
 describe('the project\'s webgpu kernels, on a software adapter', () => {
   beforeAll(async () => {
@@ -163,13 +164,13 @@ describe('layer norm as one op on webgpu (layer-norm.ts), against the cpu backen
     const spec = { family: 'vit' as const, patch: 8, dim: 32, depth: 2, heads: 4, mlpRatio: 2 };
     const step = (fused: boolean) => {
       // The baseline: the same model through tfjs's composite layer norm, on webgpu too.
-      process.env.AQ_NO_FUSED_LAYER_NORM = fused ? '' : '1';
+      configureBackends({ fusedLayerNorm: fused });
       const model = buildModel(spec, task.inputShape, task.head, 1);
       return profiledStep(model, (a) => model.apply(a, { training: true }) as tf.Tensor, 2, 'ln');
     };
     const stock = await step(false);
     const fused = await step(true);
-    delete process.env.AQ_NO_FUSED_LAYER_NORM;
+    configureBackends({ fusedLayerNorm: true });
     console.log(`ViT step: ${stock.kernels} kernels with tfjs's layer norm, ${fused.kernels} with layer-norm.ts`);
     expect(fused.loss).toBeCloseTo(stock.loss, 4);
     expect(maxRelErr(fused.grads, stock.grads)).toBeLessThan(1e-3);

@@ -3,6 +3,9 @@
  * coordinator and heartbeating, and admission of callers (allowlist or metagraph).
  */
 export { AllowlistAdmission, AnyAdmission, MetagraphAdmission } from './admission.js';
-export { HOTKEY_OPTIONS, hotkeySourceOf, nodeIdentity } from './hotkey-options.js';
+export { HOTKEY_OPTIONS, hotkeySourceOf, SESSION_KEY_OPTIONS, nodeIdentity } from './hotkey-options.js';
 export { keepRegistered } from './registration.js';
-export { LOG_OPTIONS, logConfigOf, roleLogger, type LogConfig } from './log-options.js';
+export {
+  CLIENT_TLS_OPTIONS, clientTlsOf, LOG_OPTIONS, logConfigOf, metricsConfigOf, metricsOptions, roleLogger, SERVER_TLS_OPTIONS, serverTlsOf,
+  type ClientTlsConfig, type LogConfig, type MetricsConfig, type ServerTlsConfig,
+} from './role-options.js';

@@ -9,3 +9,4 @@ export { createLogger, type Logger, type LogLevel } from './log.js';
 export { sleep } from './sleep.js';
 export { tsxApiUrl, tsxLoaderUrl } from './tsx.js';
 export { writeJsonFile } from './json-file.js';
+export { ID_RULE, isId } from './id.js';
