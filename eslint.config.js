@@ -47,6 +47,7 @@ export default tseslint.config(
     files: ['coordinator/**/*.ts', 'trainer-node/**/*.ts', 'dataset-node/**/*.ts', 'bin/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [deep('(\\.\\./)+src/')] }] },
   },
-  // The config file itself is plain JavaScript outside the TypeScript project.
-  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // The config file and the scripts are plain JavaScript outside the TypeScript project.
+  { files: ['eslint.config.js', 'scripts/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['scripts/**/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly' } } },
 );

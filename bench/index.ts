@@ -40,7 +40,7 @@ async function startSink(windowBytes: number): Promise<{ child: ChildProcess; gr
 async function grpcUpload(address: string, data: Buffer): Promise<number> {
   const client = makeClient(CoordinatorClient, address);
   const { header: blob, chunks } = encodeBlob(data, 1 << 20);
-  const header: UpdateHeader = { nodeId: 'b', taskId: 't', jobId: 'j', round: 1, numSamples: 1, trainLoss: 0, numParams: data.length / 4, blob, trainSeconds: 0 };
+  const header: UpdateHeader = { nodeId: 'b', taskId: 't', jobId: 'j', round: 1, numSamples: 1, trainLoss: 0, numParams: data.length / 4, blob, trainSeconds: 0, masked: false };
   const msgs: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
   // Warm the channel so connection set-up is not timed.
   await callClientStream(client, 'SubmitUpdate', [{ part: 'header', header: { ...header, blob: encodeBlob(Buffer.alloc(4)).header } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc(4) } }], { timeoutMs: 60_000 });

@@ -17,7 +17,7 @@ import os from 'node:os';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { spawnRole, waitListening } from '../bin/demo.js';
-import { callUnary, makeClient, CoordinatorClient, type RegisterTrainerResponse } from '../src/wire/index.js';
+import { callUnary, makeClient, CoordinatorClient } from '../src/wire/index.js';
 import { loadSigner } from '../src/chain/index.js';
 
 /** `AQ_CPU_PROF_DIR`: every process spawned writes a CPU profile there. */
@@ -60,7 +60,7 @@ async function trainer(i: number): Promise<void> {
   const signer = SIGNED ? { ...(await loadSigner({ uri: `//sim-${i}` })), sessions } : null;
   const client = makeClient(CoordinatorClient, address, undefined, signer);
   const nodeId = signer?.address ?? `sim-${String(i).padStart(4, '0')}`;
-  const reg = await timed('RegisterTrainer', () => callUnary<RegisterTrainerResponse>(client, 'RegisterTrainer', {
+  const reg = await timed('RegisterTrainer', () => callUnary(client, 'RegisterTrainer', {
     nodeId, capacity: { samplesPerSecond: 100 + i, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0),
   }, { timeoutMs: 10_000 }));
   const interval = reg?.heartbeatIntervalMs || 1000;

@@ -18,7 +18,7 @@ grpc.server.addService(coordinatorService, {
   SubmitUpdate: clientStream<BlobPart<UpdateHeader>, { accepted: boolean; receivedUpdates: number }>(log, 'SubmitUpdate', async (messages) => {
     let asm: BlobAssembler | null = null;
     for await (const m of messages) {
-      if (m.part === 'header') asm = new BlobAssembler(m.header.blob!, { maxBytes: 1 << 30, allocate: (n) => pool.acquire(n) });
+      if (m.part === 'header') asm = new BlobAssembler(m.header.blob, { maxBytes: 1 << 30, allocate: (n) => pool.acquire(n) });
       else asm!.push(m.chunk);
     }
     pool.release(asm!.finish());

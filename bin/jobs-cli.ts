@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError, InvalidFieldError } from '../src/errors.js';
-import { callServerStream, callUnary, makeClient, useTlsForClients, BlobAssembler, JobsClient, type BlobChunk, type GetJobResponse, type JobInfo, type ModelFileHeader, type RoundResult } from '../src/wire/index.js';
+import { callServerStream, callUnary, makeClient, useTlsForClients, BlobAssembler, JobsClient, type JobInfo, type RoundResult } from '../src/wire/index.js';
 import { loadSigner } from '../src/chain/index.js';
 import { HOTKEY_OPTIONS, hotkeySourceOf, CLIENT_TLS_OPTIONS, clientTlsOf, SESSION_KEY_OPTIONS } from '../src/node/index.js';
 
@@ -89,14 +89,14 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
         } catch (err) {
           throw new ConfigError('submit', 'a readable job spec file', `${arg} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
         }
-        const j = await callUnary<JobInfo>(client, 'SubmitJob', { spec }, call);
+        const j = await callUnary(client, 'SubmitJob', { spec }, call);
         if (o.json) return out(JSON.stringify(j));
         out(`submitted job ${j.jobId} (${j.task}): ${fmtNum(j.parameters)} parameters, ${fmtFlops(j.flops)} a sample, ${j.roundsTotal} rounds, priority ${j.priority}; ${j.state}`);
         out(`follow it with: actiquest job ${j.jobId}`);
         return;
       }
       case 'jobs': {
-        const { jobs } = await callUnary<{ jobs: JobInfo[] }>(client, 'ListJobs', {}, call);
+        const { jobs } = await callUnary(client, 'ListJobs', {}, call);
         if (o.json) return out(JSON.stringify(jobs));
         if (jobs.length === 0) return out('no jobs');
         for (const line of table([
@@ -107,13 +107,14 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
         return;
       }
       case 'job': {
-        const r = await callUnary<GetJobResponse>(client, 'GetJob', { jobId: arg }, call);
+        const r = await callUnary(client, 'GetJob', { jobId: arg }, call);
+        if (!r.job) throw new InvalidFieldError('GetJobResponse.job', 'the job', 'nothing');
         if (o.json) return out(JSON.stringify({ ...r, config: JSON.parse(r.configJson), configJson: undefined }));
         for (const line of [...describe(r.job), '', ...history(r.history, r.job.metric)]) out(line);
         return;
       }
       case 'cancel': {
-        const j = await callUnary<JobInfo>(client, 'CancelJob', { jobId: arg }, call);
+        const j = await callUnary(client, 'CancelJob', { jobId: arg }, call);
         if (o.json) return out(JSON.stringify(j));
         out(`job ${j.jobId} cancelled after ${j.roundsDone} of ${j.roundsTotal} rounds`);
         return;
@@ -132,13 +133,13 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
           written.push({ name: asm.name, bytes: bytes.length });
           asm = null;
         };
-        type Part = { part: 'file'; file: ModelFileHeader } | { part: 'chunk'; chunk: BlobChunk };
-        for await (const msg of callServerStream<Part>(client, 'DownloadModel', { jobId: arg }, call)) {
-          if (msg.part === 'file') {
+        for await (const msg of callServerStream(client, 'DownloadModel', { jobId: arg }, call)) {
+          if (msg.part === 'file' && msg.file) {
+            const file = msg.file;
             finish();
-            if (!/^[\w.-]+$/.test(msg.file.name)) throw new InvalidFieldError('file.name', 'a plain file name', JSON.stringify(msg.file.name));
-            asm = { name: msg.file.name, a: new BlobAssembler(msg.file.blob, { maxBytes: 1 << 30 }) };
-          } else if (asm) {
+            if (!/^[\w.-]+$/.test(file.name)) throw new InvalidFieldError('file.name', 'a plain file name', JSON.stringify(file.name));
+            asm = { name: file.name, a: new BlobAssembler(file.blob, { maxBytes: 1 << 30 }) };
+          } else if (asm && msg.chunk) {
             asm.a.push(msg.chunk);
           } else {
             throw new InvalidFieldError('DownloadModelResponse', 'a file header first', 'a chunk');

@@ -2,8 +2,7 @@
  * The Jobs gRPC service: researchers submit job specs, list and follow jobs, cancel them, and
  * download a finished job's model (TF.js files and model card) as chunk streams.
  */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf } from '../src/wire/index.js';
+import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf, type JobsHandlers } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import { ID_RULE, isId, type Logger } from '../src/util/index.js';
 import { parseJobSpec } from './job-spec.js';
@@ -24,7 +23,7 @@ function checkJobId(v: string): void {
 type DownloadPart = { part: 'file'; file: ModelFileHeader } | { part: 'chunk'; chunk: BlobChunk };
 
 /** Builds the handlers of `actiquest.v1.Jobs`. */
-export function jobsServiceImpl(deps: JobsServiceDeps): UntypedServiceImplementation {
+export function jobsServiceImpl(deps: JobsServiceDeps): JobsHandlers {
   const { jobs, log } = deps;
   return {
     SubmitJob: unary(log, 'SubmitJob', async (req: { spec: string }): Promise<JobInfo> => {

@@ -3,8 +3,7 @@
  * as a chunk stream, and updates received as chunk streams (checked against the round before a
  * byte is stored, digest-verified, then folded into the round's sum).
  */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller } from '../src/wire/index.js';
+import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
 import {
   ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError,
 } from '../src/errors.js';
@@ -61,7 +60,7 @@ export function coordinatorRole(method: string): string {
 }
 
 /** Builds the handlers of `actiquest.v1.Coordinator`. */
-export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedServiceImplementation {
+export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): CoordinatorHandlers {
   const { log, registry, jobs, ledger, metrics } = deps;
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
@@ -237,15 +236,15 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): UntypedSer
       const secure = secureFor(req.nodeId, req.taskId);
       switch (req.payload) {
         case 'advertisement': {
-          const a = req.advertisement;
+          const a = req.advertisement!;
           secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature });
           break;
         }
         case 'shares':
-          secure.submitShares(req.nodeId, req.shares.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
+          secure.submitShares(req.nodeId, req.shares!.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
           break;
         case 'unmask':
-          secure.submitUnmask(req.nodeId, req.unmask.shares.map((x) => {
+          secure.submitUnmask(req.nodeId, req.unmask!.shares.map((x) => {
             if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
             return { owner: x.owner, kind: x.kind, share: x.share };
           }));

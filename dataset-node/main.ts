@@ -3,7 +3,7 @@
  * the coordinator and keep the registration alive with heartbeats.
  */
 import { roleLogger, nodeIdentity, keepRegistered } from '../src/node/index.js';
-import { checkLeaseKey, leaseCryptoReady, RequestVerifier, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
+import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
@@ -60,7 +60,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
           leaseKey = checkLeaseKey(res.leaseKey);
         }
       },
-      register: { method: 'RegisterDataset', request: { nodeId: config.nodeId, address: advertise, task: store.task, shards: store.shards } },
+      register: (client, options) => callUnary(client, 'RegisterDataset', { nodeId: config.nodeId, address: advertise, task: store.task, shards: [...store.shards] }, options),
     })
     : Promise.resolve();
   return {

@@ -1,6 +1,5 @@
 /** The Dataset gRPC service: the manifest, and shards streamed as header + chunks. */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { serverStream, unary, encodeBlob, type GetManifestResponse, type StreamShardRequest, type BlobPart, checkLease, callerOf } from '../src/wire/index.js';
+import { serverStream, unary, encodeBlob, type GetManifestResponse, type StreamShardRequest, type BlobPart, checkLease, callerOf, type DatasetHandlers } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import type { ShardStore } from './shard-store.js';
 import type { DatasetMetrics } from '../src/metrics/index.js';
@@ -20,7 +19,7 @@ export interface DatasetServiceDeps {
 }
 
 /** Builds the handlers of `actiquest.v1.Dataset`. */
-export function datasetServiceImpl(deps: DatasetServiceDeps): UntypedServiceImplementation {
+export function datasetServiceImpl(deps: DatasetServiceDeps): DatasetHandlers {
   const { log, store, metrics } = deps;
   return {
     GetManifest: unary(log, 'GetManifest', (): GetManifestResponse => ({

@@ -10,10 +10,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Metadata, credentials, status } from '@grpc/grpc-js';
+import { Metadata, credentials, status, type Client } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
 import { dev, lease, rawUnary, sign } from './signed-fixture.js';
-import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type GetManifestResponse, type GetTaskResponse, type Task, type UpdateHeader, encodeBlob, float32ToBytes } from '../src/wire/index.js';
+import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type CoordinatorStub, type ServerStreamMethod, type UnaryMethod, type Task, type UpdateHeader, encodeBlob, float32ToBytes } from '../src/wire/index.js';
 import { CoordinatorStore } from '../src/store/index.js';
 import { getTask } from '../src/tasks/index.js';
 
@@ -59,17 +59,18 @@ describe('bad input, table', () => {
     h.defer(() => { for (const x of [coord, asGhost, jobs, data, raw, unlimited]) x.close(); });
     // A registered prober, to reach checks past registration; a shard id to lease.
     await callUnary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 10 } }, T);
-    const shard = (await callUnary<GetManifestResponse>(data, 'GetManifest', {}, T)).shards[0]!.shardId;
+    const shard = (await callUnary(data, 'GetManifest', {}, T)).shards[0]!.shardId;
     const hb = { nodeId: P, taskId: '' };
     const replay = sign(raw, 'Heartbeat', prober!, hb);
     await rawUnary(raw, 'Heartbeat', hb, replay);
 
-    const unary = (client: typeof coord, method: string, req: unknown) => grpcError(callUnary(client, method, req, T));
-    const stream = (client: typeof coord, method: string, req: unknown) => grpcError(collect(callServerStream(client, method, req, T)));
+    // The table sends any method of any service anything: its calls are typed as loosely as that.
+    const unary = (client: Client, method: string, req: unknown) => grpcError(callUnary(client as CoordinatorStub, method as UnaryMethod<CoordinatorStub>, req as never, T));
+    const stream = (client: Client, method: string, req: unknown) => grpcError(collect(callServerStream(client as CoordinatorStub, method as ServerStreamMethod<CoordinatorStub>, req as never, T)));
     const upload = (msgs: BlobPart<UpdateHeader>[]) => grpcError(callClientStream(coord, 'SubmitUpdate', msgs, T));
     const blob = encodeBlob(Buffer.alloc(64), 32);
     const header = (over: Partial<UpdateHeader>): BlobPart<UpdateHeader> => ({
-      part: 'header', header: { nodeId: P, taskId: 't', jobId: 'job-1', round: 1, numSamples: 1, trainLoss: 0, numParams: 16, blob: blob.header, trainSeconds: 1, ...over },
+      part: 'header', header: { nodeId: P, taskId: 't', jobId: 'job-1', round: 1, numSamples: 1, trainLoss: 0, numParams: 16, blob: blob.header, trainSeconds: 1, masked: false, ...over },
     });
     const shardWith = (l: unknown, shardId = shard) => stream(data, 'StreamShard', { shardId, lease: l });
     const fault = { datasetNodeId: D, shardId: 'x', reason: 'r' };
@@ -153,7 +154,7 @@ describe('bad input, table', () => {
       }
     };
     await check(cases);
-    expect((await callUnary<{ jobs: { jobId: string }[] }>(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
+    expect((await callUnary(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
 
     // The prober keeps its heartbeats up and is dealt a task in round 1 beside two honest trainers.
     let beating = true;
@@ -164,14 +165,14 @@ describe('bad input, table', () => {
       }
     })();
     for (const t of ['T0', 'T1']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
-    const res = await callUnary<GetTaskResponse>(coord, 'GetTask', { nodeId: P, waitMs: 20_000 }, { timeoutMs: 30_000 });
+    const res = await callUnary(coord, 'GetTask', { nodeId: P, waitMs: 20_000 }, { timeoutMs: 30_000 });
     expect(res.result).toBe('task');
     const task = res.task as Task;
     const N = c.job.paramCount;
     const update = (over: Partial<UpdateHeader>, delta: Float32Array = new Float32Array(N), edit?: (msgs: BlobPart<UpdateHeader>[]) => BlobPart<UpdateHeader>[]) => {
       const b = encodeBlob(float32ToBytes(delta), 64 * 1024);
       const msgs: BlobPart<UpdateHeader>[] = [
-        { part: 'header', header: { nodeId: P, taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: N, blob: b.header, trainSeconds: 1, ...over } },
+        { part: 'header', header: { nodeId: P, taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: N, blob: b.header, trainSeconds: 1, masked: false, ...over } },
         ...b.chunks.map((chunk) => ({ part: 'chunk' as const, chunk })),
       ];
       return upload(edit ? edit(msgs) : msgs);
@@ -195,8 +196,8 @@ describe('bad input, table', () => {
     expect(got.length).toBeGreaterThanOrEqual(55);
 
     // Still serving; no job added; once the prober goes quiet the round completes with the others.
-    expect((await callUnary<GetManifestResponse>(data, 'GetManifest', {}, T)).shards.length).toBeGreaterThan(0);
-    expect((await callUnary<{ jobs: { jobId: string }[] }>(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
+    expect((await callUnary(data, 'GetManifest', {}, T)).shards.length).toBeGreaterThan(0);
+    expect((await callUnary(jobs, 'ListJobs', {}, T)).jobs.map((j) => j.jobId)).toEqual(['job-1']);
     beating = false;
     await beat;
     expect(await c.done).toBe('DONE');

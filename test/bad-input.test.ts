@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, metricValue } from './helpers.js';
-import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, type BlobPart, type GetTaskResponse, type Task, type UpdateHeader, encodeBlob, float32ToBytes, sha256, bytesToFloat32 } from '../src/wire/index.js';
+import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, type BlobPart, type Task, type UpdateHeader, encodeBlob, float32ToBytes, sha256, bytesToFloat32 } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -49,7 +49,7 @@ describe('bad input', () => {
     })();
     await h.trainer(c.address, 'honest-0');
     await h.trainer(c.address, 'honest-1');
-    const res = await callUnary<GetTaskResponse>(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });
+    const res = await callUnary(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });
     expect(res.result).toBe('task');
     const task = res.task as Task;
 
@@ -60,7 +60,7 @@ describe('bad input', () => {
 
     const submit = (header: Partial<UpdateHeader>, parts: BlobPart<UpdateHeader>[] | null, delta = new Float32Array(P)) => {
       const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
-      const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, ...header };
+      const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false, ...header };
       const msgs = parts ?? [{ part: 'header', header: h2 }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
       return grpcError(callClientStream(client, 'SubmitUpdate', msgs, T));
     };
@@ -71,14 +71,14 @@ describe('bad input', () => {
     const bad = encodeBlob(float32ToBytes(new Float32Array(P)), 64 * 1024);
 
     expect(await submit({ numParams: P - 1 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: `update length: expected ${P} float32 parameters, got ${P - 1}` });
-    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: shortBlob.header, trainSeconds: 1 } }, ...shortBlob.chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))]))
+    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: shortBlob.header, trainSeconds: 1, masked: false } }, ...shortBlob.chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))]))
       .toEqual({ code: status.INVALID_ARGUMENT, details: `blob length: expected ${P * 4} bytes, got ${(P - 1) * 4}` });
     expect(await submit({ blob: { ...bad.header, sha256: sha256(Buffer.from('something else')) } }, null))
       .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^blob: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) });
     expect(await submit({}, null, nan)).toEqual({ code: status.INVALID_ARGUMENT, details: 'update: expected finite numbers, got NaN at parameter 5' });
     expect(await submit({}, [{ part: 'chunk', chunk: bad.chunks[0]! }]))
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'SubmitUpdateRequest: expected a header first, got a chunk' });
-    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: bad.header, trainSeconds: 1 } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]))
+    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: bad.header, trainSeconds: 1, masked: false } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]))
       .toEqual({ code: status.RESOURCE_EXHAUSTED, details: `chunk size: expected at most ${4 << 20} bytes, got ${(4 << 20) + 100}` });
     expect(await submit({ nodeId: 'honest-0' }, null)).toEqual({ code: status.NOT_FOUND, details: `task ${task.taskId}: not assigned to node honest-0` });
     expect(await submit({ round: 2 }, null)).toEqual({ code: status.FAILED_PRECONDITION, details: `job ${task.jobId}: expected an update for round 1 (in TRAIN), got round 2` });

@@ -156,6 +156,7 @@ run('subtensor weights', () => {
     }
   });
 
+  // Ten rounds wait on the runtime's blocks: 60 s alone, over 120 s beside the CPU-heavy suites.
   it('a coordinator on a commit-reveal subnet commits each round and reveals in a later one', async () => {
     const h = new Harness();
     try {
@@ -171,7 +172,7 @@ run('subtensor weights', () => {
     } finally {
       await h.close();
     }
-  });
+  }, 300_000);
   it('admits signed trainers by the metagraph and a dataset node by the allowlist, and refuses a hotkey in neither', async () => {
     const h = new Harness();
     try {
@@ -196,5 +197,5 @@ run('subtensor weights', () => {
     } finally {
       await h.close();
     }
-  }, 120_000);
+  }, 300_000);
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
-import { callUnary, makeClient, CoordinatorClient, type GetScoreResponse } from '../src/wire/index.js';
+import { callUnary, makeClient, CoordinatorClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -34,7 +34,7 @@ describe('scores and weights without a chain', () => {
 
     const client = makeClient(CoordinatorClient, c.address);
     h.defer(() => client.close());
-    const mine = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 't1' }, { timeoutMs: 5000 });
+    const mine = await callUnary(client, 'GetScore', { nodeId: 't1' }, { timeoutMs: 5000 });
     expect(mine).toMatchObject({ nodeId: 't1', role: 'trainer', groupsSeen: 2 });
     // Its parts: both tasks in on time, live throughout, a measured speed; and their product.
     expect(mine.onTime).toBeCloseTo(3 / 4, 9);
@@ -42,7 +42,7 @@ describe('scores and weights without a chain', () => {
     expect(mine.throughput).toBeGreaterThan(0);
     expect(mine.throughput).toBeLessThanOrEqual(1);
     expect(mine.reliability).toBeCloseTo(mine.onTime * mine.uptime * (0.75 + 0.25 * mine.throughput), 9);
-    const ds = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-a' }, { timeoutMs: 5000 });
+    const ds = await callUnary(client, 'GetScore', { nodeId: 'ds-a' }, { timeoutMs: 5000 });
     expect(ds).toMatchObject({ role: 'dataset', onTime: 1, uptime: 1, throughput: 1 });
     expect(await grpcError(callUnary(client, 'GetScore', { nodeId: 'stranger' }, { timeoutMs: 5000 })))
       .toEqual({ code: status.NOT_FOUND, details: 'node stranger: no score yet; it is scored once a group it was in has been evaluated' });
@@ -69,8 +69,8 @@ describe('scores and weights without a chain', () => {
     const client = makeClient(CoordinatorClient, c.address);
     h.defer(() => client.close());
     // Trainers report with their heartbeats; the scores are recomputed after each round.
-    const bad = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-bad' }, { timeoutMs: 5000 });
-    const good = await callUnary<GetScoreResponse>(client, 'GetScore', { nodeId: 'ds-good' }, { timeoutMs: 5000 });
+    const bad = await callUnary(client, 'GetScore', { nodeId: 'ds-bad' }, { timeoutMs: 5000 });
+    const good = await callUnary(client, 'GetScore', { nodeId: 'ds-good' }, { timeoutMs: 5000 });
     expect(good.onTime).toBe(1);
     expect(bad.onTime).toBeLessThan(1);
     // The operational factor of its score falls with it (the score's quality part is noisier).

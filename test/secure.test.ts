@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, kill, until } from './helpers.js';
-import { callClientStream, callUnary, makeClient, CoordinatorClient, type GetTaskResponse, type Task, encodeBlob } from '../src/wire/index.js';
+import { callClientStream, callUnary, makeClient, CoordinatorClient, type Task, encodeBlob } from '../src/wire/index.js';
 import { generateIdentity } from '../src/crypto/index.js';
 import { SecAggNode, quantStep } from '../src/secagg/index.js';
 
@@ -109,7 +109,7 @@ describe('secure aggregation: bad input over gRPC', () => {
     const beat = setInterval(() => void callUnary(client, 'Heartbeat', { nodeId: 'rogue', taskId: '' }, T).catch(() => {}), 300);
     h.defer(() => clearInterval(beat));
     await h.trainer(c.address, 'honest');
-    const res = await callUnary<GetTaskResponse>(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });
+    const res = await callUnary(client, 'GetTask', { nodeId: 'rogue', waitMs: 20_000 }, { timeoutMs: 30_000 });
     const task = res.task as Task;
     expect(task.secagg!.members).toEqual(['honest', 'rogue']);
     const base = { nodeId: 'rogue', taskId: task.taskId };
@@ -132,8 +132,8 @@ describe('secure aggregation: bad input over gRPC', () => {
       .toEqual({ code: status.UNAUTHENTICATED, details: 'key advertisement of rogue: its identity key is not the one registered' });
     // A plaintext update in a secure round is refused before any byte is stored.
     const { header: blob, chunks } = encodeBlob(Buffer.alloc(c.job.paramCount * 4));
-    const header = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 1, trainLoss: 0, numParams: c.job.paramCount, blob, trainSeconds: 1 };
-    expect(await grpcError(callClientStream(client, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk', chunk }))], T)))
+    const header = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 1, trainLoss: 0, numParams: c.job.paramCount, blob, trainSeconds: 1, masked: false };
+    expect(await grpcError(callClientStream(client, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))], T)))
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'masked: expected a masked input (secure aggregation is on), got a plaintext update' });
 
     await callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T);
@@ -142,7 +142,7 @@ describe('secure aggregation: bad input over gRPC', () => {
     expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T)))
       .toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^group g0: (ADVERTISE_KEYS from rogue already received|expected stage SHARE_KEYS, got ADVERTISE_KEYS)$/) });
     // The group moves on once both advertised; the rogue gets its neighbour's advertisement.
-    const ads = await callUnary<{ result: string; advertisements?: { advertisements: { nodeId: string }[] } }>(client, 'SecAggAwait', { ...base, stage: 'SHARE_KEYS', waitMs: 20_000 }, { timeoutMs: 30_000 });
+    const ads = await callUnary(client, 'SecAggAwait', { ...base, stage: 'SHARE_KEYS', waitMs: 20_000 }, { timeoutMs: 30_000 });
     expect(ads.result).toBe('advertisements');
     expect(ads.advertisements!.advertisements.map((a) => a.nodeId)).toEqual(['honest']);
     // A masked input now is the wrong stage.

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { Harness, actiquest, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
-import { newSession, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type GetManifestResponse } from '../src/wire/index.js';
+import { newSession, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -46,7 +46,7 @@ describe('signed requests', () => {
     const asT0 = makeClient(DatasetClient, d.address, undefined, t0);
     const asResearcher = makeClient(JobsClient, c.address, undefined, researcher);
     h.defer(() => { asT0.close(); asResearcher.close(); });
-    const manifest = await callUnary<GetManifestResponse>(asT0, 'GetManifest', {}, { timeoutMs: 5000 });
+    const manifest = await callUnary(asT0, 'GetManifest', {}, { timeoutMs: 5000 });
     const shard = manifest.shards[0]!.shardId;
     const stream = (signer: typeof t0, l: unknown) => grpcError(rawStream(data, 'StreamShard', { shardId: shard, lease: l }, sign(data, 'StreamShard', signer!, { shardId: shard, lease: l })));
 
@@ -125,7 +125,7 @@ describe('signed requests', () => {
     // A good lease still streams the shard; the researcher may list jobs.
     const good = { shardId: shard, lease: lease(leaseKey!, ds!.address, t0!.address, [shard]) };
     expect(await rawStream(data, 'StreamShard', good, sign(data, 'StreamShard', t0!, good))).toBeGreaterThan(1);
-    const listed = await callUnary<{ jobs: { jobId: string }[] }>(asResearcher, 'ListJobs', {}, { timeoutMs: 5000 });
+    const listed = await callUnary(asResearcher, 'ListJobs', {}, { timeoutMs: 5000 });
     expect(listed.jobs.map((j) => j.jobId)).toEqual(['job-1']);
     // The researchers' CLI signs with the hotkey it is given, and says why it is refused without one.
     const signedCli = await actiquest(['jobs', '--coordinator', c.address], { AQ_HOTKEY_URI: '//Researcher' });

@@ -49,13 +49,10 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
 
   const registration = keepRegistered<RegisterTrainerResponse>({
     coordinator: config.coordinator, nodeId: config.nodeId, client: coordinator, log, signal: stop.signal,
-    register: {
-      method: 'RegisterTrainer',
-      request: {
-        nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity, backend: backend.backend, device: backend.device },
-        version: '0.1.0', identityKey: identity.publicKey,
-      },
-    },
+    register: (client, options) => callUnary(client, 'RegisterTrainer', {
+      nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity, backend: backend.backend, device: backend.device },
+      version: '0.1.0', identityKey: identity.publicKey,
+    }, options),
     currentTask: () => currentTask,
     takeShardFaults: () => runner.shardFaults.splice(0),
     returnShardFaults: (faults) => runner.shardFaults.push(...faults),
@@ -79,7 +76,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       }
       let res: GetTaskResponse;
       try {
-        res = await callUnary<GetTaskResponse>(coordinator, 'GetTask', { nodeId: config.nodeId, waitMs: config.waitMs }, { timeoutMs: config.waitMs + 5_000, signal: stop.signal });
+        res = await callUnary(coordinator, 'GetTask', { nodeId: config.nodeId, waitMs: config.waitMs }, { timeoutMs: config.waitMs + 5_000, signal: stop.signal });
         backoff = 250;
       } catch (err) {
         if (stop.signal.aborted) break;

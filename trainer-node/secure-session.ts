@@ -4,8 +4,7 @@
  * masks the update, and answers the unmask request. The protocol itself is
  * `src/secagg/node.ts`; this file only moves its messages.
  */
-import type { Client } from '@grpc/grpc-js';
-import { callUnary, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
+import { callUnary, type CoordinatorStub, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
 import { SecAggNode, type SecAggParams } from '../src/secagg/index.js';
 import type { Identity } from '../src/crypto/index.js';
 
@@ -24,7 +23,7 @@ export class SecureSession {
   readonly node: SecAggNode;
   private readonly identities: Map<string, Uint8Array>;
 
-  constructor(private readonly client: Client, private readonly nodeId: string, private readonly task: Task, identity: Identity) {
+  constructor(private readonly client: CoordinatorStub, private readonly nodeId: string, private readonly task: Task, identity: Identity) {
     const c = task.secagg as SecAggConfig;
     const params: SecAggParams = {
       roundId: c.roundId, groupId: c.groupId, members: c.members, neighbours: c.neighbours, threshold: c.threshold,
@@ -42,9 +41,9 @@ export class SecureSession {
   private async awaitStage(stage: 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK', signal: AbortSignal): Promise<SecAggAwaitResponse> {
     for (;;) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
-      const res = await callUnary<SecAggAwaitResponse>(this.client, 'SecAggAwait',
+      const res = await callUnary(this.client, 'SecAggAwait',
         { nodeId: this.nodeId, taskId: this.task.taskId, stage, waitMs: 10_000 }, { timeoutMs: 20_000, signal });
-      if (res.result === 'aborted') throw new SecAggAbortedError(res.aborted);
+      if (res.result === 'aborted') throw new SecAggAbortedError(res.aborted ?? 'aborted');
       if (res.result !== 'retryAfterMs') return res;
     }
   }
@@ -54,18 +53,18 @@ export class SecureSession {
     await this.submit({ payload: 'advertisement', advertisement: this.node.advertise() }, signal);
     const ads = await this.awaitStage('SHARE_KEYS', signal);
     if (ads.result !== 'advertisements') throw new SecAggAbortedError(`expected advertisements, got ${ads.result}`);
-    const shares = await this.node.shareKeys(ads.advertisements.advertisements, this.identities);
+    const shares = await this.node.shareKeys(ads.advertisements!.advertisements, this.identities);
     await this.submit({ payload: 'shares', shares: { shares } }, signal);
     const mine = await this.awaitStage('MASKED_INPUT', signal);
     if (mine.result !== 'shares') throw new SecAggAbortedError(`expected shares, got ${mine.result}`);
-    this.node.receiveShares(mine.shares.shares);
+    this.node.receiveShares(mine.shares!.shares);
   }
 
   /** UNMASK: waits for the survivors list and reveals what it may. */
   async unmask(signal: AbortSignal): Promise<void> {
     const req = await this.awaitStage('UNMASK', signal);
     if (req.result !== 'unmask') throw new SecAggAbortedError(`expected an unmask request, got ${req.result}`);
-    const reveals = this.node.unmask(req.unmask);
+    const reveals = this.node.unmask(req.unmask!);
     await this.submit({ payload: 'unmask', unmask: { shares: reveals } }, signal);
   }
 }

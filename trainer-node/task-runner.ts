@@ -4,8 +4,7 @@
  * `local - global` as a chunk stream. Stops at the next batch when its signal aborts.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { Client } from '@grpc/grpc-js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer } from '../src/wire/index.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -23,13 +22,13 @@ export class TaskRunner {
   private readonly shardCache = new Map<string, Dataset>();
   /** Shards that failed their digest check, not yet reported. */
   readonly shardFaults: ShardFault[] = [];
-  private readonly datasetClients = new Map<string, Client>();
+  private readonly datasetClients = new Map<string, DatasetStub>();
   private model: { topology: string; model: tf.LayersModel } | null = null;
 
   constructor(
     private readonly deps: {
       nodeId: string;
-      coordinator: Client;
+      coordinator: CoordinatorStub;
       metrics: TrainerMetrics;
       log: Logger;
       delayPerBatchMs: number;
@@ -50,7 +49,7 @@ export class TaskRunner {
     this.datasetClients.clear();
   }
 
-  private datasetClient(address: string): Client {
+  private datasetClient(address: string): DatasetStub {
     let c = this.datasetClients.get(address);
     if (!c) {
       c = makeClient(DatasetClient, address, undefined, this.deps.signer);
@@ -75,7 +74,7 @@ export class TaskRunner {
   private async fetchShard(ref: ShardRef, taskName: string, lease: ShardLease | undefined, signal: AbortSignal): Promise<{ count: number; features: Float32Array; labels: Uint8Array }> {
     const cached = this.shardCache.get(ref.sha256);
     if (cached) return cached;
-    const stream = callServerStream<BlobPart>(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId, lease: lease ?? null }, { timeoutMs: 60_000, signal });
+    const stream = callServerStream(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId, lease: lease ?? null }, { timeoutMs: 60_000, signal });
     const bytes = await this.receiveBlob(stream, { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 });
     const { header, samples } = decodeShard(bytes);
     if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
@@ -127,7 +126,7 @@ export class TaskRunner {
 
   private async loadModel(task: Task, signal: AbortSignal): Promise<{ model: tf.LayersModel; global: Float32Array }> {
     const ref = task.model!;
-    const stream = callServerStream<BlobPart>(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
+    const stream = callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
     const bytes = await this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
     const global = new Float32Array(bytesToFloat32(bytes));
     if (this.model?.topology !== ref.topologyJson) {
@@ -175,7 +174,7 @@ export class TaskRunner {
     };
     log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
-    const res = await callClientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
+    const res = await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
     metrics.sentBytes.inc(blob.totalBytes);
     onSubmitted?.();
     if (secure) await secure.unmask(unmaskSignal);

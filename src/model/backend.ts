@@ -77,6 +77,8 @@ type Gpu = { requestAdapter(o?: Record<string, unknown>): Promise<unknown> };
  * that it offers an adapter; false when the package is missing or no GPU is usable.
  */
 export async function installNavigatorGpu(): Promise<true | string> {
+  // Asked once: Dawn logs its limits each time an adapter is made.
+  if (gpuDescription) return true;
   const g = globalThis as { navigator?: { gpu?: Gpu } };
   const software = webGpuSoftware();
   if (!g.navigator?.gpu) {

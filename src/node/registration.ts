@@ -3,19 +3,20 @@
  * coordinator asks for, and register again when the coordinator has forgotten the node
  * (NOT_FOUND, e.g. after a restart) or was unreachable. Retries back off exponentially.
  */
-import { status, type Client } from '@grpc/grpc-js';
-import { CoordinatorClient, type HeartbeatResponse, type ShardFault, callUnary, makeClient, hasStatus } from '../wire/index.js';
+import { status } from '@grpc/grpc-js';
+import { CoordinatorClient, type CallOptions, type CoordinatorStub, type HeartbeatResponse, type ShardFault, callUnary, makeClient, hasStatus } from '../wire/index.js';
 import { type Logger, sleep } from '../util/index.js';
 
 /** Options of {@link keepRegistered}. */
 export interface KeepRegisteredOptions<R> {
   coordinator: string;
   nodeId: string;
-  register: { method: 'RegisterTrainer' | 'RegisterDataset'; request: unknown };
+  /** Registers with the coordinator (RegisterTrainer or RegisterDataset) and resolves with the answer. */
+  register: (client: CoordinatorStub, options: CallOptions) => Promise<R>;
   log: Logger;
   signal: AbortSignal;
   /** Reused client; one is made when absent. */
-  client?: Client;
+  client?: CoordinatorStub;
   /** The task to report in heartbeats (trainers). */
   currentTask?: () => string;
   onRegistered?: (res: R) => void;
@@ -38,7 +39,7 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
     while (!signal.aborted) {
       let interval: number;
       try {
-        const res = await callUnary<R>(client, options.register.method, options.register.request, { timeoutMs, signal });
+        const res = await options.register(client, { timeoutMs, signal });
         interval = Math.max(100, res.heartbeatIntervalMs || 1_000);
         options.onRegistered?.(res);
         log.info('registered', { coordinator: options.coordinator });
@@ -57,7 +58,7 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
         const faults = options.takeShardFaults?.() ?? [];
         try {
           const taskId = options.currentTask?.() ?? '';
-          const res = await callUnary<HeartbeatResponse>(client, 'Heartbeat', { nodeId: options.nodeId, taskId, shardFaults: faults }, { timeoutMs, signal });
+          const res = await callUnary(client, 'Heartbeat', { nodeId: options.nodeId, taskId, shardFaults: faults }, { timeoutMs, signal });
           options.onHeartbeat?.(res, taskId);
         } catch (err) {
           options.returnShardFaults?.(faults);

@@ -98,7 +98,7 @@ export function planRound(input: PlanInput): RoundPlan | null {
         localEpochs: cfg.localEpochs, batchSize: cfg.batchSize, learningRate: cfg.learningRate,
         optimizer: cfg.optimizer, clipNorm: cfg.clipNorm, seed: rng.uint32(),
       },
-      shards: dealt[i]!, deadlineUnixMs: deadlineMs,
+      shards: dealt[i]!, deadlineUnixMs: deadlineMs, secagg: null, leases: [],
     };
     if (input.leaseSigner) task.leases = leasesFor(input.leaseSigner, c.nodeId, dealt[i]!, deadlineMs + LEASE_GRACE_MS);
     return { nodeId: c.nodeId, taskId, task };

@@ -59,7 +59,12 @@ export class BlobAssembler {
   private nextIndex = 0;
   private readonly maxChunk: number;
 
-  constructor(readonly header: BlobHeader, limits: BlobLimits) {
+  readonly header: BlobHeader;
+
+  /** Checks `header` (a stream's header may arrive without one) against `limits`. */
+  constructor(header: BlobHeader | null | undefined, limits: BlobLimits) {
+    if (!header) throw new InvalidFieldError('blob', 'a blob header (total bytes, sha256, chunk count)', 'nothing');
+    this.header = header;
     const total = header.totalBytes;
     if (!Number.isSafeInteger(total) || total < 0) {
       throw new InvalidFieldError('blob.total_bytes', 'a non-negative integer', String(total));

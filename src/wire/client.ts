@@ -42,6 +42,27 @@ function metadataFor(client: grpc.Client, method: string, request: unknown, stre
 
 type AnyClient = Record<string, (...args: never[]) => unknown>;
 
+/*
+ * The methods of a generated client (`generated/`, proto-loader-gen-types), by kind, with their
+ * request and response types, read off each method's shortest overload. Calls below name a method
+ * of the client's service, and the compiler checks the name, the request and the response.
+ */
+type Returns<F> = F extends (...args: never[]) => infer R ? R : never;
+type UnaryOf<F> = Returns<F> extends grpc.ClientWritableStream<never> | grpc.ClientReadableStream<never> ? never
+  : F extends (argument: infer Req, callback: grpc.requestCallback<infer Res>) => grpc.ClientUnaryCall ? { req: Req; res: Res } : never;
+type ServerStreamOf<F> = F extends (argument: infer Req, options?: grpc.CallOptions) => grpc.ClientReadableStream<infer Res> ? { req: Req; res: Res } : never;
+type ClientStreamOf<F> = F extends (callback: grpc.requestCallback<infer Res>) => grpc.ClientWritableStream<infer Req> ? { req: Req; res: Res } : never;
+/** Names of the client's unary methods. */
+export type UnaryMethod<C> = { [K in keyof C & string]: [UnaryOf<C[K]>] extends [never] ? never : K }[keyof C & string];
+/** Names of the client's server-streaming methods. */
+export type ServerStreamMethod<C> = { [K in keyof C & string]: [ServerStreamOf<C[K]>] extends [never] ? never : K }[keyof C & string];
+/** Names of the client's client-streaming methods. */
+export type ClientStreamMethod<C> = { [K in keyof C & string]: [ClientStreamOf<C[K]>] extends [never] ? never : K }[keyof C & string];
+/** The request a method takes (every field optional, as proto3 sends it). */
+export type RequestOf<C, M extends keyof C> = (UnaryOf<C[M]> | ServerStreamOf<C[M]> | ClientStreamOf<C[M]>)['req'];
+/** The response a method gives (every field present, defaults filled). */
+export type ResponseOf<C, M extends keyof C> = (UnaryOf<C[M]> | ServerStreamOf<C[M]> | ClientStreamOf<C[M]>)['res'];
+
 function deadline(ms: number): Date {
   return new Date(Date.now() + ms);
 }
@@ -58,7 +79,8 @@ function linkSignal(call: { cancel(): void }, signal?: AbortSignal): () => void 
 }
 
 /** Calls a unary method and resolves with its response. */
-export function callUnary<Res>(client: grpc.Client, method: string, request: unknown, options: CallOptions): Promise<Res> {
+export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(client: C, method: M, request: RequestOf<C, M>, options: CallOptions): Promise<ResponseOf<C, M>> {
+  type Res = ResponseOf<C, M>;
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void,
   ) => grpc.ClientUnaryCall;
@@ -74,7 +96,10 @@ export function callUnary<Res>(client: grpc.Client, method: string, request: unk
 }
 
 /** Opens a server stream; iterate the result for its messages. */
-export function callServerStream<Res>(client: grpc.Client, method: string, request: unknown, options: CallOptions): grpc.ClientReadableStream<Res> & AsyncIterable<Res> {
+export function callServerStream<C extends grpc.Client, M extends ServerStreamMethod<C>>(
+  client: C, method: M, request: RequestOf<C, M>, options: CallOptions,
+): grpc.ClientReadableStream<ResponseOf<C, M>> & AsyncIterable<ResponseOf<C, M>> {
+  type Res = ResponseOf<C, M>;
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     req: unknown, md: grpc.Metadata, opts: grpc.CallOptions,
   ) => grpc.ClientReadableStream<Res>;
@@ -88,9 +113,11 @@ export function callServerStream<Res>(client: grpc.Client, method: string, reque
  * Opens a client stream, writes every message of `messages` (awaiting back-pressure) and
  * resolves with the server's response.
  */
-export async function callClientStream<Req, Res>(
-  client: grpc.Client, method: string, messages: Iterable<Req> | AsyncIterable<Req>, options: CallOptions,
-): Promise<Res> {
+export async function callClientStream<C extends grpc.Client, M extends ClientStreamMethod<C>>(
+  client: C, method: M, messages: Iterable<RequestOf<C, M>> | AsyncIterable<RequestOf<C, M>>, options: CallOptions,
+): Promise<ResponseOf<C, M>> {
+  type Req = RequestOf<C, M>;
+  type Res = ResponseOf<C, M>;
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void,
   ) => grpc.ClientWritableStream<Req>;

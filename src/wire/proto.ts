@@ -1,12 +1,19 @@
 /**
- * Loads the wire contract (`proto/actiquest/v1`) once and exposes the service definitions and
- * the TypeScript shapes of its messages (camelCase, 64-bit integers as numbers, defaults filled,
- * `bytes` as Buffer).
+ * Loads the wire contract (`proto/actiquest/v1`) once and exposes its typed service definitions
+ * and clients, and the TypeScript shapes of its messages. The shapes are generated from the
+ * `.proto` files by proto-loader-gen-types (`scripts/gen-proto.mjs`, into `generated/`, not
+ * committed) with the loader options below: camelCase, 64-bit integers as numbers, defaults
+ * filled, `bytes` as Buffer, and each oneof's member named in a field of the oneof's name. A
+ * message as received is `X__Output` (every field present); one being sent is `X` (every field
+ * optional). The names exported here are the received shapes, which the code builds too.
  */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
+import { loadPackageDefinition } from '@grpc/grpc-js';
+import type { ProtoGrpcType as CoordinatorProto } from './generated/coordinator.js';
+import type { ProtoGrpcType as DatasetProto } from './generated/dataset.js';
+import type { ProtoGrpcType as JobsProto } from './generated/jobs.js';
 
 const PROTO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 
@@ -14,101 +21,72 @@ const definition = protoLoader.loadSync(
   ['actiquest/v1/coordinator.proto', 'actiquest/v1/jobs.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto'],
   { includeDirs: [PROTO_ROOT], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
 );
-const pkg = (loadPackageDefinition(definition).actiquest as GrpcObject).v1 as GrpcObject;
+const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto).actiquest.v1;
 
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */
-export const CoordinatorClient = pkg.Coordinator as ServiceClientConstructor;
-export const coordinatorService: ServiceDefinition = CoordinatorClient.service;
+export const CoordinatorClient = pkg.Coordinator;
+export const coordinatorService = CoordinatorClient.service;
 /** Client constructor and service definition of `actiquest.v1.Jobs`. */
-export const JobsClient = pkg.Jobs as ServiceClientConstructor;
-export const jobsService: ServiceDefinition = JobsClient.service;
+export const JobsClient = pkg.Jobs;
+export const jobsService = JobsClient.service;
 /** Client constructor and service definition of `actiquest.v1.Dataset`. */
-export const DatasetClient = pkg.Dataset as ServiceClientConstructor;
-export const datasetService: ServiceDefinition = DatasetClient.service;
+export const DatasetClient = pkg.Dataset;
+export const datasetService = DatasetClient.service;
 
-/* ---- message shapes (see the .proto files for what each field means) ---- */
+/* ---- message shapes, as received (see the .proto files for what each field means) ---- */
 
-export interface BlobHeader { totalBytes: number; sha256: Buffer; chunkCount: number }
-export interface BlobChunk { index: number; data: Buffer }
-/** A stream message that is either a header or a chunk (`part` names which). */
-export type BlobPart<H = BlobHeader> =
+export type { BlobHeader__Output as BlobHeader } from './generated/actiquest/v1/BlobHeader.js';
+export type { BlobChunk__Output as BlobChunk } from './generated/actiquest/v1/BlobChunk.js';
+export type { TrainerCapacity__Output as TrainerCapacity } from './generated/actiquest/v1/TrainerCapacity.js';
+export type { TrainConfig__Output as TrainConfig } from './generated/actiquest/v1/TrainConfig.js';
+export type { ShardRef__Output as ShardRef } from './generated/actiquest/v1/ShardRef.js';
+export type { ModelRef__Output as ModelRef } from './generated/actiquest/v1/ModelRef.js';
+export type { ShardInfo__Output as ShardInfo } from './generated/actiquest/v1/ShardInfo.js';
+export type { RegisterTrainerRequest__Output as RegisterTrainerRequest } from './generated/actiquest/v1/RegisterTrainerRequest.js';
+export type { RegisterTrainerResponse__Output as RegisterTrainerResponse } from './generated/actiquest/v1/RegisterTrainerResponse.js';
+export type { RegisterDatasetRequest__Output as RegisterDatasetRequest } from './generated/actiquest/v1/RegisterDatasetRequest.js';
+export type { RegisterDatasetResponse__Output as RegisterDatasetResponse } from './generated/actiquest/v1/RegisterDatasetResponse.js';
+export type { ShardLease__Output as ShardLease } from './generated/actiquest/v1/ShardLease.js';
+export type { ShardFault__Output as ShardFault } from './generated/actiquest/v1/ShardFault.js';
+export type { HeartbeatRequest__Output as HeartbeatRequest } from './generated/actiquest/v1/HeartbeatRequest.js';
+export type { HeartbeatResponse__Output as HeartbeatResponse } from './generated/actiquest/v1/HeartbeatResponse.js';
+export type { GetTaskRequest__Output as GetTaskRequest } from './generated/actiquest/v1/GetTaskRequest.js';
+export type { Task__Output as Task } from './generated/actiquest/v1/Task.js';
+export type { GetTaskResponse__Output as GetTaskResponse } from './generated/actiquest/v1/GetTaskResponse.js';
+export type { FetchGlobalModelRequest__Output as FetchGlobalModelRequest } from './generated/actiquest/v1/FetchGlobalModelRequest.js';
+export type { UpdateHeader__Output as UpdateHeader } from './generated/actiquest/v1/UpdateHeader.js';
+export type { SubmitUpdateResponse__Output as SubmitUpdateResponse } from './generated/actiquest/v1/SubmitUpdateResponse.js';
+export type { GetStatusRequest__Output as GetStatusRequest } from './generated/actiquest/v1/GetStatusRequest.js';
+export type { RoundResult__Output as RoundResult } from './generated/actiquest/v1/RoundResult.js';
+export type { JobStatus__Output as JobStatus } from './generated/actiquest/v1/JobStatus.js';
+export type { GetStatusResponse__Output as GetStatusResponse } from './generated/actiquest/v1/GetStatusResponse.js';
+export type { GetManifestResponse__Output as GetManifestResponse } from './generated/actiquest/v1/GetManifestResponse.js';
+export type { StreamShardRequest__Output as StreamShardRequest } from './generated/actiquest/v1/StreamShardRequest.js';
+export type { SecAggConfig__Output as SecAggConfig } from './generated/actiquest/v1/SecAggConfig.js';
+export type { SecAggSubmitRequest__Output as SecAggSubmitRequest } from './generated/actiquest/v1/SecAggSubmitRequest.js';
+export type { SecAggAwaitRequest__Output as SecAggAwaitRequest } from './generated/actiquest/v1/SecAggAwaitRequest.js';
+export type { SecAggAwaitResponse__Output as SecAggAwaitResponse } from './generated/actiquest/v1/SecAggAwaitResponse.js';
+export type { GetScoreResponse__Output as GetScoreResponse } from './generated/actiquest/v1/GetScoreResponse.js';
+export type { JobInfo__Output as JobInfo } from './generated/actiquest/v1/JobInfo.js';
+export type { GetJobResponse__Output as GetJobResponse } from './generated/actiquest/v1/GetJobResponse.js';
+export type { ModelFileHeader__Output as ModelFileHeader } from './generated/actiquest/v1/ModelFileHeader.js';
+export type { KeyAdvertisement__Output as KeyAdvertisementMsg } from './generated/actiquest/v1/KeyAdvertisement.js';
+export type { EncryptedShare__Output as EncryptedShareMsg } from './generated/actiquest/v1/EncryptedShare.js';
+export type { UnmaskShare__Output as UnmaskShareMsg } from './generated/actiquest/v1/UnmaskShare.js';
+
+/** The generated clients of the three services (their methods typed by the .proto files). */
+export type { CoordinatorClient as CoordinatorStub } from './generated/actiquest/v1/Coordinator.js';
+export type { DatasetClient as DatasetStub } from './generated/actiquest/v1/Dataset.js';
+export type { JobsClient as JobsStub } from './generated/actiquest/v1/Jobs.js';
+
+/** A stream message that is either a blob's header or one of its chunks (`part` names which). */
+export type BlobPart<H = BlobHeaderShape> =
   | { part: 'header'; header: H; chunk?: null }
-  | { part: 'chunk'; chunk: BlobChunk; header?: null };
+  | { part: 'chunk'; chunk: BlobChunkShape; header?: null };
+type BlobHeaderShape = import('./generated/actiquest/v1/BlobHeader.js').BlobHeader__Output;
+type BlobChunkShape = import('./generated/actiquest/v1/BlobChunk.js').BlobChunk__Output;
 
-export interface TrainerCapacity { samplesPerSecond: number; backend: string; device: string }
-export interface TrainConfig {
-  localEpochs: number; batchSize: number; learningRate: number; optimizer: string;
-  clipNorm: number; seed: number;
-}
-export interface ShardRef {
-  datasetAddress: string; datasetNodeId: string; shardId: string; numSamples: number; sha256: string;
-}
-export interface ModelRef { topologyJson: string; numParams: number; paramsSha256: string }
-export interface ShardInfo { shardId: string; numSamples: number; sha256: string; sizeBytes: number }
-
-export interface RegisterTrainerRequest { nodeId: string; capacity: TrainerCapacity | null; version: string; identityKey: Buffer }
-export interface RegisterTrainerResponse { nodeId: string; heartbeatIntervalMs: number; maxChunkBytes: number }
-export interface RegisterDatasetRequest { nodeId: string; address: string; task: string; shards: ShardInfo[] }
-export interface RegisterDatasetResponse { heartbeatIntervalMs: number; leaseKey: string }
-export interface ShardLease { datasetNodeId: string; trainer: string; shardIds: string[]; expiresUnixMs: number; coordinator: string; signature: Buffer }
-export interface ShardFault { datasetNodeId: string; shardId: string; reason: string }
-export interface HeartbeatRequest { nodeId: string; taskId: string; shardFaults?: ShardFault[] }
-export interface HeartbeatResponse { taskActive: boolean }
-export interface GetTaskRequest { nodeId: string; waitMs: number }
-export interface Task {
-  taskId: string; jobId: string; round: number; task: string; model: ModelRef | null;
-  train: TrainConfig | null; shards: ShardRef[]; deadlineUnixMs: number; secagg?: SecAggConfig | null;
-  leases?: ShardLease[];
-}
-export type GetTaskResponse =
-  | { result: 'task'; task: Task; retryAfterMs?: number }
-  | { result: 'retryAfterMs'; retryAfterMs: number; task?: null };
-export interface FetchGlobalModelRequest { jobId: string; round: number }
-export interface UpdateHeader {
-  nodeId: string; taskId: string; jobId: string; round: number; numSamples: number;
-  trainLoss: number; numParams: number; blob: BlobHeader | null; trainSeconds: number; masked?: boolean;
-}
-export interface SubmitUpdateResponse { accepted: boolean; receivedUpdates: number }
-export interface GetStatusRequest { jobId: string }
-export interface RoundResult {
-  round: number; participants: number; cohort: number; samples: number; trainLoss: number;
-  valLoss: number; valAccuracy: number; durationSeconds: number; attempt: number; endedBy: string;
-  groups: number; groupsFailed: number;
-}
-export interface JobStatus {
-  jobId: string; task: string; state: string; roundsTotal: number; roundsDone: number;
-  history: RoundResult[]; phase: string;
-}
-export interface GetStatusResponse { jobs: JobStatus[]; liveTrainers: number; datasetNodes: number }
-export interface GetManifestResponse { nodeId: string; task: string; shards: ShardInfo[] }
-export interface StreamShardRequest { shardId: string; lease?: ShardLease | null }
-
-export interface SecAggConfig {
-  roundId: string; groupId: string; members: string[]; identityKeys: Buffer[]; neighbours: number; threshold: number;
-  clipRange: number; quantBits: number; vectorLength: number; maxWeight: number; seed: Buffer;
-}
-export interface KeyAdvertisementMsg { nodeId: string; identityKey: Buffer; encKey: Buffer; maskKey: Buffer; signature: Buffer }
-export interface EncryptedShareMsg { from: string; to: string; ciphertext: Buffer }
-export interface UnmaskShareMsg { owner: string; kind: string; share: Buffer }
-export type SecAggSubmitRequest = { nodeId: string; taskId: string } & (
-  | { payload: 'advertisement'; advertisement: KeyAdvertisementMsg }
-  | { payload: 'shares'; shares: { shares: EncryptedShareMsg[] } }
-  | { payload: 'unmask'; unmask: { shares: UnmaskShareMsg[] } }
-  | { payload?: undefined }
-);
-export interface SecAggAwaitRequest { nodeId: string; taskId: string; stage: string; waitMs: number }
-export type SecAggAwaitResponse =
-  | { result: 'advertisements'; advertisements: { advertisements: KeyAdvertisementMsg[] } }
-  | { result: 'shares'; shares: { shares: EncryptedShareMsg[] } }
-  | { result: 'unmask'; unmask: { survivors: string[]; dropped: string[] } }
-  | { result: 'retryAfterMs'; retryAfterMs: number }
-  | { result: 'aborted'; aborted: string };
-export interface GetScoreResponse { nodeId: string; role: string; score: number; quality: number; reliability: number; groupsSeen: number; onTime: number; uptime: number; throughput: number }
-
-export interface JobInfo {
-  jobId: string; task: string; state: string; priority: number; taskWeight: number; roundsTotal: number; roundsDone: number;
-  phase: string; description: string; parameters: number; flops: number; metric: string; metricValue: number;
-  submittedUnixMs: number; submittedBy: string; builtin: boolean; trainers: number;
-}
-export interface GetJobResponse { job: JobInfo; history: RoundResult[]; configJson: string }
-export interface ModelFileHeader { name: string; blob: BlobHeader }
+/** What a server of each service implements, one handler a method, typed by the .proto files. */
+export type { CoordinatorHandlers } from './generated/actiquest/v1/Coordinator.js';
+export type { DatasetHandlers } from './generated/actiquest/v1/Dataset.js';
+export type { JobsHandlers } from './generated/actiquest/v1/Jobs.js';
