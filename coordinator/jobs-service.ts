@@ -5,8 +5,7 @@
 import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf, type JobsHandlers } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import { ID_RULE, isId, type Logger } from '../src/util/index.js';
-import { parseJobSpec } from './job-spec.js';
-import type { JobManager } from '../src/jobs/index.js';
+import { parseJobSpec, type JobManager } from '../src/jobs/index.js';
 
 /** What the service needs. */
 export interface JobsServiceDeps {

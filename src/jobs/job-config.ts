@@ -2,7 +2,7 @@
  * A job's settings, in one table, resolved once. Every setting of a job is a coordinator flag
  * (`JOB_OPTIONS`: its default, bounds and description) and a field of a researcher's job spec
  * (`JOB_SPEC_FIELDS` names which); the built-in job's flags (`coordinator/config.ts`) and each
- * submitted spec (`coordinator/job-spec.ts`) are both turned into a {@link JobConfig} by
+ * submitted spec (`job-spec.ts`) are both turned into a {@link JobConfig} by
  * {@link resolveJobConfig}, with the same task defaults and the same checks. The round loop
  * reads nothing else.
  */

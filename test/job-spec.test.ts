@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseJobSpec } from './job-spec.js';
-import { loadCoordinatorConfig } from './config.js';
+import { parseJobSpec } from '../src/jobs/index.js';
+import { loadCoordinatorConfig } from '../coordinator/config.js';
 
 describe('job specs', () => {
   it('fill the defaults the coordinator\'s flags have, with the task\'s model, learning rate and metric', () => {

@@ -4,7 +4,7 @@
  * names its flag), with that flag's default and bounds, and the config is resolved by the same
  * function as the built-in job's, so a job submitted over gRPC and the built-in job from the
  * command line obey one set of rules. The model spec is checked separately, against the coordinator's budgets, when the
- * job is built (`budget.ts`).
+ * job is built (`model/budget.ts`).
  *
  * ```yaml
  * id: squat-depth            # optional: letters, digits, . _ -
@@ -26,10 +26,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { InvalidFieldError } from '../src/errors.js';
-import { ID_RULE, isId, type OptionValues } from '../src/util/index.js';
-import { validateModelSpec } from '../src/model/index.js';
-import { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, SPEC_FIELD_OF, type JobConfig, type JobOption } from '../src/jobs/index.js';
+import { InvalidFieldError } from '../errors.js';
+import { ID_RULE, isId, type OptionValues } from '../util/index.js';
+import { validateModelSpec } from '../model/index.js';
+import { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, SPEC_FIELD_OF, type JobConfig, type JobOption } from './job-config.js';
 
 /** Largest spec accepted (a Layers topology of a few hundred layers fits easily). */
 export const MAX_SPEC_BYTES = 1 << 20;
