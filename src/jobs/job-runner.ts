@@ -21,7 +21,7 @@ import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
   aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, openRound, plainSums, planRound, scoreGroups,
-  type Collected, type DatasetRecord, type NodeRegistry, type OpenRound, type Round, type TrainerRecord,
+  type Collected, type DatasetRecord, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
 } from '../rounds/index.js';
 import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
@@ -348,39 +348,16 @@ export class JobRunner {
       await this.waitForNodes(signal);
       if (signal.aborted) return false;
       const started = performance.now();
-      // From here to the claim of the cohort (this.current) nothing awaits: the trainers seen
-      // free are still free when they are chosen.
-      this.deps.ledger.countRound();
-      const free = this.available();
-      const plan = planRound({
-        config: cfg, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
-        model: { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.global.sha256 },
-        rng: this.rng, history: this.groupHistory, leaseSigner: this.deps.leaseSigner,
-      });
-      if (!plan) {
-        this.deps.progress(`round ${this.currentRound}: no grouping of these ${Math.min(cfg.cohort, free.cap, free.trainers.length)} trainers avoids one differing by a single member from a recent group; retrying with a fresh cohort`);
-        await sleep(1000, signal);
-        return false;
-      }
-      open = openRound(plan, {
-        jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, grad, log: this.deps.log,
-        stageTimeoutMs: cfg.secure?.stageTimeoutMs ?? 0, unmaskTimeoutMs: cfg.secure?.unmaskTimeoutMs ?? 0,
-        maskPool: this.deps.maskPool, onBeforeUnmask: this.deps.onBeforeUnmask,
-      });
-      this.secure?.close();
-      this.current = open.round;
-      this.secure = open.secure;
-      this.announce(open, attempt);
+      const plan = this.plan(attempt);
+      if (!plan) return await this.noGrouping(signal);
+      open = this.open(plan, attempt, grad);
       const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal });
       // Sums the coordinator saw are remembered whether or not the round completes.
       if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
       if (signal.aborted) return false;
-      const enough = collected.reporters.size >= cfg.minTrainers && (!open.secure || collected.sums.length > 0);
-      if (!enough) {
-        const { reporters, sums, failed } = collected;
-        const members = open.round.members().length;
-        const what = open.secure ? `${reporters.size} of ${members} updates in ${sums.length} unmasked groups (${failed.length} dropped)` : `only ${reporters.size} of ${members} updates`;
-        this.failRound(`${what} (${collected.outcome.reason}); need ${cfg.minTrainers}, retrying`);
+      const shortfall = this.shortfall(open, collected);
+      if (shortfall) {
+        this.failRound(shortfall);
         return false;
       }
       return await this.completeRound(open, collected, grad, started);
@@ -392,6 +369,52 @@ export class JobRunner {
       if (open && open.round.phase !== 'DONE') open.round.finish(false);
       open?.secure?.close();
     }
+  }
+
+  /**
+   * The plan phase among the trainers free now. From here to the claim of the cohort (`open`)
+   * nothing awaits: the trainers seen free are still free when they are chosen.
+   */
+  private plan(attempt: number): RoundPlan | null {
+    this.deps.ledger.countRound();
+    const free = this.available();
+    return planRound({
+      config: this.config, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
+      model: { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.global.sha256 },
+      rng: this.rng, history: this.groupHistory, leaseSigner: this.deps.leaseSigner,
+    });
+  }
+
+  /** No grouping of the cohort respects the differencing rule: a pause, then a fresh cohort. */
+  private async noGrouping(signal: AbortSignal): Promise<false> {
+    this.deps.progress(`round ${this.currentRound}: no grouping of the cohort avoids one differing by a single member from a recent group; retrying with a fresh cohort`);
+    await sleep(1000, signal);
+    return false;
+  }
+
+  /** Claims the plan's cohort: the round (and its groups) that trainers' calls now reach. */
+  private open(plan: RoundPlan, attempt: number, grad: Float32Array): OpenRound {
+    const cfg = this.config;
+    const open = openRound(plan, {
+      jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, grad, log: this.deps.log,
+      stageTimeoutMs: cfg.secure?.stageTimeoutMs ?? 0, unmaskTimeoutMs: cfg.secure?.unmaskTimeoutMs ?? 0,
+      maskPool: this.deps.maskPool, onBeforeUnmask: this.deps.onBeforeUnmask,
+    });
+    this.secure?.close();
+    this.current = open.round;
+    this.secure = open.secure;
+    this.announce(open, attempt);
+    return open;
+  }
+
+  /** Why the collected updates cannot make a round (too few, or no secure group unmasked); null if they can. */
+  private shortfall(open: OpenRound, collected: Collected): string | null {
+    const { reporters, sums, failed, outcome } = collected;
+    const need = this.config.minTrainers;
+    if (reporters.size >= need && (!open.secure || sums.length > 0)) return null;
+    const members = open.round.members().length;
+    const what = open.secure ? `${reporters.size} of ${members} updates in ${sums.length} unmasked groups (${failed.length} dropped)` : `only ${reporters.size} of ${members} updates`;
+    return `${what} (${outcome.reason}); need ${need}, retrying`;
   }
 
   /** Prints and logs a round that starts, and wakes trainers waiting for a task. */
