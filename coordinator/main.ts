@@ -9,11 +9,10 @@ import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
 import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
-import { loadSigner } from '../src/chain/index.js';
+import { loadSigner, startChainPublisher, type Publication } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
 import { MaskPool } from '../src/secagg/index.js';
-import { startChainPublisher, type Publication } from './chain-publisher.js';
 import { coordinatorRole, coordinatorServiceImpl } from './service.js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';

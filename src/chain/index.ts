@@ -9,3 +9,4 @@ export { commitHash, commitWeights, revealPending, PendingCommitStore, type Pend
 
 export { DEFAULT_WALLET_PATH, newHotkeyFile, walletHotkeyPath } from './keyfile.js';
 export { hotkeySecret, loadSigner, WALLET_PASSWORD_ENV, type HotkeySource } from './hotkey.js';
+export { startChainPublisher, type ChainPublisher, type ChainPublisherOptions, type Publication } from './publisher.js';

@@ -7,9 +7,12 @@
 import type { ApiPromise } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { connectSubtensor, readMetagraph, ExtrinsicSender, publishWeights, PendingCommitStore, commitWeights, revealPending, hotkeySecret, type HotkeySource } from '../src/chain/index.js';
-import type { Scoreboard } from '../src/scoring/index.js';
-import type { Logger } from '../src/util/index.js';
+import { connectSubtensor, readMetagraph } from './subtensor.js';
+import { ExtrinsicSender, publishWeights } from './weights-publisher.js';
+import { commitWeights, PendingCommitStore, revealPending } from './commit-reveal.js';
+import { hotkeySecret, type HotkeySource } from './hotkey.js';
+import type { Scoreboard } from '../scoring/index.js';
+import type { Logger } from '../util/index.js';
 
 /** What a publication did. */
 export interface Publication {
