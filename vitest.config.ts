@@ -8,9 +8,9 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
     // Quiet unless a test fails: console output of passing tests is dropped, roles log to files
-    // that a failing test prints (test/helpers.ts), and chopsticks' pino logger reports errors only (the chain tests provoke its warnings).
+    // that a failing test prints (test/helpers.ts), and chopsticks' pino logger only fatal errors (the chain tests provoke its errors on purpose).
     silent: 'passed-only',
-    env: { LOG_LEVEL: 'error' },
+    env: { LOG_LEVEL: 'fatal' },
     hookTimeout: 60_000,
   },
 });
