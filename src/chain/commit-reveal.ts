@@ -5,7 +5,7 @@
  * (hotkey AccountId32, netuid u16, uids Vec<u16>, values Vec<u16>, salt Vec<u16>, version_key u64).
  * Pending commits (with their salts) are kept in a JSON file, written atomically, so a
  * coordinator that restarts can still reveal. Mainnet's timelocked CRv4 is not supported (no
- * offline runtime can reveal it; see README).
+ * offline runtime can reveal it; see docs/scoring.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -44,7 +44,7 @@ export interface LocalTrainResult {
 
 /**
  * Adam is the flat one on webgpu, where every kernel is a dispatch and it makes the step 2x to
- * 4.7x faster (README, Performance); elsewhere tf.train.adam. The two agree to 1e-5 after a few
+ * 4.7x faster (docs/performance.md); elsewhere tf.train.adam. The two agree to 1e-5 after a few
  * steps, but training amplifies such differences over many rounds: with the flat one on wasm,
  * the planted-quality scoring test's draw groups-1 no longer had all 7 bad trainers last at
  * round 60. Keeping the CPU backends' numerics keeps that proof as it was measured.

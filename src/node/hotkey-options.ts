@@ -20,7 +20,7 @@ export const HOTKEY_OPTIONS = {
 
 /** Signing with session keys (nodes and researchers' commands, not the coordinator). */
 export const SESSION_KEY_OPTIONS = {
-  'session-keys': { type: 'boolean', default: false, env: 'AQ_SESSION_KEYS', description: 'sign requests with an ed25519 session key the hotkey certifies: checked in about a fifth of the CPU (experimental: a coordinator stalled in some load runs with it, README)' },
+  'session-keys': { type: 'boolean', default: false, env: 'AQ_SESSION_KEYS', description: 'sign requests with an ed25519 session key the hotkey certifies: checked in about a fifth of the CPU (experimental: a coordinator stalled in some load runs with it, docs/operations.md)' },
 } as const satisfies OptionTable;
 
 /** The hotkey the flags name, or null for none (unsigned requests). */

@@ -7,7 +7,8 @@
  * In TRAIN, each member holds a task; its update is folded into a streaming weighted sum as it
  * arrives (the coordinator keeps one vector, not one per trainer). A member that dies (missed
  * heartbeats) is dropped, so the round ends as soon as every live member has reported instead of
- * waiting for the deadline. Secure aggregation will add its stages between TRAIN and AGGREGATE.
+ * waiting for the deadline. Under secure aggregation the groups' stages run beside TRAIN, and
+ * unmasking follows it (`collect.ts`).
  */
 import { WeightedSum } from '../aggregation/index.js';
 import { DuplicateUpdateError, RoundClosedError, TaskNotFoundError, NonFiniteValueError, UpdateLengthError } from '../errors.js';

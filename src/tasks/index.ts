@@ -75,7 +75,7 @@ const pose: TaskDefinition = {
   generateValidation: (seed, count) => generatePoseValidation(seed, count),
   defaultModel: { family: 'cnn', widths: [16, 32, 64, 96], pool: 'flatten' },
   // bench:pose, 20 passes as 4 rounds x 5 local epochs: at 0.002 the federation reached 0.80 of
-  // the centralised PCK, at 0.004 0.95 (README, Performance).
+  // the centralised PCK, at 0.004 0.95 (docs/performance.md).
   defaultLearningRate: 0.004,
 };
 
