@@ -479,7 +479,12 @@ export class JobRunner {
     this.history.push(result);
     round.finish(true);
     this.report(result);
-    await this.deps.onRound?.(result);
+    try {
+      await this.deps.onRound?.(result);
+    } catch (err) {
+      // The round is recorded (store, history): what failed is a copy of it (history.json, say).
+      this.deps.log.error('after-round hook failed; the round is kept', { jobId: this.config.jobId, round: result.round, error: (err as Error).message });
+    }
     return true;
   }
 
