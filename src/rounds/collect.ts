@@ -12,7 +12,7 @@
  * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
  * listener are released however the phase ends.
  */
-import { SecureAggregation, type GroupResult, type MaskPool } from '../secagg/index.js';
+import { SecureAggregation, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
 import { scoreStep } from '../scoring/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
@@ -22,13 +22,6 @@ import type { RoundPlan } from './plan.js';
 
 /** How often members' heartbeats are checked during a round. */
 const SWEEP_MS = 250;
-
-/** A group that did not give a sum, and why. */
-export interface FailedGroup {
-  groupId: string;
-  members: string[];
-  reason: string;
-}
 
 /** A round whose tasks are out. */
 export interface OpenRound {

@@ -12,7 +12,7 @@
  * (`selection.ts`), the registry of live nodes, and the global model with its validation data.
  */
 export { aggregateRound, checkpointRound, type Aggregated, type RoundCheckpoint } from './aggregate.js';
-export { collectRound, openRound, type Collected, type CollectOptions, type FailedGroup, type OpenOptions, type OpenRound } from './collect.js';
+export { collectRound, openRound, type Collected, type CollectOptions, type OpenOptions, type OpenRound } from './collect.js';
 export { evaluateGroups, plainSums, scoreGroups, type EvaluatedSum } from './evaluate.js';
 export { GlobalModel } from './global-model.js';
 export { NodeRegistry, type DatasetRecord, type TrainerRecord } from './node-registry.js';

@@ -13,7 +13,7 @@ export { SecAggNode } from './node.js';
 export { quantBitsFor, quantStep } from './quantize.js';
 export { type SecAggParams } from './constants.js';
 export { planGroups, type GroupSettings, type PlanGroupsOptions } from './params.js';
-export { SecureAggregation, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';
+export { SecureAggregation, type FailedGroup, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';
 export { differByOne, formGroups } from './group-history.js';
 export { type GroupResult } from './coordinator.js';
 export { quantizeWeighted } from './quantize.js';

@@ -23,6 +23,13 @@ export type AwaitResult =
   | { kind: 'unmask'; request: UnmaskRequest }
   | { kind: 'aborted'; reason: string };
 
+/** A group that gave no sum, and why. */
+export interface FailedGroup {
+  groupId: string;
+  members: string[];
+  reason: string;
+}
+
 /** Options of {@link SecureAggregation}. */
 export interface SecureAggregationOptions {
   groups: SecAggParams[];
@@ -183,9 +190,9 @@ export class SecureAggregation {
   }
 
   /** Unmasks every group that can be; failed groups are listed with their reason. */
-  async finish(): Promise<{ results: GroupResult[]; failed: { groupId: string; members: string[]; reason: string }[] }> {
+  async finish(): Promise<{ results: GroupResult[]; failed: FailedGroup[] }> {
     const results: GroupResult[] = [];
-    const failed: { groupId: string; members: string[]; reason: string }[] = [];
+    const failed: FailedGroup[] = [];
     for (const g of this.groups) {
       if (g.stage === 'UNMASK') {
         this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
