@@ -467,7 +467,10 @@ export class JobRunner {
         datasets: [...new Set(reported.flatMap((m) => m.task.shards.map((sh) => sh.datasetNodeId)))].sort(),
         ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
       };
-      if (this.deps.store) checkpointRound(this.deps.store, { jobId: cfg.jobId, round: this.currentRound, record: result, groups: scored, params: aggregated.next, strategy: this.strategy });
+      if (this.deps.store) {
+        const nodes = this.deps.registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record }));
+        checkpointRound(this.deps.store, { jobId: cfg.jobId, round: this.currentRound, record: result, groups: scored, params: aggregated.next, strategy: this.strategy, nodes });
+      }
     } catch (err) {
       this.global.set(previous);
       aggregated.undo();

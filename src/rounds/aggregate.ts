@@ -9,7 +9,7 @@
  */
 import type { Strategy, WeightedSum } from '../aggregation/index.js';
 import type { GroupResult } from '../secagg/index.js';
-import type { CoordinatorStore } from '../store/index.js';
+import type { CoordinatorStore, NodeRecord } from '../store/index.js';
 
 /** The next global model and how to take the strategy back to before it. */
 export interface Aggregated {
@@ -38,11 +38,13 @@ export interface RoundCheckpoint<R, G> {
   groups: G;
   params: Float32Array;
   strategy: Strategy;
+  /** The nodes' records as the round left them, kept in the same transaction as the round. */
+  nodes?: readonly NodeRecord[];
 }
 
 /** Writes the checkpoint file, then the round that names it; returns the checkpoint's digest. */
 export function checkpointRound<R, G>(store: CoordinatorStore, c: RoundCheckpoint<R, G>): string {
   const digest = store.writeCheckpoint({ params: c.params, strategy: c.strategy.state() });
-  store.saveRound(c.jobId, c.round, c.record, c.groups, digest);
+  store.saveRound(c.jobId, c.round, c.record, c.groups, digest, c.nodes);
   return digest;
 }

@@ -65,6 +65,10 @@ describe('coordinator store', () => {
       expect(u.getState('nothing')).toBeNull();
       expect(u.weightsHistory()).toEqual([{ atMs: 5, rounds: 1, block: null, mode: 'local', uids: [0, 1], values: [65535, 0], scores: [{ nodeId: 'a' }] }]);
       expect(() => u.readCheckpoint('00'.repeat(32))).toThrow('missing from');
+      // A round and the nodes' records it changed go in together, or (a refused round) not at all.
+      u.saveRound('j', 2, { loss: 0.5 }, [], digest, [{ nodeId: 'a', role: 'trainer', record: { assigned: 5 } }]);
+      expect(() => u.saveRound('j', 2, { loss: 0.4 }, [], digest, [{ nodeId: 'a', role: 'trainer', record: { assigned: 6 } }])).toThrow(/UNIQUE/);
+      expect(u.nodes()[0]).toEqual({ nodeId: 'a', role: 'trainer', record: { assigned: 5 } });
       u.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

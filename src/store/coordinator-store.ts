@@ -149,6 +149,13 @@ export function decodeCheckpoint(bytes: Buffer): Checkpoint {
 }
 
 /** The coordinator's store. */
+/** A node's saved record: its role and whatever the registry keeps of it. */
+export interface NodeRecord {
+  nodeId: string;
+  role: string;
+  record: unknown;
+}
+
 export class CoordinatorStore {
   private readonly db: Database.Database;
   private readonly checkpointDir: string;
@@ -208,12 +215,14 @@ export class CoordinatorStore {
   }
 
   /** Saves nodes' records (one transaction). */
-  saveNodes(nodes: { nodeId: string; role: string; record: unknown }[]): void {
+  saveNodes(nodes: readonly NodeRecord[]): void {
+    this.db.transaction(() => this.putNodes(nodes))();
+  }
+
+  private putNodes(nodes: readonly NodeRecord[]): void {
     const now = Date.now();
     const put = this.db.prepare('INSERT INTO nodes (node_id, role, record, updated_ms) VALUES (?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET role = excluded.role, record = excluded.record, updated_ms = excluded.updated_ms');
-    this.db.transaction(() => {
-      for (const n of nodes) put.run(n.nodeId, n.role, JSON.stringify(n.record), now);
-    })();
+    for (const n of nodes) put.run(n.nodeId, n.role, JSON.stringify(n.record), now);
   }
 
   /** Every node's saved record. */
@@ -284,9 +293,13 @@ export class CoordinatorStore {
     return decodeCheckpoint(bytes);
   }
 
-  /** Records a completed round and the job's state in one transaction. */
-  saveRound<R, G>(jobId: string, round: number, record: R, groups: G, checkpoint: string): void {
+  /**
+   * Records a completed round, the job's state and the nodes' records that the round changed in
+   * one transaction: a crash keeps all of them or none (the round then runs again).
+   */
+  saveRound<R, G>(jobId: string, round: number, record: R, groups: G, checkpoint: string, nodes: readonly NodeRecord[] = []): void {
     this.db.transaction(() => {
+      this.putNodes(nodes);
       this.db.prepare('INSERT INTO rounds (job_id, round, record, groups, checkpoint) VALUES (?, ?, ?, ?, ?)').run(jobId, round, JSON.stringify(record), JSON.stringify(groups), checkpoint);
       this.db.prepare('UPDATE jobs SET updated_ms = ? WHERE job_id = ?').run(Date.now(), jobId);
     })();
