@@ -19,7 +19,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       const config = loadCoordinatorConfig(argv);
       await selectBackend('auto');
       const c = await startCoordinator(config);
-      await untilSignal(() => c.close(), config.exitWhenDone ? c.done.then(() => c.jobs.idle()) : undefined);
+      await untilSignal(() => c.close(), config.exitWhenDone ? c.done.then(() => c.jobs.idle()).then(() => c.flushWeights()) : undefined);
     },
   },
   dataset: {

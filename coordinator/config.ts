@@ -25,8 +25,12 @@ export const COORDINATOR_OPTIONS = {
   'heartbeat-interval-ms': { type: 'number', default: 1000, min: 50, max: 600_000, description: 'how often nodes heartbeat' },
   'live-timeout-ms': { type: 'number', default: 5000, min: 100, max: 3_600_000, description: 'a node silent this long is dropped from its round' },
   'validation-seed': { type: 'string', default: '', env: 'AQ_VALIDATION_SEED', description: 'seed of the validation data (empty: random, never sent to trainers)' },
-  chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on after each round; empty: write them to weights.json only' },
+  chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on, once a tempo, on a loop of their own; empty: write them to weights.json only' },
   netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'subnet to set weights on (with --chain)' },
+  'weights-mode': { type: 'string', default: 'auto', choices: ['auto', 'set', 'crv2', 'crv3', 'crv4'], env: 'AQ_WEIGHTS_MODE', description: 'how weights go on chain; auto: set_weights, or with commit-reveal on, the timelocked commit the runtime has (CRv4, else CRv3), else CRv2' },
+  'weights-poll-ms': { type: 'number', default: 6000, min: 100, max: 600_000, description: 'how often the weights loop reads the chain' },
+  'block-time': { type: 'number', default: 12, min: 0.1, max: 600, description: 'seconds a block of the chain takes (for the drand round of timelocked commits)' },
+  'final-weights-wait-s': { type: 'number', default: 600, min: 0, max: 86_400, description: 'with --exit-when-done, how long to wait for the chain to take the final scores before exiting' },
   ...HOTKEY_OPTIONS,
   out: { type: 'string', default: 'out/coordinator', env: 'AQ_OUT', description: 'folder for the final model (TF.js) and the round history' },
   'exit-when-done': { type: 'boolean', default: false, description: 'exit once every job (the built-in one and those submitted) has ended' },
@@ -50,7 +54,7 @@ export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsCo
   liveTimeoutMs: number;
   out: string;
   /** Where weights go on chain; null: weights.json only. */
-  chain: { url: string; netuid: number; hotkey: HotkeySource } | null;
+  chain: { url: string; netuid: number; hotkey: HotkeySource; mode: 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4'; pollMs: number; blockTimeSeconds: number; finalWaitMs: number } | null;
   exitWhenDone: boolean;
   /** Secret URI of the lease key ('' : the validator hotkey, or a key of this run). */
   leaseKeyUri: string;
@@ -108,7 +112,10 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),
-    chain: o.chain && hotkey ? Object.freeze({ url: o.chain, netuid: o.netuid, hotkey }) : null,
+    chain: o.chain && hotkey ? Object.freeze({
+      url: o.chain, netuid: o.netuid, hotkey, mode: o['weights-mode'] as 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4', pollMs: o['weights-poll-ms'],
+      blockTimeSeconds: o['block-time'], finalWaitMs: o['final-weights-wait-s'] * 1000,
+    }) : null,
     exitWhenDone: o['exit-when-done'],
     ...metricsConfigOf(o),
     ...serverTlsOf(o),

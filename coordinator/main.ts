@@ -9,7 +9,7 @@ import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
 import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
-import { loadSigner, startChainPublisher, type Publication } from '../src/chain/index.js';
+import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
 import { MaskPool } from '../src/secagg/index.js';
@@ -36,6 +36,10 @@ export interface Coordinator {
   lastPublication(): Publication | null;
   /** Every publication of this run. */
   publications(): readonly Publication[];
+  /** The weights loop's state (null without --chain). */
+  weightsStatus(): WeightsStatus | null;
+  /** Publishes the final scores as soon as the chain allows (with --chain; bounded by --final-weights-wait-s). */
+  flushWeights(): Promise<void>;
   /** Resolves with the built-in job's final state (its model is written by then). */
   done: Promise<JobState>;
   close(): Promise<void>;
@@ -101,21 +105,11 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       roundsDone = jobs.list().reduce((n, j) => n + jobs.historyOf(j).length, 0);
       store.saveNodes(registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record })));
       store.setState('ledger', ledger.snapshot());
+      // With a chain, weights go out on their own loop (below); without, each round's report.
+      if (chain) return;
       const report = weightsReport(ledger.scoreboard, roundsDone);
       await writeJsonFile(path.join(config.out, 'weights.json'), report);
-      const published = await chain?.publish(ledger.scoreboard).catch((err: Error) => {
-        log.warn('weights not set', { error: err.message });
-        return null;
-      });
-      // The history of weights: each setting on chain, or each round's local report without one.
-      if (published) store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: published.block, mode: published.mode, uids: published.uids, values: published.values, scores: report.nodes });
-      else if (!chain) store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: null, mode: 'local', uids: report.uids, values: report.values, scores: report.nodes });
-      if (published) {
-        lastPublication = published;
-        publications.push(published);
-        const verb = published.mode === 'commit' ? 'committed' : 'set';
-        progress(`weights ${verb} on subnet ${config.chain!.netuid} at block ${published.block}: ${published.uids.length} uids${published.unmapped.length ? ` (${published.unmapped.length} scored nodes have no uid)` : ''}${published.revealed ? `; ${published.revealed} earlier commit(s) revealed` : ''}`);
-      }
+      store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: null, mode: 'local', uids: report.uids, values: report.values, scores: report.nodes });
     },
   });
   let builtin: Awaited<ReturnType<JobManager['start']>> | null = null;
@@ -130,18 +124,33 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   }
   // Signed requests: admitted by the allowlist and, with a chain, by the subnet's metagraph.
   const metagraph = config.auth && config.chain ? new MetagraphAdmission(config.chain.netuid) : null;
-  const chain = config.chain
-    ? await startChainPublisher({
-      ...config.chain, log: log.child('chain'), pendingCommitsFile: path.join(config.out, 'pending-commits.json'),
-      onMetagraph: metagraph ? (hotkeys, block) => metagraph.update(hotkeys, block) : undefined,
-    })
-    : null;
+  let lastPublication: Publication | null = null;
+  const publications: Publication[] = [];
+  const chain = config.chain ? new WeightsLoop({
+    url: config.chain.url, netuid: config.chain.netuid, signer: await loadKeyringPair(config.chain.hotkey), log: log.child('chain'),
+    pendingCommitsFile: path.join(config.out, 'pending-commits.json'), pollMs: config.chain.pollMs, mode: config.chain.mode,
+    blockTimeSeconds: config.chain.blockTimeSeconds,
+    scores: () => new Map(ledger.scoreboard.all().map((s) => [s.nodeId, s.score])),
+    onMetagraph: metagraph ? (mg) => metagraph.update(mg.neurons.map((n) => n.hotkey), mg.block) : undefined,
+    onPublication: (p) => {
+      lastPublication = p;
+      publications.push(p);
+      const c = config.chain!;
+      const scores = ledger.scoreboard.all();
+      store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: p.block, mode: p.mode, uids: p.uids, values: p.values, scores });
+      writeJsonFile(path.join(config.out, 'weights.json'), {
+        chain: { url: c.url, netuid: c.netuid, hotkey: chain!.hotkey, uid: chain!.status().uid }, mode: p.mode, block: p.block, rounds: roundsDone,
+        uids: p.uids, values: p.values, ...(p.revealRound !== undefined ? { revealRound: p.revealRound } : {}), unmapped: p.unmapped, nodes: scores,
+      }).catch((err: Error) => log.warn('weights.json not written', { error: err.message }));
+      const verb = p.mode === 'set' ? 'set' : 'committed';
+      progress(`weights ${verb} (${p.mode}) on subnet ${c.netuid} at block ${p.block}: ${p.uids.length} uids${p.unmapped.length ? ` (${p.unmapped.length} scored nodes have no uid)` : ''}${p.revealRound ? `; the chain reveals them at drand round ${p.revealRound}` : ''}${p.revealed ? `; ${p.revealed} earlier commit(s) revealed` : ''}`);
+    },
+  }) : null;
+  chain?.start();
   const parts = [allowlist, metagraph].filter((p): p is AllowlistAdmission | MetagraphAdmission => p !== null);
   const verifier = config.auth ? new RequestVerifier({ maxSkewMs: config.auth.maxSkewMs, admission: parts.length ? new AnyAdmission(parts) : undefined }) : null;
   if (config.auth && parts.length === 0) log.warn('signed requests without --allowlist or --chain: every valid signature is admitted');
   if (!config.auth && !/^(127\.|localhost:|\[::1\])/.test(config.listen)) log.warn('listening beyond loopback with --auth open: anyone who reaches this port may register nodes and submit jobs');
-  let lastPublication: Publication | null = null;
-  const publications: Publication[] = [];
   let closing = false;
   let closed: Promise<void> | null = null;
   const grpc = createGrpcServer();
@@ -182,6 +191,12 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     jobs,
     lastPublication: () => lastPublication,
     publications: () => publications,
+    weightsStatus: () => chain?.status() ?? null,
+    async flushWeights() {
+      if (!chain || config.chain!.finalWaitMs === 0) return;
+      progress(`publishing the final scores on subnet ${config.chain!.netuid} (waiting up to ${Math.round(config.chain!.finalWaitMs / 1000)} s for the rate limit)`);
+      await chain.flush(config.chain!.finalWaitMs);
+    },
     done,
     close() {
       closed ??= shutdown();

@@ -4,6 +4,7 @@
  * not skip, when CI=true and the spec is missing.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupWithServer } from '@acala-network/chopsticks';
@@ -29,6 +30,10 @@ export interface LocalChain {
   sudo(call: Parameters<ApiPromise['tx']['sudo']['sudo']>[0], action: string): Promise<void>;
   sender(pair: KeyringPair): ExtrinsicSender;
   blocks(n: number): Promise<void>;
+  /** Builds a block every `ms` (a chain whose time passes by itself) until the returned stop is called. */
+  produceBlocks(ms: number): () => Promise<void>;
+  /** chopsticks' dev_setStorage (falsy values delete: set those by sudo calls). */
+  setStorage(storage: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,9 +66,64 @@ export async function startLocalChain(): Promise<LocalChain> {
     async blocks(n) {
       for (let i = 0; i < n; i++) await ctx.chain.newBlock();
     },
+    produceBlocks(ms) {
+      let stopped = false;
+      const loop = (async () => {
+        while (!stopped) {
+          await ctx.chain.newBlock().catch(() => undefined);
+          await new Promise((r) => setTimeout(r, ms));
+        }
+      })();
+      return async () => {
+        stopped = true;
+        await loop;
+      };
+    },
+    async setStorage(storage) {
+      await (api as unknown as { _rpcCore: { provider: { send: (m: string, p: unknown[]) => Promise<unknown> } } })._rpcCore.provider.send('dev_setStorage', [storage]);
+    },
     async close() {
       await api.disconnect();
       await ctx.close();
+    },
+  };
+}
+
+/**
+ * A TCP relay in front of the chain's port: `cut()` drops every connection and refuses new ones
+ * (the chain unreachable, as in an outage), `restore()` listens again on the same port.
+ */
+export async function chainRelay(target: string): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+  const [host, port] = new URL(target).host.split(':') as [string, string];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => s.destroy());
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  const listen = (p: number) => new Promise<number>((resolve) => server.listen(p, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+  const relayPort = await listen(0);
+  const closeServer = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  return {
+    url: `ws://127.0.0.1:${relayPort}`,
+    async cut() {
+      const closing = closeServer();
+      for (const s of sockets) s.destroy();
+      await closing;
+    },
+    async restore() {
+      await listen(relayPort);
+    },
+    async close() {
+      const closing = closeServer();
+      for (const s of sockets) s.destroy();
+      await closing;
     },
   };
 }

@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyringPair } from '@polkadot/keyring/types';
-import { chainAvailable, startLocalChain, type LocalChain } from './chain-helpers.js';
-import { ChainRuleError, PendingCommitStore, commitWeights, publishWeights, readMetagraph, revealPending, loadSigner } from '../src/chain/index.js';
+import { chainAvailable, chainRelay, startLocalChain, type LocalChain } from './chain-helpers.js';
+import { ChainRuleError, PendingCommitStore, commitWeights, publishWeights, readBeacon, readMetagraph, revealDue, loadSigner, testBeacon } from '../src/chain/index.js';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { toU16Weights } from '../src/scoring/index.js';
-import { Harness, grpcError } from './helpers.js';
+import { Harness, freePort, grpcError } from './helpers.js';
 import { status } from '@grpc/grpc-js';
 import { callUnary, makeClient, CoordinatorClient } from '../src/wire/index.js';
 
@@ -50,16 +50,35 @@ run('subtensor weights', () => {
   afterAll(async () => chain?.close());
 
   /** A plaintext job of `rounds` whose trainers are the two miners, with the coordinator on the chain. */
-  async function runOnChain(h: Harness, rounds: number) {
+  async function runOnChain(h: Harness, rounds: number, flags: string[] = []) {
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', String(rounds), '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
-      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done',
-      '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300', '--block-time', '1',
+      '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator', ...flags]);
     await h.dataset(c.address, 'ds-a');
     // On a chain, a trainer's node id is its hotkey.
     for (const m of miners) await h.trainer(c.address, m.address);
     expect(await c.done).toBe('DONE');
     return c;
   }
+
+  /** The same, without waiting for the job to end. */
+  async function startOnChain(h: Harness, rounds: number, flags: string[] = []) {
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', String(rounds), '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+      '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300', '--block-time', '1',
+      '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator', ...flags]);
+    await h.dataset(c.address, 'ds-a');
+    for (const m of miners) await h.trainer(c.address, m.address);
+    return c;
+  }
+
+  const until = async (what: string, ok: () => boolean | Promise<boolean>, ms = 60_000) => {
+    const end = Date.now() + ms;
+    while (!(await ok())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const weightsRow = async (uid: number) => (await chain.api.query.subtensorModule!.weights!(netuid, uid)).toJSON() as [number, number][];
 
   it('reads the metagraph: hotkeys, the validator permit, the weight rules', async () => {
     const mg = await readMetagraph(chain.api, netuid);
@@ -82,22 +101,94 @@ run('subtensor weights', () => {
     expect(incentive[2]!).toBeGreaterThan(0);
   });
 
-  it('a coordinator with --chain sets the weights its scores give, and the Weights storage holds them', async () => {
+  it('a coordinator with --chain sets weights on its own loop, never on its own uid, and publishes the final scores after the job', async () => {
     const h = new Harness();
+    const stop = chain.produceBlocks(300);
     try {
-      const c = await runOnChain(h, 1);
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '8',
+        '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300',
+        '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      await h.dataset(c.address, 'ds-a');
+      // The validator's hotkey trains too: it is scored, and never weighted by itself.
+      for (const id of [...miners.map((m) => m.address), validator.address]) await h.trainer(c.address, id);
+      expect(await c.done).toBe('DONE');
+      await c.flushWeights();
       const pub = c.lastPublication();
       expect(pub).not.toBeNull();
+      expect(pub!.mode).toBe('set');
       expect(pub!.uids).toEqual([1, 2]);
       // ds-a is scored too but has no uid on this subnet.
       expect(pub!.unmapped).toEqual(['ds-a']);
-      const stored = (await chain.api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
-      expect(stored).toEqual(pub!.uids.map((u, i) => [u, pub!.values[i]]));
-      expect(h.progress.some((l) => new RegExp(`^weights set on subnet ${netuid} at block \\d+: 2 uids`).test(l))).toBe(true);
+      expect(await weightsRow(0)).toEqual(pub!.uids.map((u, i) => [u, pub!.values[i]]));
+      expect(h.progress.some((l) => new RegExp(`^weights set \\(set\\) on subnet ${netuid} at block ${pub!.block}: 2 uids`).test(l))).toBe(true);
+      const report = JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'weights.json'), 'utf8')) as Record<string, unknown>;
+      expect(report).toMatchObject({ chain: { url: chain.url, netuid, hotkey: validator.address, uid: 0 }, mode: 'set', block: pub!.block, uids: pub!.uids, values: pub!.values });
+      expect(c.weightsStatus()).toMatchObject({ connected: true, mode: 'set', uid: 0, permit: true });
     } finally {
+      await stop();
       await h.close();
     }
-  });
+  }, 300_000);
+
+  it('keeps training through a chain outage and sets weights again by itself once the chain is back', async () => {
+    const h = new Harness();
+    const relay = await chainRelay(chain.url);
+    const stop = chain.produceBlocks(300);
+    try {
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '400', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+        '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300',
+        '--chain', relay.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
+      await h.dataset(c.address, 'ds-a');
+      for (const m of miners) await h.trainer(c.address, m.address);
+      await until('a first publication', () => c.publications().length > 0);
+      await relay.cut();
+      const roundsAtCut = c.job.history.length;
+      const published = c.publications().length;
+      await new Promise((r) => setTimeout(r, 8000));
+      // Training went on without the chain.
+      expect(c.job.history.length).toBeGreaterThan(roundsAtCut);
+      expect(c.weightsStatus()!.connected).toBe(false);
+      expect(c.publications().length).toBe(published);
+      const back = (await chain.api.rpc.chain.getHeader()).number.toNumber();
+      await relay.restore();
+      const tempo = Number((await chain.api.query.subtensorModule!.tempo!(netuid)).toString());
+      // Weights resume within a tempo of the chain's return (plus the reconnect backoff).
+      await until('weights after the outage', () => c.publications().some((p) => p.block > back), 60_000);
+      const after = c.publications().find((p) => p.block > back)!;
+      expect(after.block - back).toBeLessThanOrEqual(3 * (tempo + 1));
+      const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+      expect(log).toContain('"msg":"chain unreachable"');
+      expect(log).toContain(`"url":"${relay.url}"`);
+      expect(log).not.toContain('[object Object]');
+    } finally {
+      await stop();
+      await relay.close();
+      await h.close();
+    }
+  }, 300_000);
+
+  it('says once, clearly, what stops weights and keeps training: a wrong netuid, a hotkey without a permit', async () => {
+    for (const [flags, expected] of [
+      [['--netuid', '999', '--hotkey-uri', '//ActiquestValidator'], 'subnet 999: not found on this chain'],
+      [['--netuid', String(netuid), '--hotkey-uri', `//TrainerA`], `has no validator permit on subnet ${netuid}`],
+    ] as const) {
+      const h = new Harness();
+      try {
+        const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+          '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '200', '--chain', chain.url, ...flags]);
+        await h.dataset(c.address, 'ds-a');
+        for (const m of ['t1', 't2']) await h.trainer(c.address, m);
+        expect(await c.done).toBe('DONE');
+        await until(`the loop to say ${expected}`, () => c.weightsStatus()!.waiting?.includes(expected) === true);
+        // Several more looks at the chain; the operator is told once.
+        await new Promise((r) => setTimeout(r, 1500));
+        const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+        expect(log.split('\n').filter((l) => l.includes(expected)).length).toBe(1);
+      } finally {
+        await h.close();
+      }
+    }
+  }, 300_000);
 
   it('explains each rule error: no permit, version key, rate limit, commit-reveal', async () => {
     const { api } = chain;
@@ -124,7 +215,7 @@ run('subtensor weights', () => {
       .rejects.toThrow('set_weights refused by the chain (CommitRevealEnabled): commit-reveal is on for this subnet');
   });
 
-  it('commits, refuses an early reveal, and reveals in the reveal epoch from the stored salt (as after a restart)', async () => {
+  it('commits, sends no reveal before its window, and reveals in the reveal epoch from the stored salt (as after a restart)', async () => {
     const { api } = chain;
     await chain.sudo(api.tx.adminUtils!.sudoSetWeightsSetRateLimit!(netuid, 0), 'rate limit 0');
     await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsInterval!(netuid, 1), 'reveal period 1');
@@ -136,43 +227,92 @@ run('subtensor weights', () => {
       const weights = { uids: [1, 2], values: [20000, 65535] };
       const pending = await commitWeights(api, chain.sender(validator), store, netuid, weights, mg.hyperparams.weightsVersionKey);
       expect(pending.hash).toMatch(/^0x[0-9a-f]{64}$/);
-      const early = await revealPending(api, chain.sender(validator), store);
-      expect(early).toEqual([{ hash: pending.hash, result: 'too-early', reason: expect.stringContaining('(RevealTooEarly): the reveal is too early') }]);
+      const clock = async () => {
+        const m = await readMetagraph(api, netuid);
+        return { block: m.block, tempo: m.hyperparams.tempo, revealPeriodEpochs: m.hyperparams.revealPeriodEpochs };
+      };
+      const early = await revealDue(api, chain.sender(validator), store, await clock());
+      expect(early).toEqual([{ hash: pending.hash, result: 'waiting', reason: expect.stringMatching(/^the reveal window is epoch \d+; the chain is in epoch \d+$/) }]);
       // A restarted coordinator reads the same file.
       const reopened = new PendingCommitStore(store.file);
       expect(reopened.list().map((c) => c.salt)).toEqual([pending.salt]);
       let outcome = early;
       // An epoch is tempo + 1 = 6 blocks and the reveal window one epoch: step a block at a time.
-      for (let i = 0; i < 20 && outcome[0]?.result === 'too-early'; i++) {
+      for (let i = 0; i < 20 && outcome[0]?.result === 'waiting'; i++) {
         await chain.blocks(1);
-        outcome = await revealPending(api, chain.sender(validator), reopened);
+        outcome = await revealDue(api, chain.sender(validator), reopened, await clock());
       }
       expect(outcome).toEqual([{ hash: pending.hash, result: 'revealed' }]);
       expect(reopened.list()).toEqual([]);
-      const stored = (await api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
-      expect(stored).toEqual([[1, 20000], [2, 65535]]);
+      expect(await weightsRow(0)).toEqual([[1, 20000], [2, 65535]]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  // Ten rounds wait on the runtime's blocks: 60 s alone, over 120 s beside the CPU-heavy suites.
-  it('a coordinator on a commit-reveal subnet commits each round and reveals in a later one', async () => {
+  it('a coordinator told to use CRv2 commits once a tempo and reveals each commit in its window', async () => {
     const h = new Harness();
+    const stop = chain.produceBlocks(300);
     try {
-      const c = await runOnChain(h, 10);
+      const c = await runOnChain(h, 4, ['--weights-mode', 'crv2']);
+      await until('a revealed commit', () => c.weightsStatus()!.revealsSeen > 0);
       const pubs = c.publications();
-      expect(pubs.length).toBeGreaterThan(0);
-      expect(pubs.every((p) => p.mode === 'commit')).toBe(true);
-      expect(pubs.reduce((n, p) => n + p.revealed, 0)).toBeGreaterThan(0);
-      expect(h.progress.some((l) => /^weights committed on subnet \d+ at block \d+: 2 uids.*; \d+ earlier commit\(s\) revealed/.test(l))).toBe(true);
+      expect(pubs.every((p) => p.mode === 'crv2')).toBe(true);
+      const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+      expect(log).not.toContain('RevealTooEarly');
+      expect(log).not.toContain('InvalidRevealCommitHashNotMatch');
       // What stands on chain is one of the committed weight sets.
-      const stored = (await chain.api.query.subtensorModule!.weights!(netuid, 0)).toJSON() as [number, number][];
+      const stored = await weightsRow(0);
       expect(pubs.some((p) => JSON.stringify(p.uids.map((u, i) => [u, p.values[i]])) === JSON.stringify(stored))).toBe(true);
     } finally {
+      await stop();
       await h.close();
     }
   }, 300_000);
+
+  it('CRv3: commits timelocked weights that the runtime reveals with the beacon\'s pulse; a wrong pulse leaves them unapplied and is reported', async () => {
+    const { api } = chain;
+    await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, true), 'commit-reveal on');
+    await chain.sudo(api.tx.adminUtils!.sudoSetWeightsSetRateLimit!(netuid, 0), 'rate limit 0');
+    await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsInterval!(netuid, 2), 'reveal period 2');
+    // The chain's beacon becomes one of our own (TIMELOCK.md): its pulses are ours to write.
+    const beacon = testBeacon(0xac71e57n);
+    const config = (await api.query.drand!.beaconConfig!()).toJSON() as Record<string, unknown>;
+    await chain.setStorage({ Drand: { BeaconConfig: { ...config, publicKey: `0x${beacon.publicKey}` } } });
+    expect(await readBeacon(api)).toMatchObject({ publicKey: beacon.publicKey });
+    /** Pulses for the rounds around now, signed as `sign` says. */
+    const pulses = async (sign: (r: number) => string) => {
+      const now = Math.floor((Date.now() / 1000 - Number(config.genesisTime)) / Number(config.period));
+      const rounds = Array.from({ length: 120 }, (_, i) => now - 60 + i);
+      await chain.setStorage({ Drand: {
+        Pulses: rounds.map((r) => [[r], { round: r, randomness: `0x${'11'.repeat(32)}`, signature: `0x${sign(r)}` }]),
+        LastStoredRound: rounds.at(-1),
+      } });
+    };
+    await pulses((r) => beacon.sign(r));
+    const h = new Harness();
+    const stop = chain.produceBlocks(300);
+    try {
+      const c = await startOnChain(h, 400, []);
+      await until('a timelocked weight set revealed by the chain', () => c.weightsStatus()!.revealsSeen > 0, 120_000);
+      const pubs = c.publications();
+      expect(c.weightsStatus()!.mode).toBe('crv3');
+      expect(pubs.every((p) => p.mode === 'crv3' && p.revealRound! > 0)).toBe(true);
+      const stored = await weightsRow(0);
+      expect(pubs.some((p) => JSON.stringify(p.uids.map((u, i) => [u, p.values[i]])) === JSON.stringify(stored))).toBe(true);
+      expect(h.progress.some((l) => /^weights committed \(crv3\) on subnet \d+ at block \d+: 2 uids.*; the chain reveals them at drand round \d+/.test(l))).toBe(true);
+      // Pulses whose signatures are another round's: the chain cannot open the commits.
+      await pulses((r) => beacon.sign(r + 1));
+      await until('a reveal failure reported', () => c.weightsStatus()!.revealFailures.length > 0, 120_000);
+      expect(c.weightsStatus()!.revealFailures[0]!.reason).toMatch(/^the chain's pulse for round \d+ has a signature that does not open the commit/);
+      const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+      expect(log).toContain('"msg":"timelocked weights not revealed"');
+    } finally {
+      await stop();
+      await h.close();
+    }
+  }, 300_000);
+
   it('admits signed trainers by the metagraph and a dataset node by the allowlist, and refuses a hotkey in neither', async () => {
     const h = new Harness();
     try {
@@ -198,4 +338,31 @@ run('subtensor weights', () => {
       await h.close();
     }
   }, 300_000);
+});
+
+describe('a coordinator whose chain is unreachable', () => {
+  it('starts, trains to the end, and says which URL failed and why, retrying with backoff', async () => {
+    const h = new Harness();
+    try {
+      const url = `ws://127.0.0.1:${await freePort()}`;
+      const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
+        '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '100', '--chain', url, '--netuid', '1', '--hotkey-uri', '//Alice']);
+      await h.dataset(c.address, 'ds-a');
+      for (const m of ['t1', 't2']) await h.trainer(c.address, m);
+      expect(await c.done).toBe('DONE');
+      expect(c.weightsStatus()).toMatchObject({ connected: false, lastPublication: null });
+      expect(c.weightsStatus()!.waiting).toMatch(new RegExp(`^subtensor at ${url}: .+; retrying in \\d+ s$`));
+      const unreachable = () => fs.readFileSync(h.logFile('coordinator'), 'utf8').split('\n').filter((l) => l.includes('"msg":"chain unreachable"'));
+      const end = Date.now() + 20_000;
+      while (unreachable().length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+      const lines = unreachable();
+      expect(lines.length).toBeGreaterThanOrEqual(3);
+      const delays = lines.map((l) => (JSON.parse(l) as { retryInMs: number }).retryInMs);
+      expect(delays.slice(0, 3)).toEqual([1000, 2000, 4000]);
+      expect(lines[0]).toContain(`"url":"${url}"`);
+      expect(lines[0]).not.toContain('[object Object]');
+    } finally {
+      await h.close();
+    }
+  }, 120_000);
 });

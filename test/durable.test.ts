@@ -7,23 +7,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { Harness, kill, until } from './helpers.js';
+import { Harness, freePort, kill, until } from './helpers.js';
 import { spawnRole } from '../bin/demo.js';
 import { CoordinatorStore } from '../src/store/index.js';
 import { callUnary, makeClient, JobsClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const roundsIn = (file: string): { round: number }[] => {
   try {

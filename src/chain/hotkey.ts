@@ -13,6 +13,9 @@
 import fs from 'node:fs';
 import { argon2i } from 'hash-wasm';
 import nacl from 'tweetnacl';
+import { Keyring } from '@polkadot/keyring';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { signerFromSecret, type Signer } from '../wire/index.js';
 
 /** Where a hotkey comes from. */
@@ -75,4 +78,10 @@ export async function hotkeySecret(source: HotkeySource): Promise<string> {
 /** A signer from a hotkey's secret URI or its btcli hotkey file (opened with the wallet password). */
 export async function loadSigner(source: HotkeySource): Promise<Signer> {
   return signerFromSecret(await hotkeySecret(source));
+}
+
+/** The hotkey as a keyring pair, for extrinsics (weights). */
+export async function loadKeyringPair(source: HotkeySource): Promise<KeyringPair> {
+  await cryptoWaitReady();
+  return new Keyring({ type: 'sr25519' }).addFromUri(await hotkeySecret(source));
 }

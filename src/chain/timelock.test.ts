@@ -62,7 +62,7 @@ describe('timelock encryption (tle-compatible, BLS12-381)', () => {
     badSuite[badSuite.length - 1] = 0x41;
     expect(() => timelockDecrypt(badSuite, beacon.sign(10))).toThrow('expected "AES_GCM_"');
     const tampered = Buffer.from(ct);
-    tampered[200] ^= 1;
+    tampered[200] = tampered[200]! ^ 1;
     expect(() => timelockDecrypt(tampered, beacon.sign(10))).toThrow();
   });
 });

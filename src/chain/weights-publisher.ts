@@ -2,8 +2,8 @@
  * Publishing weights: `set_weights(netuid, uids, values, version_key)` signed by the validator's
  * hotkey, with the runtime's errors turned into {@link ChainRuleError}s an operator can act on.
  * Nonces are tracked locally (a second extrinsic right after a block can otherwise be refused as
- * stale). Commit-reveal subnets need commit_weights / reveal_weights, which this file does not
- * do yet: it refuses with a clear error instead.
+ * stale). Commit-reveal subnets take commits instead (commit-reveal.ts, timelocked-commit.ts;
+ * weights-loop.ts picks).
  */
 import type { ApiPromise } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
