@@ -7,6 +7,8 @@
  * `get_encrypted_commit` does; the beacon (key, genesis, period) is read from the chain.
  */
 import type { ApiPromise } from '@polkadot/api';
+import type { Registry } from '@polkadot/types/types';
+import { u8aToHex } from '@polkadot/util';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { QUICKNET, timelockDecrypt, timelockEncrypt } from './timelock.js';
 import { epochOf } from './subtensor.js';
@@ -49,17 +51,17 @@ export function revealRound(o: { block: number; netuid: number; tempo: number; r
 }
 
 /** The SCALE payload of a CRv3 commit: `{ uids: Vec<u16>, values: Vec<u16>, version_key: u64 }`. */
-export function crv3Payload(api: ApiPromise, w: U16Weights, versionKey: number): Uint8Array {
-  return api.registry.createType('(Vec<u16>, Vec<u16>, u64)', [w.uids, w.values, versionKey]).toU8a();
+export function crv3Payload(registry: Registry, w: U16Weights, versionKey: number): Uint8Array {
+  return registry.createType('(Vec<u16>, Vec<u16>, u64)', [w.uids, w.values, versionKey]).toU8a();
 }
 
 /**
  * The SCALE payload of a CRv4 commit: `{ hotkey: Vec<u8>, uids: Vec<u16>, values: Vec<u16>,
  * version_key: u64 }`, the hotkey being the committer's AccountId32 (the runtime refuses a
- * payload naming another).
+ * payload naming another). Given as hex: a byte array would be read as already length-prefixed.
  */
-export function crv4Payload(api: ApiPromise, hotkey: string, w: U16Weights, versionKey: number): Uint8Array {
-  return api.registry.createType('(Vec<u8>, Vec<u16>, Vec<u16>, u64)', [decodeAddress(hotkey), w.uids, w.values, versionKey]).toU8a();
+export function crv4Payload(registry: Registry, hotkey: string, w: U16Weights, versionKey: number): Uint8Array {
+  return registry.createType('(Vec<u8>, Vec<u16>, Vec<u16>, u64)', [u8aToHex(decodeAddress(hotkey)), w.uids, w.values, versionKey]).toU8a();
 }
 
 /** Which timelocked call the runtime has: CRv4 (and its mechanism variant) or CRv3, or none. */
@@ -93,7 +95,7 @@ export async function commitTimelocked(api: ApiPromise, sender: ExtrinsicSender,
   const beacon = await readBeacon(api);
   const round = revealRound({ ...o, nowSeconds: Date.now() / 1000, beacon });
   const version = call === 'crv3' ? 3 : 4;
-  const payload = version === 3 ? crv3Payload(api, o.w, o.versionKey) : crv4Payload(api, sender.signer.address, o.w, o.versionKey);
+  const payload = version === 3 ? crv3Payload(api.registry, o.w, o.versionKey) : crv4Payload(api.registry, sender.signer.address, o.w, o.versionKey);
   const ciphertext = timelockEncrypt(payload, round, beacon.publicKey);
   const tx = api.tx.subtensorModule!;
   // As hex: a Uint8Array given for Bytes is read as already length-prefixed.
