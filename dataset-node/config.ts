@@ -3,7 +3,7 @@
  * a frozen config.
  */
 import path from 'node:path';
-import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, SERVER_TLS_OPTIONS, serverTlsOf, CLIENT_TLS_OPTIONS, clientTlsOf, type MetricsConfig, type ServerTlsConfig, type ClientTlsConfig, SESSION_KEY_OPTIONS } from '../src/node/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, SERVER_TLS_OPTIONS, serverTlsOf, CLIENT_TLS_OPTIONS, clientTlsOf, type MetricsConfig, type ServerTlsConfig, type ClientTlsConfig, SESSION_KEY_OPTIONS, DISCOVERY_OPTIONS, discoveryOf, type DiscoveryConfig } from '../src/node/index.js';
 import type { HotkeySource } from '../src/chain/index.js';
 import { checkLeaseKey, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
@@ -12,7 +12,8 @@ import { ConfigError } from '../src/errors.js';
 export const DATASET_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },
   advertise: { type: 'string', default: '', env: 'AQ_DATASET_ADVERTISE', description: 'host:port trainers dial; defaults to the bound address' },
-  coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port to register with; empty: serve only' },
+  coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port to register with; empty: serve only (or, with --chain, every validator)' },
+  ...DISCOVERY_OPTIONS,
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this node\'s id; defaults to dataset-<seed>' },
   task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task whose data this node generates' },
   seed: { type: 'string', default: 'dataset-0', env: 'AQ_DATASET_SEED', description: 'seed of this node\'s data (different nodes, different seeds)' },
@@ -39,6 +40,8 @@ export interface DatasetConfig extends LogConfig, MetricsConfig, ServerTlsConfig
   listen: string;
   advertise: string;
   coordinator: string;
+  /** The validators found on chain (with --chain and no --coordinator). */
+  discovery: DiscoveryConfig | null;
   nodeId: string;
   task: string;
   seed: string;
@@ -85,6 +88,7 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     listen: o.listen,
     advertise: o.advertise,
     coordinator: o.coordinator,
+    discovery: o.coordinator ? null : discoveryOf(o),
     nodeId,
     task: o.task,
     seed: o.seed,

@@ -1,8 +1,10 @@
 /**
  * Dataset node process: open (or generate) the shard store, serve it over gRPC, register with
- * the coordinator and keep the registration alive with heartbeats.
+ * the coordinator (or, with --chain, with every validator of the subnet that announces an
+ * endpoint) and keep each registration alive with heartbeats. Leases signed by any of them are
+ * honoured.
  */
-import { roleLogger, nodeIdentity, keepRegistered } from '../src/node/index.js';
+import { roleLogger, nodeIdentity, keepRegistered, ValidatorWatch } from '../src/node/index.js';
 import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
@@ -21,8 +23,9 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
   const config = { ...given, nodeId };
   await leaseCryptoReady();
-  // The key leases must be signed with: pinned by a flag, or the one the coordinator names.
-  let leaseKey = config.coordinatorKey;
+  // The keys leases must be signed with: pinned by a flag, or the one each coordinator names.
+  const leaseKeys = new Map<string, string>();
+  if (config.coordinatorKey) leaseKeys.set('pinned', config.coordinatorKey);
   const log = roleLogger(`dataset.${config.nodeId}`, config);
   useTlsForClients(config.tlsCa);
   const stop = new AbortController();
@@ -35,7 +38,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   let closing = false;
   const grpc = createGrpcServer();
   const impl = datasetServiceImpl({
-    nodeId: config.nodeId, store, chunkBytes: config.chunkBytes, metrics, log, closing: () => closing, leaseKey: () => leaseKey,
+    nodeId: config.nodeId, store, chunkBytes: config.chunkBytes, metrics, log, closing: () => closing, leaseKeys: () => new Set(leaseKeys.values()),
   });
   if (config.signed) {
     // The lease binds a request to a trainer; the signature proves the caller is that trainer.
@@ -48,29 +51,60 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   const advertise = config.advertise || address;
   log.info('listening', { grpc: address, advertise, metrics: metricsServer?.address ?? null, shards: store.shards.length });
-  const coordinatorClient = config.coordinator ? makeClient(CoordinatorClient, config.coordinator, undefined, signer) : null;
-  const registration = config.coordinator
-    ? keepRegistered({
-      coordinator: config.coordinator, log, signal: stop.signal, nodeId: config.nodeId,
-      client: coordinatorClient!,
+  /** Registers with the coordinator at `address` and heartbeats until closed. */
+  const register = (address: string, label: string) => {
+    const own = new AbortController();
+    const client = makeClient(CoordinatorClient, address, undefined, signer);
+    const done = keepRegistered({
+      coordinator: address, log, signal: AbortSignal.any([stop.signal, own.signal]), nodeId: config.nodeId, client,
       onRegistered: (res: RegisterDatasetResponse) => {
         if (config.coordinatorKey && res.leaseKey !== config.coordinatorKey) {
-          log.error('the coordinator signs leases with a key other than --coordinator-key; its leases will be refused', { pinned: config.coordinatorKey, named: res.leaseKey });
+          log.error('the coordinator signs leases with a key other than --coordinator-key; its leases will be refused', { coordinator: label, pinned: config.coordinatorKey, named: res.leaseKey });
         } else if (!config.coordinatorKey && res.leaseKey) {
-          leaseKey = checkLeaseKey(res.leaseKey);
+          leaseKeys.set(address, checkLeaseKey(res.leaseKey));
         }
       },
-      register: (client, options) => callUnary(client, 'RegisterDataset', { nodeId: config.nodeId, address: advertise, task: store.task, shards: [...store.shards] }, options),
-    })
-    : Promise.resolve();
+      register: (c, options) => callUnary(c, 'RegisterDataset', { nodeId: config.nodeId, address: advertise, task: store.task, shards: [...store.shards] }, options),
+    });
+    return {
+      label,
+      async close() {
+        own.abort();
+        await done.catch(() => undefined);
+        client.close();
+        leaseKeys.delete(address);
+      },
+    };
+  };
+  const coordinators = new Map<string, ReturnType<typeof register>>();
+  if (config.coordinator) coordinators.set(config.coordinator, register(config.coordinator, config.coordinator));
+  const watch = config.discovery ? new ValidatorWatch({
+    url: config.discovery.url, netuid: config.discovery.netuid, pin: config.discovery.pin, exclude: config.discovery.exclude,
+    refreshMs: config.discovery.refreshMs, log, self: config.nodeId,
+    onChange: (validators) => {
+      const wanted = new Map(validators.map((v) => [v.address, v.hotkey]));
+      for (const [address, c] of coordinators) {
+        if (wanted.get(address) === c.label) continue;
+        log.info('validator dropped', { hotkey: c.label, address });
+        coordinators.delete(address);
+        void c.close();
+      }
+      for (const v of validators) {
+        if (coordinators.has(v.address)) continue;
+        log.info('serving validator', { hotkey: v.hotkey, address: v.address });
+        coordinators.set(v.address, register(v.address, v.hotkey));
+      }
+    },
+  }) : null;
+  watch?.start();
   return {
     address,
     metricsAddress: metricsServer?.address ?? null,
     async close() {
       closing = true;
       stop.abort();
-      await registration.catch(() => {});
-      coordinatorClient?.close();
+      await watch?.close();
+      await Promise.allSettled([...coordinators.values()].map((c) => c.close()));
       await grpc.close();
       await metricsServer?.close();
       log.info('stopped');

@@ -15,7 +15,8 @@ export interface DatasetServiceDeps {
   /** True once shutdown began: new streams are refused with UNAVAILABLE. */
   closing: () => boolean;
   /** The coordinator's lease key ('' until known). */
-  leaseKey: () => string;
+  /** The lease keys of the coordinators this node serves. */
+  leaseKeys: () => ReadonlySet<string>;
 }
 
 /** Builds the handlers of `actiquest.v1.Dataset`. */
@@ -28,7 +29,7 @@ export function datasetServiceImpl(deps: DatasetServiceDeps): DatasetHandlers {
     StreamShard: serverStream<StreamShardRequest, BlobPart>(log, 'StreamShard', async (req, send, signal) => {
       if (deps.closing()) throw new ShuttingDownError('dataset node');
       if (!req.shardId) throw new InvalidFieldError('shard_id', 'a shard id from the manifest', 'an empty string');
-      checkLease(req.lease, { datasetNodeId: deps.nodeId, coordinatorKey: deps.leaseKey(), shardId: req.shardId, caller: callerOf(req) });
+      checkLease(req.lease, { datasetNodeId: deps.nodeId, coordinatorKeys: deps.leaseKeys(), shardId: req.shardId, caller: callerOf(req) });
       const bytes = await store.read(req.shardId);
       const { header, chunks } = encodeBlob(bytes, deps.chunkBytes);
       await send({ part: 'header', header });

@@ -6,11 +6,12 @@ import os from 'node:os';
 import { parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
 import { BACKENDS } from '../src/model/index.js';
-import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, CLIENT_TLS_OPTIONS, clientTlsOf, type MetricsConfig, type ClientTlsConfig, SESSION_KEY_OPTIONS } from '../src/node/index.js';
+import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, CLIENT_TLS_OPTIONS, clientTlsOf, type MetricsConfig, type ClientTlsConfig, SESSION_KEY_OPTIONS, DISCOVERY_OPTIONS, discoveryOf, type DiscoveryConfig } from '../src/node/index.js';
 import type { HotkeySource } from '../src/chain/index.js';
 
 export const TRAINER_OPTIONS = {
-  coordinator: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR', description: 'coordinator host:port' },
+  coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port of a private federation (default 127.0.0.1:50051 without --chain)' },
+  ...DISCOVERY_OPTIONS,
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this trainer\'s id (default: trainer-<hostname>-<pid>)' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, env: 'AQ_BACKEND', description: 'TF.js backend; auto picks tensorflow (if installed), webgpu, wasm, cpu' },
   capacity: { type: 'number', default: 1000, min: 0.001, description: 'samples a second this trainer expects to train (refined by the coordinator from what it observes)' },
@@ -26,7 +27,10 @@ export const TRAINER_OPTIONS = {
 
 /** The resolved trainer configuration. */
 export interface TrainerConfig extends LogConfig, MetricsConfig, ClientTlsConfig {
+  /** One coordinator (a private federation); '' with discovery. */
   coordinator: string;
+  /** The validators found on chain, when --chain is given without --coordinator. */
+  discovery: DiscoveryConfig | null;
   nodeId: string;
   backend: string;
   /** webgpu on Mesa's llvmpipe (tests without a GPU). */
@@ -48,9 +52,13 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   // With a hotkey the id is its address, settled when the key is opened (nodeIdentity).
   const nodeId = o['node-id'] || (hotkey ? '' : `trainer-${os.hostname()}-${process.pid}`);
   if (nodeId && !/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError('node-id', 'letters, digits, . _ : - (1 to 128)', JSON.stringify(nodeId));
-  if (!/^[^\s:]+:\d{1,5}$/.test(o.coordinator)) throw new ConfigError('coordinator', 'host:port', JSON.stringify(o.coordinator));
+  const discovery = o.coordinator ? null : discoveryOf(o);
+  const coordinator = o.coordinator || (discovery ? '' : '127.0.0.1:50051');
+  if (coordinator && !/^[^\s:]+:\d{1,5}$/.test(coordinator)) throw new ConfigError('coordinator', 'host:port', JSON.stringify(coordinator));
+  if (discovery && !hotkey) throw new ConfigError('hotkey-uri', 'the trainer\'s hotkey (AQ_HOTKEY_URI, --hotkey-file or --wallet.name) with --chain: validators know miners by it', 'nothing');
   return Object.freeze({
-    coordinator: o.coordinator,
+    coordinator,
+    discovery,
     nodeId,
     backend: o.backend,
     webGpuSoftware: o['webgpu-software'],

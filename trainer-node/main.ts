@@ -1,9 +1,11 @@
 /**
  * Trainer process: pick a backend, register and heartbeat, then ask for tasks and run them one
- * at a time. A heartbeat answer that the task is no longer wanted (round closed) aborts training
+ * at a time. It works for one coordinator (`--coordinator`, a private federation) or, with
+ * `--chain`, for every validator of the subnet that announces an endpoint, each with a share of
+ * its capacity in proportion to stake, taking on and dropping validators as the metagraph changes. A heartbeat answer that the task is no longer wanted (round closed) aborts training
  * at the next batch; a lost coordinator is retried with back-off and the trainer registers again.
  */
-import { roleLogger, keepRegistered, nodeIdentity } from '../src/node/index.js';
+import { roleLogger, keepRegistered, nodeIdentity, ValidatorWatch } from '../src/node/index.js';
 import { status } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
 import { configureBackends, selectBackend } from '../src/model/index.js';
@@ -18,7 +20,39 @@ export interface TrainerNode {
   nodeId: string;
   backend: string;
   metricsAddress: string | null;
+  /** The coordinators it works for now (one without --chain), and each one's share of its capacity. */
+  validators(): { address: string; hotkey: string; share: number }[];
   close(): Promise<void>;
+}
+
+/** Work for one coordinator. */
+interface Session {
+  address: string;
+  /** The validator's hotkey (with discovery), else the address. */
+  label: string;
+  share: number;
+  close(): Promise<void>;
+}
+
+/** One task at a time across every coordinator: a FIFO lock. */
+class TaskSlot {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Waits for the slot; resolves with its release (calling it again is harmless). */
+  async take(): Promise<() => void> {
+    let free!: () => void;
+    const next = new Promise<void>((r) => (free = r));
+    const before = this.tail;
+    this.tail = before.then(() => next);
+    await before;
+    let done = false;
+    return () => {
+      if (!done) {
+        done = true;
+        free();
+      }
+    };
+  }
 }
 
 /** Hooks for embedding and tests. */
@@ -36,97 +70,151 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
-  log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator, metrics: metricsServer?.address ?? null });
+  log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
-  const coordinator = makeClient(CoordinatorClient, config.coordinator, undefined, signer);
   // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
   const identity = generateIdentity();
-  const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
-  let currentTask = '';
-  let taskAbort: AbortController | null = null;
-  let registered = false;
-  let submitted = false;
+  // One task at a time, whichever validator it is for.
+  const slot = new TaskSlot();
+  const sessions = new Map<string, Session>();
 
-  const registration = keepRegistered<RegisterTrainerResponse>({
-    coordinator: config.coordinator, nodeId: config.nodeId, client: coordinator, log, signal: stop.signal,
-    register: (client, options) => callUnary(client, 'RegisterTrainer', {
-      nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity, backend: backend.backend, device: backend.device },
-      version: '0.1.0', identityKey: identity.publicKey,
-    }, options),
-    currentTask: () => currentTask,
-    takeShardFaults: () => runner.shardFaults.splice(0),
-    returnShardFaults: (faults) => runner.shardFaults.push(...faults),
-    onRegistered: () => { registered = true; },
-    onHeartbeat: (res, aboutTask) => {
-      // Only an answer about the task in hand counts (an answer about the previous one can arrive
-      // after the next began). Once the update is in, a secure task still owes its unmask answer.
-      if (currentTask && aboutTask === currentTask && !submitted && !res.taskActive && taskAbort && !taskAbort.signal.aborted) {
-        log.info('task no longer wanted; stopping', { taskId: currentTask });
-        taskAbort.abort(new Error('round closed'));
-      }
-    },
-  });
-
-  const loop = (async () => {
-    let backoff = 250;
-    while (!stop.signal.aborted) {
-      if (!registered) {
-        await sleep(100, stop.signal);
-        continue;
-      }
-      let res: GetTaskResponse;
-      try {
-        res = await callUnary(coordinator, 'GetTask', { nodeId: config.nodeId, waitMs: config.waitMs }, { timeoutMs: config.waitMs + 5_000, signal: stop.signal });
-        backoff = 250;
-      } catch (err) {
-        if (stop.signal.aborted) break;
-        if (hasStatus(err, status.NOT_FOUND)) registered = false;
-        log.warn('task request failed', { error: (err as Error).message, retryMs: backoff });
-        await sleep(backoff, stop.signal);
-        backoff = Math.min(backoff * 2, 5_000);
-        continue;
-      }
-      if (res.result !== 'task' || !res.task) {
-        await sleep(res.retryAfterMs ?? 500, stop.signal);
-        continue;
-      }
-      const task = res.task;
-      currentTask = task.taskId;
-      taskAbort = new AbortController();
-      const onStop = () => taskAbort?.abort(new Error('trainer stopping'));
-      stop.signal.addEventListener('abort', onStop, { once: true });
-      const timer = setTimeout(() => taskAbort?.abort(new Error('deadline passed')), Math.max(0, task.deadlineUnixMs - Date.now()));
-      submitted = false;
-      try {
-        const out = await runner.run(task, taskAbort.signal, () => { submitted = true; clearTimeout(timer); }, stop.signal);
-        metrics.tasksTotal.inc({ result: 'submitted' });
-        log.info('update submitted', { round: task.round, accepted: out.accepted, receivedUpdates: out.receivedUpdates });
-      } catch (err) {
-        const aborted = taskAbort.signal.aborted;
-        metrics.tasksTotal.inc({ result: aborted ? 'cancelled' : 'failed' });
-        if (aborted) log.info('task stopped', { round: task.round, reason: (taskAbort.signal.reason as Error)?.message });
-        else {
-          log.warn('task failed', { round: task.round, error: (err as Error).message });
-          await sleep(500, stop.signal);
+  /** Works for the coordinator at `address` with `share` of this trainer's capacity until closed. */
+  const startSession = (address: string, share: number, label: string): Session => {
+    const own = new AbortController();
+    const signal = AbortSignal.any([stop.signal, own.signal]);
+    const coordinator = makeClient(CoordinatorClient, address, undefined, signer);
+    const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
+    const session: Session = { address, label, share, close: () => Promise.resolve() };
+    let currentTask = '';
+    let taskAbort: AbortController | null = null;
+    let registered = false;
+    let submitted = false;
+    const registration = keepRegistered<RegisterTrainerResponse>({
+      coordinator: address, nodeId: config.nodeId, client: coordinator, log, signal,
+      register: (client, options) => callUnary(client, 'RegisterTrainer', {
+        nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity * session.share, backend: backend.backend, device: backend.device },
+        version: '0.1.0', identityKey: identity.publicKey,
+      }, options),
+      currentTask: () => currentTask,
+      takeShardFaults: () => runner.shardFaults.splice(0),
+      returnShardFaults: (faults) => runner.shardFaults.push(...faults),
+      onRegistered: () => { registered = true; },
+      onHeartbeat: (res, aboutTask) => {
+        // Only an answer about the task in hand counts (an answer about the previous one can arrive
+        // after the next began). Once the update is in, a secure task still owes its unmask answer.
+        if (currentTask && aboutTask === currentTask && !submitted && !res.taskActive && taskAbort && !taskAbort.signal.aborted) {
+          log.info('task no longer wanted; stopping', { taskId: currentTask, coordinator: label });
+          taskAbort.abort(new Error('round closed'));
         }
-      } finally {
-        clearTimeout(timer);
-        stop.signal.removeEventListener('abort', onStop);
-        currentTask = '';
-        taskAbort = null;
+      },
+    });
+    const loop = (async () => {
+      let backoff = 250;
+      while (!signal.aborted) {
+        if (!registered) {
+          await sleep(100, signal);
+          continue;
+        }
+        const release = await slot.take();
+        try {
+          if (signal.aborted) break;
+          // Beside other validators a request waits less, so that none holds the slot long.
+          const waitMs = sessions.size > 1 ? Math.min(config.waitMs, 1000) : config.waitMs;
+          let res: GetTaskResponse;
+          try {
+            res = await callUnary(coordinator, 'GetTask', { nodeId: config.nodeId, waitMs }, { timeoutMs: waitMs + 5_000, signal });
+            backoff = 250;
+          } catch (err) {
+            if (signal.aborted) break;
+            if (hasStatus(err, status.NOT_FOUND)) registered = false;
+            log.warn('task request failed', { coordinator: label, error: (err as Error).message, retryMs: backoff });
+            release();
+            await sleep(backoff, signal);
+            backoff = Math.min(backoff * 2, 5_000);
+            continue;
+          }
+          if (res.result !== 'task' || !res.task) {
+            release();
+            await sleep(sessions.size > 1 ? Math.min(res.retryAfterMs ?? 500, 500) : res.retryAfterMs ?? 500, signal);
+            continue;
+          }
+          const task = res.task;
+          currentTask = task.taskId;
+          taskAbort = new AbortController();
+          const onStop = () => taskAbort?.abort(new Error('trainer stopping'));
+          signal.addEventListener('abort', onStop, { once: true });
+          const timer = setTimeout(() => taskAbort?.abort(new Error('deadline passed')), Math.max(0, task.deadlineUnixMs - Date.now()));
+          submitted = false;
+          try {
+            const out = await runner.run(task, taskAbort.signal, () => { submitted = true; clearTimeout(timer); }, signal);
+            metrics.tasksTotal.inc({ result: 'submitted' });
+            log.info('update submitted', { coordinator: label, round: task.round, accepted: out.accepted, receivedUpdates: out.receivedUpdates });
+          } catch (err) {
+            const aborted = taskAbort.signal.aborted;
+            metrics.tasksTotal.inc({ result: aborted ? 'cancelled' : 'failed' });
+            if (aborted) log.info('task stopped', { coordinator: label, round: task.round, reason: (taskAbort.signal.reason as Error)?.message });
+            else {
+              log.warn('task failed', { coordinator: label, round: task.round, error: (err as Error).message });
+              await sleep(500, signal);
+            }
+          } finally {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onStop);
+            currentTask = '';
+            taskAbort = null;
+          }
+        } finally {
+          release();
+        }
       }
-    }
-  })();
+    })();
+    session.close = async () => {
+      own.abort();
+      await Promise.allSettled([loop, registration]);
+      runner.close();
+      coordinator.close();
+    };
+    return session;
+  };
+
+  let watch: ValidatorWatch | null = null;
+  if (config.discovery) {
+    const d = config.discovery;
+    watch = new ValidatorWatch({
+      url: d.url, netuid: d.netuid, pin: d.pin, exclude: d.exclude, refreshMs: d.refreshMs, log, self: config.nodeId,
+      onChange: (validators) => {
+        const wanted = new Map(validators.map((v) => [v.address, v]));
+        for (const [address, s] of sessions) {
+          if (wanted.get(address)?.hotkey === s.label) continue;
+          log.info('validator dropped', { hotkey: s.label, address });
+          sessions.delete(address);
+          void s.close();
+        }
+        for (const v of validators) {
+          const s = sessions.get(v.address);
+          if (s) {
+            s.share = v.share;
+            continue;
+          }
+          log.info('working for validator', { hotkey: v.hotkey, address: v.address, share: v.share });
+          sessions.set(v.address, startSession(v.address, v.share, v.hotkey));
+        }
+      },
+    });
+    watch.start();
+  } else {
+    sessions.set(config.coordinator, startSession(config.coordinator, 1, config.coordinator));
+  }
 
   return {
     nodeId: config.nodeId,
     backend: backend.backend,
     metricsAddress: metricsServer?.address ?? null,
+    validators: () => [...sessions.values()].map((s) => ({ address: s.address, hotkey: s.label, share: s.share })),
     async close() {
       stop.abort();
-      await Promise.allSettled([loop, registration]);
-      runner.close();
-      coordinator.close();
+      await watch?.close();
+      await Promise.allSettled([...sessions.values()].map((s) => s.close()));
       await metricsServer?.close();
       log.info('stopped');
     },

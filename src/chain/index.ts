@@ -12,3 +12,4 @@ export { hotkeySecret, loadKeyringPair, loadSigner, WALLET_PASSWORD_ENV, type Ho
 export { WeightsLoop, type Publication, type WeightsLoopOptions, type WeightsMode, type WeightsStatus } from './weights-loop.js';
 export { commitTimelocked, crv3Payload, crv4Payload, readBeacon, revealBlockOf, revealOutcome, revealRound, timelockedCall, type Beacon, type TimelockedCommit } from './timelocked-commit.js';
 export { QUICKNET, testBeacon, timelockDecrypt, timelockEncrypt, verifyBeaconSignature } from './timelock.js';
+export { announceAxon, axonAddress, encodeIp, readNeuronEndpoints, AXON_PROTOCOL, AXON_VERSION, type AxonInfo, type NeuronEndpoint } from './axon.js';

@@ -18,6 +18,7 @@ import { ExtrinsicSender } from './weights-publisher.js';
 import { commitWeights, PendingCommitStore, revealDue } from './commit-reveal.js';
 import { commitTimelocked, revealOutcome, timelockedCall, type TimelockedCommit } from './timelocked-commit.js';
 import { ChainRuleError } from './errors.js';
+import { announceAxon, encodeIp } from './axon.js';
 import { toU16Weights, type U16Weights } from '../scoring/index.js';
 import type { Logger } from '../util/index.js';
 
@@ -62,6 +63,8 @@ export interface WeightsLoopOptions {
   onPublication?: (p: Publication) => void;
   /** The weights version key to send (default: the subnet's WeightsVersionKey). */
   versionKey?: number;
+  /** The public endpoint to announce with serve_axon (again whenever the chain holds another). */
+  announce?: { host: string; port: number };
 }
 
 /** What the loop is doing, for status pages, logs and tests. */
@@ -76,6 +79,8 @@ export interface WeightsStatus {
   /** Timelocked commits whose reveal failed, with the chain's reason. */
   revealFailures: { round: number; reason: string }[];
   revealsSeen: number;
+  /** The endpoint the chain holds for this validator, once announced. */
+  announced: string | null;
 }
 
 const BACKOFF_MAX_MS = 30_000;
@@ -93,7 +98,7 @@ export class WeightsLoop {
   private said = new Set<string>();
   private readonly timelocked: TimelockedCommit[] = [];
   private readonly pending: PendingCommitStore;
-  private readonly st: WeightsStatus = { connected: false, mode: null, uid: null, permit: null, lastPublication: null, waiting: 'not connected yet', revealFailures: [], revealsSeen: 0 };
+  private readonly st: WeightsStatus = { connected: false, mode: null, uid: null, permit: null, lastPublication: null, waiting: 'not connected yet', revealFailures: [], revealsSeen: 0, announced: null };
   private revealedSince = 0;
 
   constructor(private readonly o: WeightsLoopOptions) {
@@ -216,6 +221,7 @@ export class WeightsLoop {
       this.once(`unregistered:${mg.netuid}`, `${this.st.waiting}: register it (btcli subnet register --netuid ${this.o.netuid}); weights start once it is`);
       return;
     }
+    if (this.o.announce) await this.announce(api, sender, mg);
     await this.checkReveals(api, mg);
     if (mode === 'crv2') await this.revealCrv2(api, sender, mg);
     if (!me.validatorPermit) {
@@ -279,6 +285,25 @@ export class WeightsLoop {
         this.refusal = { key, message: `${message}; not retried until the subnet's rules, the weights or this hotkey's standing change` };
         this.o.log.warn('weights refused', { error: this.refusal.message });
       }
+    }
+  }
+
+  /** Announces the endpoint when the chain holds another one for this hotkey. */
+  private async announce(api: ApiPromise, sender: ExtrinsicSender, mg: Metagraph): Promise<void> {
+    const want = this.o.announce!;
+    const held = (await api.query.subtensorModule!.axons!(this.o.netuid, this.hotkey)).toJSON() as { ip: number | string; port: number; ipType: number } | null;
+    const { ip, ipType } = encodeIp(want.host);
+    const wanted = ipType === 6 ? `[${want.host}]:${want.port}` : `${want.host}:${want.port}`;
+    if (held && BigInt(held.ip) === ip && Number(held.ipType) === ipType && Number(held.port) === want.port) {
+      this.st.announced = wanted;
+      return;
+    }
+    try {
+      await announceAxon(api, sender, this.o.netuid, want.host, want.port);
+      this.st.announced = wanted;
+      this.o.log.info('endpoint announced on chain', { endpoint: wanted, netuid: this.o.netuid, block: mg.block });
+    } catch (err) {
+      this.once(`announce:${reasonOf(err)}`, 'endpoint not announced', { endpoint: wanted, error: reasonOf(err) });
     }
   }
 

@@ -6,6 +6,7 @@ export { AllowlistAdmission, AnyAdmission, MetagraphAdmission } from './admissio
 export { HOTKEY_OPTIONS, hotkeySourceOf, SESSION_KEY_OPTIONS, nodeIdentity } from './hotkey-options.js';
 export { keepRegistered } from './registration.js';
 export {
-  CLIENT_TLS_OPTIONS, clientTlsOf, LOG_OPTIONS, logConfigOf, metricsConfigOf, metricsOptions, roleLogger, SERVER_TLS_OPTIONS, serverTlsOf,
-  type ClientTlsConfig, type LogConfig, type MetricsConfig, type ServerTlsConfig,
+  CLIENT_TLS_OPTIONS, clientTlsOf, DISCOVERY_OPTIONS, discoveryOf, LOG_OPTIONS, logConfigOf, metricsConfigOf, metricsOptions, roleLogger, SERVER_TLS_OPTIONS, serverTlsOf,
+  type ClientTlsConfig, type DiscoveryConfig, type LogConfig, type MetricsConfig, type ServerTlsConfig,
 } from './role-options.js';
+export { chooseValidators, ValidatorWatch, type Validator, type ValidatorWatchOptions } from './discovery.js';

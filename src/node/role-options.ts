@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createLogger, type Logger, type LogLevel, type OptionTable, type OptionValues } from '../util/index.js';
 import { checkTlsOptions } from '../wire/index.js';
+import { ConfigError } from '../errors.js';
 
 export const LOG_OPTIONS = {
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
@@ -90,4 +91,30 @@ export function serverTlsOf(o: OptionValues<typeof SERVER_TLS_OPTIONS>): ServerT
 export function clientTlsOf(o: OptionValues<typeof CLIENT_TLS_OPTIONS>): ClientTlsConfig {
   checkTlsOptions('', '', o['tls-ca']);
   return { tlsCa: resolved(o['tls-ca']) };
+}
+
+/** How a trainer or dataset node finds its validators on chain instead of one --coordinator. */
+export const DISCOVERY_OPTIONS = {
+  chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://): work for every validator of --netuid that announces an endpoint (instead of one --coordinator)' },
+  netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'the subnet whose validators to work for (with --chain)' },
+  validators: { type: 'string', default: '', env: 'AQ_VALIDATORS', description: 'with --chain: only these validator hotkeys, comma-separated (empty: all)' },
+  'exclude-validators': { type: 'string', default: '', env: 'AQ_EXCLUDE_VALIDATORS', description: 'with --chain: never these validator hotkeys, comma-separated' },
+  'metagraph-refresh-s': { type: 'number', default: 60, min: 1, max: 86_400, description: 'with --chain: how often to look for validators that came or went' },
+} as const satisfies OptionTable;
+
+/** Resolved discovery options: null without --chain. */
+export interface DiscoveryConfig {
+  url: string;
+  netuid: number;
+  pin: string[];
+  exclude: string[];
+  refreshMs: number;
+}
+
+/** Discovery from parsed options (throws ConfigError on a bad URL). */
+export function discoveryOf(o: { chain: string; netuid: number; validators: string; 'exclude-validators': string; 'metagraph-refresh-s': number }): DiscoveryConfig | null {
+  if (!o.chain) return null;
+  if (!/^wss?:\/\//.test(o.chain)) throw new ConfigError('chain', 'a ws:// or wss:// URL', JSON.stringify(o.chain));
+  const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  return { url: o.chain, netuid: o.netuid, pin: list(o.validators), exclude: list(o['exclude-validators']), refreshMs: o['metagraph-refresh-s'] * 1000 };
 }

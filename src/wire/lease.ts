@@ -23,8 +23,8 @@ export function signLease(signer: Signer, l: Omit<ShardLease, 'signature' | 'coo
 export interface LeaseCheck {
   /** This dataset node's id. */
   datasetNodeId: string;
-  /** The coordinator's lease key (SS58), or '' when not yet known. */
-  coordinatorKey: string;
+  /** The lease keys (SS58) of the coordinators this node registered with; empty while none is known. */
+  coordinatorKeys: ReadonlySet<string>;
   shardId: string;
   /** The signed requester's address ('' on an open server: the lease is a bearer token). */
   caller: string;
@@ -34,11 +34,14 @@ export interface LeaseCheck {
 /** Throws unless `lease` lets this request read `shardId` here, now. */
 export function checkLease(lease: ShardLease | null | undefined, c: LeaseCheck): void {
   if (!lease) throw new LeaseRefusedError('lease', 'a shard lease signed by the coordinator (it comes with the task)', 'none');
-  if (!c.coordinatorKey) throw new LeaseRefusedError('lease', 'a coordinator this node has registered with (it names the lease key)', 'none yet');
-  if (lease.coordinator !== c.coordinatorKey) throw new LeaseSignatureError(`a lease signed by the coordinator's key ${c.coordinatorKey}`, `one from ${JSON.stringify(lease.coordinator.slice(0, 64))}`);
+  if (c.coordinatorKeys.size === 0) throw new LeaseRefusedError('lease', 'a coordinator this node has registered with (it names the lease key)', 'none yet');
+  if (!c.coordinatorKeys.has(lease.coordinator)) {
+    const keys = [...c.coordinatorKeys];
+    throw new LeaseSignatureError(keys.length === 1 ? `a lease signed by the coordinator's key ${keys[0]}` : `a lease signed by one of the coordinators' keys ${keys.join(', ')}`, `one from ${JSON.stringify(lease.coordinator.slice(0, 64))}`);
+  }
   let ok = false;
   try {
-    ok = verifySr25519(leasePayload(lease), lease.signature, decodeAddress(c.coordinatorKey));
+    ok = verifySr25519(leasePayload(lease), lease.signature, decodeAddress(lease.coordinator));
   } catch {
     ok = false;
   }
