@@ -2,6 +2,7 @@
  * Coordinator options: every flag, its default and its environment variable, parsed once into
  * a frozen config.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, SERVER_TLS_OPTIONS, serverTlsOf, type MetricsConfig, type ServerTlsConfig } from '../src/node/index.js';
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
@@ -27,6 +28,7 @@ export const COORDINATOR_OPTIONS = {
   'validation-seed': { type: 'string', default: '', env: 'AQ_VALIDATION_SEED', description: 'seed of the validation data (empty: random, never sent to trainers)' },
   chain: { type: 'string', default: '', env: 'AQ_CHAIN', description: 'subtensor node (ws:// or wss://) to set weights on, once a tempo, on a loop of their own; empty: write them to weights.json only' },
   netuid: { type: 'number', default: 0, min: 0, max: 65535, env: 'AQ_NETUID', description: 'subnet to set weights on (with --chain)' },
+  announce: { type: 'string', default: '', env: 'AQ_ANNOUNCE', description: 'with --chain: the public IP:port trainers reach this coordinator at, announced on chain with serve_axon (default: --listen when it names a routable IP)' },
   'weights-mode': { type: 'string', default: 'auto', choices: ['auto', 'set', 'crv2', 'crv3', 'crv4'], env: 'AQ_WEIGHTS_MODE', description: 'how weights go on chain; auto: set_weights, or with commit-reveal on, the timelocked commit the runtime has (CRv4, else CRv3), else CRv2' },
   'weights-poll-ms': { type: 'number', default: 6000, min: 100, max: 600_000, description: 'how often the weights loop reads the chain' },
   'block-time': { type: 'number', default: 12, min: 0.1, max: 600, description: 'seconds a block of the chain takes (for the drand round of timelocked commits)' },
@@ -43,6 +45,15 @@ export const COORDINATOR_OPTIONS = {
   ...LOG_OPTIONS,
 } as const satisfies OptionTable;
 
+/** `--announce` as host and port (an IP, since the chain stores addresses). */
+function announceOf(value: string): { host: string; port: number } | null {
+  if (!value) return null;
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(value);
+  if (!m || !isIP(m[1]!) || !(Number(m[2]) > 0 && Number(m[2]) < 65536)) throw new ConfigError('announce', 'IP:port (or [IPv6]:port), the public address trainers reach', JSON.stringify(value));
+  if (m[1] === '127.0.0.1' || m[1] === '::1') throw new ConfigError('announce', 'an address other than 127.0.0.1 and ::1 (the chain refuses those)', JSON.stringify(value));
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
 /** The resolved coordinator configuration. */
 export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsConfig {
   listen: string;
@@ -54,7 +65,7 @@ export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsCo
   liveTimeoutMs: number;
   out: string;
   /** Where weights go on chain; null: weights.json only. */
-  chain: { url: string; netuid: number; hotkey: HotkeySource; mode: 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4'; pollMs: number; blockTimeSeconds: number; finalWaitMs: number } | null;
+  chain: { url: string; netuid: number; hotkey: HotkeySource; announce: { host: string; port: number } | null; mode: 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4'; pollMs: number; blockTimeSeconds: number; finalWaitMs: number } | null;
   exitWhenDone: boolean;
   /** Secret URI of the lease key ('' : the validator hotkey, or a key of this run). */
   leaseKeyUri: string;
@@ -113,7 +124,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),
     chain: o.chain && hotkey ? Object.freeze({
-      url: o.chain, netuid: o.netuid, hotkey, mode: o['weights-mode'] as 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4', pollMs: o['weights-poll-ms'],
+      url: o.chain, netuid: o.netuid, hotkey, announce: announceOf(o.announce), mode: o['weights-mode'] as 'auto' | 'set' | 'crv2' | 'crv3' | 'crv4', pollMs: o['weights-poll-ms'],
       blockTimeSeconds: o['block-time'], finalWaitMs: o['final-weights-wait-s'] * 1000,
     }) : null,
     exitWhenDone: o['exit-when-done'],

@@ -16,6 +16,7 @@ import { MaskPool } from '../src/secagg/index.js';
 import { coordinatorRole, coordinatorServiceImpl } from './service.js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { type JobRunner, type JobState, JobManager, NodeLedger } from '../src/jobs/index.js';
 import { jobsServiceImpl } from './jobs-service.js';
 import type { Scoreboard } from '../src/scoring/index.js';
@@ -165,6 +166,13 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
+  if (chain) {
+    // The endpoint trainers find on chain: --announce, else the listen address when it is routable.
+    const [host, port] = [address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(address.slice(address.lastIndexOf(':') + 1))];
+    const endpoint = config.chain!.announce ?? (isIP(host) && !['0.0.0.0', '::', '127.0.0.1', '::1'].includes(host) ? { host, port } : null);
+    if (endpoint) chain.announceEndpoint(endpoint.host, endpoint.port);
+    else log.warn('no endpoint announced on chain: trainers that discover validators will not find this one; give --announce IP:port', { listen: address });
+  }
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
   const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {

@@ -313,6 +313,79 @@ run('subtensor weights', () => {
     }
   }, 300_000);
 
+  it('a subnet of two validators: trainers and dataset nodes given only --chain, --netuid and a wallet work for both; free-riders earn the least', async () => {
+    const { api, keyring, alice } = chain;
+    const tx = api.tx;
+    const key = (name: string) => keyring.addFromUri(`//${name}`);
+    const [v1, v2] = [key('SubnetV1'), key('SubnetV2')];
+    const trainers = ['SubnetT1', 'SubnetT2', 'SubnetT3', 'SubnetT4'].map(key);
+    const datasets = ['SubnetD1', 'SubnetD2'].map(key);
+    await chain.sender(alice).send(tx.subtensorModule!.registerNetwork!(v1.address), 'register_network');
+    const net = Number((await api.query.subtensorModule!.totalNetworks!()).toString()) - 1;
+    await chain.blocks(11);
+    await chain.sender(alice).send(tx.subtensorModule!.startCall!(net), 'start_call');
+    // Eight registrations in a row: above the default registrations an interval allows.
+    await chain.sudo(tx.adminUtils!.sudoSetMaxRegistrationsPerBlock!(net, 20), 'registrations per block');
+    await chain.sudo(tx.adminUtils!.sudoSetTargetRegistrationsPerInterval!(net, 20), 'registrations per interval');
+    for (const k of [v2, ...trainers, ...datasets]) await chain.sender(alice).send(tx.subtensorModule!.burnedRegister!(net, k.address), 'burned_register');
+    for (const k of [v1, v2]) await chain.sender(alice).send(tx.balances.transferKeepAlive(k.address, 10_000_000_000n), 'fund');
+    for (const [call, what] of [
+      [tx.adminUtils!.sudoSetWeightsSetRateLimit!(net, 0), 'rate limit'], [tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(net, false), 'commit-reveal off'],
+      [tx.adminUtils!.sudoSetTempo!(net, 5), 'tempo'], [tx.adminUtils!.sudoSetMaxAllowedValidators!(net, 2), 'max validators'],
+      [tx.adminUtils!.sudoSetServingRateLimit!(net, 0), 'serving rate limit'],
+    ] as const) await chain.sudo(call, what);
+    // Different stakes: the first validator's share of a trainer is twice the second's.
+    await chain.sender(alice).send(tx.subtensorModule!.addStake!(v1.address, net, 200_000_000_000n), 'add_stake');
+    await chain.sender(alice).send(tx.subtensorModule!.addStake!(v2.address, net, 100_000_000_000n), 'add_stake');
+    await chain.blocks(12);
+    const mg = await readMetagraph(api, net);
+    const uidOf = new Map(mg.neurons.map((n) => [n.hotkey, n.uid]));
+    expect(mg.neurons.filter((n) => n.validatorPermit).map((n) => n.hotkey).sort()).toEqual([v1.address, v2.address].sort());
+
+    const h = new Harness();
+    const stop = chain.produceBlocks(300);
+    try {
+      const coordinators: Awaited<ReturnType<Harness["coordinator"]>>[] = [];
+      for (const [i, v] of [[1, 'SubnetV1'], [2, 'SubnetV2']] as const) {
+        // 127.0.0.2 and .3: loopback addresses the chain accepts (it refuses 127.0.0.1).
+        coordinators.push(await h.coordinator(['--listen', `127.0.0.${i + 1}:0`, '--out', path.join(h.dir, `v${i}`), '--log-file', h.logFile(`coordinator-v${i}`),
+          '--secure-aggregation', 'false', '--rounds', '4', '--cohort', '4', '--min-trainers', '4', '--hidden', '8', '--local-epochs', '1',
+          '--validation-samples', '70', '--weights-poll-ms', '300', '--chain', chain.url, '--netuid', String(net), '--hotkey-uri', `//${v}`]));
+      }
+      const discover = ['--chain', chain.url, '--netuid', String(net), '--metagraph-refresh-s', '1'];
+      for (const [i, d] of ['SubnetD1', 'SubnetD2'].entries()) await h.dataset('', `ds-${i}`, [...discover, '--hotkey-uri', `//${d}`]);
+      const nodes: Awaited<ReturnType<Harness["trainer"]>>[] = [];
+      for (const [i, t] of ['SubnetT1', 'SubnetT2', 'SubnetT3', 'SubnetT4'].entries()) {
+        // T3 and T4 free-ride: they send no change at all.
+        const hooks = i >= 2 ? { plantUpdate: (d: Float32Array) => new Float32Array(d.length) } : {};
+        nodes.push(await h.trainer('', '', [...discover, '--hotkey-uri', `//${t}`, '--log-file', h.logFile(`trainer-${t}`)], hooks));
+      }
+      await until('every trainer working for both validators', () => nodes.every((n) => n.validators().length === 2), 60_000);
+      // Shares follow stake: about 2 to 1.
+      const shares = new Map(nodes[0]!.validators().map((v) => [v.hotkey, v.share]));
+      expect(shares.get(v1.address)!).toBeGreaterThan(0.6);
+      expect(shares.get(v1.address)! + shares.get(v2.address)!).toBeCloseTo(1, 5);
+      expect(await coordinators[0]!.done).toBe('DONE');
+      expect(await coordinators[1]!.done).toBe('DONE');
+      for (const c of coordinators) {
+        // Every trainer reported to each validator, and each validator set weights.
+        expect(new Set(c.job.history.flatMap((r) => r.reporters))).toEqual(new Set(trainers.map((t) => t.address)));
+        await c.flushWeights();
+        expect(c.lastPublication()).not.toBeNull();
+        expect(c.weightsStatus()!.announced).toMatch(/^127\.0\.0\.[23]:\d+$/);
+      }
+      await chain.blocks(14);
+      const vtrust = (await api.query.subtensorModule!.validatorTrust!(net)).toJSON() as number[];
+      for (const v of [v1, v2]) expect(vtrust[uidOf.get(v.address)!]! / 65535).toBeGreaterThanOrEqual(0.9);
+      const incentive = (await api.query.subtensorModule!.incentive!(net)).toJSON() as number[];
+      const of = (k: KeyringPair) => incentive[uidOf.get(k.address)!]!;
+      expect(Math.max(of(trainers[2]!), of(trainers[3]!))).toBeLessThan(Math.min(of(trainers[0]!), of(trainers[1]!)));
+    } finally {
+      await stop();
+      await h.close();
+    }
+  }, 300_000);
+
   it('admits signed trainers by the metagraph and a dataset node by the allowlist, and refuses a hotkey in neither', async () => {
     const h = new Harness();
     try {

@@ -58,6 +58,8 @@ class TaskSlot {
 /** Hooks for embedding and tests. */
 export interface TrainerHooks {
   onQuantized?: (taskId: string, q: Uint32Array) => void;
+  /** Replaces each update before it is sent (tests plant free-riders with it). */
+  plantUpdate?: (delta: Float32Array) => Float32Array;
 }
 
 /** Starts a trainer with `config`. */
@@ -83,7 +85,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const own = new AbortController();
     const signal = AbortSignal.any([stop.signal, own.signal]);
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer);
-    const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized });
+    const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate });
     const session: Session = { address, label, share, close: () => Promise.resolve() };
     let currentTask = '';
     let taskAbort: AbortController | null = null;

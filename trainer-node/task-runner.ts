@@ -37,6 +37,8 @@ export class TaskRunner {
       signer?: Signer | null;
       /** Sees each quantized input before it is masked (tests of what the coordinator learns). */
       onQuantized?: (taskId: string, q: Uint32Array) => void;
+      /** Replaces the update before it is sent (tests plant free-riders and attackers with it). */
+      plantUpdate?: (delta: Float32Array) => Float32Array;
     },
   ) {}
 
@@ -159,7 +161,9 @@ export class TaskRunner {
     metrics.samplesTrained.inc(result.samplesTrained);
     metrics.trainSeconds.observe(result.seconds);
     if (signal.aborted) throw signal.reason ?? new Error('aborted');
-    const { delta, norm } = clippedDelta(await getFlatParams(model), global, train.clipNorm);
+    const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
+    const { norm } = clipped;
+    const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
     let payload: Buffer = float32ToBytes(delta);
     if (secure) {
       await keysReady;

@@ -63,8 +63,6 @@ export interface WeightsLoopOptions {
   onPublication?: (p: Publication) => void;
   /** The weights version key to send (default: the subnet's WeightsVersionKey). */
   versionKey?: number;
-  /** The public endpoint to announce with serve_axon (again whenever the chain holds another). */
-  announce?: { host: string; port: number };
 }
 
 /** What the loop is doing, for status pages, logs and tests. */
@@ -100,9 +98,19 @@ export class WeightsLoop {
   private readonly pending: PendingCommitStore;
   private readonly st: WeightsStatus = { connected: false, mode: null, uid: null, permit: null, lastPublication: null, waiting: 'not connected yet', revealFailures: [], revealsSeen: 0, announced: null };
   private revealedSince = 0;
+  /** A flush found the final weights already on chain. */
+  private flushed = false;
 
   constructor(private readonly o: WeightsLoopOptions) {
     this.pending = new PendingCommitStore(o.pendingCommitsFile);
+  }
+
+  private endpoint: { host: string; port: number } | null = null;
+
+  /** Announces `host:port` with serve_axon from now on (again whenever the chain holds another). */
+  announceEndpoint(host: string, port: number): void {
+    encodeIp(host);
+    this.endpoint = { host, port };
   }
 
   get hotkey(): string {
@@ -132,10 +140,11 @@ export class WeightsLoop {
   async flush(timeoutMs: number): Promise<Publication | null> {
     const deadline = Date.now() + timeoutMs;
     const before = this.st.lastPublication;
+    this.flushed = false;
     while (!this.closed && Date.now() < deadline) {
       await this.running;
       await this.tick(true).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) }));
-      if (this.st.lastPublication !== before) return this.st.lastPublication;
+      if (this.st.lastPublication !== before || this.flushed) return this.st.lastPublication;
       if (this.refusal) break;
       await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs ?? 6000, 2000)));
     }
@@ -221,7 +230,7 @@ export class WeightsLoop {
       this.once(`unregistered:${mg.netuid}`, `${this.st.waiting}: register it (btcli subnet register --netuid ${this.o.netuid}); weights start once it is`);
       return;
     }
-    if (this.o.announce) await this.announce(api, sender, mg);
+    if (this.endpoint) await this.announce(api, sender, mg, this.endpoint);
     await this.checkReveals(api, mg);
     if (mode === 'crv2') await this.revealCrv2(api, sender, mg);
     if (!me.validatorPermit) {
@@ -244,6 +253,12 @@ export class WeightsLoop {
     if (weights.uids.length < Math.min(h.minAllowedWeights, mg.neurons.length)) {
       this.st.waiting = `subnet ${this.o.netuid} has ${mg.neurons.length} neurons and MinAllowedWeights ${h.minAllowedWeights}: weights would have to include this validator's own uid, which it never weights`;
       this.once(`minallowed:${h.minAllowedWeights}:${mg.neurons.length}`, this.st.waiting);
+      return;
+    }
+    // The final scores already stand on chain: nothing to flush.
+    const last = this.st.lastPublication;
+    if (force && last && last.mode === mode && JSON.stringify([last.uids, last.values]) === JSON.stringify([weights.uids, weights.values])) {
+      this.flushed = true;
       return;
     }
     // A refusal a retry cannot cure waits until something it depends on changes.
@@ -289,8 +304,7 @@ export class WeightsLoop {
   }
 
   /** Announces the endpoint when the chain holds another one for this hotkey. */
-  private async announce(api: ApiPromise, sender: ExtrinsicSender, mg: Metagraph): Promise<void> {
-    const want = this.o.announce!;
+  private async announce(api: ApiPromise, sender: ExtrinsicSender, mg: Metagraph, want: { host: string; port: number }): Promise<void> {
     const held = (await api.query.subtensorModule!.axons!(this.o.netuid, this.hotkey)).toJSON() as { ip: number | string; port: number; ipType: number } | null;
     const { ip, ipType } = encodeIp(want.host);
     const wanted = ipType === 6 ? `[${want.host}]:${want.port}` : `${want.host}:${want.port}`;
