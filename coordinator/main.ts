@@ -127,22 +127,33 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const metagraph = config.auth && config.chain ? new MetagraphAdmission(config.chain.netuid) : null;
   let lastPublication: Publication | null = null;
   const publications: Publication[] = [];
+  let weightsFile: Promise<void> = Promise.resolve();
   const chain = config.chain ? new WeightsLoop({
     url: config.chain.url, netuid: config.chain.netuid, signer: await loadKeyringPair(config.chain.hotkey), log: log.child('chain'),
     pendingCommitsFile: path.join(config.out, 'pending-commits.json'), pollMs: config.chain.pollMs, mode: config.chain.mode,
     blockTimeSeconds: config.chain.blockTimeSeconds,
     scores: () => new Map(ledger.scoreboard.all().map((s) => [s.nodeId, s.score])),
     onMetagraph: metagraph ? (mg) => metagraph.update(mg.neurons.map((n) => n.hotkey), mg.block) : undefined,
+    onStatus: (st) => {
+      metrics.chainConnected.set(st.connected ? 1 : 0);
+      metrics.weightsMode.reset();
+      if (st.mode) metrics.weightsMode.set({ mode: st.mode }, 1);
+    },
     onPublication: (p) => {
+      metrics.weightsPublications.inc({ mode: p.mode });
+      metrics.weightsLastBlock.set(p.block);
       lastPublication = p;
       publications.push(p);
       const c = config.chain!;
       const scores = ledger.scoreboard.all();
       store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: p.block, mode: p.mode, uids: p.uids, values: p.values, scores });
-      writeJsonFile(path.join(config.out, 'weights.json'), {
+      // One write at a time, in order: the file ends as the last publication.
+      const report = {
         chain: { url: c.url, netuid: c.netuid, hotkey: chain!.hotkey, uid: chain!.status().uid }, mode: p.mode, block: p.block, rounds: roundsDone,
         uids: p.uids, values: p.values, ...(p.revealRound !== undefined ? { revealRound: p.revealRound } : {}), unmapped: p.unmapped, nodes: scores,
-      }).catch((err: Error) => log.warn('weights.json not written', { error: err.message }));
+      };
+      weightsFile = weightsFile.then(() => writeJsonFile(path.join(config.out, 'weights.json'), report))
+        .catch((err: Error) => log.warn('weights.json not written', { error: err.message }));
       const verb = p.mode === 'set' ? 'set' : 'committed';
       progress(`weights ${verb} (${p.mode}) on subnet ${c.netuid} at block ${p.block}: ${p.uids.length} uids${p.unmapped.length ? ` (${p.unmapped.length} scored nodes have no uid)` : ''}${p.revealRound ? `; the chain reveals them at drand round ${p.revealRound}` : ''}${p.revealed ? `; ${p.revealed} earlier commit(s) revealed` : ''}`);
     },
@@ -219,6 +230,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       await metricsServer?.close();
       await maskPool.close();
       await chain?.close();
+      await weightsFile;
       store.close();
       log.info('stopped');
     }

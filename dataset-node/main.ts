@@ -85,7 +85,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
       const wanted = new Map(validators.map((v) => [v.address, v.hotkey]));
       for (const [address, c] of coordinators) {
         if (wanted.get(address) === c.label) continue;
-        log.info('validator dropped', { hotkey: c.label, address });
+        log.warn('validator dropped', { hotkey: c.label, address });
         coordinators.delete(address);
         void c.close();
       }

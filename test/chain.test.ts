@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { chainAvailable, chainRelay, startLocalChain, type LocalChain } from './chain-helpers.js';
-import { ChainRuleError, PendingCommitStore, commitWeights, publishWeights, readBeacon, readMetagraph, revealDue, loadSigner, testBeacon } from '../src/chain/index.js';
+import { announceAxon, ChainRuleError, PendingCommitStore, commitWeights, publishWeights, readBeacon, readMetagraph, revealDue, loadSigner, testBeacon } from '../src/chain/index.js';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -121,9 +121,17 @@ run('subtensor weights', () => {
       expect(pub!.unmapped).toEqual(['ds-a']);
       expect(await weightsRow(0)).toEqual(pub!.uids.map((u, i) => [u, pub!.values[i]]));
       expect(h.progress.some((l) => new RegExp(`^weights set \\(set\\) on subnet ${netuid} at block ${pub!.block}: 2 uids`).test(l))).toBe(true);
-      const report = JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'weights.json'), 'utf8')) as Record<string, unknown>;
+      const readReport = () => JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'weights.json'), 'utf8')) as Record<string, unknown>;
+      await until('weights.json to hold the last publication', () => fs.existsSync(path.join(h.dir, 'out', 'weights.json')) && readReport().block === pub!.block);
+      const report = readReport();
       expect(report).toMatchObject({ chain: { url: chain.url, netuid, hotkey: validator.address, uid: 0 }, mode: 'set', block: pub!.block, uids: pub!.uids, values: pub!.values });
       expect(c.weightsStatus()).toMatchObject({ connected: true, mode: 'set', uid: 0, permit: true });
+      // The mode and the publications in metrics.
+      const scraped = await (await fetch(`http://${c.metricsAddress}/metrics`)).text();
+      expect(scraped).toMatch(/^actiquest_weights_mode\{mode="set",role="coordinator"\} 1$/m);
+      expect(scraped).toMatch(/^actiquest_weights_publications_total\{mode="set",role="coordinator"\} [1-9]\d*$/m);
+      expect(scraped).toContain(`actiquest_weights_last_block{role="coordinator"} ${c.publications().at(-1)!.block}`);
+      expect(scraped).toMatch(/^actiquest_chain_connected\{role="coordinator"\} 1$/m);
     } finally {
       await stop();
       await h.close();
@@ -270,6 +278,31 @@ run('subtensor weights', () => {
     }
   }, 300_000);
 
+  it('a refusal a retry cannot cure is said once and not sent again until something changes', async () => {
+    const { api } = chain;
+    await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, true), 'commit-reveal on');
+    const h = new Harness();
+    const stop = chain.produceBlocks(300);
+    try {
+      // set_weights on a commit-reveal subnet: refused by the runtime, every time.
+      const c = await startOnChain(h, 2, ['--weights-mode', 'set', '--weights-poll-ms', '200']);
+      expect(await c.done).toBe('DONE');
+      await until('the refusal', () => /CommitRevealEnabled/.test(c.weightsStatus()!.waiting ?? ''));
+      const refusals = () => fs.readFileSync(h.logFile('coordinator'), 'utf8').split('\n').filter((l) => l.includes('CommitRevealEnabled'));
+      const before = refusals().length;
+      // Fifteen more looks at the chain with the scores final: nothing sent, nothing said.
+      await new Promise((r) => setTimeout(r, 3000));
+      const refused = refusals();
+      expect(before).toBeGreaterThanOrEqual(1);
+      expect(refused.length).toBe(before);
+      expect(refused[0]).toContain('not retried until the subnet\'s rules, the weights or this hotkey\'s standing change');
+      expect(c.publications()).toEqual([]);
+    } finally {
+      await stop();
+      await h.close();
+    }
+  }, 300_000);
+
   it('CRv3: commits timelocked weights that the runtime reveals with the beacon\'s pulse; a wrong pulse leaves them unapplied and is reported', async () => {
     const { api } = chain;
     await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, true), 'commit-reveal on');
@@ -346,12 +379,14 @@ run('subtensor weights', () => {
     const stop = chain.produceBlocks(300);
     try {
       const coordinators: Awaited<ReturnType<Harness["coordinator"]>>[] = [];
-      for (const [i, v] of [[1, 'SubnetV1'], [2, 'SubnetV2']] as const) {
+      const startValidator = async (i: 1 | 2) => {
         // 127.0.0.2 and .3: loopback addresses the chain accepts (it refuses 127.0.0.1).
         coordinators.push(await h.coordinator(['--listen', `127.0.0.${i + 1}:0`, '--out', path.join(h.dir, `v${i}`), '--log-file', h.logFile(`coordinator-v${i}`),
           '--secure-aggregation', 'false', '--rounds', '4', '--cohort', '4', '--min-trainers', '4', '--hidden', '8', '--local-epochs', '1',
-          '--validation-samples', '70', '--weights-poll-ms', '300', '--chain', chain.url, '--netuid', String(net), '--hotkey-uri', `//${v}`]));
-      }
+          '--validation-samples', '70', '--weights-poll-ms', '300', '--chain', chain.url, '--netuid', String(net), '--hotkey-uri', `//SubnetV${i}`]));
+      };
+      await startValidator(1);
+      await until('the first endpoint on chain', () => coordinators[0]!.weightsStatus()!.announced !== null);
       const discover = ['--chain', chain.url, '--netuid', String(net), '--metagraph-refresh-s', '1'];
       for (const [i, d] of ['SubnetD1', 'SubnetD2'].entries()) await h.dataset('', `ds-${i}`, [...discover, '--hotkey-uri', `//${d}`]);
       const nodes: Awaited<ReturnType<Harness["trainer"]>>[] = [];
@@ -360,6 +395,9 @@ run('subtensor weights', () => {
         const hooks = i >= 2 ? { plantUpdate: (d: Float32Array) => new Float32Array(d.length) } : {};
         nodes.push(await h.trainer('', '', [...discover, '--hotkey-uri', `//${t}`, '--log-file', h.logFile(`trainer-${t}`)], hooks));
       }
+      await until('every trainer working for the first validator', () => nodes.every((n) => n.validators().length === 1), 60_000);
+      // A validator that comes later is taken on at the next look at the chain.
+      await startValidator(2);
       await until('every trainer working for both validators', () => nodes.every((n) => n.validators().length === 2), 60_000);
       // Shares follow stake: about 2 to 1.
       const shares = new Map(nodes[0]!.validators().map((v) => [v.hotkey, v.share]));
@@ -380,6 +418,16 @@ run('subtensor weights', () => {
       const incentive = (await api.query.subtensorModule!.incentive!(net)).toJSON() as number[];
       const of = (k: KeyringPair) => incentive[uidOf.get(k.address)!]!;
       expect(Math.max(of(trainers[2]!), of(trainers[3]!))).toBeLessThan(Math.min(of(trainers[0]!), of(trainers[1]!)));
+      // The second validator goes, and its endpoint on chain now answers nothing: trainers follow
+      // the chain, say what fails, and keep working for the first.
+      await coordinators[1]!.close();
+      await announceAxon(api, chain.sender(v2), net, '127.0.0.9', 9);
+      await until('trainers following the new endpoint', () => nodes.every((n) => n.validators().some((v) => v.address === '127.0.0.9:9')), 60_000);
+      expect(nodes[0]!.validators().map((v) => v.hotkey).sort()).toEqual([v1.address, v2.address].sort());
+      await until('the dead endpoint reported', () => fs.readFileSync(h.logFile('trainer-SubnetT1'), 'utf8').includes('"coordinator":"127.0.0.9:9"'), 30_000);
+      const t1 = fs.readFileSync(h.logFile('trainer-SubnetT1'), 'utf8');
+      expect(t1).toContain('"msg":"validator dropped"');
+      expect(t1).toContain('"msg":"register failed; retrying","coordinator":"127.0.0.9:9"');
     } finally {
       await stop();
       await h.close();

@@ -188,7 +188,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
         const wanted = new Map(validators.map((v) => [v.address, v]));
         for (const [address, s] of sessions) {
           if (wanted.get(address)?.hotkey === s.label) continue;
-          log.info('validator dropped', { hotkey: s.label, address });
+          log.warn('validator dropped', { hotkey: s.label, address });
           sessions.delete(address);
           void s.close();
         }

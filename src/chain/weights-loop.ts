@@ -61,6 +61,8 @@ export interface WeightsLoopOptions {
   /** Sees the subnet's metagraph whenever it is read. */
   onMetagraph?: (mg: Metagraph) => void;
   onPublication?: (p: Publication) => void;
+  /** Sees the loop's state after each look at the chain (metrics). */
+  onStatus?: (status: WeightsStatus) => void;
   /** The weights version key to send (default: the subnet's WeightsVersionKey). */
   versionKey?: number;
 }
@@ -127,6 +129,7 @@ export class WeightsLoop {
       if (this.closed) return;
       this.running = this.tick(false).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) })).finally(() => {
         this.running = null;
+        this.o.onStatus?.(this.status());
         if (!this.closed) this.timer = setTimeout(tick, this.o.pollMs ?? 6000);
       });
     };

@@ -44,6 +44,10 @@ export function coordinatorMetrics() {
         for (const [state, n] of Object.entries(jobStates.count())) this.set({ state }, n);
       },
     }),
+    weightsPublications: new Counter({ name: 'actiquest_weights_publications_total', help: 'Weight settings and commits included on chain, by mode (set, crv2, crv3, crv4)', labelNames: ['mode'] as const, registers: [r] }),
+    weightsMode: new Gauge({ name: 'actiquest_weights_mode', help: 'How weights go on chain: 1 for the mode in use (set, crv2, crv3, crv4)', labelNames: ['mode'] as const, registers: [r] }),
+    weightsLastBlock: new Gauge({ name: 'actiquest_weights_last_block', help: 'Block that included the last weight setting or commit', registers: [r] }),
+    chainConnected: new Gauge({ name: 'actiquest_chain_connected', help: '1 while the weights loop is connected to the chain', registers: [r] }),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof coordinatorMetrics>;
