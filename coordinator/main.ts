@@ -173,7 +173,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   };
   serve(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
-    liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes,
+    liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));

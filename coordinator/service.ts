@@ -11,6 +11,7 @@ import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/index.js';
 import type { JobManager, NodeLedger } from '../src/jobs/index.js';
+import type { WeightsStatus } from '../src/chain/index.js';
 import { getTask } from '../src/tasks/index.js';
 
 /** Longest a GetTask call is held open. */
@@ -29,6 +30,8 @@ export interface CoordinatorServiceDeps {
   metrics: CoordinatorMetrics;
   log: Logger;
   heartbeatIntervalMs: number;
+  /** The weights loop's state (absent without a chain). */
+  weightsStatus?: () => WeightsStatus | null;
   liveTimeoutMs: number;
   closing: () => boolean;
   /**
@@ -57,6 +60,17 @@ export function coordinatorRole(method: string): string {
   if (method === 'RegisterDataset') return 'dataset';
   if (method === 'Heartbeat' || method === 'GetScore' || method === 'GetStatus') return 'node';
   return 'trainer';
+}
+
+/** The weights loop's state as GetStatus reports it. */
+function weightsStatusOf(st: WeightsStatus | null): Pick<GetStatusResponse, 'weights'> {
+  if (!st) return { weights: null };
+  return {
+    weights: {
+      connected: st.connected, mode: st.mode ?? '', uid: st.uid ?? -1, permit: st.permit === true, lastBlock: st.lastPublication?.block ?? 0,
+      waiting: st.waiting ?? '', announced: st.announced ?? '', revealsSeen: st.revealsSeen, revealFailures: st.revealFailures.map((f) => `round ${f.round}: ${f.reason}`),
+    },
+  };
 }
 
 /** Builds the handlers of `actiquest.v1.Coordinator`. */
@@ -282,6 +296,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         })),
         liveTrainers: registry.live().length,
         datasetNodes: deps.datasets.size,
+        ...weightsStatusOf(deps.weightsStatus?.() ?? null),
       };
     }),
   };

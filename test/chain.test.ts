@@ -49,24 +49,32 @@ run('subtensor weights', () => {
 
   afterAll(async () => chain?.close());
 
-  /** A plaintext job of `rounds` whose trainers are the two miners, with the coordinator on the chain. */
+  /** A plaintext job of `rounds` whose trainers are the two miners, with the coordinator on the chain, done. */
   async function runOnChain(h: Harness, rounds: number, flags: string[] = []) {
-    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', String(rounds), '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
-      '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300', '--block-time', '1',
-      '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator', ...flags]);
-    await h.dataset(c.address, 'ds-a');
-    // On a chain, a trainer's node id is its hotkey.
-    for (const m of miners) await h.trainer(c.address, m.address);
+    const c = await startOnChain(h, rounds, flags);
     expect(await c.done).toBe('DONE');
     return c;
   }
 
-  /** The same, without waiting for the job to end. */
+  /** Runs `body` with a harness while the chain builds a block every 300 ms; stops both after. */
+  async function onRunningChain(body: (h: Harness) => Promise<void>): Promise<void> {
+    const h = new Harness();
+    const stop = chain.produceBlocks(300);
+    try {
+      await body(h);
+    } finally {
+      await stop();
+      await h.close();
+    }
+  }
+
+  /** The same, started: the job runs on. */
   async function startOnChain(h: Harness, rounds: number, flags: string[] = []) {
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', String(rounds), '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
       '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300', '--block-time', '1',
       '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator', ...flags]);
     await h.dataset(c.address, 'ds-a');
+    // On a chain, a trainer's node id is its hotkey.
     for (const m of miners) await h.trainer(c.address, m.address);
     return c;
   }
@@ -102,9 +110,7 @@ run('subtensor weights', () => {
   });
 
   it('a coordinator with --chain sets weights on its own loop, never on its own uid, and publishes the final scores after the job', async () => {
-    const h = new Harness();
-    const stop = chain.produceBlocks(300);
-    try {
+    await onRunningChain(async (h) => {
       const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '8',
         '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '300',
         '--chain', chain.url, '--netuid', String(netuid), '--hotkey-uri', '//ActiquestValidator']);
@@ -126,16 +132,21 @@ run('subtensor weights', () => {
       const report = readReport();
       expect(report).toMatchObject({ chain: { url: chain.url, netuid, hotkey: validator.address, uid: 0 }, mode: 'set', block: pub!.block, uids: pub!.uids, values: pub!.values });
       expect(c.weightsStatus()).toMatchObject({ connected: true, mode: 'set', uid: 0, permit: true });
+      // And to anyone who asks the coordinator.
+      const client = makeClient(CoordinatorClient, c.address);
+      try {
+        const st = await callUnary(client, 'GetStatus', {}, { timeoutMs: 5000 });
+        expect(st.weights).toMatchObject({ connected: true, mode: 'set', uid: 0, permit: true, lastBlock: pub!.block });
+      } finally {
+        client.close();
+      }
       // The mode and the publications in metrics.
       const scraped = await (await fetch(`http://${c.metricsAddress}/metrics`)).text();
       expect(scraped).toMatch(/^actiquest_weights_mode\{mode="set",role="coordinator"\} 1$/m);
       expect(scraped).toMatch(/^actiquest_weights_publications_total\{mode="set",role="coordinator"\} [1-9]\d*$/m);
       expect(scraped).toContain(`actiquest_weights_last_block{role="coordinator"} ${c.publications().at(-1)!.block}`);
       expect(scraped).toMatch(/^actiquest_chain_connected\{role="coordinator"\} 1$/m);
-    } finally {
-      await stop();
-      await h.close();
-    }
+    });
   }, 300_000);
 
   it('keeps training through a chain outage and sets weights again by itself once the chain is back', async () => {
@@ -259,9 +270,7 @@ run('subtensor weights', () => {
   });
 
   it('a coordinator told to use CRv2 commits once a tempo and reveals each commit in its window', async () => {
-    const h = new Harness();
-    const stop = chain.produceBlocks(300);
-    try {
+    await onRunningChain(async (h) => {
       const c = await runOnChain(h, 4, ['--weights-mode', 'crv2']);
       await until('a revealed commit', () => c.weightsStatus()!.revealsSeen > 0);
       const pubs = c.publications();
@@ -272,18 +281,13 @@ run('subtensor weights', () => {
       // What stands on chain is one of the committed weight sets.
       const stored = await weightsRow(0);
       expect(pubs.some((p) => JSON.stringify(p.uids.map((u, i) => [u, p.values[i]])) === JSON.stringify(stored))).toBe(true);
-    } finally {
-      await stop();
-      await h.close();
-    }
+    });
   }, 300_000);
 
   it('a refusal a retry cannot cure is said once and not sent again until something changes', async () => {
     const { api } = chain;
     await chain.sudo(api.tx.adminUtils!.sudoSetCommitRevealWeightsEnabled!(netuid, true), 'commit-reveal on');
-    const h = new Harness();
-    const stop = chain.produceBlocks(300);
-    try {
+    await onRunningChain(async (h) => {
       // set_weights on a commit-reveal subnet: refused by the runtime, every time.
       const c = await startOnChain(h, 2, ['--weights-mode', 'set', '--weights-poll-ms', '200']);
       expect(await c.done).toBe('DONE');
@@ -297,10 +301,7 @@ run('subtensor weights', () => {
       expect(refused.length).toBe(before);
       expect(refused[0]).toContain('not retried until the subnet\'s rules, the weights or this hotkey\'s standing change');
       expect(c.publications()).toEqual([]);
-    } finally {
-      await stop();
-      await h.close();
-    }
+    });
   }, 300_000);
 
   it('CRv3: commits timelocked weights that the runtime reveals with the beacon\'s pulse; a wrong pulse leaves them unapplied and is reported', async () => {
@@ -323,9 +324,7 @@ run('subtensor weights', () => {
       } });
     };
     await pulses((r) => beacon.sign(r));
-    const h = new Harness();
-    const stop = chain.produceBlocks(300);
-    try {
+    await onRunningChain(async (h) => {
       const c = await startOnChain(h, 400, []);
       await until('a timelocked weight set revealed by the chain', () => c.weightsStatus()!.revealsSeen > 0, 120_000);
       const pubs = c.publications();
@@ -340,10 +339,7 @@ run('subtensor weights', () => {
       expect(c.weightsStatus()!.revealFailures[0]!.reason).toMatch(/^the chain's pulse for round \d+ has a signature that does not open the commit/);
       const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
       expect(log).toContain('"msg":"timelocked weights not revealed"');
-    } finally {
-      await stop();
-      await h.close();
-    }
+    });
   }, 300_000);
 
   it('a subnet of two validators: trainers and dataset nodes given only --chain, --netuid and a wallet work for both; free-riders earn the least', async () => {
@@ -375,9 +371,7 @@ run('subtensor weights', () => {
     const uidOf = new Map(mg.neurons.map((n) => [n.hotkey, n.uid]));
     expect(mg.neurons.filter((n) => n.validatorPermit).map((n) => n.hotkey).sort()).toEqual([v1.address, v2.address].sort());
 
-    const h = new Harness();
-    const stop = chain.produceBlocks(300);
-    try {
+    await onRunningChain(async (h) => {
       const coordinators: Awaited<ReturnType<Harness["coordinator"]>>[] = [];
       const startValidator = async (i: 1 | 2) => {
         // 127.0.0.2 and .3: loopback addresses the chain accepts (it refuses 127.0.0.1).
@@ -428,10 +422,7 @@ run('subtensor weights', () => {
       const t1 = fs.readFileSync(h.logFile('trainer-SubnetT1'), 'utf8');
       expect(t1).toContain('"msg":"validator dropped"');
       expect(t1).toContain('"msg":"register failed; retrying","coordinator":"127.0.0.9:9"');
-    } finally {
-      await stop();
-      await h.close();
-    }
+    });
   }, 300_000);
 
   it('admits signed trainers by the metagraph and a dataset node by the allowlist, and refuses a hotkey in neither', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dequantizeSum, quantBitsFor, quantStep, quantizeWeighted, seededWords } from './quantize.js';
+import { dequantizeSum, quantBitsFor, quantErrorBound, quantStep, quantizeWeighted, seededWords, weightErrorBound } from './quantize.js';
 import { Random } from '../util/index.js';
 
 describe('fixed point', () => {
@@ -28,5 +28,39 @@ describe('fixed point', () => {
       expect(m * (2 ** bits - 1)).toBeLessThan(2 ** 32);
       expect(quantBitsFor(m) + 1 > 32 || m * (2 ** (bits + 1) - 1) >= 2 ** 32).toBe(true);
     }
+  });
+
+  it('holds for every setting: clip ranges 1e-3 to 1e3, 1 to 10^6 samples, groups of 3 to 200; the total weight is never clipped', () => {
+    const rng = new Random(1213);
+    const clips = [1e-3, 0.01, 0.5, 1, 7, 100, 1e3];
+    const groups = [3, 5, 17, 64, 200];
+    for (const c of clips) {
+      for (const m of groups) {
+        const bits = quantBitsFor(m);
+        const P = 6;
+        // Sample counts from 1 to 10^6 (log-uniform); weights are counts over the group's largest.
+        const counts = Array.from({ length: m }, () => Math.max(1, Math.round(10 ** (rng.next() * 6))));
+        const max = Math.max(...counts);
+        const sum = new Uint32Array(P + 1);
+        const want = new Float64Array(P);
+        for (const n of counts) {
+          const w = n / max;
+          const x = Float32Array.from({ length: P }, () => (rng.next() * 4 - 2) * c / w);
+          const q = quantizeWeighted(x, w, c, bits, seededWords(rng));
+          for (let i = 0; i <= P; i++) sum[i] = (sum[i]! + q[i]!) >>> 0;
+          for (let i = 0; i < P; i++) want[i]! += Math.max(-c, Math.min(c, w * x[i]!));
+        }
+        const { weightedSum, totalWeight } = dequantizeSum(sum, m, c, bits);
+        const bound = quantErrorBound(m, c, bits);
+        for (let i = 0; i < P; i++) expect(Math.abs(weightedSum[i]! - want[i]!), `c=${c} m=${m} i=${i}`).toBeLessThan(bound + 1e-6 * m * c);
+        const samples = counts.reduce((a, b) => a + b, 0);
+        expect(Math.abs(totalWeight * max - samples), `c=${c} m=${m}`).toBeLessThanOrEqual(weightErrorBound(m, bits) * max);
+      }
+    }
+    // The case that once halved the total: a clip range of 0.5 and full weights.
+    const bits = quantBitsFor(2);
+    const q = [0, 1].map(() => quantizeWeighted(Float32Array.from([0.1]), 1, 0.5, bits));
+    const two = Uint32Array.from(q[0]!.map((v, i) => (v + q[1]![i]!) >>> 0));
+    expect(dequantizeSum(two, 2, 0.5, bits).totalWeight).toBeCloseTo(2, 6);
   });
 });

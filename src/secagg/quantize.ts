@@ -1,11 +1,13 @@
 /**
- * Fixed point for masking: each weighted coordinate is clipped to [-c, c] and stochastically
- * rounded to one of 2^b levels, so values add modulo 2^32 and the mean stays unbiased. With b
- * chosen as 32 - ceil(log2 m) for a group of m, a sum of m values is below 2^32 and never wraps.
+ * Fixed point for masking. Each weighted coordinate `w * x` is clipped to [-c, c] and
+ * stochastically rounded to one of L = 2^b - 1 steps over that range; the weight itself, in
+ * (0, 1] (samples over the group's largest count), goes on its own scale, [0, 1] in L steps, so
+ * no clip range can cut it. Values add modulo 2^32 and every mean stays unbiased. With b chosen as
+ * 32 - ceil(log2 m) for a group of m, a sum of m words is below 2^32 and never wraps.
  *
- * Error bound: stochastic rounding moves each value by less than one step, so a sum of m
- * dequantized values differs from the sum of the clipped values by less than m * step,
- * step = 2c / (2^b - 1).
+ * Error bounds for a sum of m: stochastic rounding moves each value by less than one step, so
+ * each weighted coordinate is off the sum of the clipped values by less than m * 2c / L, and the
+ * total weight is off by less than m / L.
  */
 import { randomFillSync } from 'node:crypto';
 import type { Random } from '../util/index.js';
@@ -20,16 +22,22 @@ export function quantStep(clipRange: number, bits: number): number {
   return (2 * clipRange) / (2 ** bits - 1);
 }
 
-/** The bound on |dequantized sum - true sum| per coordinate for a sum of m values. */
+/** The bound on |dequantized sum - true sum| per weighted coordinate for a sum of m values. */
 export function quantErrorBound(m: number, clipRange: number, bits: number): number {
   return m * quantStep(clipRange, bits);
+}
+
+/** The bound on |dequantized total weight - true total weight| for a sum of m weights in (0, 1]. */
+export function weightErrorBound(m: number, bits: number): number {
+  return m / (2 ** bits - 1);
 }
 
 /** Random words drawn at a time for stochastic rounding. */
 const RANDOM_WORDS = 1 << 14;
 
 /**
- * Quantizes `weight * update` (clipped) into words [0, P), and `weight` into word P. The
+ * Quantizes `weight * update` (clipped) into words [0, P), and `weight` (in [0, 1]) into word P
+ * on its own scale. The
  * stochastic rounding draws one random uint32 per coordinate, in bulk from `random` (by default
  * node:crypto's randomFillSync; it needs no secrecy, the masks give that).
  */
@@ -46,8 +54,13 @@ export function quantizeWeighted(
     random(rnd);
     const end = Math.min(P + 1, start + RANDOM_WORDS);
     for (let i = start; i < end; i++) {
-      const v = i < P ? weight * update[i]! : weight;
-      const x = ((v > clipRange ? clipRange : v < -clipRange ? -clipRange : v) + clipRange) * scale;
+      let x: number;
+      if (i < P) {
+        const v = weight * update[i]!;
+        x = ((v > clipRange ? clipRange : v < -clipRange ? -clipRange : v) + clipRange) * scale;
+      } else {
+        x = (weight > 1 ? 1 : weight < 0 ? 0 : weight) * levels;
+      }
       const f = Math.floor(x);
       // Round up with probability x - f.
       const up = rnd[i - start]! < (x - f) * 4294967296 ? 1 : 0;
@@ -71,5 +84,5 @@ export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bi
   const P = sum.length - 1;
   const weightedSum = new Float32Array(P);
   for (let i = 0; i < P; i++) weightedSum[i] = sum[i]! * step - offset;
-  return { weightedSum, totalWeight: sum[P]! * step - offset };
+  return { weightedSum, totalWeight: sum[P]! / (2 ** bits - 1) };
 }
