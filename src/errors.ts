@@ -210,6 +210,14 @@ export class GroupBelowThresholdError extends ActiquestError {
   }
 }
 
+/** The secret rebuilt from a member's shares is not the one it advertised: a share was corrupted. */
+export class CorruptShareError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly groupId: string, readonly owner: string) {
+    super(`group ${groupId} at UNMASK: expected the shares of ${owner} to rebuild the mask key it advertised, got another key (a member sent a corrupted share)`);
+  }
+}
+
 /** An unmask request that would reveal both secrets of one node, or is otherwise unsafe. */
 export class UnsafeUnmaskError extends ActiquestError {
   readonly kind = 'invalid-argument';

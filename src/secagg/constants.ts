@@ -1,8 +1,10 @@
 /**
- * What both halves of SecAgg+ share: stage names, message shapes, domain-separation labels
- * and defaults. The node half (`node.ts`) and the coordinator half (`coordinator.ts`) import
- * nothing else from each other.
+ * What both halves of SecAgg+ share: stage names, message shapes, domain-separation labels,
+ * defaults, and the bytes both sides sign or derive (the advertisement message, the pairwise
+ * mask seed and sign). The node half (`node.ts`) and the coordinator half (`coordinator.ts`)
+ * import nothing from each other; what they agree on lives here.
  */
+import { createHash } from 'node:crypto';
 
 /** Stages of one group's protocol, in order. */
 export const STAGES = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'UNMASK'] as const;
@@ -94,4 +96,14 @@ export function defaultNeighbours(n: number): number {
 /** Default threshold for k neighbours: a majority of them, at least 2. */
 export function defaultThreshold(k: number): number {
   return Math.max(2, Math.floor(k / 2) + 1);
+}
+
+/** The pairwise mask seed of two nodes, from their X25519 secret and the group's identity. */
+export function pairwiseSeed(params: Pick<SecAggParams, 'roundId' | 'groupId'>, shared: Uint8Array): Buffer {
+  return createHash('sha256').update(`${PAIRWISE_DOMAIN}\0${params.roundId}\0${params.groupId}\0`).update(shared).digest();
+}
+
+/** +1 if `a` adds the pairwise mask shared with `b`, -1 if it subtracts it. */
+export function pairwiseSign(a: string, b: string): 1 | -1 {
+  return a < b ? 1 : -1;
 }

@@ -14,15 +14,14 @@
 import { verifySignature, agree, agreementPublicKey, combineShares, applyMasks, type Mask } from '../crypto/index.js';
 import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
-  DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
+  CorruptShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
   UpdateLengthError,
 } from '../errors.js';
 import {
-  advertisementMessage, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
+  advertisementMessage, pairwiseSeed, pairwiseSign, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
   type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
-import { pairwiseSeed, pairwiseSign } from './node.js';
 import { dequantizeSum } from './quantize.js';
 
 /** What an unmasked group yields. */
@@ -50,7 +49,7 @@ export class SecAggGroup {
   private readonly inputs = new Set<string>();
   private readonly reveals = new Map<string, UnmaskShare[]>();
   private readonly sum: Uint32Array;
-  private failure: GroupBelowThresholdError | null = null;
+  private failure: GroupBelowThresholdError | CorruptShareError | null = null;
   /** Masks expanded at unmask (self masks of survivors, pairwise masks of dropped nodes). */
   masksRemoved = 0;
 
@@ -71,7 +70,7 @@ export class SecAggGroup {
   }
 
   /** Why the group failed, if it did. */
-  get error(): GroupBelowThresholdError | null {
+  get error(): GroupBelowThresholdError | CorruptShareError | null {
     return this.failure;
   }
 
@@ -187,7 +186,8 @@ export class SecAggGroup {
   }
 
   private expectAfter(stage: Stage): void {
-    if (this.state !== stage) throw new StageError(`group ${this.groupId}`, stage, this.state);
+    // As for messages: the stage the group is in, then the one asked about.
+    if (this.state !== stage) throw new StageError(`group ${this.groupId}`, this.state, stage);
   }
 
   private fail(stage: string, have: number): false {
@@ -255,8 +255,9 @@ export class SecAggGroup {
     for (const j of dropped) {
       const secret = await combineShares(byOwner.get(j)!);
       if (!agreementPublicKey(secret).equals(this.ads.get(j)!.maskKey)) {
-        this.fail(`UNMASK (mask key of ${j} does not match its advertisement)`, 0);
-        throw this.failure!;
+        this.state = 'FAILED';
+        this.failure = new CorruptShareError(this.groupId, j);
+        throw this.failure;
       }
       // Survivors that masked with j added sign(i, j) * PRG(s_ij): take it out.
       for (const i of this.graph.get(j)!) {

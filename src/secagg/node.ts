@@ -17,30 +17,20 @@
  *
  * A call out of order throws StageError naming the stage expected and the one asked for.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type Identity, verifySignature, agree, generateAgreementKeyPair, type AgreementKeyPair, generateBoxKeyPair, open, seal, type BoxKeyPair, splitSecret, applyMasks, type Mask } from '../crypto/index.js';
 import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
   ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, StageError, UnsafeUnmaskError, UpdateLengthError,
 } from '../errors.js';
 import {
-  PAIRWISE_DOMAIN, SHARE_DOMAIN, advertisementMessage,
+  SHARE_DOMAIN, advertisementMessage, pairwiseSeed, pairwiseSign,
   type EncryptedShare, type KeyAdvertisement, type SecAggParams, type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
 import { quantizeWeighted } from './quantize.js';
 
 type NodeStage = 'ADVERTISE_KEYS' | 'SHARE_KEYS' | 'RECEIVE_SHARES' | 'MASKED_INPUT' | 'UNMASK' | 'DONE' | 'ABORTED';
-
-/** The pairwise mask seed of two nodes, from their X25519 secret and the group's identity. */
-export function pairwiseSeed(params: Pick<SecAggParams, 'roundId' | 'groupId'>, shared: Uint8Array): Buffer {
-  return createHash('sha256').update(`${PAIRWISE_DOMAIN}\0${params.roundId}\0${params.groupId}\0`).update(shared).digest();
-}
-
-/** +1 if `a` adds the pairwise mask shared with `b`, -1 if it subtracts it. */
-export function pairwiseSign(a: string, b: string): 1 | -1 {
-  return a < b ? 1 : -1;
-}
 
 /** Plaintext of a share message: who to whom, then the two shares. */
 function encodeSharePlaintext(p: SecAggParams, from: string, to: string, maskKeyShare: Uint8Array, seedShare: Uint8Array): Buffer {

@@ -12,7 +12,7 @@ import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdver
 import { neighbourGraph } from './graph.js';
 import { quantBitsFor, quantErrorBound, quantizeWeighted, seededWords } from './quantize.js';
 import {
-  DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, StageError, UnsafeUnmaskError,
+  CorruptShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, StageError, UnsafeUnmaskError,
 } from '../errors.js';
 
 interface Setup {
@@ -262,7 +262,8 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
     const ads = [...s.nodes.values()].map((n) => n.advertise());
     expect(() => g.receiveShares('node-000', [])).toThrow(new StageError('group g0', 'ADVERTISE_KEYS', 'SHARE_KEYS'));
     expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow('group g0: expected stage ADVERTISE_KEYS, got MASKED_INPUT');
-    expect(() => g.advertisementsFor('node-000')).toThrow('group g0: expected stage SHARE_KEYS, got ADVERTISE_KEYS');
+    // Asking for a stage's data is told the same way as sending it: the stage the group is in, then the one asked about.
+    expect(() => g.advertisementsFor('node-000')).toThrow('group g0: expected stage ADVERTISE_KEYS, got SHARE_KEYS');
     expect(() => g.receiveAdvertisement('stranger', ads[0]!)).toThrow(new NotAMemberError('stranger', 'g0', 'is not a member'));
     expect(() => g.receiveAdvertisement('node-001', ads[0]!)).toThrow('advertisement.node_id: expected "node-001", got "node-000"');
     g.receiveAdvertisement('node-000', ads[0]!);
@@ -283,7 +284,31 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
     expect(() => g.receiveShares('node-000', sh)).toThrow(DuplicateMessageError);
     g.drop('node-004');
     expect(() => g.receiveShares('node-004', [])).toThrow('group g0: node node-004 dropped out before SHARE_KEYS');
-    await expect(g.finish()).rejects.toThrow('expected stage UNMASK, got SHARE_KEYS');
+    await expect(g.finish()).rejects.toThrow('expected stage SHARE_KEYS, got UNMASK');
+  });
+
+  it('names the member whose rebuilt mask key is not the one it advertised (a corrupted share), not a threshold', async () => {
+    const s = setup(6, 8, { k: 5, t: 3 });
+    const { group: g, nodes } = s;
+    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
+    g.closeStage();
+    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
+    g.closeStage();
+    for (const [m, n] of nodes) {
+      n.receiveShares(g.sharesFor(m));
+      const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
+      if (m !== 'node-005') g.receiveMaskedInput(m, y);
+    }
+    g.closeStage();
+    const req = g.unmaskRequest();
+    for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) {
+      // Every survivor's share of the dropped member's mask key is flipped in one byte.
+      const reveals = nodes.get(m)!.unmask(req).map((r) => (r.owner === 'node-005' ? { ...r, share: Buffer.from(Buffer.from(r.share).map((b, i) => (i === 1 ? b ^ 0xff : b))) } : r));
+      g.receiveUnmask(m, reveals);
+    }
+    await expect(g.finish()).rejects.toThrow(new CorruptShareError('g0', 'node-005'));
+    expect(g.stage).toBe('FAILED');
+    expect(g.error!.message).toBe('group g0 at UNMASK: expected the shares of node-005 to rebuild the mask key it advertised, got another key (a member sent a corrupted share)');
   });
 
   it('refuses unmask shares of the wrong kind, so it never holds both secrets of one node', async () => {
