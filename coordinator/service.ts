@@ -251,7 +251,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       switch (req.payload) {
         case 'advertisement': {
           const a = req.advertisement!;
-          secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature });
+          secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature, hotkeySignature: a.hotkeySignature });
           break;
         }
         case 'shares':

@@ -134,4 +134,21 @@ describe('signed requests', () => {
     expect(unsignedCli.code).toBe(1);
     expect(unsignedCli.stderr).toMatch(/^actiquest jobs: UNAUTHENTICATED: request signature: expected x-aq-hotkey, .* got none\n$/);
   });
+
+  it('runs secure aggregation with round keys signed by each trainer\'s hotkey, checked by its peers', async () => {
+    h = new Harness();
+    const names = ['S0', 'S1', 'S2', 'S3', 'S4'];
+    const keys = await Promise.all([...names, 'SDs'].map(dev));
+    const allow = path.join(h.dir, 'allowlist');
+    fs.writeFileSync(allow, [...keys.slice(0, 5).map((k) => `${k!.address} trainer`), `${keys[5]!.address} dataset`].join('\n'));
+    const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--rounds', '1', '--cohort', '5', '--min-trainers', '5',
+      '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '0']);
+    await h.dataset(c.address, 'ds-secure', ['--hotkey-uri', '//SDs', '--auth', 'signed']);
+    for (const t of names) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`]);
+    expect(await c.done).toBe('DONE');
+    const round = c.job.history[0]!;
+    // One group of five, unmasked: every member took every peer's hotkey-signed keys.
+    expect(round.groups).toBe(1);
+    expect(new Set(round.reporters)).toEqual(new Set(keys.slice(0, 5).map((k) => k!.address)));
+  });
 });

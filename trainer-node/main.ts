@@ -79,13 +79,18 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   // One task at a time, whichever validator it is for.
   const slot = new TaskSlot();
   const sessions = new Map<string, Session>();
+  // The subnet's registered hotkeys (with --chain): the only peers a secure group may hold.
+  let subnetHotkeys: ReadonlySet<string> | null = null;
 
   /** Works for the coordinator at `address` with `share` of this trainer's capacity until closed. */
   const startSession = (address: string, share: number, label: string): Session => {
     const own = new AbortController();
     const signal = AbortSignal.any([stop.signal, own.signal]);
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer);
-    const runner = new TaskRunner({ nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate });
+    const runner = new TaskRunner({
+      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate,
+      ...(config.discovery ? { admittedHotkeys: () => subnetHotkeys } : {}),
+    });
     const session: Session = { address, label, share, close: () => Promise.resolve() };
     let currentTask = '';
     let taskAbort: AbortController | null = null;
@@ -184,6 +189,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const d = config.discovery;
     watch = new ValidatorWatch({
       url: d.url, netuid: d.netuid, pin: d.pin, exclude: d.exclude, refreshMs: d.refreshMs, log, self: config.nodeId,
+      onNeurons: (hotkeys) => { subnetHotkeys = hotkeys; },
       onChange: (validators) => {
         const wanted = new Map(validators.map((v) => [v.address, v]));
         for (const [address, s] of sessions) {

@@ -5,7 +5,7 @@
  * `src/secagg/node.ts`; this file only moves its messages.
  */
 import { callUnary, type CoordinatorStub, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
-import { SecAggNode, type SecAggParams } from '../src/secagg/index.js';
+import { SecAggNode, type HotkeyBinding, type SecAggParams } from '../src/secagg/index.js';
 import type { Identity } from '../src/crypto/index.js';
 
 /** Thrown when the coordinator says this node's part in its group is over. */
@@ -23,14 +23,14 @@ export class SecureSession {
   readonly node: SecAggNode;
   private readonly identities: Map<string, Uint8Array>;
 
-  constructor(private readonly client: CoordinatorStub, private readonly nodeId: string, private readonly task: Task, identity: Identity) {
+  constructor(private readonly client: CoordinatorStub, private readonly nodeId: string, private readonly task: Task, identity: Identity, hotkey?: HotkeyBinding) {
     const c = task.secagg as SecAggConfig;
     const params: SecAggParams = {
       roundId: c.roundId, groupId: c.groupId, members: c.members, neighbours: c.neighbours, threshold: c.threshold,
       clipRange: c.clipRange, quantBits: c.quantBits, vectorLength: c.vectorLength, maxWeight: c.maxWeight, seed: c.seed,
     };
     this.identities = new Map(c.members.map((m, i) => [m, c.identityKeys[i]!]));
-    this.node = new SecAggNode(params, nodeId, identity);
+    this.node = new SecAggNode(params, nodeId, identity, hotkey);
   }
 
   private submit(payload: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {

@@ -4,7 +4,7 @@
  * `local - global` as a chunk stream. Stops at the next batch when its signal aborts.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer } from '../src/wire/index.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -12,7 +12,8 @@ import { sleep, type Logger } from '../src/util/index.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
 import type { Identity } from '../src/crypto/index.js';
 import { SecureSession } from './secure-session.js';
-import { MaskPool } from '../src/secagg/index.js';
+import { MaskPool, type HotkeyBinding } from '../src/secagg/index.js';
+import { decodeAddress } from '@polkadot/util-crypto';
 
 /** Longest a shard may be (bytes). */
 const MAX_SHARD_BYTES = 1 << 30;
@@ -37,12 +38,37 @@ export class TaskRunner {
       signer?: Signer | null;
       /** Sees each quantized input before it is masked (tests of what the coordinator learns). */
       onQuantized?: (taskId: string, q: Uint32Array) => void;
+      /** The subnet's registered hotkeys, when known (null until first read): peers must be among them. */
+      admittedHotkeys?: () => ReadonlySet<string> | null;
       /** Replaces the update before it is sent (tests plant free-riders and attackers with it). */
       plantUpdate?: (delta: Float32Array) => Float32Array;
     },
   ) {}
 
   private readonly maskPool = new MaskPool();
+
+  /**
+   * With a hotkey, round keys are signed by it and peers' are checked against theirs (and, when
+   * the trainer knows the subnet's hotkeys, against those): the coordinator cannot swap keys.
+   */
+  private hotkeyBinding(): HotkeyBinding | undefined {
+    const signer = this.deps.signer;
+    if (!signer) return undefined;
+    const admitted = this.deps.admittedHotkeys;
+    return {
+      sign: (m) => signer.sign(m),
+      verify: (peer, m, sig) => {
+        let key: Uint8Array;
+        try {
+          key = decodeAddress(peer);
+        } catch {
+          return false;
+        }
+        return verifySr25519(m, sig, key);
+      },
+      ...(admitted ? { admitted: (peer: string) => admitted()?.has(peer) ?? true } : {}),
+    };
+  }
 
   /** Closes the dataset channels and the mask threads. */
   close(): void {
@@ -146,7 +172,7 @@ export class TaskRunner {
   async run(task: Task, signal: AbortSignal, onSubmitted?: () => void, unmaskSignal: AbortSignal = signal): Promise<SubmitUpdateResponse> {
     const { log, metrics } = this.deps;
     const train = task.train!;
-    const secure = task.secagg ? new SecureSession(this.deps.coordinator, this.deps.nodeId, task, this.deps.identity) : null;
+    const secure = task.secagg ? new SecureSession(this.deps.coordinator, this.deps.nodeId, task, this.deps.identity, this.hotkeyBinding()) : null;
     // The key stages run while the model and shards load and training runs.
     const keysReady = secure?.prepare(signal);
     keysReady?.catch(() => {});

@@ -34,6 +34,8 @@ export interface ValidatorWatchOptions {
   self?: string;
   refreshMs?: number;
   onChange: (validators: readonly Validator[]) => void;
+  /** Sees every registered hotkey of the subnet at each look (peers a trainer accepts in a group). */
+  onNeurons?: (hotkeys: ReadonlySet<string>) => void;
 }
 
 /** The validators among `neurons`, with their shares, and why the others were left out. */
@@ -91,7 +93,9 @@ export class ValidatorWatch {
         await this.api?.disconnect().catch(() => undefined);
         this.api = await connectSubtensor(this.o.url, { timeoutMs: 15_000 });
       }
-      const { validators, skipped } = chooseValidators(await readNeuronEndpoints(this.api, this.o.netuid), this.o);
+      const neurons = await readNeuronEndpoints(this.api, this.o.netuid);
+      this.o.onNeurons?.(new Set(neurons.map((n) => n.hotkey)));
+      const { validators, skipped } = chooseValidators(neurons, this.o);
       for (const s of skipped) this.once(`skip:${s.hotkey}:${s.reason}`, 'validator left out: its announced endpoint is unusable', s);
       const key = JSON.stringify(validators.map((v) => [v.hotkey, v.address, v.share]));
       if (key !== this.current) {

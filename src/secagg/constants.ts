@@ -54,6 +54,11 @@ export interface KeyAdvertisement {
   maskKey: Buffer;
   /** Ed25519 signature over {@link advertisementMessage}. */
   signature: Buffer;
+  /**
+   * The node's hotkey (sr25519, its node id) over the same bytes; empty for a node without one.
+   * Peers check it against the hotkey they expect, a key the coordinator does not hold.
+   */
+  hotkeySignature: Buffer;
 }
 
 /** Shares of one node's secrets for one neighbour, encrypted to that neighbour. */
@@ -79,7 +84,7 @@ export interface UnmaskShare {
 }
 
 /** The bytes an advertisement's signature covers. */
-export function advertisementMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'>, a: Omit<KeyAdvertisement, 'signature' | 'identityKey'>): Buffer {
+export function advertisementMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'>, a: Pick<KeyAdvertisement, 'nodeId' | 'encKey' | 'maskKey'>): Buffer {
   return Buffer.concat([
     Buffer.from(`${ADVERTISE_DOMAIN}\0${p.roundId}\0${p.groupId}\0${a.nodeId}\0`),
     a.encKey,

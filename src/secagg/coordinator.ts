@@ -120,6 +120,8 @@ export class SecAggGroup {
     const known = this.identities.get(nodeId);
     if (!known || !Buffer.from(known).equals(ad.identityKey)) throw new ForgedAdvertisementError(nodeId, 'its identity key is not the one registered');
     if (ad.encKey.length !== 32 || ad.maskKey.length !== 32) throw new InvalidFieldError('advertisement keys', '32 bytes each', `${ad.encKey.length} and ${ad.maskKey.length}`);
+    // Checked by the peers, against hotkeys the coordinator does not hold; here only its size.
+    if (ad.hotkeySignature.length !== 0 && ad.hotkeySignature.length !== 64) throw new InvalidFieldError('advertisement.hotkey_signature', '64 bytes (sr25519) or none', `${ad.hotkeySignature.length} bytes`);
     if (!verifySignature(ad.identityKey, advertisementMessage(this.params, ad), ad.signature)) throw new ForgedAdvertisementError(nodeId, 'the signature does not verify');
     this.ads.set(nodeId, ad);
   }

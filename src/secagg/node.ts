@@ -52,6 +52,23 @@ function decodeSharePlaintext(buf: Uint8Array): { tag: string[]; maskKeyShare: B
   }
 }
 
+/**
+ * How a node binds round keys to hotkeys the coordinator does not control. With it, the node
+ * signs its advertisement with its hotkey, and checks each peer's against the hotkey it expects
+ * for that peer (its node id, which must also be admitted: on the subnet's metagraph, or in the
+ * allowlist). Without it (open federations, no hotkeys) peers' keys are checked against the
+ * identity keys the coordinator relays: that protects against other members, not against the
+ * coordinator.
+ */
+export interface HotkeyBinding {
+  /** Signs with this node's hotkey. */
+  sign(message: Uint8Array): Uint8Array;
+  /** Whether `signature` is `peer`'s hotkey over `message`; false for a peer id that is no hotkey. */
+  verify(peer: string, message: Uint8Array, signature: Uint8Array): boolean;
+  /** Whether `peer` is a hotkey this node accepts as a member (the metagraph or the allowlist). */
+  admitted?(peer: string): boolean;
+}
+
 /** One node's side of one group. */
 export class SecAggNode {
   private stage: NodeStage = 'ADVERTISE_KEYS';
@@ -64,7 +81,7 @@ export class SecAggNode {
   /** Shares this node holds of each neighbour that shared with it (U2 within N(i)). */
   private readonly held = new Map<string, { maskKeyShare: Buffer; seedShare: Buffer }>();
 
-  constructor(readonly params: SecAggParams, readonly nodeId: string, private readonly identity: Identity) {
+  constructor(readonly params: SecAggParams, readonly nodeId: string, private readonly identity: Identity, private readonly hotkey?: HotkeyBinding) {
     if (!params.members.includes(nodeId)) throw new InvalidFieldError('secagg.members', `a list including ${nodeId}`, 'a list without it');
     this.myNeighbours = neighbourGraph(params.members, params.neighbours, params.seed).get(nodeId)!;
   }
@@ -88,22 +105,30 @@ export class SecAggNode {
     this.expect('ADVERTISE_KEYS', 'ADVERTISE_KEYS');
     const body = { nodeId: this.nodeId, encKey: Buffer.from(this.enc.publicKey), maskKey: this.mask.publicKey };
     this.stage = 'SHARE_KEYS';
-    return { ...body, identityKey: this.identity.publicKey, signature: this.identity.sign(advertisementMessage(this.params, body)) };
+    const message = advertisementMessage(this.params, body);
+    return {
+      ...body, identityKey: this.identity.publicKey, signature: this.identity.sign(message),
+      hotkeySignature: this.hotkey ? Buffer.from(this.hotkey.sign(message)) : Buffer.alloc(0),
+    };
   }
 
   /**
-   * SHARE_KEYS: checks the neighbours' advertisements against their identity keys (`identities`,
-   * known to the node independently of the message) and returns this node's sealed shares.
-   * A forged advertisement aborts this node's participation (it becomes a dropout).
+   * SHARE_KEYS: checks the neighbours' advertisements (with a hotkey binding, against the
+   * hotkeys their node ids name; else against the identity keys in `identities`, which the
+   * coordinator relays) and returns this node's sealed shares. A forged or swapped advertisement
+   * aborts this node's participation before it reveals anything (it becomes a dropout).
    */
   async shareKeys(ads: readonly KeyAdvertisement[], identities: ReadonlyMap<string, Uint8Array>): Promise<EncryptedShare[]> {
     this.expect('SHARE_KEYS', 'SHARE_KEYS');
     for (const ad of ads) {
       if (ad.nodeId === this.nodeId || !this.myNeighbours.has(ad.nodeId)) continue;
       const known = identities.get(ad.nodeId);
-      const why = !known ? 'no identity key is known for it'
+      const message = advertisementMessage(this.params, ad);
+      const why = this.hotkey && this.hotkey.admitted && !this.hotkey.admitted(ad.nodeId) ? 'it is not an admitted hotkey (not on the metagraph or the allowlist)'
+        : this.hotkey && !this.hotkey.verify(ad.nodeId, message, ad.hotkeySignature) ? 'its hotkey signature does not verify (keys not signed by the hotkey its node id names)'
+        : !known ? 'no identity key is known for it'
         : !Buffer.from(known).equals(ad.identityKey) ? 'its identity key is not the one registered'
-        : !verifySignature(ad.identityKey, advertisementMessage(this.params, ad), ad.signature) ? 'the signature does not verify'
+        : !verifySignature(ad.identityKey, message, ad.signature) ? 'the signature does not verify'
         : ad.encKey.length !== 32 || ad.maskKey.length !== 32 ? 'a key is not 32 bytes'
         : null;
       if (why) {

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { generateIdentity, type Identity } from '../crypto/index.js';
 import { Random } from '../util/index.js';
+import { signerFromSecret, sr25519Ready, verifySr25519 } from '../wire/index.js';
+import { decodeAddress } from '@polkadot/util-crypto';
 import { SecAggGroup } from './coordinator.js';
 import { SecAggNode } from './node.js';
 import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
@@ -333,5 +335,70 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
     expect(() => g.receiveUnmask('node-000', liar)).toThrow('unmask share of node-005: expected mask-key, got self-seed');
     g.receiveUnmask('node-000', honest);
     expect(() => g.receiveUnmask('node-005', [])).toThrow('node node-005 dropped out before UNMASK');
+  });
+});
+
+describe('SecAgg+ round keys bound to hotkeys the coordinator does not hold', () => {
+  /** Five members whose node ids are sr25519 hotkeys, and a binding for each. */
+  async function hotkeyGroup() {
+    await sr25519Ready();
+    const signers = await Promise.all([0, 1, 2, 3, 4].map((i) => signerFromSecret(`//SecAggMember${i}`)));
+    const members = signers.map((s) => s.address).sort();
+    const params: SecAggParams = {
+      roundId: 'job/3/1', groupId: 'g0', members, neighbours: 4, threshold: 3, clipRange: 4, quantBits: quantBitsFor(5), vectorLength: 9, maxWeight: 10, seed: randomBytes(32),
+    };
+    const verify = (peer: string, m: Uint8Array, sig: Uint8Array) => {
+      try {
+        return verifySr25519(m, sig, decodeAddress(peer));
+      } catch {
+        return false;
+      }
+    };
+    const ids = new Map(members.map((m) => [m, generateIdentity()]));
+    const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+    const bindingOf = (m: string) => ({ sign: (msg: Uint8Array) => signers.find((s) => s.address === m)!.sign(msg), verify });
+    return { params, members, ids, identities, bindingOf, verify };
+  }
+
+  it('honest members accept each other; a coordinator that swaps a member\'s keys is caught by every neighbour before anything is revealed', async () => {
+    const g = await hotkeyGroup();
+    const nodes = g.members.map((m) => new SecAggNode(g.params, m, g.ids.get(m)!, g.bindingOf(m)));
+    const ads = nodes.map((n) => n.advertise());
+    // Honest: every node takes its neighbours' advertisements.
+    const honest = new SecAggNode(g.params, g.members[0]!, g.ids.get(g.members[0]!)!, g.bindingOf(g.members[0]!));
+    honest.advertise();
+    expect((await honest.shareKeys(ads, g.identities)).length).toBe(4);
+    // The coordinator replaces the victim's keys with its own, signs them with an identity key of
+    // its own, and relays that identity key as the victim's: everything it controls is consistent.
+    const victim = g.members[1]!;
+    const evil = generateIdentity();
+    const fake = { nodeId: victim, encKey: Buffer.from(randomBytes(32)), maskKey: Buffer.from(randomBytes(32)) };
+    const { advertisementMessage } = await import('./constants.js');
+    const forged = { ...fake, identityKey: evil.publicKey, signature: evil.sign(advertisementMessage(g.params, fake)), hotkeySignature: ads[1]!.hotkeySignature };
+    const relayed = new Map(g.identities).set(victim, evil.publicKey);
+    const swapped = ads.map((a) => (a.nodeId === victim ? forged : a));
+    for (const m of g.members.filter((x) => x !== victim)) {
+      const n = new SecAggNode(g.params, m, g.ids.get(m)!, g.bindingOf(m));
+      n.advertise();
+      if (!n.neighbours.has(victim)) continue;
+      await expect(n.shareKeys(swapped, relayed)).rejects.toThrow(new ForgedAdvertisementError(victim, 'its hotkey signature does not verify (keys not signed by the hotkey its node id names)'));
+      expect(n.expecting).toBe('ABORTED');
+    }
+    // Without hotkeys (an open federation) the same swap is taken: the documented weaker guarantee.
+    const open = new SecAggNode(g.params, g.members[0]!, g.ids.get(g.members[0]!)!);
+    open.advertise();
+    expect((await open.shareKeys(swapped, relayed)).length).toBe(4);
+  });
+
+  it('refuses a peer that is not an admitted hotkey, and one whose node id is no hotkey at all', async () => {
+    const g = await hotkeyGroup();
+    const nodes = g.members.map((m) => new SecAggNode(g.params, m, g.ids.get(m)!, g.bindingOf(m)));
+    const ads = nodes.map((n) => n.advertise());
+    const outsider = g.members[2]!;
+    const me = g.members[0]!;
+    const strict = new SecAggNode(g.params, me, g.ids.get(me)!, { ...g.bindingOf(me), admitted: (peer: string) => peer !== outsider });
+    strict.advertise();
+    await expect(strict.shareKeys(ads, g.identities)).rejects.toThrow(new ForgedAdvertisementError(outsider, 'it is not an admitted hotkey (not on the metagraph or the allowlist)'));
+    expect(g.verify('node-000', Buffer.from('x'), Buffer.alloc(64))).toBe(false);
   });
 });
