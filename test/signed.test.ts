@@ -140,7 +140,7 @@ describe('signed requests', () => {
     const names = ['S0', 'S1', 'S2', 'S3', 'S4'];
     const keys = await Promise.all([...names, 'SDs'].map(dev));
     const allow = path.join(h.dir, 'allowlist');
-    fs.writeFileSync(allow, [...keys.slice(0, 5).map((k) => `${k!.address} trainer`), `${keys[5]!.address} dataset`].join('\n'));
+    fs.writeFileSync(allow, [...keys.slice(0, 5).map((k) => `${k.address} trainer`), `${keys[5]!.address} dataset`].join('\n'));
     const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--rounds', '1', '--cohort', '5', '--min-trainers', '5',
       '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '0']);
     await h.dataset(c.address, 'ds-secure', ['--hotkey-uri', '//SDs', '--auth', 'signed']);
@@ -149,6 +149,6 @@ describe('signed requests', () => {
     const round = c.job.history[0]!;
     // One group of five, unmasked: every member took every peer's hotkey-signed keys.
     expect(round.groups).toBe(1);
-    expect(new Set(round.reporters)).toEqual(new Set(keys.slice(0, 5).map((k) => k!.address)));
+    expect(new Set(round.reporters)).toEqual(new Set(keys.slice(0, 5).map((k) => k.address)));
   });
 });
