@@ -127,7 +127,7 @@ export class WeightsLoop {
   start(): void {
     const tick = () => {
       if (this.closed) return;
-      this.running = this.tick(false).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) })).finally(() => {
+      this.running = this.serialTick(false).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) })).finally(() => {
         this.running = null;
         this.o.onStatus?.(this.status());
         if (!this.closed) this.timer = setTimeout(tick, this.o.pollMs ?? 6000);
@@ -146,7 +146,7 @@ export class WeightsLoop {
     this.flushed = false;
     while (!this.closed && Date.now() < deadline) {
       await this.running;
-      await this.tick(true).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) }));
+      await this.serialTick(true).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) }));
       if (this.st.lastPublication !== before || this.flushed) return this.st.lastPublication;
       if (this.refusal) break;
       await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs ?? 6000, 2000)));
@@ -206,6 +206,15 @@ export class WeightsLoop {
     if (!mg.hyperparams.commitRevealEnabled) return 'set';
     const call = timelockedCall(api);
     return call === 'crv3' ? 'crv3' : call ? 'crv4' : 'crv2';
+  }
+
+  private serial: Promise<void> = Promise.resolve();
+
+  /** One look at the chain at a time: the timer's and a flush's never overlap. */
+  private serialTick(force: boolean): Promise<void> {
+    const next = this.serial.then(() => this.tick(force));
+    this.serial = next.catch(() => undefined);
+    return next;
   }
 
   private async tick(force: boolean): Promise<void> {
