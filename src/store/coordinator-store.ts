@@ -267,14 +267,36 @@ export class CoordinatorStore {
     const file = path.join(this.checkpointDir, digest);
     if (!fs.existsSync(file)) {
       const tmp = `${file}.tmp`;
-      const fd = fs.openSync(tmp, 'w');
       try {
-        fs.writeSync(fd, bytes);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
+        const fd = fs.openSync(tmp, 'w');
+        try {
+          // writeSync may write less than asked (a full disk): write the rest, or fail.
+          for (let at = 0; at < bytes.length;) {
+            const n = fs.writeSync(fd, bytes, at, bytes.length - at);
+            if (n <= 0) throw new Error(`checkpoint ${digest}: wrote ${at} of ${bytes.length} bytes`);
+            at += n;
+          }
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, file);
+      } catch (err) {
+        // No temporary file outlives a failed write, and the round that needed it is not recorded.
+        try {
+          fs.rmSync(tmp, { force: true });
+        } catch {
+          // Not a file of ours (a folder in its place, say): the write's error is what counts.
+        }
+        throw err;
       }
-      fs.renameSync(tmp, file);
+      // The rename is durable before the round that names the file is recorded.
+      const dir = fs.openSync(this.checkpointDir, 'r');
+      try {
+        fs.fsyncSync(dir);
+      } finally {
+        fs.closeSync(dir);
+      }
     }
     return digest;
   }
