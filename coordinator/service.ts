@@ -257,6 +257,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         case 'shares':
           secure.submitShares(req.nodeId, req.shares!.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
           break;
+        case 'consistency': {
+          const c = req.consistency!;
+          secure.submitConsistency(req.nodeId, { nodeId: c.nodeId, signature: c.signature, hotkeySignature: c.hotkeySignature });
+          break;
+        }
         case 'unmask':
           secure.submitUnmask(req.nodeId, req.unmask!.shares.map((x) => {
             if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
@@ -264,15 +269,15 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           }));
           break;
         default:
-          throw new InvalidFieldError('SecAggSubmitRequest.payload', 'an advertisement, shares or unmask shares', 'nothing');
+          throw new InvalidFieldError('SecAggSubmitRequest.payload', 'an advertisement, shares, a survivor-set signature or unmask shares', 'nothing');
       }
       return {};
     }),
 
     SecAggAwait: unary(log, 'SecAggAwait', async (req: SecAggAwaitRequest, signal): Promise<SecAggAwaitResponse> => {
       admit();
-      if (req.stage !== 'SHARE_KEYS' && req.stage !== 'MASKED_INPUT' && req.stage !== 'UNMASK') {
-        throw new InvalidFieldError('stage', 'SHARE_KEYS, MASKED_INPUT or UNMASK', JSON.stringify(req.stage));
+      if (req.stage !== 'SHARE_KEYS' && req.stage !== 'MASKED_INPUT' && req.stage !== 'CONSISTENCY' && req.stage !== 'UNMASK') {
+        throw new InvalidFieldError('stage', 'SHARE_KEYS, MASKED_INPUT, CONSISTENCY or UNMASK', JSON.stringify(req.stage));
       }
       checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
@@ -282,6 +287,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       switch (r.kind) {
         case 'advertisements': return { result: 'advertisements', advertisements: { advertisements: r.advertisements } };
         case 'shares': return { result: 'shares', shares: { shares: r.shares } };
+        case 'survivors': return { result: 'survivors', survivors: r.set };
         case 'unmask': return { result: 'unmask', unmask: r.request };
         default: return { result: 'aborted', aborted: r.reason };
       }

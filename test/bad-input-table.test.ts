@@ -97,7 +97,7 @@ describe('bad input, table', () => {
       ['SubmitUpdate, empty stream', () => upload([]), status.INVALID_ARGUMENT, /^SubmitUpdateRequest: expected a header and chunks, got an empty stream$/],
       ['SubmitUpdate, for another node', () => upload([header({ nodeId: G })]), status.PERMISSION_DENIED, /^header\.node_id: expected the signing hotkey's address 5\w+, got "5\w+"$/],
       ['SecAggSubmit, no secure round', () => unary(coord, 'SecAggSubmit', { nodeId: P, taskId: 't', advertisement: { nodeId: P } }), status.FAILED_PRECONDITION, /^job job-1: expected a round with secure aggregation in progress, got none$/],
-      ['SecAggAwait, unknown stage', () => unary(coord, 'SecAggAwait', { nodeId: P, taskId: 't', stage: 'LATER', waitMs: 0 }), status.INVALID_ARGUMENT, /^stage: expected SHARE_KEYS, MASKED_INPUT or UNMASK, got "LATER"$/],
+      ['SecAggAwait, unknown stage', () => unary(coord, 'SecAggAwait', { nodeId: P, taskId: 't', stage: 'LATER', waitMs: 0 }), status.INVALID_ARGUMENT, /^stage: expected SHARE_KEYS, MASKED_INPUT, CONSISTENCY or UNMASK, got "LATER"$/],
       // Signatures and admission.
       ['unsigned request', () => grpcError(rawUnary(raw, 'Heartbeat', hb, new Metadata())), status.UNAUTHENTICATED, /^request signature: expected x-aq-hotkey, .* got none$/],
       ['session certified by another key', () => {

@@ -84,7 +84,8 @@ describe('secure aggregation', () => {
     const step = quantStep(p.clipRange, p.quantBits);
     const sum = new Float64Array(P + 1);
     for (const q of quantized.values()) for (let i = 0; i <= P; i++) sum[i]! += q[i]!;
-    const weight = sum[P]! * step - 4 * p.clipRange;
+    // The weight coordinate is on its own scale, [0, 1] in 2^bits - 1 steps.
+    const weight = sum[P]! / (2 ** p.quantBits - 1);
     const after = c.job.params();
     for (let i = 0; i < P; i += 53) {
       const expected = global0[i]! + (sum[i]! * step - 4 * p.clipRange) / weight;
@@ -115,11 +116,11 @@ describe('secure aggregation: bad input over gRPC', () => {
     const base = { nodeId: 'rogue', taskId: task.taskId };
 
     expect(await grpcError(callUnary(client, 'SecAggAwait', { ...base, stage: 'BOGUS', waitMs: 0 }, T)))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: 'stage: expected SHARE_KEYS, MASKED_INPUT or UNMASK, got "BOGUS"' });
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'stage: expected SHARE_KEYS, MASKED_INPUT, CONSISTENCY or UNMASK, got "BOGUS"' });
     expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, taskId: 'other' }, T)))
       .toEqual({ code: status.NOT_FOUND, details: 'task other: not assigned to node rogue' });
     expect(await grpcError(callUnary(client, 'SecAggSubmit', base, T)))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: 'SecAggSubmitRequest.payload: expected an advertisement, shares or unmask shares, got nothing' });
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'SecAggSubmitRequest.payload: expected an advertisement, shares, a survivor-set signature or unmask shares, got nothing' });
     expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, payload: 'shares', shares: { shares: [] } }, T)))
       .toEqual({ code: status.FAILED_PRECONDITION, details: 'group g0: expected stage ADVERTISE_KEYS, got SHARE_KEYS' });
     const c0 = task.secagg!;

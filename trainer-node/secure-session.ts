@@ -38,7 +38,7 @@ export class SecureSession {
   }
 
   /** Long-polls the coordinator until the stage's input is ready. */
-  private async awaitStage(stage: 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK', signal: AbortSignal): Promise<SecAggAwaitResponse> {
+  private async awaitStage(stage: 'SHARE_KEYS' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK', signal: AbortSignal): Promise<SecAggAwaitResponse> {
     for (;;) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       const res = await callUnary(this.client, 'SecAggAwait',
@@ -60,8 +60,14 @@ export class SecureSession {
     this.node.receiveShares(mine.shares!.shares);
   }
 
-  /** UNMASK: waits for the survivors list and reveals what it may. */
+  /**
+   * CONSISTENCY, then UNMASK: signs the survivor set it is given, then reveals what it may, only
+   * for that set and only with t survivors' signatures over it.
+   */
   async unmask(signal: AbortSignal): Promise<void> {
+    const set = await this.awaitStage('CONSISTENCY', signal);
+    if (set.result !== 'survivors') throw new SecAggAbortedError(`expected the survivor set, got ${set.result}`);
+    await this.submit({ payload: 'consistency', consistency: this.node.signSurvivors(set.survivors!) }, signal);
     const req = await this.awaitStage('UNMASK', signal);
     if (req.result !== 'unmask') throw new SecAggAbortedError(`expected an unmask request, got ${req.result}`);
     const reveals = this.node.unmask(req.unmask!);

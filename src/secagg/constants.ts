@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 
 /** Stages of one group's protocol, in order. */
-export const STAGES = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'UNMASK'] as const;
+export const STAGES = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'CONSISTENCY', 'UNMASK'] as const;
 export type Stage = (typeof STAGES)[number];
 /** A group's state: a stage, or finished. */
 export type GroupState = Stage | 'DONE' | 'FAILED';
@@ -19,6 +19,7 @@ export const DEFAULT_MIN_GROUP_SIZE = 5;
 export const ADVERTISE_DOMAIN = 'actiquest/secagg/v1/advertise';
 export const PAIRWISE_DOMAIN = 'actiquest/secagg/v1/pairwise';
 export const SHARE_DOMAIN = 'actiquest/secagg/v1/share';
+export const CONSISTENCY_DOMAIN = 'actiquest/secagg/v1/consistency';
 
 /** The public parameters of one group in one round, sent to every member. */
 export interface SecAggParams {
@@ -68,12 +69,31 @@ export interface EncryptedShare {
   ciphertext: Buffer;
 }
 
-/** What the coordinator asks of a surviving node in UNMASK (group-wide sets). */
-export interface UnmaskRequest {
+/** The group-wide sets the coordinator names after MASKED_INPUT. */
+export interface SurvivorSet {
   /** Nodes whose masked input is in the sum (U3). */
   survivors: string[];
   /** Nodes that shared keys but sent no masked input (U2 minus U3). */
   dropped: string[];
+}
+
+/** A survivor's signature over the survivor set it was given (CONSISTENCY). */
+export interface SurvivorSignature {
+  nodeId: string;
+  /** Ed25519, by its identity key, over {@link survivorSetMessage}. */
+  signature: Buffer;
+  /** sr25519, by its hotkey, over the same bytes; empty for a node without one. */
+  hotkeySignature: Buffer;
+}
+
+/**
+ * What the coordinator asks of a surviving node in UNMASK: the survivor set, and at least t
+ * survivors' signatures over it. A node unmasks only for the set it signed itself, and only with
+ * t valid signatures over that set, so a coordinator that tells members different sets (to
+ * learn both secrets of one member) gets nothing (Bonawitz et al. 2017, section 4).
+ */
+export interface UnmaskRequest extends SurvivorSet {
+  signatures: SurvivorSignature[];
 }
 
 /** One revealed share: of a survivor's self-mask seed, or of a dropped node's mask key. */
@@ -90,6 +110,11 @@ export function advertisementMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'
     a.encKey,
     a.maskKey,
   ]);
+}
+
+/** The bytes a survivor signs in CONSISTENCY: the round, the group and both sets, sorted. */
+export function survivorSetMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'>, set: SurvivorSet): Buffer {
+  return Buffer.from(JSON.stringify([CONSISTENCY_DOMAIN, p.roundId, p.groupId, [...set.survivors].sort(), [...set.dropped].sort()]));
 }
 
 /** Default neighbours for a group of n: about 2 log2 n, even, at most n - 1 (Bell et al. 2020). */

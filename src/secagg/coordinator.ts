@@ -6,8 +6,12 @@
  * secrets of the same owner, and a secret reconstructed from bad shares is caught (a mask key
  * must match its advertised public key).
  *
- *   ADVERTISE_KEYS --closeStage--> SHARE_KEYS --closeStage--> MASKED_INPUT --closeStage--> UNMASK --finish--> DONE
+ *   ADVERTISE_KEYS --closeStage--> SHARE_KEYS --closeStage--> MASKED_INPUT --closeStage-->
+ *   CONSISTENCY --closeStage--> UNMASK --finish--> DONE
  *   any close with fewer than t members left -> FAILED
+ *
+ * In CONSISTENCY each survivor signs the survivor set; the signatures go out with the unmask
+ * request, and members unmask only with t of them over the set they signed (node.ts).
  *
  * Members that miss a stage (deadline, lost heartbeats) drop out of the following stages.
  */
@@ -18,7 +22,7 @@ import {
   UpdateLengthError,
 } from '../errors.js';
 import {
-  advertisementMessage, pairwiseSeed, pairwiseSign, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
+  advertisementMessage, pairwiseSeed, pairwiseSign, survivorSetMessage, type SurvivorSet, type SurvivorSignature, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
   type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
@@ -48,6 +52,8 @@ export class SecAggGroup {
   private u3 = new Set<string>();
   private readonly inputs = new Set<string>();
   private readonly reveals = new Map<string, UnmaskShare[]>();
+  /** CONSISTENCY: survivors' signatures over the survivor set. */
+  private readonly consistency = new Map<string, SurvivorSignature>();
   private readonly sum: Uint32Array;
   private failure: GroupBelowThresholdError | CorruptShareError | null = null;
   /** Masks expanded at unmask (self masks of survivors, pairwise masks of dropped nodes). */
@@ -91,6 +97,7 @@ export class SecAggGroup {
       case 'ADVERTISE_KEYS': return new Set(this.ads.keys());
       case 'SHARE_KEYS': return new Set(this.shares.keys());
       case 'MASKED_INPUT': return this.inputs;
+      case 'CONSISTENCY': return new Set(this.consistency.keys());
       case 'UNMASK': return new Set(this.reveals.keys());
       default: return new Set(this.active);
     }
@@ -164,10 +171,33 @@ export class SecAggGroup {
     this.inputs.add(nodeId);
   }
 
-  /** What the coordinator asks survivors in UNMASK. */
+  private survivors(): SurvivorSet {
+    return { survivors: [...this.u3].sort(), dropped: [...this.u2].filter((m) => !this.u3.has(m)).sort() };
+  }
+
+  /** What the coordinator tells survivors in CONSISTENCY: the set each is to sign. */
+  survivorSet(): SurvivorSet {
+    this.expectAfter('CONSISTENCY');
+    return this.survivors();
+  }
+
+  /** CONSISTENCY: a survivor's signature over the survivor set, checked against its identity key. */
+  receiveConsistency(nodeId: string, sig: SurvivorSignature): void {
+    this.expect('CONSISTENCY', nodeId);
+    if (this.consistency.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'CONSISTENCY', nodeId);
+    if (sig.nodeId !== nodeId) throw new InvalidFieldError('consistency.node_id', JSON.stringify(nodeId), JSON.stringify(sig.nodeId));
+    if (sig.hotkeySignature.length !== 0 && sig.hotkeySignature.length !== 64) throw new InvalidFieldError('consistency.hotkey_signature', '64 bytes (sr25519) or none', `${sig.hotkeySignature.length} bytes`);
+    const key = this.identities.get(nodeId);
+    if (!key || !verifySignature(key, survivorSetMessage(this.params, this.survivors()), sig.signature)) {
+      throw new InvalidFieldError('consistency.signature', `${nodeId}'s identity-key signature over the survivor set`, 'one that does not verify');
+    }
+    this.consistency.set(nodeId, sig);
+  }
+
+  /** What the coordinator asks survivors in UNMASK: the set and the survivors' signatures over it. */
   unmaskRequest(): UnmaskRequest {
     this.expectAfter('UNMASK');
-    return { survivors: [...this.u3].sort(), dropped: [...this.u2].filter((m) => !this.u3.has(m)).sort() };
+    return { ...this.survivors(), signatures: [...this.consistency.values()] };
   }
 
   /** UNMASK: a survivor's revealed shares; each must be of the kind the request asked for. */
@@ -223,11 +253,18 @@ export class SecAggGroup {
         this.u3 = new Set([...this.u2].filter((m) => this.inputs.has(m)));
         this.active = new Set([...this.active].filter((m) => this.u3.has(m)));
         if (this.u3.size < t) return this.fail('MASKED_INPUT', this.u3.size);
+        this.state = 'CONSISTENCY';
+        return true;
+      }
+      case 'CONSISTENCY': {
+        // Only survivors that signed the set will unmask; their inputs stay in the sum either way.
+        this.active = new Set([...this.active].filter((m) => this.consistency.has(m)));
+        if (this.active.size < t) return this.fail('CONSISTENCY', this.active.size);
         this.state = 'UNMASK';
         return true;
       }
       default:
-        throw new StageError(`group ${this.groupId}`, 'ADVERTISE_KEYS, SHARE_KEYS or MASKED_INPUT', this.state);
+        throw new StageError(`group ${this.groupId}`, 'ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT or CONSISTENCY', this.state);
     }
   }
 

@@ -3,7 +3,8 @@
  * and round, driven through its stages in order:
  *
  *   advertise()        ADVERTISE_KEYS  two fresh key pairs (shares: nacl.box; masks: X25519),
- *                                      signed with the node's identity key
+ *                                      signed with the node's identity key and, when bound,
+ *                                      its hotkey
  *   shareKeys(ads)     SHARE_KEYS      verifies each neighbour's signature (refusing the round on
  *                                      a forgery), splits the mask secret key and a fresh
  *                                      self-mask seed into Shamir shares (threshold t), one for
@@ -11,11 +12,26 @@
  *   receiveShares(s)   MASKED_INPUT    opens the shares addressed to it
  *   maskInput(x, n)    MASKED_INPUT    y = quantize(w x, w) + PRG(self seed)
  *                                          + sum over neighbours j that shared of +-PRG(s_ij)
- *   unmask(req)        UNMASK          for each neighbour j: the share of j's self seed if j
+ *   signSurvivors(set) CONSISTENCY     signs the survivor set it is given; it will unmask for
+ *                                      that set only
+ *   unmask(req)        UNMASK          with t valid survivors' signatures over the set it signed:
+ *                                      for each neighbour j, the share of j's self seed if j
  *                                      survived, of j's mask key if j dropped; never both, and
  *                                      only once
  *
  * A call out of order throws StageError naming the stage expected and the one asked for.
+ *
+ * Threat model (as Flower's SecAgg+ workflow states its own; this adds Bonawitz et al.'s
+ * consistency round and binds keys to hotkeys):
+ * - An honest-but-curious coordinator learns each group's sum of at least t updates, and the
+ *   sample counts and losses members report; never one update.
+ * - A malicious coordinator cannot swap a member's keys where members have hotkeys (peers check
+ *   the hotkey signature), and cannot learn both secrets of one member by naming different
+ *   survivor sets (a member unmasks only for the set it signed, with t signatures over it). It
+ *   can still drop members (denial of service), put hotkeys of its own in a group (on a subnet,
+ *   registered ones only), and, without hotkeys, relay identity keys of its own.
+ * - Up to t - 1 members colluding with each other (or with the coordinator) cannot rebuild a
+ *   secret of another member: each secret needs t shares.
  */
 import { randomBytes } from 'node:crypto';
 import { type Identity, verifySignature, agree, generateAgreementKeyPair, type AgreementKeyPair, generateBoxKeyPair, open, seal, type BoxKeyPair, splitSecret, applyMasks, type Mask } from '../crypto/index.js';
@@ -25,12 +41,12 @@ import {
 } from '../errors.js';
 import {
   SHARE_DOMAIN, advertisementMessage, pairwiseSeed, pairwiseSign,
-  type EncryptedShare, type KeyAdvertisement, type SecAggParams, type UnmaskRequest, type UnmaskShare,
+  survivorSetMessage, type EncryptedShare, type KeyAdvertisement, type SecAggParams, type SurvivorSet, type SurvivorSignature, type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
 import { quantizeWeighted } from './quantize.js';
 
-type NodeStage = 'ADVERTISE_KEYS' | 'SHARE_KEYS' | 'RECEIVE_SHARES' | 'MASKED_INPUT' | 'UNMASK' | 'DONE' | 'ABORTED';
+type NodeStage = 'ADVERTISE_KEYS' | 'SHARE_KEYS' | 'RECEIVE_SHARES' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK' | 'DONE' | 'ABORTED';
 
 /** Plaintext of a share message: who to whom, then the two shares. */
 function encodeSharePlaintext(p: SecAggParams, from: string, to: string, maskKeyShare: Uint8Array, seedShare: Uint8Array): Buffer {
@@ -78,6 +94,10 @@ export class SecAggNode {
   private readonly myNeighbours: Set<string>;
   /** Advertisements of neighbours that advertised (U1 within N(i)). */
   private readonly ads = new Map<string, KeyAdvertisement>();
+  /** Every member's identity key, as relayed by the coordinator (open federations check with it). */
+  private identities: ReadonlyMap<string, Uint8Array> = new Map();
+  /** The survivor set this node signed in CONSISTENCY: the only one it unmasks for. */
+  private signedSet: SurvivorSet | null = null;
   /** Shares this node holds of each neighbour that shared with it (U2 within N(i)). */
   private readonly held = new Map<string, { maskKeyShare: Buffer; seedShare: Buffer }>();
 
@@ -120,6 +140,7 @@ export class SecAggNode {
    */
   async shareKeys(ads: readonly KeyAdvertisement[], identities: ReadonlyMap<string, Uint8Array>): Promise<EncryptedShare[]> {
     this.expect('SHARE_KEYS', 'SHARE_KEYS');
+    this.identities = identities;
     for (const ad of ads) {
       if (ad.nodeId === this.nodeId || !this.myNeighbours.has(ad.nodeId)) continue;
       const known = identities.get(ad.nodeId);
@@ -182,7 +203,7 @@ export class SecAggNode {
   maskInput(update: Float32Array, numSamples: number, options: { onQuantized?: (q: Uint32Array) => void } = {}): Uint32Array {
     const y = this.quantize(update, numSamples, options.onQuantized);
     applyMasks(y, this.masks());
-    this.stage = 'UNMASK';
+    this.stage = 'CONSISTENCY';
     return y;
   }
 
@@ -217,16 +238,15 @@ export class SecAggNode {
     const q = this.quantize(update, numSamples, options.onQuantized);
     const y = sharedWords(q.length);
     y.set(q);
-    this.stage = 'UNMASK';
+    this.stage = 'CONSISTENCY';
     await pool.apply(y, this.masks());
     return y;
   }
 
-  /** UNMASK: the shares the coordinator may have; refuses unsafe requests, and answers once. */
-  unmask(request: UnmaskRequest): UnmaskShare[] {
-    this.expect('UNMASK', 'UNMASK');
-    const survivors = new Set(request.survivors);
-    const dropped = new Set(request.dropped);
+  /** Checks a survivor set against the group and this node; throws UnsafeUnmaskError. */
+  private checkSet(set: SurvivorSet): void {
+    const survivors = new Set(set.survivors);
+    const dropped = new Set(set.dropped);
     for (const d of dropped) if (survivors.has(d)) throw new UnsafeUnmaskError(`${d} is listed both as surviving and as dropped`);
     if (!survivors.has(this.nodeId)) throw new UnsafeUnmaskError(`this node (${this.nodeId}) is not listed as surviving`);
     if (survivors.size < this.params.threshold) {
@@ -235,6 +255,53 @@ export class SecAggNode {
     for (const id of [...survivors, ...dropped]) {
       if (!this.params.members.includes(id)) throw new UnsafeUnmaskError(`${id} is not a member of group ${this.params.groupId}`);
     }
+  }
+
+  /**
+   * CONSISTENCY: signs the survivor set the coordinator named (with the identity key and, when
+   * bound, the hotkey). The node will unmask for this set only.
+   */
+  signSurvivors(set: SurvivorSet): SurvivorSignature {
+    this.expect('CONSISTENCY', 'CONSISTENCY');
+    this.checkSet(set);
+    this.signedSet = { survivors: [...set.survivors].sort(), dropped: [...set.dropped].sort() };
+    this.stage = 'UNMASK';
+    const message = survivorSetMessage(this.params, this.signedSet);
+    return {
+      nodeId: this.nodeId, signature: Buffer.from(this.identity.sign(message)),
+      hotkeySignature: this.hotkey ? Buffer.from(this.hotkey.sign(message)) : Buffer.alloc(0),
+    };
+  }
+
+  /** Whether `sig` is `sig.nodeId`'s signature over `message` (its hotkey when bound, else its identity key). */
+  private signatureHolds(sig: SurvivorSignature, message: Buffer): boolean {
+    if (this.hotkey) return this.hotkey.verify(sig.nodeId, message, sig.hotkeySignature);
+    const key = this.identities.get(sig.nodeId);
+    return key !== undefined && verifySignature(key, message, sig.signature);
+  }
+
+  /**
+   * UNMASK: the shares the coordinator may have, for the survivor set this node signed and with
+   * at least t valid survivors' signatures over that same set; refuses anything else (the node
+   * aborts, revealing nothing), and answers once.
+   */
+  unmask(request: UnmaskRequest): UnmaskShare[] {
+    this.expect('UNMASK', 'UNMASK');
+    this.checkSet(request);
+    const set = this.signedSet!;
+    const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === b[i]);
+    if (!same(request.survivors, set.survivors) || !same(request.dropped, set.dropped)) {
+      this.stage = 'ABORTED';
+      throw new UnsafeUnmaskError('the survivor set differs from the one this node signed');
+    }
+    const message = survivorSetMessage(this.params, set);
+    const signers = new Set(request.signatures.filter((sig) => set.survivors.includes(sig.nodeId) && this.signatureHolds(sig, message)).map((sig) => sig.nodeId));
+    if (signers.size < this.params.threshold) {
+      this.stage = 'ABORTED';
+      throw new UnsafeUnmaskError(`only ${signers.size} valid survivors' signatures over the survivor set this node signed, the threshold is ${this.params.threshold}`);
+    }
+    const survivors = new Set(set.survivors);
+    const dropped = new Set(set.dropped);
     this.stage = 'DONE';
     const out: UnmaskShare[] = [];
     for (const [owner, s] of this.held) {

@@ -10,7 +10,7 @@ import { signerFromSecret, sr25519Ready, verifySr25519 } from '../wire/index.js'
 import { decodeAddress } from '@polkadot/util-crypto';
 import { SecAggGroup } from './coordinator.js';
 import { SecAggNode } from './node.js';
-import { defaultNeighbours, defaultThreshold, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
+import { defaultNeighbours, defaultThreshold, survivorSetMessage, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
 import { neighbourGraph } from './graph.js';
 import { quantBitsFor, quantErrorBound, quantizeWeighted, seededWords } from './quantize.js';
 import {
@@ -76,6 +76,9 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
   if (!group.closeStage()) return { failedAt: 'MASKED_INPUT' as const, received };
 
   const inSum = live();
+  // CONSISTENCY: every survivor signs the set it is given.
+  for (const m of live()) group.receiveConsistency(m, nodes.get(m)!.signSurvivors(group.survivorSet()));
+  if (!group.closeStage()) return { failedAt: 'CONSISTENCY' as const, received };
   vanish(drop.unmask);
   const req = group.unmaskRequest();
   for (const m of live()) group.receiveUnmask(m, nodes.get(m)!.unmask(req));
@@ -201,7 +204,7 @@ describe('SecAgg+ node half: stage transitions', () => {
     const s = setup(5, 8);
     const node = s.nodes.get('node-000')!;
     expect(() => node.maskInput(new Float32Array(8), 1)).toThrow(new StageError('secagg node node-000', 'ADVERTISE_KEYS', 'MASKED_INPUT'));
-    expect(() => node.unmask({ survivors: [], dropped: [] })).toThrow('secagg node node-000: expected stage ADVERTISE_KEYS, got UNMASK');
+    expect(() => node.unmask({ survivors: [], dropped: [], signatures: [] })).toThrow('secagg node node-000: expected stage ADVERTISE_KEYS, got UNMASK');
     await expect(node.shareKeys([], s.identities)).rejects.toThrow('expected stage ADVERTISE_KEYS, got SHARE_KEYS');
     const ads = [...s.nodes.values()].map((n) => n.advertise());
     expect(() => node.advertise()).toThrow('expected stage SHARE_KEYS, got ADVERTISE_KEYS');
@@ -216,16 +219,20 @@ describe('SecAgg+ node half: stage transitions', () => {
     expect(() => node.maskInput(new Float32Array(7), 1)).toThrow('update length: expected 8 float32 parameters, got 7');
     expect(() => node.maskInput(new Float32Array(8), 101)).toThrow('num_samples: expected 1 to 100, got 101');
     node.maskInput(new Float32Array(8), 10);
-    expect(() => node.maskInput(new Float32Array(8), 10)).toThrow('expected stage UNMASK, got MASKED_INPUT');
+    expect(() => node.maskInput(new Float32Array(8), 10)).toThrow('expected stage CONSISTENCY, got MASKED_INPUT');
     const all = [...s.nodes.keys()];
-    expect(() => node.unmask({ survivors: all, dropped: ['node-001'] })).toThrow(new UnsafeUnmaskError('node-001 is listed both as surviving and as dropped'));
-    expect(() => node.unmask({ survivors: ['node-000', 'node-001'], dropped: [] })).toThrow('unmask refused: only 2 survivors, the threshold is 3');
-    expect(() => node.unmask({ survivors: ['node-001', 'node-002', 'node-003'], dropped: [] })).toThrow('this node (node-000) is not listed as surviving');
-    const reveals = node.unmask({ survivors: all.filter((m) => m !== 'node-004'), dropped: ['node-004'] });
+    expect(() => node.unmask({ survivors: all, dropped: [], signatures: [] })).toThrow('expected stage CONSISTENCY, got UNMASK');
+    expect(() => node.signSurvivors({ survivors: all, dropped: ['node-001'] })).toThrow(new UnsafeUnmaskError('node-001 is listed both as surviving and as dropped'));
+    expect(() => node.signSurvivors({ survivors: ['node-000', 'node-001'], dropped: [] })).toThrow('unmask refused: only 2 survivors, the threshold is 3');
+    expect(() => node.signSurvivors({ survivors: ['node-001', 'node-002', 'node-003'], dropped: [] })).toThrow('this node (node-000) is not listed as surviving');
+    const set = { survivors: all.filter((m) => m !== 'node-004'), dropped: ['node-004'] };
+    const mine2 = node.signSurvivors(set);
+    const sigOf = (m: string) => ({ nodeId: m, signature: Buffer.from(s.ids.get(m)!.sign(survivorSetMessage(s.params, set))), hotkeySignature: Buffer.alloc(0) });
+    const reveals = node.unmask({ ...set, signatures: [mine2, sigOf('node-001'), sigOf('node-002')] });
     expect(reveals.find((r) => r.owner === 'node-004')!.kind).toBe('mask-key');
     expect(reveals.filter((r) => r.kind === 'self-seed')).toHaveLength(3);
     // Asked again (a replayed or changed request): refused, so it can never reveal both secrets of one owner.
-    expect(() => node.unmask({ survivors: all, dropped: [] })).toThrow('expected stage DONE, got UNMASK');
+    expect(() => node.unmask({ survivors: all, dropped: [], signatures: [] })).toThrow('expected stage DONE, got UNMASK');
   });
 
   it('refuses a forged advertisement relayed by the coordinator and drops out', async () => {
@@ -302,6 +309,8 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
       if (m !== 'node-005') g.receiveMaskedInput(m, y);
     }
     g.closeStage();
+    for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) g.receiveConsistency(m, nodes.get(m)!.signSurvivors(g.survivorSet()));
+    g.closeStage();
     const req = g.unmaskRequest();
     for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) {
       // Every survivor's share of the dropped member's mask key is flipped in one byte.
@@ -326,6 +335,8 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
       if (m !== 'node-005') g.receiveMaskedInput(m, y);
     }
     expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow(DuplicateMessageError);
+    g.closeStage();
+    for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) g.receiveConsistency(m, nodes.get(m)!.signSurvivors(g.survivorSet()));
     g.closeStage();
     const req = g.unmaskRequest();
     expect(req.dropped).toEqual(['node-005']);
@@ -400,5 +411,65 @@ describe('SecAgg+ round keys bound to hotkeys the coordinator does not hold', ()
     strict.advertise();
     await expect(strict.shareKeys(ads, g.identities)).rejects.toThrow(new ForgedAdvertisementError(outsider, 'it is not an admitted hotkey (not on the metagraph or the allowlist)'));
     expect(g.verify('node-000', Buffer.from('x'), Buffer.alloc(64))).toBe(false);
+  });
+});
+
+describe('SecAgg+ consistency round (Bonawitz et al. 2017, section 4)', () => {
+  it('a coordinator that names different survivor sets to different members gets nothing that isolates one update', async () => {
+    const s = setup(6, 8, { k: 5, t: 3 });
+    const { group: g, nodes } = s;
+    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
+    g.closeStage();
+    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
+    g.closeStage();
+    for (const [m, n] of nodes) {
+      n.receiveShares(g.sharesFor(m));
+      g.receiveMaskedInput(m, n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n));
+    }
+    g.closeStage();
+    const all = [...nodes.keys()];
+    const target = 'node-005';
+    // The attack: tell node-000 that the target dropped (for a share of its mask key) and the others
+    // that it survived (for shares of its self seed): with both, the target's update is in the clear.
+    const lie = { survivors: all.filter((m) => m !== target), dropped: [target] };
+    const truth = g.survivorSet();
+    const liedTo = nodes.get('node-000')!;
+    const sigLie = liedTo.signSurvivors(lie);
+    const sigsTruth = all.filter((m) => m !== 'node-000').map((m) => nodes.get(m)!.signSurvivors(truth));
+    // Whatever signatures come with it, node-000 sees fewer than t over the set it signed: it reveals nothing.
+    expect(() => liedTo.unmask({ ...lie, signatures: [sigLie, ...sigsTruth] })).toThrow('only 1 valid survivors\' signatures over the survivor set this node signed, the threshold is 3');
+    expect(liedTo.expecting).toBe('ABORTED');
+    // Nor does a member unmask for a set other than the one it signed.
+    expect(() => nodes.get('node-001')!.unmask({ ...lie, signatures: [sigLie, ...sigsTruth] })).toThrow('the survivor set differs from the one this node signed');
+    // The rest answer the true set. Trying the attack with all the coordinator now holds: shares of
+    // the target's self seed, and not one of its mask key (t are needed), so its pairwise masks stay on.
+    const revealed = ['node-002', 'node-003', 'node-004', target].flatMap((m) => nodes.get(m)!.unmask({ ...truth, signatures: sigsTruth }));
+    expect(revealed.filter((r) => r.owner === target && r.kind === 'mask-key')).toHaveLength(0);
+    expect(revealed.filter((r) => r.owner === target && r.kind === 'self-seed').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('the coordinator half checks each survivor\'s signature over the set, and fails a group with fewer than t signers', async () => {
+    const s = setup(5, 8, { k: 4, t: 3 });
+    const { group: g, nodes } = s;
+    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
+    g.closeStage();
+    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
+    g.closeStage();
+    for (const [m, n] of nodes) {
+      n.receiveShares(g.sharesFor(m));
+      g.receiveMaskedInput(m, n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n));
+    }
+    g.closeStage();
+    expect(g.stage).toBe('CONSISTENCY');
+    const sig = nodes.get('node-000')!.signSurvivors(g.survivorSet());
+    expect(() => g.receiveConsistency('node-001', sig)).toThrow('consistency.node_id: expected "node-001", got "node-000"');
+    const other = nodes.get('node-001')!.signSurvivors({ ...g.survivorSet(), survivors: g.survivorSet().survivors.slice(0, 4) });
+    expect(() => g.receiveConsistency('node-001', other)).toThrow('consistency.signature: expected node-001\'s identity-key signature over the survivor set, got one that does not verify');
+    g.receiveConsistency('node-000', sig);
+    expect(() => g.receiveConsistency('node-000', sig)).toThrow(DuplicateMessageError);
+    g.receiveConsistency('node-002', nodes.get('node-002')!.signSurvivors(g.survivorSet()));
+    // Only two signed before the deadline: the group fails rather than unmask.
+    expect(g.closeStage()).toBe(false);
+    expect(g.error!.message).toBe('group g0 at CONSISTENCY: expected at least 3 members, got 2');
   });
 });

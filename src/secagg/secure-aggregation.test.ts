@@ -45,6 +45,12 @@ describe('SecureAggregation', () => {
       sa.checkMaskedInput(m);
       sa.submitMaskedInput(m, nodes.get(m)!.maskInput(new Float32Array(P).fill(0.5), 10));
     }
+    expect(sa.groupOf('a').stage).toBe('CONSISTENCY');
+    for (const m of ['a', 'b', 'c']) {
+      const r = sa.inputFor(m, 'CONSISTENCY');
+      if (r?.kind !== 'survivors') throw new Error('expected the survivor set');
+      sa.submitConsistency(m, nodes.get(m)!.signSurvivors(r.set));
+    }
     expect(sa.groupOf('a').stage).toBe('UNMASK');
     for (const m of ['a', 'b', 'c']) {
       const r = sa.inputFor(m, 'UNMASK');

@@ -6,20 +6,21 @@
  * that falls below its threshold fails alone, and its members are reported so the round stops
  * waiting for them.
  *
- * ADVERTISE_KEYS and SHARE_KEYS have `stageTimeoutMs` each; MASKED_INPUT lasts until the round's
- * TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
+ * ADVERTISE_KEYS, SHARE_KEYS and CONSISTENCY have `stageTimeoutMs` each; MASKED_INPUT lasts until
+ * the round's TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
  */
 import { SecAggGroup, type GroupResult } from './coordinator.js';
 import type { MaskPool } from './mask-pool.js';
-import type { EncryptedShare, KeyAdvertisement, SecAggParams, UnmaskRequest, UnmaskShare } from './constants.js';
+import type { EncryptedShare, KeyAdvertisement, SecAggParams, SurvivorSet, SurvivorSignature, UnmaskRequest, UnmaskShare } from './constants.js';
 import { NotAMemberError, StageError } from '../errors.js';
 import { Notifier } from '../util/index.js';
 
 /** What a node waits for, and what it gets. */
-export type AwaitStage = 'SHARE_KEYS' | 'MASKED_INPUT' | 'UNMASK';
+export type AwaitStage = 'SHARE_KEYS' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK';
 export type AwaitResult =
   | { kind: 'advertisements'; advertisements: KeyAdvertisement[] }
   | { kind: 'shares'; shares: EncryptedShare[] }
+  | { kind: 'survivors'; set: SurvivorSet }
   | { kind: 'unmask'; request: UnmaskRequest }
   | { kind: 'aborted'; reason: string };
 
@@ -84,9 +85,9 @@ export class SecureAggregation {
   private advance(g: SecAggGroup): void {
     for (;;) {
       const before = g.stage;
-      if ((before === 'ADVERTISE_KEYS' || before === 'SHARE_KEYS' || before === 'MASKED_INPUT') && g.stageComplete) g.closeStage();
+      if ((before === 'ADVERTISE_KEYS' || before === 'SHARE_KEYS' || before === 'MASKED_INPUT' || before === 'CONSISTENCY') && g.stageComplete) g.closeStage();
       if (g.stage === before) break;
-      if (g.stage === 'SHARE_KEYS') this.arm(g, this.options.stageTimeoutMs);
+      if (g.stage === 'SHARE_KEYS' || g.stage === 'CONSISTENCY') this.arm(g, this.options.stageTimeoutMs);
       if (g.stage === 'UNMASK') this.arm(g, this.options.unmaskTimeoutMs);
     }
     if (g.stage === 'UNMASK' && g.stageComplete) this.unmaskReady.add(g);
@@ -132,6 +133,12 @@ export class SecureAggregation {
     this.advance(g);
   }
 
+  submitConsistency(nodeId: string, sig: SurvivorSignature): void {
+    const g = this.groupOf(nodeId);
+    g.receiveConsistency(nodeId, sig);
+    this.advance(g);
+  }
+
   submitUnmask(nodeId: string, reveals: UnmaskShare[]): void {
     const g = this.groupOf(nodeId);
     g.receiveUnmask(nodeId, reveals);
@@ -151,12 +158,13 @@ export class SecureAggregation {
     const g = this.groupOf(nodeId);
     if (g.stage === 'FAILED') return { kind: 'aborted', reason: g.error!.message };
     if (!g.remaining.has(nodeId)) return { kind: 'aborted', reason: `${nodeId} is no longer in group ${g.groupId}` };
-    const order = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'UNMASK', 'DONE'];
+    const order = ['ADVERTISE_KEYS', 'SHARE_KEYS', 'MASKED_INPUT', 'CONSISTENCY', 'UNMASK', 'DONE'];
     const at = order.indexOf(g.stage), want = order.indexOf(stage);
     if (at < want) return null;
     if (at > want) return { kind: 'aborted', reason: `group ${g.groupId} is past ${stage} (at ${g.stage})` };
     if (stage === 'SHARE_KEYS') return { kind: 'advertisements', advertisements: g.advertisementsFor(nodeId) };
     if (stage === 'MASKED_INPUT') return { kind: 'shares', shares: g.sharesFor(nodeId) };
+    if (stage === 'CONSISTENCY') return { kind: 'survivors', set: g.survivorSet() };
     return { kind: 'unmask', request: g.unmaskRequest() };
   }
 
