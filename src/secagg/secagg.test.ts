@@ -87,6 +87,25 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
   return { result, inSum, received, maskedSum };
 }
 
+/**
+ * Runs a group to the end of MASKED_INPUT, every member but `silent` sending its input; the stage
+ * closes after `beforeClose`.
+ */
+async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () => void): Promise<void> {
+  const { group: g, nodes } = s;
+  for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
+  g.closeStage();
+  for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
+  g.closeStage();
+  for (const [m, n] of nodes) {
+    n.receiveShares(g.sharesFor(m));
+    const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
+    if (m !== silent) g.receiveMaskedInput(m, y);
+  }
+  beforeClose?.();
+  g.closeStage();
+}
+
 function plainSum(s: Setup, members: string[]): { sum: Float64Array; weight: number } {
   const P = s.params.vectorLength - 1;
   const sum = new Float64Array(P);
@@ -299,16 +318,7 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
   it('names the member whose rebuilt mask key is not the one it advertised (a corrupted share), not a threshold', async () => {
     const s = setup(6, 8, { k: 5, t: 3 });
     const { group: g, nodes } = s;
-    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
-    g.closeStage();
-    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
-    g.closeStage();
-    for (const [m, n] of nodes) {
-      n.receiveShares(g.sharesFor(m));
-      const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
-      if (m !== 'node-005') g.receiveMaskedInput(m, y);
-    }
-    g.closeStage();
+    await throughMaskedInput(s, 'node-005');
     for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) g.receiveConsistency(m, nodes.get(m)!.signSurvivors(g.survivorSet()));
     g.closeStage();
     const req = g.unmaskRequest();
@@ -325,17 +335,7 @@ describe('SecAgg+ coordinator half: stage transitions', () => {
   it('refuses unmask shares of the wrong kind, so it never holds both secrets of one node', async () => {
     const s = setup(6, 8, { k: 5, t: 3 });
     const { group: g, nodes } = s;
-    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
-    g.closeStage();
-    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
-    g.closeStage();
-    for (const [m, n] of nodes) {
-      n.receiveShares(g.sharesFor(m));
-      const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
-      if (m !== 'node-005') g.receiveMaskedInput(m, y);
-    }
-    expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow(DuplicateMessageError);
-    g.closeStage();
+    await throughMaskedInput(s, 'node-005', () => expect(() => g.receiveMaskedInput('node-000', new Uint32Array(9))).toThrow(DuplicateMessageError));
     for (const m of [...nodes.keys()].filter((x) => x !== 'node-005')) g.receiveConsistency(m, nodes.get(m)!.signSurvivors(g.survivorSet()));
     g.closeStage();
     const req = g.unmaskRequest();
@@ -418,15 +418,7 @@ describe('SecAgg+ consistency round (Bonawitz et al. 2017, section 4)', () => {
   it('a coordinator that names different survivor sets to different members gets nothing that isolates one update', async () => {
     const s = setup(6, 8, { k: 5, t: 3 });
     const { group: g, nodes } = s;
-    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
-    g.closeStage();
-    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
-    g.closeStage();
-    for (const [m, n] of nodes) {
-      n.receiveShares(g.sharesFor(m));
-      g.receiveMaskedInput(m, n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n));
-    }
-    g.closeStage();
+    await throughMaskedInput(s);
     const all = [...nodes.keys()];
     const target = 'node-005';
     // The attack: tell node-000 that the target dropped (for a share of its mask key) and the others
@@ -451,15 +443,7 @@ describe('SecAgg+ consistency round (Bonawitz et al. 2017, section 4)', () => {
   it('the coordinator half checks each survivor\'s signature over the set, and fails a group with fewer than t signers', async () => {
     const s = setup(5, 8, { k: 4, t: 3 });
     const { group: g, nodes } = s;
-    for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
-    g.closeStage();
-    for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
-    g.closeStage();
-    for (const [m, n] of nodes) {
-      n.receiveShares(g.sharesFor(m));
-      g.receiveMaskedInput(m, n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n));
-    }
-    g.closeStage();
+    await throughMaskedInput(s);
     expect(g.stage).toBe('CONSISTENCY');
     const sig = nodes.get('node-000')!.signSurvivors(g.survivorSet());
     expect(() => g.receiveConsistency('node-001', sig)).toThrow('consistency.node_id: expected "node-001", got "node-000"');
