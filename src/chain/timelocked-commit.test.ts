@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TypeRegistry } from '@polkadot/types';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, decodeAddress } from '@polkadot/util-crypto';
-import { crv3Payload, crv4Payload, revealBlockOf, revealRound, PULSE_DELAY } from './timelocked-commit.js';
+import { crv3Payload, crv4Payload, revealBlockOf, revealRound, timelockedCallArgs, PULSE_DELAY } from './timelocked-commit.js';
 import { QUICKNET, testBeacon, timelockDecrypt, timelockEncrypt } from './timelock.js';
 
 describe('timelocked commits: rounds, blocks and payloads', () => {
@@ -41,5 +41,18 @@ describe('timelocked commits: rounds, blocks and payloads', () => {
     expect(opened.toJSON()).toEqual({ hotkey: `0x${Buffer.from(decodeAddress(hotkey)).toString('hex')}`, uids: w.uids, values: w.values, version_key: 9 });
     // The runtime decodes the hotkey bytes as its AccountId32: exactly 32 bytes.
     expect(decodeAddress(hotkey).length).toBe(32);
+  });
+
+  it('builds each call\'s arguments as the runtime source declares them: the commit as bytes with one length prefix', () => {
+    const registry = new TypeRegistry();
+    // dispatches.rs: NetUid(u16), MechId(u8), BoundedVec<u8> (SCALE: compact length, bytes), u64, u16.
+    const ct = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 251));
+    const encode = (types: string, args: unknown[]) => registry.createType(types, args).toU8a();
+    const prefix = registry.createType('Compact<u32>', ct.length).toU8a();
+    const commitBytes = Buffer.concat([prefix, ct]);
+    const le = (n: number, bytes: number) => Buffer.from(Array.from({ length: bytes }, (_, i) => Math.floor(n / 256 ** i) % 256));
+    expect(Buffer.from(encode('(u16, Bytes, u64)', timelockedCallArgs('crv3', 7, ct, 123456, 0)))).toEqual(Buffer.concat([le(7, 2), commitBytes, le(123456, 8)]));
+    expect(Buffer.from(encode('(u16, Bytes, u64, u16)', timelockedCallArgs('crv4', 7, ct, 123456, 4)))).toEqual(Buffer.concat([le(7, 2), commitBytes, le(123456, 8), le(4, 2)]));
+    expect(Buffer.from(encode('(u16, u8, Bytes, u64, u16)', timelockedCallArgs('crv4-mechanism', 7, ct, 123456, 4)))).toEqual(Buffer.concat([le(7, 2), Buffer.from([0]), commitBytes, le(123456, 8), le(4, 2)]));
   });
 });

@@ -73,6 +73,20 @@ export function timelockedCall(api: ApiPromise): 'crv4-mechanism' | 'crv4' | 'cr
   return null;
 }
 
+/**
+ * The arguments of the timelocked call, in the order of the runtime's dispatchables
+ * (pallets/subtensor/src/macros/dispatches.rs): commit_crv3_weights(netuid, commit, reveal_round);
+ * commit_timelocked_weights(netuid, commit, reveal_round, commit_reveal_version);
+ * commit_timelocked_mechanism_weights(netuid, mecid, commit, reveal_round, commit_reveal_version).
+ * The commit goes as hex: a byte array given for `Bytes` would be read as already length-prefixed.
+ */
+export function timelockedCallArgs(call: 'crv4-mechanism' | 'crv4' | 'crv3', netuid: number, ciphertext: Uint8Array, round: number, version: number): unknown[] {
+  const commit = `0x${Buffer.from(ciphertext).toString('hex')}`;
+  if (call === 'crv3') return [netuid, commit, round];
+  if (call === 'crv4') return [netuid, commit, round, version];
+  return [netuid, 0, commit, round, version];
+}
+
 /** A timelocked commit, kept until its reveal is seen (or seen to fail). */
 export interface TimelockedCommit {
   version: 3 | 4;
@@ -98,14 +112,9 @@ export async function commitTimelocked(api: ApiPromise, sender: ExtrinsicSender,
   const payload = version === 3 ? crv3Payload(api.registry, o.w, o.versionKey) : crv4Payload(api.registry, sender.signer.address, o.w, o.versionKey);
   const ciphertext = timelockEncrypt(payload, round, beacon.publicKey);
   const tx = api.tx.subtensorModule!;
-  // As hex: a Uint8Array given for Bytes is read as already length-prefixed.
-  const commit = `0x${ciphertext.toString('hex')}`;
-  let extrinsic;
-  if (call === 'crv3') extrinsic = tx.commitCrv3Weights!(o.netuid, commit, round);
-  else {
-    const crVersion = Number((await api.query.subtensorModule!.commitRevealWeightsVersion!()).toString());
-    extrinsic = call === 'crv4' ? tx.commitTimelockedWeights!(o.netuid, commit, round, crVersion) : tx.commitTimelockedMechanismWeights!(o.netuid, 0, commit, round, crVersion);
-  }
+  const crVersion = call === 'crv3' ? 0 : Number((await api.query.subtensorModule!.commitRevealWeightsVersion!()).toString());
+  const args = timelockedCallArgs(call, o.netuid, ciphertext, round, crVersion);
+  const extrinsic = call === 'crv3' ? tx.commitCrv3Weights!(...args) : call === 'crv4' ? tx.commitTimelockedWeights!(...args) : tx.commitTimelockedMechanismWeights!(...args);
   const action = call === 'crv3' ? 'commit_crv3_weights' : call === 'crv4' ? 'commit_timelocked_weights' : 'commit_timelocked_mechanism_weights';
   const { blockHash } = await sender.send(extrinsic, action);
   const commitBlock = (await api.rpc.chain.getHeader(blockHash)).number.toNumber();
