@@ -194,7 +194,7 @@ run('subtensor weights', () => {
       const h = new Harness();
       try {
         const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
-          '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '200', '--chain', chain.url, ...flags]);
+          '--local-epochs', '1', '--validation-samples', '70', '--weights-poll-ms', '200', '--final-weights-wait-s', '600', '--chain', chain.url, ...flags]);
         await h.dataset(c.address, 'ds-a');
         for (const m of ['t1', 't2']) await h.trainer(c.address, m);
         expect(await c.done).toBe('DONE');
@@ -203,6 +203,9 @@ run('subtensor weights', () => {
         await new Promise((r) => setTimeout(r, 1500));
         const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
         expect(log.split('\n').filter((l) => l.includes(expected)).length).toBe(1);
+        // Publishing the final scores does not wait out --final-weights-wait-s for what waiting cannot cure.
+        const flushed = await Promise.race([c.flushWeights().then(() => 'returned'), new Promise((r) => setTimeout(() => r('still waiting'), 30_000))]);
+        expect(flushed).toBe('returned');
       } finally {
         await h.close();
       }

@@ -102,6 +102,8 @@ export class WeightsLoop {
   private revealedSince = 0;
   /** A flush found the final weights already on chain. */
   private flushed = false;
+  /** The last look found something that waiting does not cure (no permit, say). */
+  private blocked = false;
 
   constructor(private readonly o: WeightsLoopOptions) {
     this.pending = new PendingCommitStore(o.pendingCommitsFile);
@@ -148,7 +150,8 @@ export class WeightsLoop {
       await this.running;
       await this.serialTick(true).catch((err) => this.o.log.warn('weights loop', { error: reasonOf(err) }));
       if (this.st.lastPublication !== before || this.flushed) return this.st.lastPublication;
-      if (this.refusal) break;
+      // Waiting cannot help: no permit, not registered, an unknown subnet, no scores, a refusal.
+      if (this.refusal || this.blocked) break;
       await new Promise((r) => setTimeout(r, Math.min(this.o.pollMs ?? 6000, 2000)));
     }
     this.o.log.warn('final weights not published', { reason: this.refusal?.message ?? this.st.waiting ?? 'timed out' });
@@ -218,6 +221,7 @@ export class WeightsLoop {
   }
 
   private async tick(force: boolean): Promise<void> {
+    this.blocked = false;
     const conn = await this.connection();
     if (!conn) return;
     const { api, sender } = conn;
@@ -227,6 +231,7 @@ export class WeightsLoop {
     } catch (err) {
       if (!api.isConnected) return this.disconnect();
       this.st.waiting = reasonOf(err);
+      this.blocked = true;
       this.once(`metagraph:${reasonOf(err)}`, 'metagraph not read', { netuid: this.o.netuid, reason: reasonOf(err) });
       return;
     }
@@ -239,6 +244,7 @@ export class WeightsLoop {
     this.st.mode = mode;
     if (!me) {
       this.st.waiting = `hotkey ${this.hotkey} is not registered on subnet ${this.o.netuid}`;
+      this.blocked = true;
       this.once(`unregistered:${mg.netuid}`, `${this.st.waiting}: register it (btcli subnet register --netuid ${this.o.netuid}); weights start once it is`);
       return;
     }
@@ -247,6 +253,7 @@ export class WeightsLoop {
     if (mode === 'crv2') await this.revealCrv2(api, sender, mg);
     if (!me.validatorPermit) {
       this.st.waiting = `hotkey ${this.hotkey} (uid ${me.uid}) has no validator permit on subnet ${this.o.netuid}`;
+      this.blocked = true;
       this.once(`permit:${me.uid}`, `${this.st.waiting}: only the top validators by stake have one; add stake (btcli stake add) and weights start once it does`);
       return;
     }
@@ -260,9 +267,11 @@ export class WeightsLoop {
     const { weights, unmapped } = this.weights(mg, me.uid);
     if (!weights) {
       this.st.waiting = 'no node has a score above zero yet';
+      this.blocked = true;
       return;
     }
     if (weights.uids.length < Math.min(h.minAllowedWeights, mg.neurons.length)) {
+      this.blocked = true;
       this.st.waiting = `subnet ${this.o.netuid} has ${mg.neurons.length} neurons and MinAllowedWeights ${h.minAllowedWeights}: weights would have to include this validator's own uid, which it never weights`;
       this.once(`minallowed:${h.minAllowedWeights}:${mg.neurons.length}`, this.st.waiting);
       return;
