@@ -151,4 +151,27 @@ describe('signed requests', () => {
     expect(round.groups).toBe(1);
     expect(new Set(round.reporters)).toEqual(new Set(keys.slice(0, 5).map((k) => k.address)));
   });
+
+  it('a trainer accepts as secure-group peers only the hotkeys of its --peer-allowlist, and leaves a group holding another', async () => {
+    h = new Harness();
+    const names = ['P0', 'P1', 'P2', 'P3', 'P4'];
+    const keys = await Promise.all([...names, 'PDs'].map(dev));
+    const allow = path.join(h.dir, 'allowlist');
+    fs.writeFileSync(allow, [...keys.slice(0, 5).map((k) => `${k.address} trainer`), `${keys[5]!.address} dataset`].join('\n'));
+    // P0 accepts P1 to P3 only; the others accept all five.
+    const narrow = path.join(h.dir, 'peers-narrow');
+    fs.writeFileSync(narrow, keys.slice(0, 4).map((k) => k.address).join('\n'));
+    const c = await h.coordinator(['--auth', 'signed', '--allowlist', allow, '--rounds', '1', '--cohort', '5', '--min-trainers', '3',
+      '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--cohort-wait', '0', '--stage-timeout', '2']);
+    await h.dataset(c.address, 'ds-peers', ['--hotkey-uri', '//PDs', '--auth', 'signed']);
+    for (const [i, t] of names.entries()) {
+      await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`, '--peer-allowlist', i === 0 ? narrow : allow, '--log-file', h.logFile(`trainer-${t}`)]);
+    }
+    expect(await c.done).toBe('DONE');
+    const round = c.job.history[0]!;
+    // P0 refused the group (P4 is no peer of its) before revealing anything; the other four finished it.
+    expect(round.groups).toBe(1);
+    expect(new Set(round.reporters)).toEqual(new Set(keys.slice(1, 5).map((k) => k.address)));
+    expect(fs.readFileSync(h.logFile('trainer-P0'), 'utf8')).toContain(`key advertisement of ${keys[4]!.address}: it is not an admitted hotkey (not on the metagraph or the allowlist)`);
+  });
 });

@@ -12,6 +12,7 @@ import type { HotkeySource } from '../src/chain/index.js';
 export const TRAINER_OPTIONS = {
   coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port of a private federation (default 127.0.0.1:50051 without --chain)' },
   ...DISCOVERY_OPTIONS,
+  'peer-allowlist': { type: 'string', default: '', env: 'AQ_PEER_ALLOWLIST', description: 'with a hotkey: file of the hotkeys (SS58, one a line, as the coordinator\'s --allowlist) this trainer accepts as peers in a secure group; with --chain the subnet\'s registered hotkeys are accepted too' },
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this trainer\'s id (default: trainer-<hostname>-<pid>)' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, env: 'AQ_BACKEND', description: 'TF.js backend; auto picks tensorflow (if installed), webgpu, wasm, cpu' },
   capacity: { type: 'number', default: 1000, min: 0.001, description: 'samples a second this trainer expects to train (refined by the coordinator from what it observes)' },
@@ -31,6 +32,8 @@ export interface TrainerConfig extends LogConfig, MetricsConfig, ClientTlsConfig
   coordinator: string;
   /** The validators found on chain, when --chain is given without --coordinator. */
   discovery: DiscoveryConfig | null;
+  /** Hotkeys accepted as secure-group peers ('' : any, or the subnet's with --chain). */
+  peerAllowlist: string;
   nodeId: string;
   backend: string;
   /** webgpu on Mesa's llvmpipe (tests without a GPU). */
@@ -56,9 +59,11 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const coordinator = o.coordinator || (discovery ? '' : '127.0.0.1:50051');
   if (coordinator && !/^[^\s:]+:\d{1,5}$/.test(coordinator)) throw new ConfigError('coordinator', 'host:port', JSON.stringify(coordinator));
   if (discovery && !hotkey) throw new ConfigError('hotkey-uri', 'the trainer\'s hotkey (AQ_HOTKEY_URI, --hotkey-file or --wallet.name) with --chain: validators know miners by it', 'nothing');
+  if (o['peer-allowlist'] && !hotkey) throw new ConfigError('peer-allowlist', 'a hotkey too (peers are checked by their hotkey signatures)', 'no hotkey');
   return Object.freeze({
     coordinator,
     discovery,
+    peerAllowlist: o['peer-allowlist'],
     nodeId,
     backend: o.backend,
     webGpuSoftware: o['webgpu-software'],

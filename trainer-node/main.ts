@@ -5,7 +5,8 @@
  * its capacity in proportion to stake, taking on and dropping validators as the metagraph changes. A heartbeat answer that the task is no longer wanted (round closed) aborts training
  * at the next batch; a lost coordinator is retried with back-off and the trainer registers again.
  */
-import { roleLogger, keepRegistered, nodeIdentity, ValidatorWatch } from '../src/node/index.js';
+import { AllowlistAdmission, roleLogger, keepRegistered, nodeIdentity, ValidatorWatch } from '../src/node/index.js';
+import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { status } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
 import { configureBackends, selectBackend } from '../src/model/index.js';
@@ -23,6 +24,15 @@ export interface TrainerNode {
   /** The coordinators it works for now (one without --chain), and each one's share of its capacity. */
   validators(): { address: string; hotkey: string; share: number }[];
   close(): Promise<void>;
+}
+
+/** An SS58 address in the allowlist's form (prefix 42); anything else as it is. */
+function canonicalAddress(address: string): string {
+  try {
+    return encodeAddress(decodeAddress(address), 42);
+  } catch {
+    return address;
+  }
 }
 
 /** Work for one coordinator. */
@@ -79,8 +89,14 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   // One task at a time, whichever validator it is for.
   const slot = new TaskSlot();
   const sessions = new Map<string, Session>();
-  // The subnet's registered hotkeys (with --chain): the only peers a secure group may hold.
+  // Who may be a peer in a secure group: a hotkey registered on the subnet (with --chain, once
+  // read) or listed in --peer-allowlist; either admits. Neither configured: any hotkey.
   let subnetHotkeys: ReadonlySet<string> | null = null;
+  const peerAllowlist = config.peerAllowlist ? new AllowlistAdmission(config.peerAllowlist) : null;
+  const admitPeer = config.discovery || peerAllowlist ? (peer: string): boolean => {
+    if (config.discovery && (subnetHotkeys === null || subnetHotkeys.has(peer))) return true;
+    return peerAllowlist !== null && peerAllowlist.admits(canonicalAddress(peer), 'trainer');
+  } : null;
 
   /** Works for the coordinator at `address` with `share` of this trainer's capacity until closed. */
   const startSession = (address: string, share: number, label: string): Session => {
@@ -89,7 +105,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer);
     const runner = new TaskRunner({
       nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate,
-      ...(config.discovery ? { admittedHotkeys: () => subnetHotkeys } : {}),
+      ...(admitPeer ? { admitPeer } : {}),
     });
     const session: Session = { address, label, share, close: () => Promise.resolve() };
     let currentTask = '';

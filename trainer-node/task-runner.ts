@@ -38,8 +38,8 @@ export class TaskRunner {
       signer?: Signer | null;
       /** Sees each quantized input before it is masked (tests of what the coordinator learns). */
       onQuantized?: (taskId: string, q: Uint32Array) => void;
-      /** The subnet's registered hotkeys, when known (null until first read): peers must be among them. */
-      admittedHotkeys?: () => ReadonlySet<string> | null;
+      /** Whether a secure-group peer is admitted (the subnet's metagraph, a peer allowlist); absent: any hotkey. */
+      admitPeer?: (peer: string) => boolean;
       /** Replaces the update before it is sent (tests plant free-riders and attackers with it). */
       plantUpdate?: (delta: Float32Array) => Float32Array;
     },
@@ -54,7 +54,7 @@ export class TaskRunner {
   private hotkeyBinding(): HotkeyBinding | undefined {
     const signer = this.deps.signer;
     if (!signer) return undefined;
-    const admitted = this.deps.admittedHotkeys;
+    const admitted = this.deps.admitPeer;
     return {
       sign: (m) => signer.sign(m),
       verify: (peer, m, sig) => {
@@ -66,7 +66,7 @@ export class TaskRunner {
         }
         return verifySr25519(m, sig, key);
       },
-      ...(admitted ? { admitted: (peer: string) => admitted()?.has(peer) ?? true } : {}),
+      ...(admitted ? { admitted } : {}),
     };
   }
 
