@@ -413,6 +413,8 @@ run('subtensor weights', () => {
       // Epochs come with the blocks the chain builds meanwhile: wait for the validators' trust.
       const vtrustOf = async () => ((await api.query.subtensorModule!.validatorTrust!(net)).toJSON() as number[]);
       await until('validator trust of at least 0.9 for both validators', async () => {
+        // Epochs need blocks: build one here too (the block producer can lag behind the transactions).
+        await Promise.race([chain.blocks(1), new Promise((r) => setTimeout(r, 3000))]);
         const vtrust = await vtrustOf();
         return [v1, v2].every((v) => vtrust[uidOf.get(v.address)!]! / 65535 >= 0.9);
       }, 120_000);
