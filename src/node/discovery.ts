@@ -8,7 +8,10 @@
  */
 import { connectSubtensor, readNeuronEndpoints, axonAddress, reasonOf } from '../chain/index.js';
 import type { ApiPromise } from '@polkadot/api';
-import type { Logger } from '../util/index.js';
+import { withDeadline, DeadlineError, type Logger } from '../util/index.js';
+
+/** How long one look at the metagraph may take before the connection is dropped and made again. */
+const NEURONS_DEADLINE_MS = 30_000;
 
 /** A validator to work for. */
 export interface Validator {
@@ -93,7 +96,15 @@ export class ValidatorWatch {
         await this.api?.disconnect().catch(() => undefined);
         this.api = await connectSubtensor(this.o.url, { timeoutMs: 15_000 });
       }
-      const neurons = await readNeuronEndpoints(this.api, this.o.netuid);
+      // A node that stops answering must not stall the watch: give up, reconnect at the next look.
+      const neurons = await withDeadline(readNeuronEndpoints(this.api, this.o.netuid), NEURONS_DEADLINE_MS, `getNeuronsLite on ${this.o.url}`).catch(async (err: unknown) => {
+        if (err instanceof DeadlineError) {
+          const api = this.api;
+          this.api = null;
+          await api?.disconnect().catch(() => undefined);
+        }
+        throw err;
+      });
       this.o.onNeurons?.(new Set(neurons.map((n) => n.hotkey)));
       const { validators, skipped } = chooseValidators(neurons, this.o);
       for (const s of skipped) this.once(`skip:${s.hotkey}:${s.reason}`, 'validator left out: its announced endpoint is unusable', s);

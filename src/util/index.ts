@@ -6,7 +6,7 @@ export { HelpRequested, parseOptions, type OptionTable, type OptionValues } from
 export { Notifier } from './notifier.js';
 export { Random } from './random.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
-export { sleep } from './sleep.js';
+export { sleep, withDeadline, DeadlineError } from './sleep.js';
 export { tsxApiUrl, tsxLoaderUrl } from './tsx.js';
 export { writeJsonFile } from './json-file.js';
 export { ID_RULE, isId } from './id.js';
