@@ -48,6 +48,6 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [deep('(\\.\\./)+src/')] }] },
   },
   // The config file and the scripts are plain JavaScript outside the TypeScript project.
-  { files: ['eslint.config.js', 'scripts/**/*.mjs'], ...tseslint.configs.disableTypeChecked },
-  { files: ['scripts/**/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly' } } },
+  { files: ['eslint.config.js', 'scripts/**/*.mjs', 'test/fixtures/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['scripts/**/*.mjs', 'test/fixtures/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } } },
 );

@@ -2,6 +2,12 @@
  * `actiquest <command>`: coordinator | dataset | trainer | keys | submit | jobs | job | cancel |
  * download | demo. Each role runs until SIGTERM or SIGINT, then stops admitting work, closes its
  * server and exits 0; the researchers' commands make one call to the coordinator each.
+ *
+ * One failure policy for the roles: an unhandled rejection or an uncaught exception is a bug, and
+ * the state around it cannot be trusted. It is logged (one JSON line on stderr, with the role and
+ * the stack), the role closes as on SIGTERM (a coordinator's store is flushed and closed; a
+ * round in progress resumes on the next start) and the process exits with 70 (EX_SOFTWARE) for
+ * its supervisor to restart it. A close that takes over 30 s is cut short.
  */
 import { HelpRequested } from '../src/util/index.js';
 import { ActiquestError } from '../src/errors.js';
@@ -12,7 +18,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   coordinator: {
     summary: 'run the coordinator (the subnet validator): its built-in job and the jobs researchers submit',
     run: async (argv) => {
-      listenForStop();
+      listenForStop('coordinator');
       const { loadCoordinatorConfig } = await import('../coordinator/config.js');
       const { startCoordinator } = await import('../coordinator/main.js');
       const { selectBackend } = await import('../src/model/index.js');
@@ -25,7 +31,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   dataset: {
     summary: 'run a dataset node that serves shards of human-motion data',
     run: async (argv) => {
-      listenForStop();
+      listenForStop('dataset');
       const { loadDatasetConfig } = await import('../dataset-node/config.js');
       const { startDatasetNode } = await import('../dataset-node/main.js');
       const node = await startDatasetNode(loadDatasetConfig(argv));
@@ -35,7 +41,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   trainer: {
     summary: 'run a trainer node that trains rounds it is given',
     run: async (argv) => {
-      listenForStop();
+      listenForStop('trainer');
       const { loadTrainerConfig } = await import('../trainer-node/config.js');
       const { startTrainer } = await import('../trainer-node/main.js');
       const node = await startTrainer(loadTrainerConfig(argv));
@@ -70,18 +76,38 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
  * (opening the store, resuming jobs) stops the role cleanly as soon as it is up.
  */
 let stopSignal: Promise<void> | null = null;
-function listenForStop(): void {
+/** Set once a bug surfaced as an unhandled rejection or uncaught exception. */
+let failure: Promise<void> | null = null;
+let failed = false;
+/** The exit status of a role stopped by a bug (EX_SOFTWARE). */
+const EXIT_BUG = 70;
+const CLOSE_AFTER_BUG_MS = 30_000;
+
+function listenForStop(role: string): void {
   stopSignal ??= new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
+  failure ??= new Promise<void>((resolve) => {
+    const report = (what: string, err: unknown) => {
+      const error = err instanceof Error ? err.stack ?? err.message : String(err);
+      process.stderr.write(`${JSON.stringify({ level: 'fatal', time: new Date().toISOString(), role, msg: `${what}: stopping cleanly for the supervisor to restart`, error })}\n`);
+      if (failed) return;
+      failed = true;
+      // The close itself may hang on the state the bug left: it gets a bounded time.
+      setTimeout(() => process.exit(EXIT_BUG), CLOSE_AFTER_BUG_MS).unref();
+      resolve();
+    };
+    process.on('unhandledRejection', (reason) => report('unhandled rejection', reason));
+    process.on('uncaughtException', (err) => report('uncaught exception', err));
+  });
 }
 
-/** Waits for SIGTERM/SIGINT (or `until`), then runs `close` once. */
+/** Waits for SIGTERM/SIGINT, a bug (see the top) or `until`, then runs `close` once. */
 async function untilSignal(close: () => Promise<void>, until?: Promise<void>): Promise<void> {
-  listenForStop();
-  await Promise.race([stopSignal!, ...(until ? [until.catch(() => undefined)] : [])]);
+  await Promise.race([stopSignal!, failure!, ...(until ? [until.catch(() => undefined)] : [])]);
   await close();
+  if (failed) process.exit(EXIT_BUG);
 }
 
 function usage(): string {

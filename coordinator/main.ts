@@ -8,7 +8,7 @@
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
-import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
+import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, serveIdentity, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
@@ -160,7 +160,9 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   }) : null;
   chain?.start();
   const parts = [allowlist, metagraph].filter((p): p is AllowlistAdmission | MetagraphAdmission => p !== null);
-  const verifier = config.auth ? new RequestVerifier({ maxSkewMs: config.auth.maxSkewMs, admission: parts.length ? new AnyAdmission(parts) : undefined }) : null;
+  // Who this coordinator is to clients that sign: its validator hotkey on a chain, else its lease key.
+  const identity = config.chain && config.leaseKeyUri ? (await loadSigner(config.chain.hotkey)).address : leaseSigner.address;
+  const verifier = config.auth ? new RequestVerifier({ audience: identity, maxSkewMs: config.auth.maxSkewMs, admission: parts.length ? new AnyAdmission(parts) : undefined }) : null;
   if (config.auth && parts.length === 0) log.warn('signed requests without --allowlist or --chain: every valid signature is admitted');
   if (!config.auth && !/^(127\.|localhost:|\[::1\])/.test(config.listen)) log.warn('listening beyond loopback with --auth open: anyone who reaches this port may register nodes and submit jobs');
   let closing = false;
@@ -176,6 +178,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
+  serveIdentity(grpc.server, log, identity, 'coordinator');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   if (chain) {
     // The endpoint trainers find on chain: --announce, else the listen address when it is routable.

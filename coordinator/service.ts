@@ -47,6 +47,10 @@ function checkId(field: string, v: string): void {
   if (!ID.test(v)) throw new InvalidFieldError(field, 'an id of 1 to 128 letters, digits or . _ : -', JSON.stringify(v));
 }
 
+/** The largest capacity a trainer may claim (samples a second), and the longest backend or device name. */
+const MAX_CAPACITY = 1e7;
+const MAX_NAME_CHARS = 128;
+
 function rejectReason(err: unknown): (typeof REJECT_REASONS)[number] {
   if (err instanceof ActiquestError) {
     const r = err.kind.replace('-', '_');
@@ -92,7 +96,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       const cap = req.capacity?.samplesPerSecond ?? 0;
-      if (!(cap > 0) || !Number.isFinite(cap)) throw new InvalidFieldError('capacity.samples_per_second', 'a positive number', String(cap));
+      if (!(cap > 0) || !(cap <= MAX_CAPACITY)) throw new InvalidFieldError('capacity.samples_per_second', `a positive number up to ${MAX_CAPACITY}`, String(cap));
+      for (const f of ['backend', 'device'] as const) {
+        const v = req.capacity?.[f] ?? '';
+        if (v.length > MAX_NAME_CHARS) throw new InvalidFieldError(`capacity.${f}`, `a name of at most ${MAX_NAME_CHARS} characters`, `${v.length} characters`);
+      }
       if (req.identityKey.length !== 0 && req.identityKey.length !== 32) {
         throw new InvalidFieldError('identity_key', '32 bytes (an Ed25519 public key) or none', `${req.identityKey.length} bytes`);
       }
@@ -123,6 +131,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
     }),
 
     Heartbeat: unary(log, 'Heartbeat', (req: HeartbeatRequest): HeartbeatResponse => {
+      checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       const ds = deps.datasets.get(req.nodeId);
       if (ds) {
@@ -145,6 +154,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     GetTask: unary(log, 'GetTask', async (req: GetTaskRequest, signal): Promise<GetTaskResponse> => {
       admit();
+      checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
       const wait = Math.min(req.waitMs, MAX_TASK_WAIT_MS);
@@ -179,17 +189,22 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           if (msg.part === 'header') {
             if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
             header = msg.header;
+            checkId('header.node_id', header.nodeId);
             checkNodeIsCaller('header.node_id', header.nodeId, call);
             job = jobs.runner(header.jobId);
             if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
             const round = job.current;
             if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
-            round.checkUpload(header.taskId, header.nodeId, header.numParams);
+            const member = round.checkUpload(header.taskId, header.nodeId, header.numParams);
             const secure = job.secure;
             if (secure && !header.masked) throw new InvalidFieldError('masked', 'a masked input (secure aggregation is on)', 'a plaintext update');
             if (!secure && header.masked) throw new InvalidFieldError('masked', 'a plaintext update (secure aggregation is off)', 'a masked input');
             secure?.checkMaskedInput(header.nodeId);
-            if (!(header.numSamples > 0)) throw new InvalidFieldError('num_samples', 'a positive count', String(header.numSamples));
+            // The weight of a plaintext update: never more than the samples this task was dealt.
+            const dealt = member.task.shards.reduce((n, x) => n + x.numSamples, 0);
+            if (!Number.isSafeInteger(header.numSamples) || !(header.numSamples > 0) || header.numSamples > dealt) {
+              throw new InvalidFieldError('num_samples', `a count from 1 to ${dealt} (the samples of the shards dealt to this task)`, String(header.numSamples));
+            }
             if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
             if (!header.blob) throw new InvalidFieldError('blob', 'a blob header', 'none');
             assembler = new BlobAssembler(header.blob, {
@@ -246,6 +261,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     SecAggSubmit: unary(log, 'SecAggSubmit', (req: SecAggSubmitRequest): Record<string, never> => {
       admit();
+      checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
       switch (req.payload) {
@@ -279,6 +295,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       if (req.stage !== 'SHARE_KEYS' && req.stage !== 'MASKED_INPUT' && req.stage !== 'CONSISTENCY' && req.stage !== 'UNMASK') {
         throw new InvalidFieldError('stage', 'SHARE_KEYS, MASKED_INPUT, CONSISTENCY or UNMASK', JSON.stringify(req.stage));
       }
+      checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
       const r = await secure.awaitInput(req.nodeId, req.stage, Math.min(req.waitMs, MAX_TASK_WAIT_MS), signal);

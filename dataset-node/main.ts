@@ -5,7 +5,7 @@
  * honoured.
  */
 import { roleLogger, nodeIdentity, keepRegistered, ValidatorWatch } from '../src/node/index.js';
-import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
+import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
@@ -42,19 +42,21 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   });
   if (config.signed) {
     // The lease binds a request to a trainer; the signature proves the caller is that trainer.
-    const signed = signedService(datasetService, impl, new RequestVerifier({ maxSkewMs: config.maxSkewMs }), () => 'trainer', (err, m) => toServiceError(err, log, m));
+    const signed = signedService(datasetService, impl, new RequestVerifier({ audience: signer?.address, maxSkewMs: config.maxSkewMs }), () => 'trainer', (err, m) => toServiceError(err, log, m));
     grpc.server.addService(signed.definition, signed.impl);
   } else {
     grpc.server.addService(datasetService, impl);
   }
+  // A node without a hotkey names none: requests to it are bound to it by the lease, which names the node.
+  serveIdentity(grpc.server, log, signer?.address ?? '', 'dataset');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   const advertise = config.advertise || address;
   log.info('listening', { grpc: address, advertise, metrics: metricsServer?.address ?? null, shards: store.shards.length });
-  /** Registers with the coordinator at `address` and heartbeats until closed. */
-  const register = (address: string, label: string) => {
+  /** Registers with the coordinator at `address` (signing for `hotkey`, else the one it names) and heartbeats until closed. */
+  const register = (address: string, label: string, hotkey: string | null) => {
     const own = new AbortController();
-    const client = makeClient(CoordinatorClient, address, undefined, signer);
+    const client = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
     const done = keepRegistered({
       coordinator: address, log, signal: AbortSignal.any([stop.signal, own.signal]), nodeId: config.nodeId, client,
       onRegistered: (res: RegisterDatasetResponse) => {
@@ -77,7 +79,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
     };
   };
   const coordinators = new Map<string, ReturnType<typeof register>>();
-  if (config.coordinator) coordinators.set(config.coordinator, register(config.coordinator, config.coordinator));
+  if (config.coordinator) coordinators.set(config.coordinator, register(config.coordinator, config.coordinator, null));
   const watch = config.discovery ? new ValidatorWatch({
     url: config.discovery.url, netuid: config.discovery.netuid, pin: config.discovery.pin, exclude: config.discovery.exclude,
     refreshMs: config.discovery.refreshMs, log, self: config.nodeId,
@@ -92,7 +94,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
       for (const v of validators) {
         if (coordinators.has(v.address)) continue;
         log.info('serving validator', { hotkey: v.hotkey, address: v.address });
-        coordinators.set(v.address, register(v.address, v.hotkey));
+        coordinators.set(v.address, register(v.address, v.hotkey, v.hotkey));
       }
     },
   }) : null;

@@ -24,11 +24,19 @@ export abstract class ActiquestError extends Error {
   }
 }
 
+/** Values quoted in messages are cut to this many characters (a status message travels in a header). */
+export const QUOTE_CHARS = 64;
+
+/** `got` as a message quotes it: cut to {@link QUOTE_CHARS} characters, with its length, when longer. */
+export function cut(got: string, max = QUOTE_CHARS): string {
+  return got.length <= max ? got : `${got.slice(0, max)}... (${got.length} characters)`;
+}
+
 /** A field is missing or malformed. */
 export class InvalidFieldError extends ActiquestError {
   readonly kind = 'invalid-argument';
   constructor(readonly field: string, readonly expected: string, readonly got: string) {
-    super(`${field}: expected ${expected}, got ${got}`);
+    super(`${field}: expected ${expected}, got ${cut(got)}`);
   }
 }
 
@@ -92,7 +100,7 @@ export class NonFiniteValueError extends ActiquestError {
 export class NodeNotFoundError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly nodeId: string) {
-    super(`node ${nodeId}: not registered; call RegisterTrainer first`);
+    super(`node ${cut(nodeId)}: not registered; call RegisterTrainer first`);
   }
 }
 
@@ -100,7 +108,7 @@ export class NodeNotFoundError extends ActiquestError {
 export class JobNotFoundError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly jobId: string) {
-    super(`job ${jobId}: not found`);
+    super(`job ${cut(jobId)}: not found`);
   }
 }
 
@@ -108,7 +116,7 @@ export class JobNotFoundError extends ActiquestError {
 export class RoundNotFoundError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly jobId: string, readonly round: number, readonly current: number) {
-    super(`job ${jobId}: round ${round} not found; the current round is ${current}`);
+    super(`job ${cut(jobId)}: round ${round} not found; the current round is ${current}`);
   }
 }
 
@@ -116,7 +124,7 @@ export class RoundNotFoundError extends ActiquestError {
 export class TaskNotFoundError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly taskId: string, readonly nodeId: string) {
-    super(`task ${taskId}: not assigned to node ${nodeId}`);
+    super(`task ${cut(taskId)}: not assigned to node ${cut(nodeId)}`);
   }
 }
 
@@ -124,7 +132,7 @@ export class TaskNotFoundError extends ActiquestError {
 export class RoundClosedError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly jobId: string, readonly round: number, readonly phase: string) {
-    super(`job ${jobId} round ${round}: expected phase TRAIN, got ${phase}`);
+    super(`job ${cut(jobId)} round ${round}: expected phase TRAIN, got ${phase}`);
   }
 }
 
@@ -142,7 +150,7 @@ export class WrongRoundError extends ActiquestError {
 export class DuplicateUpdateError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly taskId: string) {
-    super(`task ${taskId}: update already received`);
+    super(`task ${cut(taskId)}: update already received`);
   }
 }
 
@@ -150,7 +158,7 @@ export class DuplicateUpdateError extends ActiquestError {
 export class ShardNotFoundError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly shardId: string) {
-    super(`shard ${shardId}: not in this node's manifest`);
+    super(`shard ${cut(shardId)}: not in this node's manifest`);
   }
 }
 
@@ -182,7 +190,7 @@ export class StageError extends ActiquestError {
 export class NotAMemberError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly nodeId: string, readonly groupId: string, readonly why: string) {
-    super(`group ${groupId}: node ${nodeId} ${why}`);
+    super(`group ${groupId}: node ${cut(nodeId)} ${why}`);
   }
 }
 
@@ -190,7 +198,7 @@ export class NotAMemberError extends ActiquestError {
 export class DuplicateMessageError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly groupId: string, readonly stage: string, readonly nodeId: string) {
-    super(`group ${groupId}: ${stage} from ${nodeId} already received`);
+    super(`group ${groupId}: ${stage} from ${cut(nodeId)} already received`);
   }
 }
 
@@ -198,7 +206,7 @@ export class DuplicateMessageError extends ActiquestError {
 export class ForgedAdvertisementError extends ActiquestError {
   readonly kind = 'unauthenticated';
   constructor(readonly nodeId: string, readonly why: string) {
-    super(`key advertisement of ${nodeId}: ${why}`);
+    super(`key advertisement of ${cut(nodeId)}: ${why}`);
   }
 }
 
@@ -230,7 +238,7 @@ export class UnsafeUnmaskError extends ActiquestError {
 export class NoSecureRoundError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly jobId: string) {
-    super(`job ${jobId}: expected a round with secure aggregation in progress, got none`);
+    super(`job ${cut(jobId)}: expected a round with secure aggregation in progress, got none`);
   }
 }
 
@@ -238,7 +246,7 @@ export class NoSecureRoundError extends ActiquestError {
 export class NotScoredError extends ActiquestError {
   readonly kind = 'not-found';
   constructor(readonly nodeId: string) {
-    super(`node ${nodeId}: no score yet; it is scored once a group it was in has been evaluated`);
+    super(`node ${cut(nodeId)}: no score yet; it is scored once a group it was in has been evaluated`);
   }
 }
 
@@ -246,7 +254,7 @@ export class NotScoredError extends ActiquestError {
 export class JobExistsError extends ActiquestError {
   readonly kind = 'already-exists';
   constructor(readonly jobId: string) {
-    super(`job ${jobId}: already exists; expected a new job id (or none, for a generated one)`);
+    super(`job ${cut(jobId)}: already exists; expected a new job id (or none, for a generated one)`);
   }
 }
 
@@ -254,7 +262,7 @@ export class JobExistsError extends ActiquestError {
 export class JobStateError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly jobId: string, readonly expected: string, readonly got: string) {
-    super(`job ${jobId}: expected ${expected}, got ${got}`);
+    super(`job ${cut(jobId)}: expected ${expected}, got ${got}`);
   }
 }
 
@@ -278,7 +286,7 @@ export class NotAdmittedError extends ActiquestError {
 export class NodeIdMismatchError extends ActiquestError {
   readonly kind = 'permission-denied';
   constructor(readonly field: string, readonly caller: string, readonly got: string) {
-    super(`${field}: expected the signing hotkey's address ${caller}, got ${JSON.stringify(got)}`);
+    super(`${field}: expected the signing hotkey's address ${caller}, got ${cut(JSON.stringify(got))}`);
   }
 }
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Metadata, credentials, status, type Client } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
 import { dev, lease, rawUnary, sign } from './signed-fixture.js';
-import { callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type CoordinatorStub, type ServerStreamMethod, type UnaryMethod, type Task, type UpdateHeader, encodeBlob, float32ToBytes } from '../src/wire/index.js';
+import { audienceOf, signedMetadata, callClientStream, callServerStream, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient, type BlobPart, type CoordinatorStub, type ServerStreamMethod, type UnaryMethod, type Task, type UpdateHeader, encodeBlob, float32ToBytes } from '../src/wire/index.js';
 import { CoordinatorStore } from '../src/store/index.js';
 import { getTask } from '../src/tasks/index.js';
 
@@ -22,6 +22,15 @@ afterEach(async () => h.close());
 
 const T = { timeoutMs: 10_000 };
 const hex64 = 'ab'.repeat(32);
+
+/** A unary call whose request is `body` as is (bytes no well-behaved client would send), signed by `signer`. */
+function rawBytes(client: Client, method: string, signer: Awaited<ReturnType<typeof dev>>, body: Buffer): Promise<{ code: status; details: string }> {
+  const path = (client.constructor as unknown as { service: Record<string, { path: string }> }).service[method]!.path;
+  const md = signedMetadata(signer, path, body, Date.now(), { audience: audienceOf(client)! });
+  return grpcError(new Promise((resolve, reject) => {
+    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, md, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res)));
+  }));
+}
 
 async function collect(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) { /* drain */ }
@@ -53,7 +62,7 @@ describe('bad input, table', () => {
     const asGhost = makeClient(CoordinatorClient, c.address, undefined, ghost);
     const jobs = makeClient(JobsClient, c.address, undefined, prober);
     const data = makeClient(DatasetClient, d.address, undefined, prober);
-    const raw = makeClient(CoordinatorClient, c.address);
+    const raw = makeClient(CoordinatorClient, c.address, undefined, null, leaseKey!.address);
     // A client that sends more than the servers take (the project's clients refuse to).
     const unlimited = new JobsClient(c.address, credentials.createInsecure(), { 'grpc.max_send_message_length': 64 << 20 });
     h.defer(() => { for (const x of [coord, asGhost, jobs, data, raw, unlimited]) x.close(); });
@@ -77,7 +86,13 @@ describe('bad input, table', () => {
     const cases: [string, () => Promise<{ code: status; details: string }>, status, RegExp][] = [
       // Registration, lookups, scores.
       ['RegisterTrainer, empty id', () => unary(coord, 'RegisterTrainer', { nodeId: '', capacity: { samplesPerSecond: 1 } }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128/],
-      ['RegisterTrainer, negative capacity', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: -3 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number, got -3$/],
+      ['RegisterTrainer, negative capacity', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: -3 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number up to 10000000, got -3$/],
+      ['RegisterTrainer, capacity 1e308', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1e308 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number up to 10000000, got 1e\+308$/],
+      ['RegisterTrainer, 1 MiB device name', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1, device: 'd'.repeat(1 << 20) } }), status.INVALID_ARGUMENT, /^capacity\.device: expected a name of at most 128 characters, got 1048576 characters$/],
+      // Long values are quoted cut, with their length (a status message travels in a header).
+      ['Heartbeat, 8 KB node id', () => unary(coord, 'Heartbeat', { nodeId: 'x'.repeat(8192), taskId: '' }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128 .*, got "x{63}\.\.\. \(8194 characters\)$/],
+      ['GetStatus, 8 KB job id', () => unary(coord, 'GetStatus', { jobId: 'j'.repeat(8192) }), status.NOT_FOUND, /^job j{64}\.\.\. \(8192 characters\): not found$/],
+      ['Heartbeat, node id not UTF-8', () => rawBytes(raw, 'Heartbeat', prober!, Buffer.from([0x0a, 0x02, 0xff, 0xfe])), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128 .*, got "\ufffd\ufffd"$/],
       ['RegisterTrainer, identity key of 5 bytes', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1 }, identityKey: Buffer.alloc(5) }), status.INVALID_ARGUMENT, /^identity_key: expected 32 bytes/],
       ['Heartbeat, unknown node', () => unary(asGhost, 'Heartbeat', { nodeId: G, taskId: '' }), status.NOT_FOUND, /^node 5\w+: not registered/],
       ['Heartbeat, 1001 shard faults', () => unary(coord, 'Heartbeat', { nodeId: P, taskId: '', shardFaults: Array(1001).fill(fault) }), status.INVALID_ARGUMENT, /^shard_faults: expected at most 1000 a heartbeat, got 1001$/],
@@ -109,7 +124,7 @@ describe('bad input, table', () => {
         const md = sign(raw, 'Heartbeat', mallory!, hb, { session: false });
         md.set('x-aq-hotkey', P);
         return grpcError(rawUnary(raw, 'Heartbeat', hb, md));
-      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over its hotkey, the server's, the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['stale timestamp', () => grpcError(rawUnary(raw, 'Heartbeat', hb, sign(raw, 'Heartbeat', prober!, hb, { now: Date.now() - 300_000 }))), status.UNAUTHENTICATED, /^x-aq-timestamp: expected a time within 60 s .* got 30\d\.\d s old$/],
       ['replayed nonce', () => grpcError(rawUnary(raw, 'Heartbeat', hb, replay)), status.UNAUTHENTICATED, /^x-aq-nonce: expected a nonce not used before, got one 5\w+ already used \(a replayed request\)$/],
       ['hotkey not admitted', () => grpcError(rawUnary(raw, 'Heartbeat', { nodeId: mallory!.address, taskId: '' }, sign(raw, 'Heartbeat', mallory!, { nodeId: mallory!.address, taskId: '' }))), status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a node \(not in the allowlist/],
@@ -168,6 +183,7 @@ describe('bad input, table', () => {
     const res = await callUnary(coord, 'GetTask', { nodeId: P, waitMs: 20_000 }, { timeoutMs: 30_000 });
     expect(res.result).toBe('task');
     const task = res.task as Task;
+    const dealt = task.shards.reduce((n, x) => n + x.numSamples, 0);
     const N = c.job.paramCount;
     const update = (over: Partial<UpdateHeader>, delta: Float32Array = new Float32Array(N), edit?: (msgs: BlobPart<UpdateHeader>[]) => BlobPart<UpdateHeader>[]) => {
       const b = encodeBlob(float32ToBytes(delta), 64 * 1024);
@@ -189,7 +205,11 @@ describe('bad input, table', () => {
         status.RESOURCE_EXHAUSTED, /^chunk size: expected at most 4194304 bytes, got 4194404$/],
       ['SubmitUpdate, another task', () => update({ taskId: 'not-mine' }), status.NOT_FOUND, new RegExp(`^task not-mine: not assigned to node ${P}$`)],
       ['SubmitUpdate, wrong round', () => update({ round: 2 }), status.FAILED_PRECONDITION, /^job job-1: expected an update for round 1 \(in TRAIN\), got round 2$/],
-      ['SubmitUpdate, no samples', () => update({ numSamples: 0 }), status.INVALID_ARGUMENT, /^num_samples: expected a positive count, got 0$/],
+      ['SubmitUpdate, no samples', () => update({ numSamples: 0 }), status.INVALID_ARGUMENT, /^num_samples: expected a count from 1 to \d+ \(the samples of the shards dealt to this task\), got 0$/],
+      // A plaintext update's weight: a trainer that claims more samples than it was dealt would outweigh the others.
+      ['SubmitUpdate, more samples than dealt', () => update({ numSamples: dealt + 1 }), status.INVALID_ARGUMENT, new RegExp(`^num_samples: expected a count from 1 to ${dealt} .*, got ${dealt + 1}$`)],
+      ['SubmitUpdate, a blob of 2^64-1 bytes', () => update({}, undefined, (m) => [{ ...m[0]!, header: { ...m[0]!.header!, blob: { ...m[0]!.header!.blob!, totalBytes: '18446744073709551615' as unknown as number } } } as BlobPart<UpdateHeader>]),
+        status.INVALID_ARGUMENT, /^blob\.total_bytes: expected a non-negative integer below 2\^53, got 18446744073709552000 \(rounded; 2\^53 or more\)$/],
       ['SubmitUpdate, masked input to a plaintext job', () => update({ masked: true }), status.INVALID_ARGUMENT, /^masked: expected a plaintext update \(secure aggregation is off\), got a masked input$/],
     ];
     await check(inRound);

@@ -28,7 +28,7 @@ describe('bad input', () => {
 
     // Registration and lookups.
     expect(await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 0 } }, T)))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: 'capacity.samples_per_second: expected a positive number, got 0' });
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'capacity.samples_per_second: expected a positive number up to 10000000, got 0' });
     expect(await grpcError(callUnary(client, 'RegisterTrainer', { nodeId: 'bad id!', capacity: { samplesPerSecond: 5 } }, T)))
       .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^node_id: expected an id of 1 to 128/) });
     expect(await grpcError(callUnary(client, 'GetTask', { nodeId: 'ghost', waitMs: 0 }, T)))
@@ -82,7 +82,8 @@ describe('bad input', () => {
       .toEqual({ code: status.RESOURCE_EXHAUSTED, details: `chunk size: expected at most ${4 << 20} bytes, got ${(4 << 20) + 100}` });
     expect(await submit({ nodeId: 'honest-0' }, null)).toEqual({ code: status.NOT_FOUND, details: `task ${task.taskId}: not assigned to node honest-0` });
     expect(await submit({ round: 2 }, null)).toEqual({ code: status.FAILED_PRECONDITION, details: `job ${task.jobId}: expected an update for round 1 (in TRAIN), got round 2` });
-    expect(await submit({ numSamples: 0 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: 'num_samples: expected a positive count, got 0' });
+    const dealt = task.shards.reduce((n, x) => n + x.numSamples, 0);
+    expect(await submit({ numSamples: 0 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: `num_samples: expected a count from 1 to ${dealt} (the samples of the shards dealt to this task), got 0` });
 
     // The dataset node too.
     const dc = makeClient(DatasetClient, ds.address);

@@ -3,7 +3,7 @@
  * what a well-behaved client never would: stale, replayed, tampered or foreign signatures).
  */
 import * as grpc from '@grpc/grpc-js';
-import { signedMetadata, type Signer, type SignOptions, signLease, type ShardLease } from '../src/wire/index.js';
+import { audienceOf, signedMetadata, type Signer, type SignOptions, signLease, type ShardLease } from '../src/wire/index.js';
 import { loadSigner } from '../src/chain/index.js';
 
 /** The signer of a dev secret URI (//Name). */
@@ -18,11 +18,12 @@ function method(client: grpc.Client, name: string): Method {
 /**
  * Metadata signing `body` (default: the request itself) for `name`, as of `now`: with the
  * signer's session key, as clients do, or with `session` false by the hotkey itself, or with
- * the session given.
+ * the session given; for the server `audience` (default: the hotkey the client was made for).
  */
 export function sign(client: grpc.Client, name: string, signer: Signer, request: unknown, opts: { body?: unknown; now?: number } & SignOptions = {}): grpc.Metadata {
   const m = method(client, name);
-  return signedMetadata(signer, m.path, m.requestStream ? null : m.requestSerialize(opts.body ?? request), opts.now, { session: opts.session });
+  const audience = opts.audience ?? audienceOf(client) ?? undefined;
+  return signedMetadata(signer, m.path, m.requestStream ? null : m.requestSerialize(opts.body ?? request), opts.now, { session: opts.session, ...(audience !== undefined ? { audience } : {}) });
 }
 
 /** A unary call with the given metadata; resolves with the response or the gRPC error. */

@@ -1,7 +1,8 @@
 /**
  * Signed requests and admission end to end: a coordinator that takes signed requests only, an
  * allowlist, trainers and a dataset node with hotkeys, shard leases. The job trains with every
- * node known by its hotkey's address; then bad signatures, stale timestamps, replays, hotkeys not
+ * node known by its hotkey's address; then bad signatures, stale timestamps, replays (as sent, with
+ * the hotkey re-encoded, or meant for another server), hotkeys not
  * admitted (or admitted for another role), node ids that are not the signer, and bad leases are
  * each refused with their status and reason.
  */
@@ -9,9 +10,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
+import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { Harness, actiquest, grpcError } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
-import { newSession, callUnary, makeClient, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
+import { newSession, callUnary, makeClient, whoIs, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -36,9 +38,12 @@ describe('signed requests', () => {
     expect(new Set(c.job.history.flatMap((r) => r.reporters))).toEqual(new Set([t0!.address, t1!.address, t2!.address]));
     expect(c.job.history[0]!.datasets).toEqual([ds!.address]);
 
-    const coord = makeClient(CoordinatorClient, c.address);
-    const jobs = makeClient(JobsClient, c.address);
-    const data = makeClient(DatasetClient, d.address);
+    // Each server names the hotkey requests to it must be signed for.
+    expect(await whoIs(c.address, { timeoutMs: 5000 })).toEqual({ hotkey: leaseKey!.address, role: 'coordinator' });
+    expect(await whoIs(d.address, { timeoutMs: 5000 })).toEqual({ hotkey: ds!.address, role: 'dataset' });
+    const coord = makeClient(CoordinatorClient, c.address, undefined, null, leaseKey!.address);
+    const jobs = makeClient(JobsClient, c.address, undefined, null, leaseKey!.address);
+    const data = makeClient(DatasetClient, d.address, undefined, null, ds!.address);
     h.defer(() => { coord.close(); jobs.close(); data.close(); });
     const hb = (nodeId: string) => ({ nodeId, taskId: '' });
     const replayed = sign(coord, 'Heartbeat', t0!, hb(t0!.address));
@@ -57,7 +62,7 @@ describe('signed requests', () => {
         const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address), { session: false });
         md.set('x-aq-hotkey', t0!.address);
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
-      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over its hotkey, the server's, the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['session certified by another key', () => {
         const md = sign(coord, 'Heartbeat', t1!, hb(t0!.address), { session: true });
         md.set('x-aq-hotkey', t0!.address);
@@ -76,11 +81,25 @@ describe('signed requests', () => {
         const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: false });
         md.set('x-aq-session-bin', sign(coord, 'Heartbeat', t0!, hb(t0!.address), { session: true }).get('x-aq-session-bin')[0]!);
         return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
-      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+'s session key over the method, body digest, timestamp and nonce, got one that does not verify$/],
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+'s session key over its hotkey, the server's, the method, body digest, timestamp and nonce, got one that does not verify$/],
       ['body changed after signing', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { body: hb(t1!.address) }))),
         status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by .* got one that does not verify$/],
       ['stale timestamp', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { now: Date.now() - 120_000 }))),
         status.UNAUTHENTICATED, /^x-aq-timestamp: expected a time within 60 s of the server's clock \(a stale or post-dated request\), got 1\d\d\.\d s old$/],
+      ['replay with the hotkey at another SS58 prefix', () => {
+        const md = replayed.clone();
+        md.set('x-aq-hotkey', encodeAddress(decodeAddress(t0!.address), 0));
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-hotkey: expected the key's address in the generic SS58 format \(prefix 42\), 5\w+, got "1\w+"$/],
+      ['request meant for another server', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { audience: ds!.address }))),
+        status.UNAUTHENTICATED, /^x-aq-audience: expected this server's hotkey, 5\w+ \(actiquest\.v1\.Identity\/Who names it\), got "5\w+" \(a request meant for another server\)$/],
+      ['request naming no server', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), sign(coord, 'Heartbeat', t0!, hb(t0!.address), { audience: '' }))),
+        status.UNAUTHENTICATED, /^x-aq-audience: expected this server's hotkey, 5\w+ .*, got none$/],
+      ['audience changed after signing', () => {
+        const md = sign(coord, 'Heartbeat', t0!, hb(t0!.address), { audience: ds!.address, session: false });
+        md.set('x-aq-audience', leaseKey!.address);
+        return grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), md));
+      }, status.UNAUTHENTICATED, /^x-aq-signature-bin: expected a signature by 5\w+ over its hotkey, the server's, the method/],
       ['replayed nonce', () => grpcError(rawUnary(coord, 'Heartbeat', hb(t0!.address), replayed)), status.UNAUTHENTICATED,
         /^x-aq-nonce: expected a nonce not used before, got one 5\w+ already used \(a replayed request\)$/],
       ['hotkey not in the allowlist', () => grpcError(rawUnary(coord, 'Heartbeat', hb(mallory!.address), sign(coord, 'Heartbeat', mallory!, hb(mallory!.address)))),

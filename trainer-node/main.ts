@@ -98,11 +98,14 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     return peerAllowlist !== null && peerAllowlist.admits(canonicalAddress(peer), 'trainer');
   } : null;
 
-  /** Works for the coordinator at `address` with `share` of this trainer's capacity until closed. */
-  const startSession = (address: string, share: number, label: string): Session => {
+  /**
+   * Works for the coordinator at `address` with `share` of this trainer's capacity until closed;
+   * requests are signed for `hotkey` (a validator found on chain), else for the one it names.
+   */
+  const startSession = (address: string, share: number, label: string, hotkey: string | null): Session => {
     const own = new AbortController();
     const signal = AbortSignal.any([stop.signal, own.signal]);
-    const coordinator = makeClient(CoordinatorClient, address, undefined, signer);
+    const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
     const runner = new TaskRunner({
       nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate,
       ...(admitPeer ? { admitPeer } : {}),
@@ -221,13 +224,13 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
             continue;
           }
           log.info('working for validator', { hotkey: v.hotkey, address: v.address, share: v.share });
-          sessions.set(v.address, startSession(v.address, v.share, v.hotkey));
+          sessions.set(v.address, startSession(v.address, v.share, v.hotkey, v.hotkey));
         }
       },
     });
     watch.start();
   } else {
-    sessions.set(config.coordinator, startSession(config.coordinator, 1, config.coordinator));
+    sessions.set(config.coordinator, startSession(config.coordinator, 1, config.coordinator, null));
   }
 
   return {

@@ -86,10 +86,11 @@ export class TaskRunner {
     return c;
   }
 
-  private async receiveBlob(stream: AsyncIterable<BlobPart>, limits: ConstructorParameters<typeof BlobAssembler>[1]): Promise<Buffer> {
+  private async receiveBlob(stream: AsyncIterable<{ part?: string; header?: BlobPart['header']; chunk?: BlobPart['chunk'] }>, limits: ConstructorParameters<typeof BlobAssembler>[1]): Promise<Buffer> {
     let asm: BlobAssembler | null = null;
     for await (const msg of stream) {
-      if (msg.part === 'header') asm = new BlobAssembler(msg.header, limits);
+      if (msg.part === 'header' && msg.header) asm = new BlobAssembler(msg.header, limits);
+      else if (msg.part !== 'chunk' || !msg.chunk) throw new InvalidFieldError('stream', 'a header or a chunk', msg.part ?? 'an empty message');
       else if (!asm) throw new InvalidFieldError('stream', 'a header first', 'a chunk');
       else asm.push(msg.chunk);
     }

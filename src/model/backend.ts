@@ -122,6 +122,19 @@ export async function installNavigatorGpu(): Promise<true | string> {
  * A forced backend that cannot load is an error naming it, never a silent fallback.
  */
 export async function selectBackend(want: string = 'auto'): Promise<BackendInfo> {
+  // tfjs-backend-wasm's Emscripten runtime adds process listeners that rethrow every uncaught
+  // exception and unhandled rejection, so any stray rejection would end the process with
+  // status 7 before the process's own failure policy (bin/actiquest.ts) could close it cleanly.
+  const before = { uncaughtException: process.listeners('uncaughtException'), unhandledRejection: process.listeners('unhandledRejection') };
+  try {
+    return await select(want);
+  } finally {
+    for (const l of process.listeners('uncaughtException')) if (!before.uncaughtException.includes(l)) process.off('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!before.unhandledRejection.includes(l)) process.off('unhandledRejection', l);
+  }
+}
+
+async function select(want: string): Promise<BackendInfo> {
   if (!(BACKENDS as readonly string[]).includes(want)) {
     throw new InvalidFieldError('backend', BACKENDS.join(', '), JSON.stringify(want));
   }

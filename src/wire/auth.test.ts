@@ -2,8 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadSigner } from '../chain/index.js';
 import { Keyring } from '@polkadot/keyring';
 import { createHash } from 'node:crypto';
-import { cryptoWaitReady, decodeAddress, mnemonicGenerate, sr25519Verify } from '@polkadot/util-crypto';
-import { HEADER_SESSION, newSession, RequestVerifier, SESSION_LIFETIME_MS, sessionPayload, signedMetadata, verifySr25519 } from './auth.js';
+import { cryptoWaitReady, decodeAddress, encodeAddress, mnemonicGenerate, sr25519Verify } from '@polkadot/util-crypto';
+import { HEADER_AUDIENCE, HEADER_HOTKEY, HEADER_SESSION, newSession, RequestVerifier, SESSION_LIFETIME_MS, sessionPayload, signedMetadata, verifySr25519 } from './auth.js';
 
 beforeAll(async () => {
   await cryptoWaitReady();
@@ -64,6 +64,36 @@ describe('session keys', () => {
     expect(() => verifier.verify('/actiquest.v1.Coordinator/Heartbeat', stale, digest, 'node')).toThrow(/^x-aq-session-bin: expected an unexpired session, got one that expired 1 s ago$/);
     // A session's signature does not carry over to another method.
     const md = at(now);
-    expect(() => verifier.verify('/actiquest.v1.Coordinator/GetTask', md, digest, 'node')).toThrow(/session key over the method, body digest, timestamp and nonce, got one that does not verify$/);
+    expect(() => verifier.verify('/actiquest.v1.Coordinator/GetTask', md, digest, 'node')).toThrow(/session key over its hotkey, the server's, the method, body digest, timestamp and nonce, got one that does not verify$/);
+  });
+});
+
+describe('replays', () => {
+  it('bind a request to its signer\'s one address and to the server it names', async () => {
+    const [trainer, serverA, serverB] = await Promise.all(['//Trainer', '//ServerA', '//ServerB'].map((uri) => loadSigner({ uri })));
+    const path = '/actiquest.v1.Coordinator/Heartbeat';
+    const body = Buffer.from('heartbeat');
+    const digest = createHash('sha256').update(body).digest();
+    const a = new RequestVerifier({ audience: serverA!.address });
+    const b = new RequestVerifier({ audience: serverB!.address });
+    const md = signedMetadata(trainer!, path, body, Date.now(), { session: false, audience: serverA!.address });
+    expect(a.verify(path, md, digest, 'node')).toBe(trainer!.address);
+    // The same request, to the server it names again, and to another server.
+    expect(() => a.verify(path, md, digest, 'node')).toThrow(/^x-aq-nonce: expected a nonce not used before, got one 5\w+ already used \(a replayed request\)$/);
+    expect(() => b.verify(path, md, digest, 'node')).toThrow(/^x-aq-audience: expected this server's hotkey, 5\w+ .*, got "5\w+" \(a request meant for another server\)$/);
+    // Naming the other server after signing breaks the signature.
+    const renamed = md.clone();
+    renamed.set(HEADER_AUDIENCE, serverB!.address);
+    expect(() => b.verify(path, renamed, digest, 'node')).toThrow(/^x-aq-signature-bin: expected a signature by 5\w+ over its hotkey, the server's/);
+    // The hotkey under another SS58 prefix (the same key) is refused before the nonce is looked up.
+    for (const prefix of [0, 2]) {
+      const other = md.clone();
+      other.set(HEADER_HOTKEY, encodeAddress(decodeAddress(trainer!.address), prefix));
+      expect(() => a.verify(path, other, digest, 'node')).toThrow(/^x-aq-hotkey: expected the key's address in the generic SS58 format \(prefix 42\), 5\w+, got "\w+"$/);
+    }
+    // A long value quoted in an error is cut, with its length.
+    const long = md.clone();
+    long.set(HEADER_HOTKEY, 'x'.repeat(10_000));
+    expect(() => a.verify(path, long, digest, 'node')).toThrow(/^x-aq-hotkey: expected an SS58 address, got "x{64}"\.\.\. \(10000 characters\)$/);
   });
 });

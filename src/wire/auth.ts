@@ -1,12 +1,21 @@
 /**
- * Signed requests. Every call carries, as metadata, the caller's hotkey (SS58), a timestamp, a
- * nonce and an sr25519 signature (the hotkey's, as Bittensor uses) over
+ * Signed requests. Every call carries, as metadata, the caller's hotkey (SS58, generic prefix
+ * 42), the hotkey of the server it is meant for (the audience), a timestamp, a nonce and an
+ * sr25519 signature (the hotkey's, as Bittensor uses) over
  *
- *   "actiquest/v1 request" \n <method path> \n <sha256 hex of the request body> \n <timestamp ms> \n <nonce>
+ *   "actiquest/v1 request" \n <hotkey> \n <audience> \n <method path> \n <sha256 hex of the request body> \n <timestamp ms> \n <nonce>
  *
  * The body is the serialized request message of unary and server-streaming calls; a
  * client-streaming call (an update upload) signs the empty body, and its messages are bound to
  * the caller by the node id in its header, which must be the signer's address, and by TLS.
+ *
+ * Replays: a server remembers each nonce by the signer's public key (one key has one address:
+ * other SS58 encodings of it are refused), refuses a request meant for another server's hotkey,
+ * and refuses timestamps outside its window. A client learns the audience from discovery (the
+ * validator's hotkey on chain, the dataset node's id in a shard reference) or, when it was given
+ * only an address, from the server's unsigned `actiquest.v1.Identity/Who`: then a server that
+ * lies about who it is can replay that client's requests to the server it named (pin the hotkey
+ * where that matters).
  *
  * Session keys: sr25519 costs about 0.2 ms to sign and 0.4 ms to verify here, and a coordinator
  * verifies every heartbeat and long poll of every trainer. So a client may sign its requests
@@ -42,6 +51,7 @@ export const HEADER_TIMESTAMP = 'x-aq-timestamp';
 export const HEADER_NONCE = 'x-aq-nonce';
 export const HEADER_SIGNATURE = 'x-aq-signature-bin';
 export const HEADER_SESSION = 'x-aq-session-bin';
+export const HEADER_AUDIENCE = 'x-aq-audience';
 
 /** How long a session key is certified for, and the most a server accepts. */
 export const SESSION_LIFETIME_MS = 6 * 3600_000;
@@ -56,6 +66,11 @@ const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 export const DEFAULT_MAX_SKEW_MS = 60_000;
 
 const EMPTY_DIGEST = createHash('sha256').digest();
+
+/** A value quoted in an error: JSON, cut to 64 characters with its length when longer. */
+function quoted(value: string): string {
+  return value.length <= 64 ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, 64))}... (${value.length} characters)`;
+}
 
 /** What signs requests: an sr25519 hotkey. */
 export interface Signer {
@@ -107,8 +122,8 @@ export async function signerFromSecret(uri: string): Promise<Signer> {
 }
 
 /** The bytes a request's signature covers. */
-export function signedPayload(path: string, bodyDigest: Buffer, timestamp: string, nonce: string): Buffer {
-  return Buffer.from(`actiquest/v1 request\n${path}\n${bodyDigest.toString('hex')}\n${timestamp}\n${nonce}`);
+export function signedPayload(hotkey: string, audience: string, path: string, bodyDigest: Buffer, timestamp: string, nonce: string): Buffer {
+  return Buffer.from(`actiquest/v1 request\n${hotkey}\n${audience}\n${path}\n${bodyDigest.toString('hex')}\n${timestamp}\n${nonce}`);
 }
 
 /** The bytes a session certificate's hotkey signature covers. */
@@ -119,8 +134,12 @@ export function sessionPayload(hotkey: string, sessionKey: Buffer, expiresMs: nu
 /** A session: its ed25519 private key and the certificate header that vouches for it. */
 export interface Session { key: KeyObject; header: Buffer; expiresMs: number }
 
-/** How to sign: with the signer's session (true), the hotkey itself (false), or a given session; default: the signer's `sessions`. */
-export interface SignOptions { session?: boolean | Session }
+/**
+ * How to sign: with the signer's session (true), the hotkey itself (false), or a given session
+ * (default: the signer's `sessions`); for the server whose hotkey is `audience` (default: none,
+ * which servers refuse, naming themselves).
+ */
+export interface SignOptions { session?: boolean | Session; audience?: string }
 const sessions = new WeakMap<Signer, Session>();
 
 /** A new session key for `signer`, certified until `now + lifetimeMs`. */
@@ -155,8 +174,10 @@ export function signedMetadata(signer: Signer, path: string, body: Buffer | null
   const timestamp = String(now);
   const nonce = randomBytes(16).toString('hex');
   const digest = body ? createHash('sha256').update(body).digest() : EMPTY_DIGEST;
-  const payload = signedPayload(path, digest, timestamp, nonce);
+  const audience = opts.audience ?? '';
+  const payload = signedPayload(signer.address, audience, path, digest, timestamp, nonce);
   md.set(HEADER_HOTKEY, signer.address);
+  if (audience) md.set(HEADER_AUDIENCE, audience);
   md.set(HEADER_TIMESTAMP, timestamp);
   md.set(HEADER_NONCE, nonce);
   const want = opts.session ?? signer.sessions === true;
@@ -178,6 +199,8 @@ export interface Admission {
 
 /** Options of a {@link RequestVerifier}. */
 export interface VerifierOptions {
+  /** This server's hotkey: requests must name it (undefined: any audience, for tests of signatures alone). */
+  audience?: string;
   maxSkewMs?: number;
   admission?: Admission;
   now?: () => number;
@@ -216,8 +239,18 @@ export class RequestVerifier {
       publicKey = decodeAddress(hotkey);
       if (publicKey.length !== 32) throw new Error('length');
     } catch {
-      throw new UnauthenticatedError(HEADER_HOTKEY, 'an SS58 address', JSON.stringify(hotkey.slice(0, 64)));
+      throw new UnauthenticatedError(HEADER_HOTKEY, 'an SS58 address', quoted(hotkey));
     }
+    // One form per key: nonces and admission must not see one key under two names.
+    const caller = encodeAddress(publicKey, 42);
+    if (hotkey !== caller) throw new UnauthenticatedError(HEADER_HOTKEY, `the key's address in the generic SS58 format (prefix 42), ${caller}`, quoted(hotkey));
+    const audience = one(HEADER_AUDIENCE);
+    const want = this.options.audience;
+    if (want !== undefined && audience !== want) {
+      throw new UnauthenticatedError(HEADER_AUDIENCE, `this server's hotkey, ${want} (actiquest.v1.Identity/Who names it)`,
+        audience === undefined ? 'none' : typeof audience === 'string' ? `${quoted(audience)} (a request meant for another server)` : 'binary');
+    }
+    if (audience !== undefined && typeof audience !== 'string') throw new UnauthenticatedError(HEADER_AUDIENCE, 'a hotkey address', 'binary');
     if (typeof timestamp !== 'string' || !/^\d{1,15}$/.test(timestamp)) {
       throw new UnauthenticatedError(HEADER_TIMESTAMP, 'milliseconds since the epoch', JSON.stringify(String(timestamp ?? 'none').slice(0, 32)));
     }
@@ -231,22 +264,21 @@ export class RequestVerifier {
     if (!Buffer.isBuffer(signature) || signature.length !== 64) {
       throw new UnauthenticatedError(HEADER_SIGNATURE, 'a 64-byte sr25519 signature', Buffer.isBuffer(signature) ? `${signature.length} bytes` : 'none');
     }
-    const payload = signedPayload(path, bodyDigest ?? EMPTY_DIGEST, timestamp, nonce);
+    const payload = signedPayload(hotkey, audience ?? '', path, bodyDigest ?? EMPTY_DIGEST, timestamp, nonce);
     const session = md.get(HEADER_SESSION);
     if (session.length > 0) {
       const key = this.sessionKey(hotkey, publicKey, session);
       if (!edVerify(null, payload, key, signature)) {
-        throw new UnauthenticatedError(HEADER_SIGNATURE, `a signature by ${hotkey}'s session key over the method, body digest, timestamp and nonce`, 'one that does not verify');
+        throw new UnauthenticatedError(HEADER_SIGNATURE, `a signature by ${hotkey}'s session key over its hotkey, the server's, the method, body digest, timestamp and nonce`, 'one that does not verify');
       }
     } else if (!verifySr25519(payload, signature, publicKey)) {
-      throw new UnauthenticatedError(HEADER_SIGNATURE, `a signature by ${hotkey} over the method, body digest, timestamp and nonce`, 'one that does not verify');
+      throw new UnauthenticatedError(HEADER_SIGNATURE, `a signature by ${hotkey} over its hotkey, the server's, the method, body digest, timestamp and nonce`, 'one that does not verify');
     }
     // Only a request whose signature verifies may use up a nonce.
     this.prune();
-    const key = `${hotkey}/${nonce}`;
+    const key = `${Buffer.from(publicKey).toString('hex')}/${nonce}`;
     if (this.seen.has(key)) throw new UnauthenticatedError(HEADER_NONCE, 'a nonce not used before', `one ${hotkey} already used (a replayed request)`);
     this.seen.set(key, Number(timestamp) + 2 * this.maxSkewMs);
-    const caller = encodeAddress(publicKey, 42);
     this.options.admission?.check(caller, role);
     return caller;
   }

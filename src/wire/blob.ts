@@ -67,7 +67,8 @@ export class BlobAssembler {
     this.header = header;
     const total = header.totalBytes;
     if (!Number.isSafeInteger(total) || total < 0) {
-      throw new InvalidFieldError('blob.total_bytes', 'a non-negative integer', String(total));
+      // 64-bit fields arrive as numbers: any past 2^53 was rounded on the way in, and is refused.
+      throw new InvalidFieldError('blob.total_bytes', 'a non-negative integer below 2^53', total >= 2 ** 53 ? `${total} (rounded; 2^53 or more)` : String(total));
     }
     if (total > limits.maxBytes) throw new BlobTooLargeError(total, limits.maxBytes);
     if (limits.expectedBytes !== undefined && total !== limits.expectedBytes) {

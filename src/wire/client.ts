@@ -1,11 +1,14 @@
 /**
  * Client helpers: channels with the project's limits, unary calls with a deadline and an
- * AbortSignal, and streams as async iterables.
+ * AbortSignal, and streams as async iterables. A client with a signer signs every call for the
+ * server's hotkey: the one it was given, else the one the server names (`Identity/Who`, asked
+ * once per client).
  */
 import * as grpc from '@grpc/grpc-js';
 import { channelOptions } from './server.js';
 import { clientCredentials } from './tls.js';
 import { signedMetadata, type Signer } from './auth.js';
+import { IdentityClient } from './proto.js';
 
 /** Per-call options: every outbound call has a deadline. */
 export interface CallOptions {
@@ -14,30 +17,65 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** The hotkey that signs each client's calls. */
-const signers = new WeakMap<grpc.Client, Signer>();
+/** How each client signs: its hotkey, and the server's (given, or learned once). */
+interface Signing { signer: Signer | null; audience: string | null; learned: Promise<string> | null; address: string; credentials: grpc.ChannelCredentials }
+const signing = new WeakMap<grpc.Client, Signing>();
 
 /**
  * Makes a client of `Ctor` for `address` with the project's channel options; with `signer`,
- * every call it makes through these helpers is signed (auth.ts).
+ * every call it makes through these helpers is signed (auth.ts) for the server whose hotkey is
+ * `audience`, or, without one, for the hotkey the server names when asked.
  */
 export function makeClient<C extends grpc.Client>(
   Ctor: new (address: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => C,
   address: string,
   credentials = clientCredentials(),
   signer?: Signer | null,
+  audience?: string | null,
 ): C {
   const client = new Ctor(address, credentials, channelOptions());
-  if (signer) signers.set(client, signer);
+  signing.set(client, { signer: signer ?? null, audience: audience ?? null, learned: null, address, credentials });
   return client;
 }
 
-/** The metadata of a call: signed when the client has a signer. */
-function metadataFor(client: grpc.Client, method: string, request: unknown, stream = false): grpc.Metadata {
-  const signer = signers.get(client);
-  if (!signer) return new grpc.Metadata();
+/** The hotkey a client signs for, when given or already learned (tests that sign by hand). */
+export function audienceOf(client: grpc.Client): string | null {
+  return signing.get(client)?.audience ?? null;
+}
+
+/** Asks the server at `address` who it is. */
+export async function whoIs(address: string, options: CallOptions, credentials = clientCredentials()): Promise<{ hotkey: string; role: string }> {
+  const client = makeClient(IdentityClient, address, credentials);
+  try {
+    return await callUnary(client, 'Who', {}, options);
+  } finally {
+    client.close();
+  }
+}
+
+/** The metadata of a call, when it can be made at once: unsigned, or signed for a server's hotkey already known. */
+function metadataNow(client: grpc.Client, method: string, request: unknown, stream: boolean): grpc.Metadata | null {
+  const s = signing.get(client);
+  if (!s?.signer) return new grpc.Metadata();
+  if (s.audience === null) return null;
   const def = (client.constructor as unknown as { service: grpc.ServiceDefinition }).service[method]!;
-  return signedMetadata(signer, def.path, stream ? null : def.requestSerialize(request));
+  return signedMetadata(s.signer, def.path, stream ? null : def.requestSerialize(request), Date.now(), { audience: s.audience });
+}
+
+/** The metadata of a call: signed when the client has a signer, for the server's hotkey (asked for first when unknown). */
+async function metadataFor(client: grpc.Client, method: string, request: unknown, options: CallOptions, stream = false): Promise<grpc.Metadata> {
+  const s = signing.get(client);
+  if (s?.signer && s.audience === null) {
+    // A server with no hotkey of its own names none: its requests are signed for no server.
+    s.learned ??= whoIs(s.address, { timeoutMs: Math.min(options.timeoutMs, 30_000), signal: options.signal }, s.credentials).then((who) => who.hotkey);
+    try {
+      s.audience = await s.learned;
+    } catch (err) {
+      s.learned = null;
+      throw err;
+    }
+  }
+  return metadataNow(client, method, request, stream)!;
 }
 
 type AnyClient = Record<string, (...args: never[]) => unknown>;
@@ -84,29 +122,48 @@ export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(clien
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void,
   ) => grpc.ClientUnaryCall;
-  return new Promise<Res>((resolve, reject) => {
+  const at = deadline(options.timeoutMs);
+  const start = (md: grpc.Metadata) => new Promise<Res>((resolve, reject) => {
     let unlink = () => {};
-    const call = fn.call(client, request, metadataFor(client, method, request), { deadline: deadline(options.timeoutMs) }, (err, res) => {
+    const call = fn.call(client, request, md, { deadline: at }, (err, res) => {
       unlink();
       if (err) reject(err);
       else resolve(res);
     });
     unlink = linkSignal(call, options.signal);
   });
+  return metadataFor(client, method, request, options).then(start);
 }
+
+/** A server stream's messages, and a way to stop it. */
+export type ServerStream<T> = AsyncIterable<T> & { cancel(): void };
 
 /** Opens a server stream; iterate the result for its messages. */
 export function callServerStream<C extends grpc.Client, M extends ServerStreamMethod<C>>(
   client: C, method: M, request: RequestOf<C, M>, options: CallOptions,
-): grpc.ClientReadableStream<ResponseOf<C, M>> & AsyncIterable<ResponseOf<C, M>> {
+): ServerStream<ResponseOf<C, M>> {
   type Res = ResponseOf<C, M>;
   const fn = (client as unknown as AnyClient)[method] as unknown as (
     req: unknown, md: grpc.Metadata, opts: grpc.CallOptions,
   ) => grpc.ClientReadableStream<Res>;
-  const call = fn.call(client, request, metadataFor(client, method, request), { deadline: deadline(options.timeoutMs) });
-  const unlink = linkSignal(call, options.signal);
-  call.once('close', unlink);
-  return call as grpc.ClientReadableStream<Res> & AsyncIterable<Res>;
+  const at = deadline(options.timeoutMs);
+  const open = (md: grpc.Metadata) => {
+    const call = fn.call(client, request, md, { deadline: at });
+    const unlink = linkSignal(call, options.signal);
+    call.once('close', unlink);
+    return call;
+  };
+  const now = metadataNow(client, method, request, false);
+  if (now) return open(now);
+  let call: grpc.ClientReadableStream<Res> | null = null;
+  let cancelled = false;
+  const messages = (async function* () {
+    const md = await metadataFor(client, method, request, options);
+    if (cancelled) throw Object.assign(new Error('Cancelled on client'), { code: grpc.status.CANCELLED });
+    call = open(md);
+    yield* call as AsyncIterable<Res>;
+  })();
+  return Object.assign(messages, { cancel() { cancelled = true; call?.cancel(); } });
 }
 
 /**
@@ -123,8 +180,10 @@ export async function callClientStream<C extends grpc.Client, M extends ClientSt
   ) => grpc.ClientWritableStream<Req>;
   let unlink = () => {};
   let call!: grpc.ClientWritableStream<Req>;
+  const at = deadline(options.timeoutMs);
+  const md = await metadataFor(client, method, null, options, true);
   const result = new Promise<Res>((resolve, reject) => {
-    call = fn.call(client, metadataFor(client, method, null, true), { deadline: deadline(options.timeoutMs) }, (err, res) => {
+    call = fn.call(client, md, { deadline: at }, (err, res) => {
       unlink();
       if (err) reject(err);
       else resolve(res);

@@ -14,14 +14,15 @@ import { loadPackageDefinition } from '@grpc/grpc-js';
 import type { ProtoGrpcType as CoordinatorProto } from './generated/coordinator.js';
 import type { ProtoGrpcType as DatasetProto } from './generated/dataset.js';
 import type { ProtoGrpcType as JobsProto } from './generated/jobs.js';
+import type { ProtoGrpcType as IdentityProto } from './generated/identity.js';
 
 const PROTO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 
 const definition = protoLoader.loadSync(
-  ['actiquest/v1/coordinator.proto', 'actiquest/v1/jobs.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto'],
+  ['actiquest/v1/coordinator.proto', 'actiquest/v1/jobs.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto', 'actiquest/v1/identity.proto'],
   { includeDirs: [PROTO_ROOT], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
 );
-const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto).actiquest.v1;
+const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto & IdentityProto).actiquest.v1;
 
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */
 export const CoordinatorClient = pkg.Coordinator;
@@ -32,6 +33,9 @@ export const jobsService = JobsClient.service;
 /** Client constructor and service definition of `actiquest.v1.Dataset`. */
 export const DatasetClient = pkg.Dataset;
 export const datasetService = DatasetClient.service;
+/** Client constructor and service definition of `actiquest.v1.Identity`. */
+export const IdentityClient = pkg.Identity;
+export const identityService = IdentityClient.service;
 
 /* ---- message shapes, as received (see the .proto files for what each field means) ---- */
 
@@ -73,11 +77,13 @@ export type { ModelFileHeader__Output as ModelFileHeader } from './generated/act
 export type { KeyAdvertisement__Output as KeyAdvertisementMsg } from './generated/actiquest/v1/KeyAdvertisement.js';
 export type { EncryptedShare__Output as EncryptedShareMsg } from './generated/actiquest/v1/EncryptedShare.js';
 export type { UnmaskShare__Output as UnmaskShareMsg } from './generated/actiquest/v1/UnmaskShare.js';
+export type { WhoResponse__Output as WhoResponse } from './generated/actiquest/v1/WhoResponse.js';
 
-/** The generated clients of the three services (their methods typed by the .proto files). */
+/** The generated clients of the services (their methods typed by the .proto files). */
 export type { CoordinatorClient as CoordinatorStub } from './generated/actiquest/v1/Coordinator.js';
 export type { DatasetClient as DatasetStub } from './generated/actiquest/v1/Dataset.js';
 export type { JobsClient as JobsStub } from './generated/actiquest/v1/Jobs.js';
+export type { IdentityClient as IdentityStub } from './generated/actiquest/v1/Identity.js';
 
 /** A stream message that is either a blob's header or one of its chunks (`part` names which). */
 export type BlobPart<H = BlobHeaderShape> =
@@ -90,3 +96,4 @@ type BlobChunkShape = import('./generated/actiquest/v1/BlobChunk.js').BlobChunk_
 export type { CoordinatorHandlers } from './generated/actiquest/v1/Coordinator.js';
 export type { DatasetHandlers } from './generated/actiquest/v1/Dataset.js';
 export type { JobsHandlers } from './generated/actiquest/v1/Jobs.js';
+export type { IdentityHandlers } from './generated/actiquest/v1/Identity.js';

@@ -8,6 +8,7 @@ import type { Http2Server, Http2Session } from 'node:http2';
 import { MAX_MESSAGE_BYTES } from './blob.js';
 import { toServiceError } from './status.js';
 import type { Logger } from '../util/index.js';
+import { identityService, type IdentityHandlers } from './proto.js';
 
 /**
  * HTTP/2 flow-control window the servers advertise, per stream and per connection. grpc-js
@@ -151,4 +152,13 @@ export function clientStream<Req, Res>(
         callback(toServiceError(err, log, method));
       });
   };
+}
+
+/**
+ * Serves `actiquest.v1.Identity` on `server`: who this server is, for clients that sign their
+ * requests for it (auth.ts). Unsigned by design: it tells nothing a client could not be told.
+ */
+export function serveIdentity(server: grpc.Server, log: Logger, hotkey: string, role: 'coordinator' | 'dataset'): void {
+  const handlers: IdentityHandlers = { Who: unary(log, 'Who', () => ({ hotkey, role })) };
+  server.addService(identityService, handlers);
 }

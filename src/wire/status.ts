@@ -19,10 +19,17 @@ const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
   unavailable: status.UNAVAILABLE,
 });
 
+/**
+ * The longest status message sent: it travels in a trailer, and C-core clients (Python, C++)
+ * refuse headers over 8 KiB with RESOURCE_EXHAUSTED in place of the status.
+ */
+export const MAX_DETAILS_CHARS = 1024;
+
 /** Turns anything a handler threw into the status object grpc-js sends. */
 export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
   if (err instanceof ActiquestError) {
-    return { code: STATUS_OF_KIND[err.kind], details: err.message, metadata: new Metadata() };
+    const details = err.message.length <= MAX_DETAILS_CHARS ? err.message : `${err.message.slice(0, MAX_DETAILS_CHARS)}... (${err.message.length} characters)`;
+    return { code: STATUS_OF_KIND[err.kind], details, metadata: new Metadata() };
   }
   log.error('handler failed', { method, error: err instanceof Error ? err.stack : String(err) });
   return { code: status.UNKNOWN, details: `${method}: internal error`, metadata: new Metadata() };
