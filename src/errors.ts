@@ -24,11 +24,14 @@ export abstract class ActiquestError extends Error {
   }
 }
 
-/** Values quoted in messages are cut to this many characters (a status message travels in a header). */
+/** Ids quoted in messages are cut to this many characters (a status message travels in a header). */
 export const QUOTE_CHARS = 64;
+/** What a field got, as a message says it, is cut to this many characters. */
+const GOT_CHARS = 256;
 
 /** `got` as a message quotes it: cut to {@link QUOTE_CHARS} characters, with its length, when longer. */
-export function cut(got: string, max = QUOTE_CHARS): string {
+export function cut(value: string, max = QUOTE_CHARS): string {
+  const got = String(value);
   return got.length <= max ? got : `${got.slice(0, max)}... (${got.length} characters)`;
 }
 
@@ -36,7 +39,7 @@ export function cut(got: string, max = QUOTE_CHARS): string {
 export class InvalidFieldError extends ActiquestError {
   readonly kind = 'invalid-argument';
   constructor(readonly field: string, readonly expected: string, readonly got: string) {
-    super(`${field}: expected ${expected}, got ${cut(got)}`);
+    super(`${field}: expected ${expected}, got ${cut(got, GOT_CHARS)}`);
   }
 }
 

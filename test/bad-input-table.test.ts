@@ -90,7 +90,7 @@ describe('bad input, table', () => {
       ['RegisterTrainer, capacity 1e308', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1e308 } }), status.INVALID_ARGUMENT, /^capacity\.samples_per_second: expected a positive number up to 10000000, got 1e\+308$/],
       ['RegisterTrainer, 1 MiB device name', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1, device: 'd'.repeat(1 << 20) } }), status.INVALID_ARGUMENT, /^capacity\.device: expected a name of at most 128 characters, got 1048576 characters$/],
       // Long values are quoted cut, with their length (a status message travels in a header).
-      ['Heartbeat, 8 KB node id', () => unary(coord, 'Heartbeat', { nodeId: 'x'.repeat(8192), taskId: '' }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128 .*, got "x{63}\.\.\. \(8194 characters\)$/],
+      ['Heartbeat, 8 KB node id', () => unary(coord, 'Heartbeat', { nodeId: 'x'.repeat(8192), taskId: '' }), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128 .*, got "x{255}\.\.\. \(8194 characters\)$/],
       ['GetStatus, 8 KB job id', () => unary(coord, 'GetStatus', { jobId: 'j'.repeat(8192) }), status.NOT_FOUND, /^job j{64}\.\.\. \(8192 characters\): not found$/],
       ['Heartbeat, node id not UTF-8', () => rawBytes(raw, 'Heartbeat', prober!, Buffer.from([0x0a, 0x02, 0xff, 0xfe])), status.INVALID_ARGUMENT, /^node_id: expected an id of 1 to 128 .*, got "\ufffd\ufffd"$/],
       ['RegisterTrainer, identity key of 5 bytes', () => unary(coord, 'RegisterTrainer', { nodeId: P, capacity: { samplesPerSecond: 1 }, identityKey: Buffer.alloc(5) }), status.INVALID_ARGUMENT, /^identity_key: expected 32 bytes/],
@@ -143,6 +143,9 @@ describe('bad input, table', () => {
       ['SubmitJob, unknown field', () => unary(jobs, 'SubmitJob', { spec: spec('epochs: 3') }), status.INVALID_ARGUMENT, /^job\.epochs: expected no such field \(known: rounds, cohort, .*\), got 3$/],
       ['SubmitJob, unknown task', () => unary(jobs, 'SubmitJob', { spec: 'task: juggling' }), status.INVALID_ARGUMENT, /^job\.task: expected one of exercise, pose, got "juggling"$/],
       ['SubmitJob, minTrainers above cohort', () => unary(jobs, 'SubmitJob', { spec: spec('cohort: 2\nminTrainers: 3') }), status.INVALID_ARGUMENT, /^job\.minTrainers: expected at most cohort \(2\), got 3$/],
+      // Within the parameter and FLOP budgets; its validation gradient at batch 64 took the wasm backend past 4 GiB.
+      ['SubmitJob, activations past the budget', () => unary(jobs, 'SubmitJob', { spec: 'task: pose\nrounds: 1\nmodel: { family: cnn, widths: [1024, 1024, 1024, 1024] }' }), status.INVALID_ARGUMENT,
+        /^model: expected at most 1,024 MiB of activations for a step at batch 64 \(the coordinator's --max-activation-bytes budget\), got [\d,.]+ MiB/],
       ['SubmitJob, over the parameter budget', () => unary(jobs, 'SubmitJob', { spec: spec('model: { family: mlp, hidden: [4096, 4096] }') }), status.INVALID_ARGUMENT, /^model: expected at most 5,000,000 parameters \(the coordinator's --max-params budget\), got 23,\d{3},\d{3} parameters$/],
       ['SubmitJob, over the FLOP budget', () => unary(jobs, 'SubmitJob', { spec: `task: pose\nsecureAggregation: { enabled: false }\nmodel: { family: layers, topology: ${topology([64, 64, 3], [['Conv2D', { filters: 512, kernel_size: [11, 11], padding: 'same' }], ['GlobalAveragePooling2D', {}], ['Dense', { units: 34, activation: 'sigmoid' }]])} }` }),
         status.INVALID_ARGUMENT, /^model: expected at most 1,000,000,000 forward FLOPs a sample \(the coordinator's --max-flops budget\), got 1,5\d\d,\d{3},\d{3} FLOPs$/],

@@ -83,7 +83,7 @@ export class JobManager {
     if (this.closed) throw new JobStateError(config.jobId, 'a coordinator that is running', 'one shutting down');
     if (this.jobs.has(config.jobId) || (!opts.builtin && !opts.resume && this.deps.store.job(config.jobId))) throw new JobExistsError(config.jobId);
     const task = getTask(config.task);
-    const { model, cost } = buildCheckedModel(config.model, task.inputShape, task.head, config.modelSeed, this.deps.budget);
+    const { model, cost } = buildCheckedModel(config.model, task.inputShape, task.head, config.modelSeed, this.deps.budget, config.batchSize);
     const dir = this.dirOf(config.jobId, opts.builtin);
     const tag = opts.builtin ? '' : `[${config.jobId}] `;
     const job: ManagedJob = {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, familyParams, topologyJson, type ModelSpec } from './spec.js';
-import { buildCheckedModel, DEFAULT_BUDGET, topologyCost } from './budget.js';
+import { activationBytes, buildCheckedModel, DEFAULT_BUDGET, topologyCost } from './budget.js';
 import type { Head } from './head.js';
 import { InvalidFieldError } from '../errors.js';
 
@@ -80,8 +80,28 @@ describe('model costs', () => {
       .toBe('model output activation: expected "softmax" (the task predicts class probabilities), got "linear"');
     expect(refusal(() => buildCheckedModel({ family: 'mlp', hidden: [4096, 4096] }, exercise.input, exercise.head, 1, DEFAULT_BUDGET)).message)
       .toBe('model: expected at most 5,000,000 parameters (the coordinator\'s --max-params budget), got 23,080,967 parameters');
-    expect(refusal(() => buildCheckedModel({ family: 'cnn', widths: [64, 128] }, pose.input, pose.head, 1, { maxParams: 5e6, maxFlops: 1e6 })).message)
+    expect(refusal(() => buildCheckedModel({ family: 'cnn', widths: [64, 128] }, pose.input, pose.head, 1, { ...DEFAULT_BUDGET, maxParams: 5e6, maxFlops: 1e6 })).message)
       .toMatch(/^model: expected at most 1,000,000 forward FLOPs a sample \(the coordinator's --max-flops budget\), got [\d,]+ FLOPs$/);
+  });
+
+  it('refuses a model whose activations at the job\'s batch exceed --max-activation-bytes, and takes the families\' defaults', () => {
+    // Within the parameter and FLOP budgets (3.8M, 0.78 GFLOPs), but 64 x 64 x 1024 floats a layer
+    // a sample: its validation gradient at batch 64 ran the wasm backend out of memory.
+    const wide = { family: 'cnn' as const, widths: [1024, 1024, 1024, 1024] };
+    expect(refusal(() => buildCheckedModel(wide, pose.input, pose.head, 1, DEFAULT_BUDGET)).message)
+      .toMatch(/^model: expected at most 1,024 MiB of activations for a step at batch 64 \(the coordinator's --max-activation-bytes budget\), got [\d,.]+ MiB \([\d,]+ floats a sample\)$/);
+    // The job's batch counts when it is larger than the validation batch.
+    const small = sequential(exercise.input, [{ class_name: 'Dense', config: { units: 7, activation: 'softmax' } }]);
+    const floats = topologyCost(small).activations;
+    expect(floats).toBeGreaterThan(0);
+    const tight = { ...DEFAULT_BUDGET, maxActivationBytes: floats * 8 * 100 };
+    buildCheckedModel({ family: 'layers', topology: small }, exercise.input, exercise.head, 1, tight, 100).model.dispose();
+    expect(refusal(() => buildCheckedModel({ family: 'layers', topology: small }, exercise.input, exercise.head, 1, tight, 101)).message).toMatch(/at batch 101 /);
+    for (const [spec, input, head] of [[{ family: 'cnn', widths: [16, 32, 64, 96] }, pose.input, pose.head], [{ family: 'vit', patch: 8, dim: 64, depth: 4, heads: 4, mlpRatio: 2 }, pose.input, pose.head], [{ family: 'mlp', hidden: [128] }, exercise.input, exercise.head]] as const) {
+      const { model, cost } = buildCheckedModel(spec as never, [...input], head, 1, DEFAULT_BUDGET, 256);
+      model.dispose();
+      expect(activationBytes(cost, 256), spec.family).toBeLessThan(DEFAULT_BUDGET.maxActivationBytes);
+    }
   });
 
   it('refuses an oversized topology without allocating its weights', () => {

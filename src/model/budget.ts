@@ -78,15 +78,31 @@ const LAYERS: Record<string, (inputs: Shape[], out: Shape, c: Config) => Cost> =
 /** Layer class names a submitted topology may use. */
 export const ALLOWED_LAYERS: readonly string[] = Object.keys(LAYERS);
 
-/** The budgets a model must fit (edge devices). */
+/** The budgets a model must fit (edge devices, and the coordinator that evaluates it). */
 export interface ModelBudget {
   maxParams: number;
   /** Forward FLOPs a sample. */
   maxFlops: number;
+  /** Activation memory of a training step or a validation-gradient pass at the job's largest batch ({@link activationBytes}). */
+  maxActivationBytes: number;
 }
 
-/** Default budgets: MobileNetV2-sized (3.5M parameters, 0.6 GFLOPs at 224 x 224) and below. */
-export const DEFAULT_BUDGET: ModelBudget = { maxParams: 5_000_000, maxFlops: 1_000_000_000 };
+/**
+ * Default budgets: MobileNetV2-sized (3.5M parameters, 0.6 GFLOPs at 224 x 224) and below, and
+ * 1 GiB of activations (the wasm backend's whole memory is 4 GiB, shared by every job).
+ */
+export const DEFAULT_BUDGET: ModelBudget = { maxParams: 5_000_000, maxFlops: 1_000_000_000, maxActivationBytes: 1 << 30 };
+
+/** The batch the coordinator's validation passes (loss, gradient) run at. */
+export const EVAL_BATCH = 64;
+
+/**
+ * Memory a training step (or the coordinator's validation gradient) takes for activations at
+ * `batch`: every layer's float32 output, kept for the backward pass, and its gradient.
+ */
+export function activationBytes(cost: Pick<ModelCost, 'activations'>, batch: number): number {
+  return cost.activations * 4 * 2 * batch;
+}
 
 /** What a topology was found to be. */
 export interface ModelCost {
@@ -97,6 +113,8 @@ export interface ModelCost {
   outputShape: number[];
   /** The activation of the layer that makes the output. */
   outputActivation: string;
+  /** Floats every layer's output holds for one sample, summed (what a backward pass keeps). */
+  activations: number;
 }
 
 interface LayerEntry {
@@ -155,7 +173,7 @@ export function topologyCost(topology: unknown, field = 'model.topology'): Model
   if (!Array.isArray(cfg.layers) || cfg.layers.length === 0) throw new InvalidFieldError(`${field}.config.layers`, 'a non-empty list of layers', JSON.stringify(cfg.layers)?.slice(0, 80) ?? 'nothing');
   if (cfg.layers.length > MAX_LAYERS) throw new InvalidFieldError(`${field}.config.layers`, `at most ${MAX_LAYERS} layers`, String(cfg.layers.length));
   const layers = cfg.layers as LayerEntry[];
-  let params = 0, macs = 0, ops = 0;
+  let params = 0, macs = 0, ops = 0, activations = 0;
   let outShape: Shape = [];
   let outActivation = 'linear';
   const check = (i: number, e: LayerEntry): { className: string; config: Config; where: string } => {
@@ -173,6 +191,7 @@ export function topologyCost(topology: unknown, field = 'model.topology'): Model
     params += c.params;
     macs += c.macs;
     ops += c.ops;
+    activations += size(out);
   };
   let inputShape: Shape;
   if (top.class_name === 'Sequential') {
@@ -226,7 +245,7 @@ export function topologyCost(topology: unknown, field = 'model.topology'): Model
     throw new InvalidFieldError(`${field}.class_name`, '"Sequential" or "Model"', JSON.stringify(top.class_name));
   }
   return {
-    params, flops: 2 * macs + ops, layers: layers.length,
+    params, flops: 2 * macs + ops, layers: layers.length, activations,
     inputShape: inputShape.slice(1).map(Number), outputShape: outShape.slice(1).map(Number), outputActivation: outActivation,
   };
 }
@@ -235,12 +254,17 @@ export function topologyCost(topology: unknown, field = 'model.topology'): Model
  * Checks a topology's cost against budgets and its shapes against a task's: input `inputShape`,
  * output `[outputUnits]`, and a softmax output when the task's head wants class probabilities.
  */
-export function checkCost(cost: ModelCost, budget: ModelBudget, inputShape: number[], outputUnits: number, softmax: boolean, field = 'model'): void {
+export function checkCost(cost: ModelCost, budget: ModelBudget, inputShape: number[], outputUnits: number, softmax: boolean, field = 'model', batch = EVAL_BATCH): void {
   if (cost.params > budget.maxParams) {
     throw new InvalidFieldError(field, `at most ${budget.maxParams.toLocaleString('en-US')} parameters (the coordinator's --max-params budget)`, `${cost.params.toLocaleString('en-US')} parameters`);
   }
   if (cost.flops > budget.maxFlops) {
     throw new InvalidFieldError(field, `at most ${budget.maxFlops.toLocaleString('en-US')} forward FLOPs a sample (the coordinator's --max-flops budget)`, `${cost.flops.toLocaleString('en-US')} FLOPs`);
+  }
+  const bytes = activationBytes(cost, batch);
+  if (bytes > budget.maxActivationBytes) {
+    throw new InvalidFieldError(field, `at most ${mib(budget.maxActivationBytes)} of activations for a step at batch ${batch} (the coordinator's --max-activation-bytes budget)`,
+      `${mib(bytes)} (${cost.activations.toLocaleString('en-US')} floats a sample)`);
   }
   if (cost.inputShape.join('x') !== inputShape.join('x')) {
     throw new InvalidFieldError(`${field} input shape`, `[${inputShape.join(', ')}] (the task's input)`, `[${cost.inputShape.join(', ')}]`);
@@ -253,24 +277,32 @@ export function checkCost(cost: ModelCost, budget: ModelBudget, inputShape: numb
   }
 }
 
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 1 })} MiB`;
+
 /**
  * Builds a spec for a task after checking it: a family spec's parameter count is worked out
  * before it is built, a `layers` topology's whole cost is; then the built model's cost is
  * checked against the budgets and the task's shapes.
  */
-export function buildCheckedModel(spec: ModelSpec, inputShape: number[], head: Head, seed: number, budget: ModelBudget): { model: tf.LayersModel; cost: ModelCost } {
+export function buildCheckedModel(spec: ModelSpec, inputShape: number[], head: Head, seed: number, budget: ModelBudget, batch = EVAL_BATCH): { model: tf.LayersModel; cost: ModelCost } {
   const valid = validateModelSpec(spec);
   const units = headUnits(head);
   const softmax = head.kind === 'classes';
+  const steps = Math.max(batch, EVAL_BATCH);
   if (valid.family === 'layers') {
-    checkCost(topologyCost(valid.topology), budget, inputShape, units, softmax);
+    checkCost(topologyCost(valid.topology), budget, inputShape, units, softmax, 'model', steps);
   } else {
     const estimate = familyParams(valid, inputShape, head);
-    if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, inputShape, outputShape: [units], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, units, softmax);
+    if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, activations: 0, inputShape, outputShape: [units], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, units, softmax);
   }
   const model = buildModel(valid, inputShape, head, seed);
-  const cost = topologyCost(JSON.parse(topologyJson(model)));
-  cost.params = model.countParams();
-  checkCost(cost, budget, inputShape, units, softmax);
-  return { model, cost };
+  try {
+    const cost = topologyCost(JSON.parse(topologyJson(model)));
+    cost.params = model.countParams();
+    checkCost(cost, budget, inputShape, units, softmax, 'model', steps);
+    return { model, cost };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
 }
