@@ -144,9 +144,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       if (faults.length > 1000) throw new InvalidFieldError('shard_faults', 'at most 1000 a heartbeat', String(faults.length));
       for (const f of faults) {
         // Only shards the node lists count; others (a node that left, say) are dropped.
-        if (deps.datasets.get(f.datasetNodeId)?.shards.some((s) => s.shardId === f.shardId)) {
-          ledger.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId);
+        if (!deps.datasets.get(f.datasetNodeId)?.shards.some((s) => s.shardId === f.shardId)) continue;
+        if (ledger.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId)) {
           log.warn('trainer reports a shard that failed its digest check', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
+        } else {
+          log.debug('shard fault report ignored: the trainer was never dealt that shard', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
         }
       }
       return { taskActive: jobs.isTaskActive(req.taskId) };

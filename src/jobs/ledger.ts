@@ -6,10 +6,18 @@
 import { Scoreboard } from '../scoring/index.js';
 import type { DatasetRecord, NodeRegistry } from '../rounds/index.js';
 
+/** Shards remembered as dealt to one trainer. */
+const DEALT_KEPT = 10_000;
+
 export class NodeLedger {
   readonly scoreboard = new Scoreboard();
   /** Trainers that reported each dataset node's shard failing its digest check. */
   private readonly shardFaults = new Map<string, Map<string, Set<string>>>();
+  /**
+   * Shards each trainer was dealt under a lease ("dataset/shard"), the most recent
+   * {@link DEALT_KEPT} a trainer: only a trainer that was given a shard may report it.
+   */
+  private readonly dealtTo = new Map<string, Set<string>>();
   /** Rounds each dataset node was live at a round's start, and rounds counted. */
   private readonly datasetLive = new Map<string, number>();
   private roundsCounted = 0;
@@ -17,10 +25,33 @@ export class NodeLedger {
   constructor(private readonly registry: NodeRegistry, private readonly datasets: () => DatasetRecord[]) {}
 
   /**
-   * A trainer found that a dataset node's shard did not match its listed digest. A shard counts
-   * as failed once two different trainers say so: one trainer alone could slander a node.
+   * A trainer found that a dataset node's shard did not match its listed digest. Counted only
+   * from a trainer that was dealt that shard (false: not counted), and a shard counts as failed
+   * once two different trainers say so: one trainer alone could slander a node, and trainers it
+   * never served cannot at all.
    */
-  reportShardFault(datasetNodeId: string, shardId: string, trainerId: string): void {
+  reportShardFault(datasetNodeId: string, shardId: string, trainerId: string): boolean {
+    if (!this.dealtTo.get(trainerId)?.has(`${datasetNodeId}/${shardId}`)) return false;
+    this.countFault(datasetNodeId, shardId, trainerId);
+    return true;
+  }
+
+  /** A round dealt `shards` of dataset nodes to `trainerId`. */
+  dealt(trainerId: string, shards: readonly { datasetNodeId: string; shardId: string }[]): void {
+    const set = this.dealtTo.get(trainerId) ?? this.dealtTo.set(trainerId, new Set()).get(trainerId)!;
+    for (const s of shards) {
+      const key = `${s.datasetNodeId}/${s.shardId}`;
+      set.delete(key);
+      set.add(key);
+    }
+    // Oldest first: a Set keeps insertion order.
+    for (const k of set) {
+      if (set.size <= DEALT_KEPT) break;
+      set.delete(k);
+    }
+  }
+
+  private countFault(datasetNodeId: string, shardId: string, trainerId: string): void {
     const byShard = this.shardFaults.get(datasetNodeId) ?? this.shardFaults.set(datasetNodeId, new Map()).get(datasetNodeId)!;
     (byShard.get(shardId) ?? byShard.set(shardId, new Set()).get(shardId)!).add(trainerId);
   }
@@ -50,7 +81,7 @@ export class NodeLedger {
   restore(s: ReturnType<NodeLedger['snapshot']>): void {
     this.roundsCounted = s.roundsCounted;
     for (const [d, n] of s.datasetLive) this.datasetLive.set(d, n);
-    for (const [d, shards] of s.shardFaults) for (const [shard, trainers] of shards) for (const t of trainers) this.reportShardFault(d, shard, t);
+    for (const [d, shards] of s.shardFaults) for (const [shard, trainers] of shards) for (const t of trainers) this.countFault(d, shard, t);
   }
 
   /** Recomputes every node's score from the observations and the nodes' records. */
