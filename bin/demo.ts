@@ -22,6 +22,8 @@ const DEMO_OPTIONS = {
   strategy: { type: 'string', default: 'fedavg', choices: ['fedavg', 'fedadam'], description: 'server strategy' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], description: 'trainers\' TF.js backend' },
   'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+ in groups of 5 (false: plaintext updates)' },
+  'dp-noise': { type: 'number', default: 0, min: 0, max: 100, description: 'differential privacy: the noise multiplier of each group sum (0: off; with --clip-norm)' },
+  'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (with --dp-noise: the sensitivity)' },
   'cpu-prof-dir': { type: 'string', default: '', env: 'AQ_CPU_PROF_DIR', description: 'folder where every process writes a CPU profile (node --cpu-prof) when it exits' },
   out: { type: 'string', default: 'out/demo', description: 'output folder: model/, history.json, summary.json, logs/' },
 } as const satisfies OptionTable;
@@ -88,7 +90,8 @@ export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.e
     console.log(`actiquest demo: 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--rounds', String(o.rounds),
       '--cohort', String(o.trainers), '--min-trainers', String(Math.min(o['min-trainers'], o.trainers)),
-      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'), prof);
+      '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']),
+      '--clip-norm', String(o['clip-norm']), '--dp-noise', String(o['dp-noise']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'), prof);
     children.push(coordinator);
     const coordinatorExit = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     readline.createInterface({ input: coordinator.stdout! }).on('line', (line) => console.log(`  ${line}`));

@@ -35,6 +35,12 @@ describe('job specs', () => {
       [['--cohort', '2', '--min-trainers', '3'], 'cohort: 2\nminTrainers: 3', '--min-trainers: expected at most --cohort (2), got 3', 'job.minTrainers: expected at most cohort (2), got 3'],
       [['--rounds', '1.5'], 'rounds: 1.5', '--rounds: expected an integer, got 1.5', 'job.rounds: expected an integer, got 1.5'],
       [['--neighbours', '3'], 'secureAggregation: { neighbours: 3 }', '--neighbours: expected an even number (or 0 for the default), got 3', 'job.secureAggregation.neighbours: expected an even number (or 0 for the default), got 3'],
+      [['--dp-noise', '1', '--clip-norm', '1', '--secure-aggregation', 'false'], 'clipNorm: 1\ndp: { noiseMultiplier: 1 }\nsecureAggregation: { enabled: false }',
+        '--dp-noise: expected 0 without secure aggregation (the coordinator would see each update and its noise share); turn --secure-aggregation on, got 1',
+        'job.dp.noiseMultiplier: expected 0 without secure aggregation (the coordinator would see each update and its noise share); turn secureAggregation.enabled on, got 1'],
+      [['--dp-noise', '1'], 'dp: { noiseMultiplier: 1 }', '--clip-norm: expected a positive L2 bound with --dp-noise (the sensitivity the noise is scaled to), got 0',
+        'job.clipNorm: expected a positive L2 bound with dp.noiseMultiplier (the sensitivity the noise is scaled to), got 0'],
+      [['--dp-epsilon', '3'], 'dp: { epsilon: 3 }', '--dp-epsilon: expected 0 without --dp-noise, got 3', 'job.dp.epsilon: expected 0 without dp.noiseMultiplier, got 3'],
       [['--cohort', '4'], 'cohort: 4\nminTrainers: 2', '--cohort: expected at least --min-group-size (5) with secure aggregation on, got 4', 'job.cohort: expected at least secureAggregation.minGroupSize (5) with secure aggregation on, got 4'],
     ];
     for (const [flags, spec, flagError, specError] of cases) {

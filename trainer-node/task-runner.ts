@@ -4,6 +4,7 @@
  * `local - global` as a chunk stream. Stops at the next batch when its signal aborts.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { privatize } from '../src/privacy/index.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
@@ -191,11 +192,14 @@ export class TaskRunner {
     const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
     const { norm } = clipped;
     const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
+    // Differential privacy: this member's share of its group's noise; every update weighs 1.
+    const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
+    if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
     let payload: Buffer = float32ToBytes(delta);
     if (secure) {
       await keysReady;
       // Large models are masked in threads; small ones inline (the pool decides).
-      const y = await secure.node.maskInputAsync(delta, data.count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
+      const y = await secure.node.maskInputAsync(delta, dp ? 1 : data.count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
       payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
     }
     const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);

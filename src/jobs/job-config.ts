@@ -24,7 +24,10 @@ export const JOB_OPTIONS = {
   'batch-size': { type: 'number', default: 32, min: 1, max: 65_536, description: 'local batch size' },
   lr: { type: 'number', default: 0, min: 0, max: 10, description: 'local learning rate (0: the task\'s default: exercise 0.002, pose 0.004)' },
   optimizer: { type: 'string', default: 'adam', choices: ['adam', 'sgd'], description: 'local optimizer (sgd has momentum 0.9)' },
-  'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (0: no clipping)' },
+  'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (0: no clipping); with --dp-noise, the sensitivity C of a group sum to one trainer' },
+  'dp-noise': { type: 'number', default: 0, min: 0, max: 100, description: 'differential privacy: noise multiplier sigma; each trainer adds its share so that every group sum carries N(0, (sigma C)^2) a coordinate (0: off; needs --clip-norm and secure aggregation)' },
+  'dp-delta': { type: 'number', default: 1e-5, min: 1e-15, max: 0.1, description: 'differential privacy: the delta epsilon is stated at' },
+  'dp-epsilon': { type: 'number', default: 0, min: 0, max: 1e6, description: 'differential privacy budget: the job ends before a round would spend more (0: no limit; epsilon is reported either way)' },
   strategy: { type: 'string', default: 'fedavg', choices: STRATEGIES, description: 'server aggregation strategy' },
   'server-lr': { type: 'number', default: 0, min: 0, max: 100, description: 'server learning rate (0: the strategy\'s default, 1 for fedavg, 0.01 for fedadam)' },
   'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+: the coordinator sees only sums of groups, never one update (--secure-aggregation false: plaintext updates)' },
@@ -57,7 +60,7 @@ export const JOB_SPEC_FIELDS = {
   'secureAggregation.enabled': 'secure-aggregation', 'secureAggregation.minGroupSize': 'min-group-size',
   'secureAggregation.neighbours': 'neighbours', 'secureAggregation.threshold': 'threshold',
   'secureAggregation.clipRange': 'clip-range', 'secureAggregation.stageTimeout': 'stage-timeout',
-  'secureAggregation.unmaskTimeout': 'unmask-timeout', shardsPerRound: 'shards-per-round', roundTimeout: 'round-timeout',
+  'secureAggregation.unmaskTimeout': 'unmask-timeout', 'dp.noiseMultiplier': 'dp-noise', 'dp.delta': 'dp-delta', 'dp.epsilon': 'dp-epsilon', shardsPerRound: 'shards-per-round', roundTimeout: 'round-timeout',
   cohortWait: 'cohort-wait', maxAttempts: 'max-attempts', validationSamples: 'validation-samples', modelSeed: 'model-seed',
 } as const satisfies Record<string, JobOption>;
 
@@ -108,6 +111,11 @@ export function resolveJobConfig(o: OptionValues<typeof JOB_OPTIONS>, id: JobIde
   if (o['secure-aggregation'] && o.cohort < o['min-group-size']) {
     fail('cohort', `at least ${name('min-group-size')} (${o['min-group-size']}) with secure aggregation on`, String(o.cohort));
   }
+  if (o['dp-noise'] > 0 && !o['secure-aggregation']) {
+    fail('dp-noise', `0 without secure aggregation (the coordinator would see each update and its noise share); turn ${name('secure-aggregation')} on`, String(o['dp-noise']));
+  }
+  if (o['dp-noise'] > 0 && !(o['clip-norm'] > 0)) fail('clip-norm', `a positive L2 bound with ${name('dp-noise')} (the sensitivity the noise is scaled to)`, String(o['clip-norm']));
+  if (o['dp-epsilon'] > 0 && !(o['dp-noise'] > 0)) fail('dp-epsilon', `0 without ${name('dp-noise')}`, String(o['dp-epsilon']));
   const task = getTask(o.task);
   const metrics = taskMetrics(task);
   const metric = id.metric || metrics[0]!;
@@ -136,6 +144,7 @@ export function resolveJobConfig(o: OptionValues<typeof JOB_OPTIONS>, id: JobIde
     modelSeed: o['model-seed'],
     priority: o.priority,
     metric,
+    dp: o['dp-noise'] > 0 ? Object.freeze({ noiseMultiplier: o['dp-noise'], delta: o['dp-delta'], epsilonBudget: o['dp-epsilon'] }) : null,
     secure: o['secure-aggregation'] ? Object.freeze({
       minGroupSize: o['min-group-size'],
       neighbours: o.neighbours,
@@ -173,10 +182,20 @@ export interface JobConfig {
   modelSeed: number;
   /** Secure aggregation, or null for plaintext updates. */
   secure: SecureAggregationConfig | null;
+  /** Differential privacy (distributed Gaussian noise under secure aggregation), or null. */
+  dp: DpConfig | null;
   /** Jobs share trainers in proportion to priority x task weight. */
   priority: number;
   /** The metric reports and the model card lead with (one of the task's). */
   metric: string;
+}
+
+/** Differential-privacy settings of a job (the clip C is `clipNorm`). */
+export interface DpConfig {
+  noiseMultiplier: number;
+  delta: number;
+  /** 0: no budget. */
+  epsilonBudget: number;
 }
 
 /** Secure-aggregation settings of a job. */

@@ -25,6 +25,7 @@ import {
 } from '../rounds/index.js';
 import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
+import { RdpAccountant } from '../privacy/index.js';
 import { RoundNotFoundError } from '../errors.js';
 import type { RoundResult, Signer, Task } from '../wire/index.js';
 import type { CoordinatorMetrics } from '../metrics/index.js';
@@ -77,6 +78,12 @@ export interface RoundRecord extends RoundResult {
   valMeanError?: number;
   /** Dataset nodes whose shards the reporters trained on. */
   datasets?: string[];
+  /**
+   * Differential privacy: the noise multiplier the round's released sums carried at the least
+   * (members that dropped before their masked input added no noise), and epsilon spent so far.
+   */
+  dpNoiseMultiplier?: number;
+  epsilon?: number;
 }
 
 export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
@@ -103,6 +110,8 @@ export class JobRunner {
   private readonly taskChanged: Notifier;
   /** Groups whose sums were seen in recent rounds: new groups never differ from them by one. */
   private readonly groupHistory = new GroupHistory();
+  /** What the released sums spent of the job's privacy (differential privacy on). */
+  readonly privacy = new RdpAccountant();
 
   constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
     this.task = getTask(config.task);
@@ -147,6 +156,7 @@ export class JobRunner {
     this.strategy.restore(cp.strategy);
     for (const r of rounds) {
       this.history.push(r.record);
+      if (r.record.dpNoiseMultiplier !== undefined) this.privacy.compose({ q: 1, noiseMultiplier: r.record.dpNoiseMultiplier });
       for (const g of r.groups) this.scoreboard.observe(g);
       this.groupHistory.add(r.groups.map((g) => g.members.map((m) => m.id)));
     }
@@ -255,6 +265,7 @@ export class JobRunner {
     const initial = await this.global.evaluate();
     progress(`job ${cfg.jobId}: ${this.task.name}, ${this.paramCount.toLocaleString('en-US')} parameters, ${cfg.rounds} rounds, ${cfg.strategy}; initial val ${this.task.metricName} ${(initial.accuracy * 100).toFixed(1)}%`);
     while (this.currentRound <= cfg.rounds && !signal.aborted) {
+      if (this.budgetSpent()) break;
       let done = false;
       for (let attempt = 1; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
         done = await this.runRound(attempt, signal);
@@ -453,6 +464,9 @@ export class JobRunner {
       return false;
     }
     const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log);
+    // The unmasked sums are out: what they spent of the job's privacy counts from here on.
+    const dpNoise = cfg.dp && secure ? this.releasedNoise(open, collected) : undefined;
+    if (dpNoise !== undefined) this.privacy.compose({ q: 1, noiseMultiplier: dpNoise });
     const previous = this.global.current;
     this.global.set(aggregated.next);
     let result: RoundRecord;
@@ -467,6 +481,7 @@ export class JobRunner {
         endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: collected.sums.length, groupsFailed: collected.failed.length,
         datasets: [...new Set(reported.flatMap((m) => m.task.shards.map((sh) => sh.datasetNodeId)))].sort(),
         ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
+        ...(dpNoise !== undefined ? { dpNoiseMultiplier: dpNoise, epsilon: this.privacy.epsilon(cfg.dp!.delta) } : {}),
       };
       if (this.deps.store) {
         const nodes = this.deps.registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record }));
@@ -492,6 +507,28 @@ export class JobRunner {
     return true;
   }
 
+  /**
+   * The noise multiplier the round's released group sums carried at the least: a group whose
+   * members did not all send a masked input holds only their shares of the noise.
+   */
+  private releasedNoise(open: OpenRound, collected: Collected): number {
+    const sigma = this.config.dp!.noiseMultiplier;
+    const planned = new Map((open.secure?.groups ?? []).map((g) => [g.params.groupId, g.params.members.length]));
+    return Math.min(...collected.sums.map((g) => sigma * Math.sqrt(g.members.length / (planned.get(g.groupId) ?? g.members.length))));
+  }
+
+  /** Whether another round would take the job past its privacy budget (then it ends, said why). */
+  private budgetSpent(): boolean {
+    const dp = this.config.dp;
+    if (!dp || dp.epsilonBudget <= 0) return false;
+    const next = this.privacy.epsilonAfter({ q: 1, noiseMultiplier: dp.noiseMultiplier }, dp.delta);
+    if (next <= dp.epsilonBudget) return false;
+    const spent = this.privacy.epsilon(dp.delta);
+    this.deps.progress(`job ${this.config.jobId}: privacy budget reached after ${this.privacy.rounds} rounds: epsilon ${spent.toFixed(2)} at delta ${dp.delta} (another round would make it ${next.toFixed(2)}, the budget is ${dp.epsilonBudget})`);
+    this.deps.log.info('privacy budget reached', { jobId: this.config.jobId, rounds: this.privacy.rounds, epsilon: spent, next, budget: dp.epsilonBudget });
+    return true;
+  }
+
   /** Metrics and the progress line of a completed round. */
   private report(r: RoundRecord): void {
     const { metrics } = this.deps;
@@ -502,6 +539,7 @@ export class JobRunner {
     metrics.validationLoss.set({ job: cfg.jobId }, r.valLoss);
     const groupsText = r.groups + r.groupsFailed > 0 ? ` in ${r.groups} secure group${r.groups === 1 ? '' : 's'}${r.groupsFailed ? ` (${r.groupsFailed} dropped)` : ''}` : '';
     const meanError = r.valMeanError !== undefined ? `, mean keypoint error ${(r.valMeanError * this.task.inputShape[1]!).toFixed(2)} px` : '';
-    this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
+    const privacy = r.epsilon !== undefined ? `, epsilon ${r.epsilon.toFixed(2)} at delta ${cfg.dp!.delta}` : '';
+    this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${privacy}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
   }
 }

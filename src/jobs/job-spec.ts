@@ -20,6 +20,8 @@
  * strategy: fedadam
  * strategyParams: { serverLearningRate: 0.01 }
  * secureAggregation: { enabled: true, minGroupSize: 4 }
+ * clipNorm: 1                  # with dp: the L2 bound of one update (the sensitivity)
+ * dp: { noiseMultiplier: 0.8, delta: 1e-5, epsilon: 8 }   # differential privacy; epsilon: the budget
  * metric: pck
  * priority: 2
  * ```
@@ -38,10 +40,10 @@ export const MAX_SPEC_BYTES = 1 << 20;
 const TOP_FIELDS = [
   'rounds', 'cohort', 'minTrainers', 'localEpochs', 'batchSize', 'learningRate', 'clipNorm', 'shardsPerRound', 'roundTimeout', 'cohortWait',
   'maxAttempts', 'validationSamples', 'modelSeed', 'taskWeight', 'priority', 'id', 'task', 'model', 'optimizer', 'strategy', 'strategyParams',
-  'secureAggregation', 'metric', 'description',
+  'secureAggregation', 'dp', 'metric', 'description',
 ];
 
-/** The fields of a nested mapping (`secureAggregation`, `strategyParams`). */
+/** The fields of a nested mapping (`secureAggregation`, `strategyParams`, `dp`). */
 function nestedFields(parent: string): string[] {
   return Object.keys(JOB_SPEC_FIELDS).filter((f) => f.startsWith(`${parent}.`)).map((f) => f.slice(parent.length + 1));
 }
@@ -100,7 +102,7 @@ export function jobConfigFrom(doc: unknown): ParsedJobSpec {
   const s = object('job', doc);
   onlyKnown('job', s, TOP_FIELDS);
   const nested: Record<string, Record<string, unknown>> = {};
-  for (const parent of ['strategyParams', 'secureAggregation']) {
+  for (const parent of ['strategyParams', 'secureAggregation', 'dp']) {
     nested[parent] = object(`job.${parent}`, s[parent]);
     onlyKnown(`job.${parent}`, nested[parent], nestedFields(parent));
   }

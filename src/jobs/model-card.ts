@@ -44,6 +44,12 @@ export async function modelCard(job: CardSource, modelDir: string): Promise<Reco
       rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
       batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,
       secureAggregation: cfg.secure ? { minGroupSize: cfg.secure.minGroupSize, clipRange: cfg.secure.clipRange } : null,
+      // Trainer-level (user-level) differential privacy of the released sums, hence of the model.
+      differentialPrivacy: cfg.dp ? {
+        epsilon: runner.privacy.epsilon(cfg.dp.delta), delta: cfg.dp.delta, noiseMultiplier: cfg.dp.noiseMultiplier, clipNorm: cfg.clipNorm,
+        epsilonBudget: cfg.dp.epsilonBudget || null, rounds: runner.privacy.rounds,
+        unit: 'one trainer\'s whole contribution to a round (its clipped update); RDP of the Gaussian mechanism composed over rounds, no sampling amplification',
+      } : null,
     },
     data: {
       datasetNodes: [...new Set(runner.history.flatMap((r) => r.datasets ?? []))].sort(),

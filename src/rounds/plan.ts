@@ -49,6 +49,8 @@ export interface PlanSettings {
   clipNorm: number;
   /** Secure aggregation, or null for plaintext updates. */
   secure: GroupSettings | null;
+  /** Differential privacy: every update weighs 1 and carries its share of the noise (null: off). */
+  dp: { noiseMultiplier: number } | null;
 }
 
 /** What {@link planRound} needs. */
@@ -96,7 +98,7 @@ export function planRound(input: PlanInput): RoundPlan | null {
       taskId, jobId: cfg.jobId, round: input.round, task: cfg.task, model: input.model,
       train: {
         localEpochs: cfg.localEpochs, batchSize: cfg.batchSize, learningRate: cfg.learningRate,
-        optimizer: cfg.optimizer, clipNorm: cfg.clipNorm, seed: rng.uint32(),
+        optimizer: cfg.optimizer, clipNorm: cfg.clipNorm, seed: rng.uint32(), dpNoiseMultiplier: cfg.dp?.noiseMultiplier ?? 0,
       },
       shards: dealt[i]!, deadlineUnixMs: deadlineMs, secagg: null, leases: [],
     };
@@ -105,7 +107,8 @@ export function planRound(input: PlanInput): RoundPlan | null {
   });
   const identities = new Map<string, Uint8Array>(cohort.map((c) => [c.nodeId, c.identityKey]));
   if (!cfg.secure) return { members, groups: null, identities, deadlineMs };
-  const groups = planGroups(members.map((m) => ({ nodeId: m.nodeId, samples: m.task.shards.reduce((n, s) => n + s.numSamples, 0) })), {
+  // Under differential privacy each update weighs 1: the sum's sensitivity to one trainer is the clip.
+  const groups = planGroups(members.map((m) => ({ nodeId: m.nodeId, samples: cfg.dp ? 1 : m.task.shards.reduce((n, s) => n + s.numSamples, 0) })), {
     roundId: `${cfg.jobId}/${input.round}/${input.attempt}`, vectorLength: input.model.numParams + 1,
     settings: cfg.secure, history: input.history, rng,
   });
