@@ -237,7 +237,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), info);
         }
         deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
-        metrics.updatesAccepted.inc({ job: header.jobId });
+        metrics.updatesAccepted.inc({ job_id: header.jobId });
         const c = round.counts();
         log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });
         return { accepted: true, receivedUpdates: c.reported };

@@ -70,12 +70,14 @@ describe('researchers\' jobs', () => {
 
     // Prometheus sees each job apart.
     const metric = (name: string, labels: Record<string, string>) => metricValue(c.metricsAddress!, name, labels);
-    expect(await metric('actiquest_rounds_total', { job: 'alpha', result: 'completed' })).toBe(2);
-    expect(await metric('actiquest_rounds_total', { job: 'beta', result: 'completed' })).toBe(2);
-    expect(await metric('actiquest_updates_accepted_total', { job: 'alpha' })).toBe(hist('alpha').reduce((n, r) => n + r.participants, 0));
-    expect(await metric('actiquest_updates_accepted_total', { job: 'beta' })).toBe(2);
-    expect(await metric('actiquest_validation_accuracy_ratio', { job: 'alpha' })).toBeCloseTo(hist('alpha')[1]!.valAccuracy, 6);
-    expect(await metric('actiquest_round', { job: 'idle' })).toBe(1);
+    expect(await metric('actiquest_rounds_total', { job_id: 'alpha', result: 'completed' })).toBe(2);
+    expect(await metric('actiquest_rounds_total', { job_id: 'beta', result: 'completed' })).toBe(2);
+    expect(await metric('actiquest_updates_accepted_total', { job_id: 'alpha' })).toBe(hist('alpha').reduce((n, r) => n + r.participants, 0));
+    expect(await metric('actiquest_updates_accepted_total', { job_id: 'beta' })).toBe(2);
+    // A job's gauges go when it ends; a running job's stay.
+    await expect(metric('actiquest_validation_accuracy_ratio', { job_id: 'alpha' })).rejects.toThrow(/not found/);
+    await expect(metric('actiquest_round', { job_id: 'beta' })).rejects.toThrow(/not found/);
+    expect(await metric('actiquest_round', { job_id: 'idle' })).toBe(1);
     expect(await metric('actiquest_jobs', { state: 'DONE' })).toBe(2);
     expect(await metric('actiquest_jobs', { state: 'RUNNING' })).toBe(1);
 

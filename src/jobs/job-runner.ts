@@ -251,6 +251,10 @@ export class JobRunner {
         // the store is what failed; the state above is what callers see
       }
       return this.state;
+    } finally {
+      // A job's gauges describe a job in progress: once it ends its series go (its counters stay).
+      const { metrics } = this.deps;
+      for (const g of [metrics.currentRound, metrics.validationAccuracy, metrics.validationLoss]) g.remove({ job_id: cfg.jobId });
     }
   }
 
@@ -259,7 +263,7 @@ export class JobRunner {
     const cfg = this.config;
     this.state = 'RUNNING';
     this.deps.store?.saveJob(cfg.jobId, '', 'RUNNING');
-    metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
+    metrics.currentRound.set({ job_id: cfg.jobId }, this.currentRound);
     if (this.resumedFrom >= cfg.rounds) progress(`job ${cfg.jobId}: already done (${this.resumedFrom} rounds recorded in this --out); use another --out or --job-id to train again`);
     else if (this.resumedFrom > 0) progress(`job ${cfg.jobId}: resumed after round ${this.resumedFrom} of ${cfg.rounds} from its checkpoint`);
     const initial = await this.global.evaluate();
@@ -280,7 +284,7 @@ export class JobRunner {
         return this.state;
       }
       this.currentRound++;
-      metrics.currentRound.set({ job: cfg.jobId }, this.currentRound);
+      metrics.currentRound.set({ job_id: cfg.jobId }, this.currentRound);
     }
     // A stop (SIGTERM, close) is not a cancellation of the job: it resumes on the next start.
     this.state = signal.aborted ? 'CANCELLED' : 'DONE';
@@ -443,7 +447,7 @@ export class JobRunner {
 
   /** Counts and prints a failed attempt. */
   private failRound(why: string): void {
-    this.deps.metrics.roundsTotal.inc({ job: this.config.jobId, result: 'failed' });
+    this.deps.metrics.roundsTotal.inc({ job_id: this.config.jobId, result: 'failed' });
     this.deps.progress(`round ${this.currentRound}: ${why}`);
   }
 
@@ -533,10 +537,10 @@ export class JobRunner {
   private report(r: RoundRecord): void {
     const { metrics } = this.deps;
     const cfg = this.config;
-    metrics.roundsTotal.inc({ job: cfg.jobId, result: 'completed' });
-    metrics.roundDuration.observe({ job: cfg.jobId }, r.durationSeconds);
-    metrics.validationAccuracy.set({ job: cfg.jobId }, r.valAccuracy);
-    metrics.validationLoss.set({ job: cfg.jobId }, r.valLoss);
+    metrics.roundsTotal.inc({ job_id: cfg.jobId, result: 'completed' });
+    metrics.roundDuration.observe({ job_id: cfg.jobId }, r.durationSeconds);
+    metrics.validationAccuracy.set({ job_id: cfg.jobId }, r.valAccuracy);
+    metrics.validationLoss.set({ job_id: cfg.jobId }, r.valLoss);
     const groupsText = r.groups + r.groupsFailed > 0 ? ` in ${r.groups} secure group${r.groups === 1 ? '' : 's'}${r.groupsFailed ? ` (${r.groupsFailed} dropped)` : ''}` : '';
     const meanError = r.valMeanError !== undefined ? `, mean keypoint error ${(r.valMeanError * this.task.inputShape[1]!).toFixed(2)} px` : '';
     const privacy = r.epsilon !== undefined ? `, epsilon ${r.epsilon.toFixed(2)} at delta ${cfg.dp!.delta}` : '';

@@ -1,7 +1,11 @@
 /**
- * Prometheus metrics (prom-client): one registry a process, names `actiquest_*` in snake_case
- * with base-unit suffixes, counters ending in `_total`, labels only of few values (never a node
- * id). `serveMetrics` exposes a registry over HTTP at `/metrics`.
+ * Prometheus metrics (prom-client): one registry a process. The process and Node.js metrics
+ * keep their standard names (`process_*`, `nodejs_*`), which dashboards and alerts look for;
+ * the project's are `actiquest_*` in snake_case with base-unit suffixes, counters ending in
+ * `_total`, labels only of few values: a job's series carry `job_id` (Prometheus sets `job`
+ * itself), never a node id, so a series count stays bounded by jobs and not by miners.
+ * `promtool check metrics` passes on every role (test/metrics.test.ts). `serveMetrics` exposes
+ * a registry over HTTP at `/metrics`.
  */
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -12,7 +16,11 @@ export const REJECT_REASONS = ['invalid_argument', 'failed_precondition', 'not_f
 function registry(role: string): Registry {
   const r = new Registry();
   r.setDefaultLabels({ role });
-  collectDefaultMetrics({ register: r, prefix: 'actiquest_process_' });
+  collectDefaultMetrics({ register: r });
+  // prom-client's gauges of active handles, requests and resources end in `_total`, which
+  // Prometheus reserves for counters (promtool refuses them); their per-type gauges
+  // (`nodejs_active_handles{type}` and the others) stay, and sum to the same.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) r.removeSingleMetric(name);
   return r;
 }
 
@@ -24,19 +32,19 @@ export function coordinatorMetrics() {
   return {
     jobStates,
     registry: r,
-    roundsTotal: new Counter({ name: 'actiquest_rounds_total', help: 'Rounds finished, by job and result', labelNames: ['job', 'result'] as const, registers: [r] }),
+    roundsTotal: new Counter({ name: 'actiquest_rounds_total', help: 'Rounds finished, by job and result', labelNames: ['job_id', 'result'] as const, registers: [r] }),
     roundDuration: new Histogram({
-      name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation, by job', labelNames: ['job'] as const,
+      name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation, by job', labelNames: ['job_id'] as const,
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600], registers: [r],
     }),
     receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Update bytes received', registers: [r] }),
     sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Model bytes sent', registers: [r] }),
-    updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job'] as const, registers: [r] }),
+    updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job_id'] as const, registers: [r] }),
     updatesRejected: new Counter({ name: 'actiquest_updates_rejected_total', help: 'Updates refused, by reason', labelNames: ['reason'] as const, registers: [r] }),
     liveTrainers: new Gauge({ name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r] }),
-    currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress (or next), by job', labelNames: ['job'] as const, registers: [r] }),
-    validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation metric of the latest global model (accuracy, or PCK@0.2 for keypoints), by job', labelNames: ['job'] as const, registers: [r] }),
-    validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model, by job', labelNames: ['job'] as const, registers: [r] }),
+    currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress (or next), by job', labelNames: ['job_id'] as const, registers: [r] }),
+    validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation metric of the latest global model (accuracy, or PCK@0.2 for keypoints), by job', labelNames: ['job_id'] as const, registers: [r] }),
+    validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model, by job', labelNames: ['job_id'] as const, registers: [r] }),
     jobs: new Gauge({
       name: 'actiquest_jobs', help: 'Jobs known to the coordinator, by state', labelNames: ['state'] as const, registers: [r],
       collect() {
