@@ -8,7 +8,7 @@
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
-import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, serveIdentity, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
+import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
@@ -126,6 +126,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   // Signed requests: admitted by the allowlist and, with a chain, by the subnet's metagraph.
   const metagraph = config.auth && config.chain ? new MetagraphAdmission(config.chain.netuid) : null;
   let lastPublication: Publication | null = null;
+  let health: Health | null = null;
   const publications: Publication[] = [];
   let weightsFile: Promise<void> = Promise.resolve();
   const chain = config.chain ? new WeightsLoop({
@@ -136,6 +137,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     onMetagraph: metagraph ? (mg) => metagraph.update(mg.neurons.map((n) => n.hotkey), mg.block) : undefined,
     onStatus: (st) => {
       metrics.chainConnected.set(st.connected ? 1 : 0);
+      health?.set(st.connected && !closing ? 'SERVING' : 'NOT_SERVING');
       metrics.weightsMode.reset();
       if (st.mode) metrics.weightsMode.set({ mode: st.mode }, 1);
     },
@@ -179,6 +181,9 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   serveIdentity(grpc.server, log, identity, 'coordinator');
+  // Ready (overall SERVING) once the store is open and, with --chain, while the chain is connected.
+  health = serveHealthAndReflection(grpc.server, ['actiquest.v1.Coordinator', 'actiquest.v1.Jobs']);
+  health.set(!chain || chain.status().connected ? 'SERVING' : 'NOT_SERVING');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   if (chain) {
     // The endpoint trainers find on chain: --announce, else the listen address when it is routable.
@@ -228,6 +233,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   async function shutdown(): Promise<void> {
     {
       closing = true;
+      health?.stopping();
       await jobs.close();
       await grpc.close();
       await metricsServer?.close();

@@ -5,7 +5,7 @@
  * honoured.
  */
 import { roleLogger, nodeIdentity, keepRegistered, ValidatorWatch } from '../src/node/index.js';
-import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
+import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, serveHealthAndReflection, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
@@ -49,6 +49,9 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   }
   // A node without a hotkey names none: requests to it are bound to it by the lease, which names the node.
   serveIdentity(grpc.server, log, signer?.address ?? '', 'dataset');
+  // The shards were opened and verified above: ready.
+  const health = serveHealthAndReflection(grpc.server, ['actiquest.v1.Dataset']);
+  health.set('SERVING');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
   const advertise = config.advertise || address;
@@ -104,6 +107,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
     metricsAddress: metricsServer?.address ?? null,
     async close() {
       closing = true;
+      health.stopping();
       stop.abort();
       await watch?.close();
       await Promise.allSettled([...coordinators.values()].map((c) => c.close()));

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { toU16Weights } from '../src/scoring/index.js';
-import { Harness, freePort, grpcError } from './helpers.js';
+import { Harness, freePort, grpcError, healthOf } from './helpers.js';
 import { status } from '@grpc/grpc-js';
 import { callUnary, makeClient, CoordinatorClient } from '../src/wire/index.js';
 
@@ -120,6 +120,8 @@ run('subtensor weights', () => {
       for (const id of [...miners.map((m) => m.address), validator.address]) await h.trainer(c.address, id);
       expect(await c.done).toBe('DONE');
       await c.flushWeights();
+      // Connected to its chain: ready.
+      expect(await healthOf(c.address)).toBe('SERVING');
       const pub = c.lastPublication();
       expect(pub).not.toBeNull();
       expect(pub!.mode).toBe('set');
@@ -476,6 +478,9 @@ describe('a coordinator whose chain is unreachable', () => {
       for (const m of ['t1', 't2']) await h.trainer(c.address, m);
       expect(await c.done).toBe('DONE');
       expect(c.weightsStatus()).toMatchObject({ connected: false, lastPublication: null });
+      // Not ready for a probe without its chain; its services still answer.
+      expect(await healthOf(c.address)).toBe('NOT_SERVING');
+      expect(await healthOf(c.address, 'actiquest.v1.Coordinator')).toBe('SERVING');
       expect(c.weightsStatus()!.waiting).toMatch(new RegExp(`^subtensor at ${url}: .+; retrying in \\d+ s$`));
       const unreachable = () => fs.readFileSync(h.logFile('coordinator'), 'utf8').split('\n').filter((l) => l.includes('"msg":"chain unreachable"'));
       const end = Date.now() + 20_000;

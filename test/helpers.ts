@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tsxLoaderUrl } from '../src/util/index.js';
 import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { onTestFailed } from 'vitest';
 import { loadCoordinatorConfig } from '../coordinator/config.js';
 import { startCoordinator, type Coordinator, type CoordinatorHooks } from '../coordinator/main.js';
@@ -157,4 +158,18 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+const HealthClient = grpc.makeClientConstructor(healthService, 'Health');
+
+/** What `grpc.health.v1.Health/Check` says of `service` ('' : the whole server) at `address`. */
+export async function healthOf(address: string, service = ''): Promise<string> {
+  const client = new HealthClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
+  };
+  try {
+    return await new Promise<string>((resolve, reject) => client.Check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))));
+  } finally {
+    client.close();
+  }
 }

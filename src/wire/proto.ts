@@ -22,6 +22,8 @@ const definition = protoLoader.loadSync(
   ['actiquest/v1/coordinator.proto', 'actiquest/v1/jobs.proto', 'actiquest/v1/dataset.proto', 'actiquest/v1/types.proto', 'actiquest/v1/secagg.proto', 'actiquest/v1/identity.proto'],
   { includeDirs: [PROTO_ROOT], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
 );
+/** The loaded contract, for server reflection (`grpc.reflection.v1` and `v1alpha`). */
+export const packageDefinition = definition;
 const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto & IdentityProto).actiquest.v1;
 
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */

@@ -8,7 +8,9 @@ import type { Http2Server, Http2Session } from 'node:http2';
 import { MAX_MESSAGE_BYTES } from './blob.js';
 import { toServiceError } from './status.js';
 import type { Logger } from '../util/index.js';
-import { identityService, type IdentityHandlers } from './proto.js';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { identityService, packageDefinition, type IdentityHandlers } from './proto.js';
 
 /**
  * HTTP/2 flow-control window the servers advertise, per stream and per connection. grpc-js
@@ -161,4 +163,31 @@ export function clientStream<Req, Res>(
 export function serveIdentity(server: grpc.Server, log: Logger, hotkey: string, role: 'coordinator' | 'dataset'): void {
   const handlers: IdentityHandlers = { Who: unary(log, 'Who', () => ({ hotkey, role })) };
   server.addService(identityService, handlers);
+}
+
+/** A server's `grpc.health.v1.Health` status: overall ('') and for each of its services. */
+export interface Health {
+  /** Sets the overall status (what a probe without a service name reads). */
+  set(status: ServingStatus): void;
+  /** Every service NOT_SERVING (shutting down). */
+  stopping(): void;
+}
+
+/**
+ * Serves the standard gRPC health service (`grpc-health-check`) and server reflection
+ * (`@grpc/reflection`, v1 and v1alpha) for `services` on `server`, so that Kubernetes probes,
+ * gRPC-aware load balancers and grpcurl work. Each named service is SERVING once added; the
+ * overall status starts NOT_SERVING and follows the role's readiness through the handle.
+ */
+export function serveHealthAndReflection(server: grpc.Server, services: readonly string[]): Health {
+  const names = [...services, 'actiquest.v1.Identity'];
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(names.map((n) => [n, 'SERVING' as const])) });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition, { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
+  return {
+    set: (status) => health.setStatus('', status),
+    stopping: () => {
+      for (const n of ['', ...names]) health.setStatus(n, 'NOT_SERVING');
+    },
+  };
 }
