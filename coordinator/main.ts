@@ -8,7 +8,7 @@
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
-import { createGrpcServer, coordinatorService, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
+import { createGrpcServer, coordinatorService, ensureCanListen, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
@@ -76,6 +76,9 @@ export function weightsReport(scoreboard: Scoreboard, rounds: number) {
 
 /** Starts the coordinator, its built-in job and the stored jobs it had not finished. */
 export async function startCoordinator(config: CoordinatorConfig, hooks: CoordinatorHooks = {}): Promise<Coordinator> {
+  // Before anything is opened: a busy port leaves no store behind.
+  await ensureCanListen('listen', config.listen);
+  if (config.metricsPort > 0) await ensureCanListen('metrics-port', `${config.metricsHost}:${config.metricsPort}`);
   const log = roleLogger('coordinator', config);
   const allowlist = config.auth?.allowlist ? new AllowlistAdmission(config.auth.allowlist) : null;
   const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));

@@ -5,7 +5,7 @@
  * honoured.
  */
 import { roleLogger, nodeIdentity, keepRegistered, ValidatorWatch } from '../src/node/index.js';
-import { callUnary, checkLeaseKey, leaseCryptoReady, RequestVerifier, serveHealthAndReflection, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
+import { callUnary, checkLeaseKey, ensureCanListen, leaseCryptoReady, RequestVerifier, serveHealthAndReflection, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
 import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
@@ -20,6 +20,7 @@ export interface DatasetNode {
 
 /** Starts a dataset node with `config`. */
 export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNode> {
+  await ensureCanListen('listen', given.listen);
   const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
   const config = { ...given, nodeId };
   await leaseCryptoReady();

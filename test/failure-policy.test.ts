@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Harness, actiquest, freePort } from './helpers.js';
@@ -39,4 +40,20 @@ describe('failure policy', () => {
       }
     }, 120_000);
   }
+});
+
+describe('startup errors', () => {
+  it('a coordinator on a busy port says so in one line, exits 1 and leaves nothing behind', async () => {
+    h = new Harness();
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    h.defer(() => new Promise<void>((r) => busy.close(() => r())));
+    const port = (busy.address() as net.AddressInfo).port;
+    const out = path.join(h.dir, 'coord');
+    const run = await actiquest(['coordinator', '--listen', `127.0.0.1:${port}`, '--out', out, '--metrics-port', '-1']);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n').at(-1)).toBe(`actiquest coordinator: --listen: expected an address this process can listen on, got 127.0.0.1:${port}: in use by another process`);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(out)).toBe(false);
+  }, 60_000);
 });

@@ -10,5 +10,5 @@ export { audienceOf, callClientStream, callServerStream, callUnary, makeClient, 
 export { callerOf, checkNodeIsCaller, HEADER_AUDIENCE, newSession, signerFromSecret, RequestVerifier, signedMetadata, signedService, sr25519Ready, verifySr25519, type Admission, type Signer, type SignOptions } from './auth.js';
 export { checkLease, checkLeaseKey, leaseCryptoReady, signLease } from './lease.js';
 export { checkTlsOptions, serverCredentials, useTlsForClients } from './tls.js';
-export { clientStream, createGrpcServer, serveHealthAndReflection, serveIdentity, serverStream, unary, type Health } from './server.js';
+export { clientStream, createGrpcServer, ensureCanListen, serveHealthAndReflection, serveIdentity, serverStream, unary, type Health } from './server.js';
 export { hasStatus, toServiceError } from './status.js';

@@ -5,6 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Http2Server, Http2Session } from 'node:http2';
+import net from 'node:net';
+import { ConfigError } from '../errors.js';
 import { MAX_MESSAGE_BYTES } from './blob.js';
 import { toServiceError } from './status.js';
 import type { Logger } from '../util/index.js';
@@ -190,4 +192,26 @@ export function serveHealthAndReflection(server: grpc.Server, services: readonly
       for (const n of ['', ...names]) health.setStatus(n, 'NOT_SERVING');
     },
   };
+}
+
+/**
+ * Throws a {@link ConfigError} naming `--<flag>` when `host:port` cannot be listened on (in use,
+ * not permitted, no such address); port 0 always can. Roles check before they open anything,
+ * so a busy port leaves no files behind.
+ */
+export async function ensureCanListen(flag: string, address: string): Promise<void> {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(flag, 'HOST:PORT', JSON.stringify(address));
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'in use by another process' : err.code === 'EACCES' ? 'not permitted (ports below 1024 need privileges)'
+        : err.code === 'EADDRNOTAVAIL' ? 'not an address of this machine' : err.message;
+      reject(new ConfigError(flag, 'an address this process can listen on', `${address}: ${why}`));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
