@@ -7,9 +7,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { tsxLoaderUrl } from '../src/util/index.js';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Harness, actiquest, freePort } from './helpers.js';
+import { Harness, actiquest, freePort, until } from './helpers.js';
 import { CoordinatorStore } from '../src/store/index.js';
 
 let h: Harness;
@@ -56,4 +58,48 @@ describe('startup errors', () => {
     expect(run.stderr).not.toMatch(/\n\s+at /);
     expect(fs.existsSync(out)).toBe(false);
   }, 60_000);
+});
+
+describe('connection errors a person understands', () => {
+  it('a trainer whose coordinator is unreachable says, after a few tries, what to check', async () => {
+    h = new Harness();
+    const address = `127.0.0.1:${await freePort()}`;
+    await h.trainer(address, 'lonely');
+    const log = () => fs.readFileSync(h.logFile('trainer-lonely'), 'utf8');
+    await until(() => log().includes('cannot register with the coordinator'), 'the hint', 30_000);
+    const hint = log().split('\n').find((l) => l.includes('cannot register with the coordinator'))!;
+    expect(JSON.parse(hint)).toMatchObject({ level: 'error', coordinator: address, failures: 5, hint: `nothing listens at ${address}: check the host and port (--coordinator), and that the coordinator runs` });
+    expect(log()).not.toContain('Resolution note');
+  }, 60_000);
+});
+
+/** Runs `cmd` until a line of its `stream` includes `text` (then stops it); resolves with that line. */
+function lineOf(cmd: string[], stream: 'stdout' | 'stderr', text: string, timeoutMs = 45_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no line with ${JSON.stringify(text)} in: ${out}`)); }, timeoutMs);
+    child[stream].on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split(/\r?\n/).find((l) => l.includes(text));
+      if (line && /\r?\n/.test(out.slice(out.indexOf(line)))) {
+        clearTimeout(timer);
+        child.kill('SIGTERM');
+        resolve(line);
+      }
+    });
+  });
+}
+
+describe('logs for a person', () => {
+  it('are readable lines on a terminal and JSON in a pipe', async () => {
+    h = new Harness();
+    const address = `127.0.0.1:${await freePort()}`;
+    const args = [process.execPath, '--import', tsxLoaderUrl(), path.resolve(import.meta.dirname, '../bin/actiquest.ts'), 'trainer', '--coordinator', address, '--node-id', 'tty', '--backend', 'cpu', '--metrics-port', '-1'];
+    // A pseudo-terminal (Python's pty module) for stderr, as an operator's shell gives.
+    const line = await lineOf(['python3', '-c', 'import pty, sys; pty.spawn(sys.argv[1:])', ...args], 'stdout', 'register failed; retrying');
+    expect(line).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} WARN  trainer\\.tty: register failed; retrying coordinator=${address.replace(/\./g, '\\.')} error=".*ECONNREFUSED.*" retryMs=250$`));
+    const json = await lineOf(args, 'stderr', 'register failed; retrying');
+    expect(JSON.parse(json)).toMatchObject({ level: 'warn', component: 'trainer.tty', coordinator: address, retryMs: 250 });
+  }, 120_000);
 });

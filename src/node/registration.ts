@@ -29,12 +29,36 @@ export interface KeepRegisteredOptions<R> {
   timeoutMs?: number;
 }
 
+/** Failed registrations in a row before the log says what to check (and every this many after). */
+export const HINT_AFTER_FAILURES = 5;
+
+/** A gRPC error's message without grpc-js's empty trailer ("Resolution note: "). */
+export function errorText(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).replace(/\s*Resolution note:\s*$/, '');
+}
+
+/** What a person should check when registering with the coordinator at `address` keeps failing with `err`. */
+export function connectionHint(err: unknown, address: string): string {
+  const text = errorText(err);
+  if (/certificate|SSL|TLS|handshake/i.test(text)) return `the TLS handshake with ${address} fails: if the coordinator uses TLS, give its CA with --tls-ca; if it does not, drop --tls-ca`;
+  if (hasStatus(err, status.UNAUTHENTICATED)) return `${address} takes signed requests only: give this node a hotkey (--wallet.name and --wallet.hotkey, --hotkey-file, or AQ_HOTKEY_URI)`;
+  if (hasStatus(err, status.PERMISSION_DENIED)) return `${address} does not admit this hotkey: ask its operator to allowlist it, or register it on the subnet`;
+  if (hasStatus(err, status.DEADLINE_EXCEEDED)) return `${address} does not answer: a firewall dropping packets, the wrong host, or an overloaded coordinator`;
+  if (hasStatus(err, status.UNAVAILABLE)) {
+    if (/ECONNREFUSED/.test(text)) return `nothing listens at ${address}: check the host and port (--coordinator), and that the coordinator runs`;
+    if (/ENOTFOUND|EAI_AGAIN|DNS/i.test(text)) return `the host of ${address} does not resolve: check its name`;
+    return `${address} is unreachable (${text}): check the address, that the coordinator runs, and the network between`;
+  }
+  return `registering keeps failing (${text})`;
+}
+
 /** Runs until `signal` aborts. */
 export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(options: KeepRegisteredOptions<R>): Promise<void> {
   const { log, signal } = options;
   const client = options.client ?? makeClient(CoordinatorClient, options.coordinator);
   const timeoutMs = options.timeoutMs ?? 5_000;
   let backoff = 250;
+  let failures = 0;
   try {
     while (!signal.aborted) {
       let interval: number;
@@ -44,9 +68,14 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
         options.onRegistered?.(res);
         log.info('registered', { coordinator: options.coordinator });
         backoff = 250;
+        failures = 0;
       } catch (err) {
         if (signal.aborted) return;
-        log.warn('register failed; retrying', { coordinator: options.coordinator, error: (err as Error).message, retryMs: backoff });
+        failures++;
+        log.warn('register failed; retrying', { coordinator: options.coordinator, error: errorText(err), retryMs: backoff });
+        if (failures % 20 === HINT_AFTER_FAILURES % 20) {
+          log.error('cannot register with the coordinator', { coordinator: options.coordinator, failures, hint: connectionHint(err, options.coordinator) });
+        }
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, 5_000);
         continue;
@@ -67,7 +96,7 @@ export async function keepRegistered<R extends { heartbeatIntervalMs: number }>(
             log.warn('coordinator forgot this node; registering again');
             break;
           }
-          log.warn('heartbeat failed', { error: (err as Error).message });
+          log.warn('heartbeat failed', { error: errorText(err) });
           if (hasStatus(err, status.UNAVAILABLE)) {
             await sleep(backoff, signal);
             backoff = Math.min(backoff * 2, 5_000);

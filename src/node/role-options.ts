@@ -15,6 +15,7 @@ import { ConfigError } from '../errors.js';
 export const LOG_OPTIONS = {
   'log-level': { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], env: 'AQ_LOG_LEVEL', description: 'least severe log level written' },
   'log-file': { type: 'string', default: '', env: 'AQ_LOG_FILE', description: 'append logs to this file instead of writing them to stderr' },
+  'log-format': { type: 'string', default: 'auto', choices: ['auto', 'json', 'text'], env: 'AQ_LOG_FORMAT', description: 'json: one JSON object a line; text: readable lines; auto: text on a terminal, json to files and pipes' },
 } as const satisfies OptionTable;
 
 /** Where a role's logs go. */
@@ -22,19 +23,24 @@ export interface LogConfig {
   logLevel: LogLevel;
   /** Absolute path of the log file ('' : stderr). */
   logFile: string;
+  /** auto: text when the lines go to a terminal, else json. */
+  logFormat?: 'auto' | 'json' | 'text';
 }
 
 /** The resolved logging options. */
 export function logConfigOf(o: OptionValues<typeof LOG_OPTIONS>): LogConfig {
-  return { logLevel: o['log-level'] as LogLevel, logFile: o['log-file'] ? path.resolve(o['log-file']) : '' };
+  return { logLevel: o['log-level'] as LogLevel, logFile: o['log-file'] ? path.resolve(o['log-file']) : '', logFormat: o['log-format'] as LogConfig['logFormat'] };
 }
 
-/** The root logger of a role, writing where `config` says. */
+/** The root logger of a role, writing where `config` says, in the format it asks for. */
 export function roleLogger(component: string, config: LogConfig): Logger {
-  if (!config.logFile) return createLogger(component, { level: config.logLevel });
+  const want = config.logFormat ?? 'auto';
+  const toTerminal = !config.logFile && process.stderr.isTTY === true;
+  const format = want === 'auto' ? (toTerminal ? 'text' : 'json') : want;
+  if (!config.logFile) return createLogger(component, { level: config.logLevel, format });
   fs.mkdirSync(path.dirname(config.logFile), { recursive: true });
   const fd = fs.openSync(config.logFile, 'a');
-  return createLogger(component, { level: config.logLevel, write: (line) => fs.writeSync(fd, line) });
+  return createLogger(component, { level: config.logLevel, format, write: (line) => fs.writeSync(fd, line) });
 }
 
 /** The Prometheus endpoint's options, with the role's default port (-1: off by default). */

@@ -1,6 +1,7 @@
 /**
- * Structured logs: one JSON object a line on stderr, with time, level, component and fields.
- * Never pass keys, shares, masks or model weights as fields.
+ * Structured logs: one JSON object a line on stderr, with time, level, component and fields;
+ * or, for a person at a terminal, one readable line each (`text`: time, level, component,
+ * message, then key=value fields). Never pass keys, shares, masks or model weights as fields.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -20,6 +21,21 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Where lines go; stderr by default. */
   write?: (line: string) => void;
+  /** json (the default: files, pipes, log collectors) or text (a terminal). */
+  format?: 'json' | 'text';
+}
+
+/** A field's value as a text line shows it: bare when it is one plain word, else JSON. */
+function shown(v: unknown): string {
+  if (typeof v === 'string' && /^[\w.:/@+-]+$/.test(v)) return v;
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** One readable line: `14:35:02.123 WARN  trainer.t0: register failed; retrying coordinator=... retryMs=250`. */
+function textLine(level: LogLevel, component: string, msg: string, fields?: Record<string, unknown>): string {
+  const t = new Date().toISOString().slice(11, 23);
+  const rest = Object.entries(fields ?? {}).map(([k, v]) => `${k}=${shown(v)}`).join(' ');
+  return `${t} ${level.toUpperCase().padEnd(5)} ${component}: ${msg}${rest ? ` ${rest}` : ''}\n`;
 }
 
 /** Creates a logger for `component`. */
@@ -28,7 +44,7 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
   const write = options.write ?? ((line: string) => process.stderr.write(line));
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
-    write(JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...fields }) + '\n');
+    write(options.format === 'text' ? textLine(level, component, msg, fields) : JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...fields }) + '\n');
   };
   return {
     debug: (m, f) => emit('debug', m, f),
