@@ -1,11 +1,24 @@
 /**
  * What Prometheus scrapes from each role after a job: `promtool check metrics` (Debian's
  * prometheus package) finds nothing to say, process and Node.js metrics carry their standard
- * names, and no series has a label named `job` (Prometheus sets that one itself).
+ * names, and no series has a label named `job` (Prometheus sets that one itself). The Grafana
+ * dashboards in dashboards/ ask only for metrics the roles export, in PromQL promtool parses.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Harness } from './helpers.js';
+
+const DASHBOARDS = path.resolve(import.meta.dirname, '../dashboards');
+
+/** Every PromQL expression of a Grafana dashboard (panel targets and query variables), Grafana's variables filled in. */
+function expressionsOf(file: string): string[] {
+  const d = JSON.parse(fs.readFileSync(file, 'utf8')) as { panels: { targets: { expr: string }[] }[]; templating: { list: { query?: unknown }[] } };
+  const exprs = [...d.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...d.templating.list.map((v) => (v.query as { query?: string } | undefined)?.query).filter((q): q is string => typeof q === 'string')];
+  // label_values(metric{...}, label) is Grafana's, not PromQL: its first argument is.
+  return exprs.map((e) => e.replace(/^label_values\((.*), \w+\)$/, '$1').replaceAll('$instance', '.*'));
+}
 
 let h: Harness;
 afterEach(async () => h?.close());
@@ -23,7 +36,7 @@ function promtool(): string | null {
 const run = promtool() ? describe : describe.skip;
 
 run('metrics', () => {
-  it('pass promtool check metrics on every role, under their standard names, with job_id and never job', async () => {
+  it('pass promtool check metrics on every role, under their standard names, with job_id and never job; the dashboards query only them', async () => {
     h = new Harness();
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
       '--local-epochs', '1', '--validation-samples', '70']);
@@ -40,6 +53,23 @@ run('metrics', () => {
       }
       expect(text, role).not.toMatch(/actiquest_process_/);
       expect(text, role).not.toMatch(/[{,]job="/);
+    }
+    // The dashboards ask only for metrics some role exports, in PromQL promtool parses.
+    const exported = (await Promise.all([c.metricsAddress, d.metricsAddress, trainers[0]!.metricsAddress].map(async (a) => (await fetch(`http://${a!}/metrics`)).text()))).join('\n');
+    const typed = new Set([...exported.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    for (const file of fs.readdirSync(DASHBOARDS).filter((f) => f.endsWith('.json'))) {
+      const exprs = expressionsOf(path.join(DASHBOARDS, file));
+      expect(exprs.length, file).toBeGreaterThan(5);
+      for (const e of exprs) {
+        for (const [name] of e.matchAll(/\b(?:actiquest|process|nodejs)_[a-z0-9_]+/g)) {
+          const base = name.replace(/_(bucket|sum|count)$/, '');
+          expect(typed.has(name) || typed.has(base), `${file}: ${name} in ${e}`).toBe(true);
+        }
+      }
+      const rules = path.join(h.dir, `${file}.rules.yml`);
+      fs.writeFileSync(rules, `groups:\n  - name: dashboard\n    rules:\n${exprs.map((e, i) => `      - record: dashboard:expr${i}\n        expr: ${JSON.stringify(e)}\n`).join('')}`);
+      const parsed = spawnSync(promtool()!, ['check', 'rules', rules], { encoding: 'utf8' });
+      expect(parsed.status, `${file}: ${parsed.stdout}${parsed.stderr}`).toBe(0);
     }
     const coord = await (await fetch(`http://${c.metricsAddress!}/metrics`)).text();
     expect(coord).toMatch(/^actiquest_rounds_total\{job_id="job-1",result="completed",role="coordinator"\} 1$/m);
