@@ -3,6 +3,7 @@
  * learns group sums only, and they are exact even when a trainer dies mid-round.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, kill, until } from './helpers.js';
 import { callClientStream, callUnary, makeClient, CoordinatorClient, type Task, encodeBlob } from '../src/wire/index.js';
@@ -151,4 +152,23 @@ describe('secure aggregation: bad input over gRPC', () => {
     expect(await grpcError(callClientStream(client, 'SubmitUpdate', [{ part: 'header', header: { ...header, masked: true, blob: masked.header } }], T)))
       .toEqual({ code: status.FAILED_PRECONDITION, details: 'group g0: expected stage SHARE_KEYS, got MASKED_INPUT' });
   });
+  it('a member that puts another weight in its masked input gets its group\'s sum discarded, named by the group\'s members; the honest group trains on', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--rounds', '2', '--cohort', '6', '--min-trainers', '3', '--min-group-size', '3',
+      '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-a', DATA);
+    // The liar's weight word (the last) gains half the range: its group's unmasked total weight is far from the sample counts reported.
+    for (let i = 0; i < 6; i++) await h.trainer(c.address, `t${i}`, [], i === 0 ? { plantMasked: (y) => { y[y.length - 1] = (y[y.length - 1]! + 2 ** 31) >>> 0; } } : {});
+    expect(await c.done).toBe('DONE');
+    for (const r of c.job.history) {
+      expect(r.groups).toBe(1);
+      expect(r.groupsFailed).toBe(1);
+      expect(r.reporters).not.toContain('t0');
+      expect(r.participants).toBe(3);
+    }
+    const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+    const dropped = log.split('\n').filter((l) => l.includes('"msg":"secure aggregation group dropped"') && l.includes('unmasked total weight'));
+    expect(dropped.length).toBe(2);
+    expect(JSON.parse(dropped[0]!).members).toContain('t0');
+  }, 120_000);
 });

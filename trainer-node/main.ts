@@ -70,6 +70,8 @@ export interface TrainerHooks {
   onQuantized?: (taskId: string, q: Uint32Array) => void;
   /** Replaces each update before it is sent (tests plant free-riders with it). */
   plantUpdate?: (delta: Float32Array) => Float32Array;
+  /** Edits each masked input before it is sent (tests plant members that cheat inside a group). */
+  plantMasked?: (y: Uint32Array) => void;
 }
 
 /** Starts a trainer with `config`. */
@@ -107,7 +109,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const signal = AbortSignal.any([stop.signal, own.signal]);
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
     const runner = new TaskRunner({
-      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate,
+      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked,
       ...(admitPeer ? { admitPeer } : {}),
     });
     const session: Session = { address, label, share, close: () => Promise.resolve() };

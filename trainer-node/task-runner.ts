@@ -43,6 +43,8 @@ export class TaskRunner {
       admitPeer?: (peer: string) => boolean;
       /** Replaces the update before it is sent (tests plant free-riders and attackers with it). */
       plantUpdate?: (delta: Float32Array) => Float32Array;
+      /** Edits the masked input before it is sent (tests plant members that cheat inside a group). */
+      plantMasked?: (y: Uint32Array) => void;
     },
   ) {}
 
@@ -200,6 +202,7 @@ export class TaskRunner {
       await keysReady;
       // Large models are masked in threads; small ones inline (the pool decides).
       const y = await secure.node.maskInputAsync(delta, dp ? 1 : data.count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
+      this.deps.plantMasked?.(y);
       payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
     }
     const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);

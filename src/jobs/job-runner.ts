@@ -367,7 +367,7 @@ export class JobRunner {
       if (!plan) return await this.noGrouping(signal);
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
-      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal });
+      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null });
       // Sums the coordinator saw are remembered whether or not the round completes.
       if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
       if (signal.aborted) return false;

@@ -12,7 +12,7 @@
  * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
  * listener are released however the phase ends.
  */
-import { SecureAggregation, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
+import { SecureAggregation, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
 import { scoreStep } from '../scoring/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
@@ -85,6 +85,27 @@ export interface CollectOptions {
   localEpochs: number;
   log: Logger;
   signal: AbortSignal;
+  /** Every update weighs 1 (differential privacy), whatever sample count its header reports. */
+  unitWeights?: boolean;
+}
+
+/**
+ * Keeps the group sums whose unmasked total weight is what their members reported (their
+ * headers' sample counts, or 1 each with unit weights), within the quantization bound; a group
+ * where a member put another weight in its masked input (to outweigh the rest, or to unbalance
+ * the mean) is discarded, with its members named: the sum cannot say which one lied.
+ */
+export function checkGroupWeights(results: readonly GroupResult[], round: Round<Task>, secure: SecureAggregation, unitWeights: boolean): { kept: GroupResult[]; discarded: FailedGroup[] } {
+  const kept: GroupResult[] = [];
+  const discarded: FailedGroup[] = [];
+  for (const r of results) {
+    const params = secure.groups.find((g) => g.params.groupId === r.groupId)?.params;
+    const reported = r.members.reduce((n, id) => n + (unitWeights ? 1 : (round.member(id)?.numSamples ?? 0)), 0);
+    const bound = (params?.maxWeight ?? 1) * weightErrorBound(r.members.length, params?.quantBits ?? 16) * (1 + 1e-9) + 1e-9;
+    if (Math.abs(r.totalWeight - reported) <= bound) kept.push(r);
+    else discarded.push({ groupId: r.groupId, members: r.members, reason: `its unmasked total weight is ${r.totalWeight.toFixed(3)} where its members reported ${reported}: a member's masked input carries another weight; the sum is discarded` });
+  }
+  return { kept, discarded };
 }
 
 /**
@@ -112,9 +133,11 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
     if (secure && !signal.aborted) {
       secure.closeInputs();
       await secure.unmasked(signal);
-      const { results, failed } = await secure.finish();
-      for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, reason: f.reason });
-      collected = { outcome, reporters: new Set(results.flatMap((r) => r.members)), sums: results, failed };
+      const finished = await secure.finish();
+      const { kept, discarded } = checkGroupWeights(finished.results, round, secure, o.unitWeights === true);
+      const failed = [...finished.failed, ...discarded];
+      for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
+      collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept, failed };
     }
     for (const m of round.members()) {
       const reported = m.status === 'reported';
