@@ -87,4 +87,23 @@ describe('failure', () => {
     expect(c.job.history[0]!.attempt).toBe(2);
     expect(c.job.history[0]!.participants).toBe(2);
   });
+  it('ten silent trainers among five honest ones cannot fail a job: those that miss a deadline are benched and the cohort grows by the dropout', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '3', '--cohort', '5', '--min-trainers', '3', '--hidden', '16',
+      '--local-epochs', '1', '--round-timeout', '4', '--heartbeat-interval-ms', '200', '--validation-samples', '70', '--cohort-wait', '10', '--max-attempts', '2']);
+    await h.dataset(c.address, 'ds-a', ['--shards', '15', '--samples-per-shard', '32']);
+    const honest = ['h0', 'h1', 'h2', 'h3', 'h4'];
+    for (const id of honest) await h.trainer(c.address, id);
+    // Registered and heartbeating, but a batch takes them a minute: they never report in time.
+    for (let i = 0; i < 10; i++) await h.trainer(c.address, `silent${i}`, ['--delay-per-batch-ms', '60000']);
+    expect(await c.done).toBe('DONE');
+    expect(c.job.history).toHaveLength(3);
+    for (const r of c.job.history) {
+      expect(r.participants).toBeGreaterThanOrEqual(3);
+      for (const id of r.reporters) expect(honest).toContain(id);
+    }
+    // Every silent trainer that was chosen missed its deadline and is benched now.
+    const chosen = new Set(c.job.history.flatMap((r) => r.reporters));
+    expect(chosen.size).toBeGreaterThanOrEqual(3);
+  }, 180_000);
 });

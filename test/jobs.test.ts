@@ -153,5 +153,5 @@ describe('researchers\' jobs', () => {
     const again2 = await actiquest(['download', 'alpha', '--out', path.join(h.dir, 'alpha-2'), ...addr]);
     expect(again2.code).toBe(0);
     expect(fs.readFileSync(path.join(h.dir, 'alpha-2', 'weights.bin'))).toEqual(fs.readFileSync(path.join(dl, 'weights.bin')));
-  });
+  }, 300_000);
 });

@@ -110,6 +110,9 @@ export class JobRunner {
   private readonly taskChanged: Notifier;
   /** Groups whose sums were seen in recent rounds: new groups never differ from them by one. */
   private readonly groupHistory = new GroupHistory();
+  /** Share of a round's members that miss its deadline (an exponential average over attempts). */
+  private dropout = 0;
+  private attempts = 0;
   /** What the released sums spent of the job's privacy (differential privacy on). */
   readonly privacy = new RdpAccountant();
 
@@ -294,7 +297,8 @@ export class JobRunner {
 
   /** Trainers that may be selected: live, and able to sign keys when aggregation is secure. */
   eligible(): TrainerRecord[] {
-    const live = this.deps.registry.live();
+    const { registry } = this.deps;
+    const live = registry.live().filter((r) => !registry.benched(r.nodeId));
     return this.config.secure ? live.filter((r) => r.identityKey.length === 32) : live;
   }
 
@@ -368,6 +372,9 @@ export class JobRunner {
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
       const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null });
+      const members = open.round.members();
+      const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
+      this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;
       // Sums the coordinator saw are remembered whether or not the round completes.
       if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
       if (signal.aborted) return false;
@@ -394,8 +401,10 @@ export class JobRunner {
   private plan(attempt: number): RoundPlan | null {
     this.deps.ledger.countRound();
     const free = this.available();
+    // Over-provisioned by the share of members that recently missed the deadline.
+    const cohort = Math.ceil(this.config.cohort / Math.max(0.2, 1 - this.dropout));
     return planRound({
-      config: this.config, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
+      config: cohort === this.config.cohort ? this.config : { ...this.config, cohort }, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
       model: { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.global.sha256 },
       rng: this.rng, history: this.groupHistory, leaseSigner: this.deps.leaseSigner,
     });

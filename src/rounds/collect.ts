@@ -139,9 +139,12 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
       for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
       collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept, failed };
     }
-    for (const m of round.members()) {
-      const reported = m.status === 'reported';
-      registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined);
+    // A round stopped from outside (the job cancelled, the coordinator stopping) holds no one's record against them.
+    if (!signal.aborted) {
+      for (const m of round.members()) {
+        const reported = m.status === 'reported';
+        registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined);
+      }
     }
     return collected;
   } finally {

@@ -6,6 +6,11 @@
  * - uptime: the share of the time since it first registered during which it was live (an outage
  *   runs from the live timeout after its last heartbeat to its next one);
  * - throughput: its observed samples a second against the median of the trainers observed.
+ *
+ * A trainer that misses a deadline is benched: left out of cohorts for 30 s, doubling with each
+ * miss in a row up to an hour, and its claimed capacity halves with each (until it shows one
+ * by finishing a task); an update on time ends both. Ten silent trainers among five honest ones
+ * are out of the cohorts after one round each (test/failure.test.ts).
  */
 import type { Candidate } from './selection.js';
 
@@ -25,7 +30,14 @@ export interface TrainerRecord extends Candidate {
   downMs: number;
   /** Ed25519 key that signs its secure-aggregation keys (empty if it sent none). */
   identityKey: Buffer;
+  /** Deadlines missed in a row, and until when it is left out of cohorts for them. */
+  missedInRow?: number;
+  benchedUntilMs?: number;
 }
+
+/** The first bench of a trainer that missed a deadline, and the longest. */
+export const BENCH_BASE_MS = 30_000;
+export const BENCH_MAX_MS = 3_600_000;
 
 /** Registry of trainers. */
 export class NodeRegistry {
@@ -45,7 +57,7 @@ export class NodeRegistry {
     rec.advertised = advertised;
     rec.backend = backend;
     rec.device = device;
-    rec.capacity = rec.observed > 0 ? rec.observed : advertised;
+    rec.capacity = rec.observed > 0 ? rec.observed : advertised / 2 ** (rec.missedInRow ?? 0);
     this.nodes.set(nodeId, rec);
     return rec;
   }
@@ -95,6 +107,11 @@ export class NodeRegistry {
     return rec !== undefined && this.now() - rec.lastSeenMs <= this.liveTimeoutMs;
   }
 
+  /** Whether the trainer is benched now for missed deadlines. */
+  benched(nodeId: string): boolean {
+    return (this.nodes.get(nodeId)?.benchedUntilMs ?? 0) > this.now();
+  }
+
   /** Trainers seen within the live timeout. */
   live(): TrainerRecord[] {
     return [...this.nodes.values()].filter((r) => this.now() - r.lastSeenMs <= this.liveTimeoutMs);
@@ -124,6 +141,14 @@ export class NodeRegistry {
     rec.assigned++;
     if (onTime) rec.onTime++;
     rec.reliability = (rec.onTime + 1) / (rec.assigned + 2);
+    if (onTime) {
+      rec.missedInRow = 0;
+      rec.benchedUntilMs = 0;
+    } else {
+      rec.missedInRow = (rec.missedInRow ?? 0) + 1;
+      rec.benchedUntilMs = this.now() + Math.min(BENCH_BASE_MS * 2 ** (rec.missedInRow - 1), BENCH_MAX_MS);
+      if (rec.observed === 0) rec.capacity /= 2;
+    }
     if (samplesPerSecond !== undefined && Number.isFinite(samplesPerSecond) && samplesPerSecond > 0) {
       rec.observed = rec.observed > 0 ? 0.5 * rec.observed + 0.5 * samplesPerSecond : samplesPerSecond;
       rec.capacity = rec.observed;
