@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { tsxLoaderUrl } from '../src/util/index.js';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Harness, actiquest, freePort, until } from './helpers.js';
+import { Harness, actiquest, until } from './helpers.js';
 import { CoordinatorStore } from '../src/store/index.js';
 
 let h: Harness;
@@ -24,7 +24,7 @@ describe('failure policy', () => {
     it(`an ${what} is logged, the store is closed cleanly, and the process exits 70`, async () => {
       h = new Harness();
       const out = path.join(h.dir, 'coord');
-      const args = ['coordinator', '--listen', `127.0.0.1:${await freePort()}`, '--out', out, '--rounds', '3', '--cohort', '2', '--min-trainers', '2',
+      const args = ['coordinator', '--listen', '127.0.0.1:0', '--out', out, '--rounds', '3', '--cohort', '2', '--min-trainers', '2',
         '--secure-aggregation', 'false', '--hidden', '8', '--validation-samples', '70', '--metrics-port', '-1'];
       const db = path.join(out, 'coordinator.db');
       const run = await actiquest(args, { NODE_OPTIONS: `--import=${FIXTURE}`, AQ_PLANT_FAULT: kind, AQ_PLANT_FAULT_AFTER: db, LOG_LEVEL: 'warn' });
@@ -63,7 +63,8 @@ describe('startup errors', () => {
 describe('connection errors a person understands', () => {
   it('a trainer whose coordinator is unreachable says, after a few tries, what to check', async () => {
     h = new Harness();
-    const address = `127.0.0.1:${await freePort()}`;
+    // Port 1 (tcpmux): nothing listens there, and no test can take it from under us.
+    const address = '127.0.0.1:1';
     await h.trainer(address, 'lonely');
     const log = () => fs.readFileSync(h.logFile('trainer-lonely'), 'utf8');
     await until(() => log().includes('cannot register with the coordinator'), 'the hint', 30_000);
@@ -94,7 +95,7 @@ function lineOf(cmd: string[], stream: 'stdout' | 'stderr', text: string, timeou
 describe('logs for a person', () => {
   it('are readable lines on a terminal and JSON in a pipe', async () => {
     h = new Harness();
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = '127.0.0.1:1';
     const args = [process.execPath, '--import', tsxLoaderUrl(), path.resolve(import.meta.dirname, '../bin/actiquest.ts'), 'trainer', '--coordinator', address, '--node-id', 'tty', '--backend', 'cpu', '--metrics-port', '-1'];
     // A pseudo-terminal (Python's pty module) for stderr, as an operator's shell gives.
     const line = await lineOf(['python3', '-c', 'import pty, sys; pty.spawn(sys.argv[1:])', ...args], 'stdout', 'register failed; retrying');
