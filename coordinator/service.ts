@@ -283,7 +283,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         case 'unmask':
           secure.submitUnmask(req.nodeId, req.unmask!.shares.map((x) => {
             if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
-            return { owner: x.owner, kind: x.kind, share: x.share };
+            return { owner: x.owner, kind: x.kind, share: x.share, dealerSignature: x.dealerSignature };
           }));
           break;
         default:

@@ -229,6 +229,14 @@ export class CorruptShareError extends ActiquestError {
   }
 }
 
+/** A member revealed a share that is not the one its owner dealt it (corrupted or forged): refused, the sender named. */
+export class CorruptUnmaskShareError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly groupId: string, readonly sender: string, readonly owner: string, readonly why: string) {
+    super(`group ${groupId} at UNMASK: ${sender} revealed a share of ${owner} that its owner did not deal (${why}); its shares are refused`);
+  }
+}
+
 /** An unmask request that would reveal both secrets of one node, or is otherwise unsafe. */
 export class UnsafeUnmaskError extends ActiquestError {
   readonly kind = 'invalid-argument';

@@ -143,7 +143,7 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
     if (!signal.aborted) {
       for (const m of round.members()) {
         const reported = m.status === 'reported';
-        registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined);
+        registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined, m.status === 'assigned');
       }
     }
     return collected;

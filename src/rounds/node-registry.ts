@@ -7,7 +7,7 @@
  *   runs from the live timeout after its last heartbeat to its next one);
  * - throughput: its observed samples a second against the median of the trainers observed.
  *
- * A trainer that misses a deadline is benched: left out of cohorts for 30 s, doubling with each
+ * A trainer that stays live through a deadline and misses it is benched: left out of cohorts for 30 s, doubling with each
  * miss in a row up to an hour, and its claimed capacity halves with each (until it shows one
  * by finishing a task); an update on time ends both. Ten silent trainers among five honest ones
  * are out of the cohorts after one round each (test/failure.test.ts).
@@ -134,8 +134,12 @@ export class NodeRegistry {
     }
   }
 
-  /** Records the end of a task: on time or not, and the throughput it showed. */
-  recordTask(nodeId: string, onTime: boolean, samplesPerSecond?: number): void {
+  /**
+   * Records the end of a task: on time or not, and the throughput it showed. `silent`: it was
+   * live at the deadline and sent nothing (benched); one that went away (a crash, a lost
+   * connection) is not benched when it comes back.
+   */
+  recordTask(nodeId: string, onTime: boolean, samplesPerSecond?: number, silent = true): void {
     const rec = this.nodes.get(nodeId);
     if (!rec) return;
     rec.assigned++;
@@ -144,7 +148,7 @@ export class NodeRegistry {
     if (onTime) {
       rec.missedInRow = 0;
       rec.benchedUntilMs = 0;
-    } else {
+    } else if (silent) {
       rec.missedInRow = (rec.missedInRow ?? 0) + 1;
       rec.benchedUntilMs = this.now() + Math.min(BENCH_BASE_MS * 2 ** (rec.missedInRow - 1), BENCH_MAX_MS);
       if (rec.observed === 0) rec.capacity /= 2;

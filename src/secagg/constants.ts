@@ -101,6 +101,16 @@ export interface UnmaskShare {
   owner: string;
   kind: 'self-seed' | 'mask-key';
   share: Buffer;
+  /** The owner's identity-key signature over {@link dealtShareMessage} (empty from an older member). */
+  dealerSignature?: Buffer;
+}
+
+/** Bytes of a Shamir share of a 32-byte secret (the secret's length and its x). */
+export const SHARE_BYTES = 33;
+
+/** The bytes a dealer signs for each share it deals: the round, group, dealer, holder, kind and the share. */
+export function dealtShareMessage(p: Pick<SecAggParams, 'roundId' | 'groupId'>, dealer: string, holder: string, kind: UnmaskShare['kind'], share: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`${SHARE_DOMAIN}/dealt\0${p.roundId}\0${p.groupId}\0${dealer}\0${holder}\0${kind}\0`), share]);
 }
 
 /** The bytes an advertisement's signature covers. */

@@ -18,11 +18,11 @@
 import { verifySignature, agree, agreementPublicKey, combineShares, applyMasks, type Mask } from '../crypto/index.js';
 import { sharedWords, type MaskPool } from './mask-pool.js';
 import {
-  CorruptShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
+  CorruptShareError, CorruptUnmaskShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
   UpdateLengthError,
 } from '../errors.js';
 import {
-  advertisementMessage, pairwiseSeed, pairwiseSign, survivorSetMessage, type SurvivorSet, type SurvivorSignature, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
+  SHARE_BYTES, advertisementMessage, dealtShareMessage, pairwiseSeed, pairwiseSign, survivorSetMessage, type SurvivorSet, type SurvivorSignature, type EncryptedShare, type GroupState, type KeyAdvertisement, type SecAggParams, type Stage,
   type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
@@ -213,6 +213,13 @@ export class SecAggGroup {
       if (r.kind !== wanted) throw new InvalidFieldError(`unmask share of ${r.owner}`, wanted, r.kind);
       if (seen.has(r.owner)) throw new InvalidFieldError('unmask.owner', 'each owner once', `${r.owner} twice`);
       seen.add(r.owner);
+      // The share must be the one its owner dealt to this member: a corrupted one is refused
+      // here, its sender named, and the group rebuilds the secret from t good shares of others.
+      if (r.share.length !== SHARE_BYTES) throw new CorruptUnmaskShareError(this.groupId, nodeId, r.owner, `${r.share.length} bytes, not ${SHARE_BYTES}`);
+      const dealer = this.identities.get(r.owner);
+      if (!dealer || !r.dealerSignature || !verifySignature(dealer, dealtShareMessage(this.params, r.owner, nodeId, r.kind, r.share), r.dealerSignature)) {
+        throw new CorruptUnmaskShareError(this.groupId, nodeId, r.owner, 'a share its owner\'s signature does not cover');
+      }
     }
     this.reveals.set(nodeId, [...reveals]);
   }

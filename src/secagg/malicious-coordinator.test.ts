@@ -192,11 +192,11 @@ describe('a malicious coordinator against honest SecAgg+ members (the coordinato
     for (const s of shares.filter((x) => fakes.includes(x.to))) {
       const plain = open(s.ciphertext, oAds.find((a) => a.nodeId === s.from)!.encKey, boxes.get(s.to)!.secretKey);
       expect(plain).not.toBeNull();
-      // The share plaintext: a length, a JSON tag, the mask-key share, then the seed share.
+      // The share plaintext: a length, a JSON tag, the mask-key share, the seed share, then the dealer's signatures.
       const b = Buffer.from(plain!);
       const n = b.readUInt32LE(0);
-      const keyLen = (JSON.parse(b.toString('utf8', 4, 4 + n)) as unknown[])[5] as number;
-      haul.revealed.push({ owner: s.from, kind: 'mask-key', share: b.subarray(4 + n, 4 + n + keyLen) }, { owner: s.from, kind: 'self-seed', share: b.subarray(4 + n + keyLen) });
+      const [keyLen, seedLen] = (JSON.parse(b.toString('utf8', 4, 4 + n)) as number[]).slice(5) as [number, number];
+      haul.revealed.push({ owner: s.from, kind: 'mask-key', share: b.subarray(4 + n, 4 + n + keyLen) }, { owner: s.from, kind: 'self-seed', share: b.subarray(4 + n + keyLen, 4 + n + keyLen + seedLen) });
     }
     for (const m of honest) {
       const node = o.nodes.get(m)!;

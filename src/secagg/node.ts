@@ -8,7 +8,8 @@
  *   shareKeys(ads)     SHARE_KEYS      verifies each neighbour's signature (refusing the round on
  *                                      a forgery), splits the mask secret key and a fresh
  *                                      self-mask seed into Shamir shares (threshold t), one for
- *                                      each neighbour, each sealed to that neighbour
+ *                                      each neighbour, each signed for its holder with the
+ *                                      identity key and sealed to that neighbour
  *   receiveShares(s)   MASKED_INPUT    opens the shares addressed to it
  *   maskInput(x, n)    MASKED_INPUT    y = quantize(w x, w) + PRG(self seed)
  *                                          + sum over neighbours j that shared of +-PRG(s_ij)
@@ -40,7 +41,7 @@ import {
   ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, StageError, UnsafeUnmaskError, UpdateLengthError,
 } from '../errors.js';
 import {
-  SHARE_DOMAIN, advertisementMessage, pairwiseSeed, pairwiseSign,
+  SHARE_DOMAIN, advertisementMessage, dealtShareMessage, pairwiseSeed, pairwiseSign,
   survivorSetMessage, type EncryptedShare, type KeyAdvertisement, type SecAggParams, type SurvivorSet, type SurvivorSignature, type UnmaskRequest, type UnmaskShare,
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
@@ -48,21 +49,29 @@ import { quantizeWeighted } from './quantize.js';
 
 type NodeStage = 'ADVERTISE_KEYS' | 'SHARE_KEYS' | 'RECEIVE_SHARES' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK' | 'DONE' | 'ABORTED';
 
-/** Plaintext of a share message: who to whom, then the two shares. */
-function encodeSharePlaintext(p: SecAggParams, from: string, to: string, maskKeyShare: Uint8Array, seedShare: Uint8Array): Buffer {
-  const head = Buffer.from(JSON.stringify([SHARE_DOMAIN, p.roundId, p.groupId, from, to, maskKeyShare.length]));
+/** A share this node holds, with its dealer's signature over it. */
+interface HeldShare { maskKeyShare: Buffer; seedShare: Buffer; maskKeySig: Buffer; seedSig: Buffer }
+
+/** Plaintext of a share message: who to whom, the two shares, then the dealer's signature over each. */
+function encodeSharePlaintext(p: SecAggParams, from: string, to: string, s: HeldShare): Buffer {
+  const head = Buffer.from(JSON.stringify([SHARE_DOMAIN, p.roundId, p.groupId, from, to, s.maskKeyShare.length, s.seedShare.length]));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(head.length);
-  return Buffer.concat([len, head, maskKeyShare, seedShare]);
+  return Buffer.concat([len, head, s.maskKeyShare, s.seedShare, s.maskKeySig, s.seedSig]);
 }
 
-function decodeSharePlaintext(buf: Uint8Array): { tag: string[]; maskKeyShare: Buffer; seedShare: Buffer } | null {
+function decodeSharePlaintext(buf: Uint8Array): { tag: string[]; share: HeldShare } | null {
   try {
     const b = Buffer.from(buf);
     const n = b.readUInt32LE(0);
-    const tag = JSON.parse(b.toString('utf8', 4, 4 + n)) as [string, string, string, string, string, number];
+    const tag = JSON.parse(b.toString('utf8', 4, 4 + n)) as [string, string, string, string, string, number, number];
     const rest = b.subarray(4 + n);
-    return { tag: tag.slice(0, 5) as string[], maskKeyShare: rest.subarray(0, tag[5]), seedShare: rest.subarray(tag[5]) };
+    const [k, sd] = [tag[5], tag[6]];
+    if (rest.length !== k + sd + 128) return null;
+    return {
+      tag: tag.slice(0, 5) as string[],
+      share: { maskKeyShare: rest.subarray(0, k), seedShare: rest.subarray(k, k + sd), maskKeySig: rest.subarray(k + sd, k + sd + 64), seedSig: rest.subarray(k + sd + 64) },
+    };
   } catch {
     return null;
   }
@@ -98,8 +107,8 @@ export class SecAggNode {
   private identities: ReadonlyMap<string, Uint8Array> = new Map();
   /** The survivor set this node signed in CONSISTENCY: the only one it unmasks for. */
   private signedSet: SurvivorSet | null = null;
-  /** Shares this node holds of each neighbour that shared with it (U2 within N(i)). */
-  private readonly held = new Map<string, { maskKeyShare: Buffer; seedShare: Buffer }>();
+  /** Shares this node holds of each neighbour that shared with it (U2 within N(i)), with their dealers' signatures. */
+  private readonly held = new Map<string, HeldShare>();
 
   constructor(readonly params: SecAggParams, readonly nodeId: string, private readonly identity: Identity, private readonly hotkey?: HotkeyBinding) {
     if (!params.members.includes(nodeId)) throw new InvalidFieldError('secagg.members', `a list including ${nodeId}`, 'a list without it');
@@ -169,10 +178,16 @@ export class SecAggNode {
       splitSecret(this.selfSeed, peers.length, this.params.threshold),
     ]);
     this.stage = 'RECEIVE_SHARES';
+    // Each share signed for its holder: a share revealed later is checked against this, and a
+    // holder that corrupts one is caught and named instead of wrecking the sum.
+    const sign = (to: string, kind: UnmaskShare['kind'], share: Uint8Array) => Buffer.from(this.identity.sign(dealtShareMessage(this.params, this.nodeId, to, kind, share)));
     return peers.map((to, i) => ({
       from: this.nodeId,
       to,
-      ciphertext: seal(encodeSharePlaintext(this.params, this.nodeId, to, keyShares[i]!, seedShares[i]!), this.ads.get(to)!.encKey, this.enc.secretKey),
+      ciphertext: seal(encodeSharePlaintext(this.params, this.nodeId, to, {
+        maskKeyShare: Buffer.from(keyShares[i]!), seedShare: Buffer.from(seedShares[i]!),
+        maskKeySig: sign(to, 'mask-key', keyShares[i]!), seedSig: sign(to, 'self-seed', seedShares[i]!),
+      }), this.ads.get(to)!.encKey, this.enc.secretKey),
     }));
   }
 
@@ -189,7 +204,13 @@ export class SecAggNode {
       if (!parsed || domain !== SHARE_DOMAIN || roundId !== this.params.roundId || groupId !== this.params.groupId || from !== s.from || to !== this.nodeId) {
         throw new InvalidFieldError(`share from ${s.from}`, 'a share sealed for this round, group and node', 'one that does not open or does not match');
       }
-      this.held.set(s.from, { maskKeyShare: parsed.maskKeyShare, seedShare: parsed.seedShare });
+      const dealer = ad.identityKey;
+      const h = parsed.share;
+      if (!verifySignature(dealer, dealtShareMessage(this.params, s.from, this.nodeId, 'mask-key', h.maskKeyShare), h.maskKeySig)
+        || !verifySignature(dealer, dealtShareMessage(this.params, s.from, this.nodeId, 'self-seed', h.seedShare), h.seedSig)) {
+        throw new InvalidFieldError(`share from ${s.from}`, 'shares signed by their dealer\'s identity key', 'a signature that does not verify');
+      }
+      this.held.set(s.from, h);
     }
     this.stage = 'MASKED_INPUT';
   }
@@ -305,8 +326,8 @@ export class SecAggNode {
     this.stage = 'DONE';
     const out: UnmaskShare[] = [];
     for (const [owner, s] of this.held) {
-      if (survivors.has(owner)) out.push({ owner, kind: 'self-seed', share: s.seedShare });
-      else if (dropped.has(owner)) out.push({ owner, kind: 'mask-key', share: s.maskKeyShare });
+      if (survivors.has(owner)) out.push({ owner, kind: 'self-seed', share: s.seedShare, dealerSignature: s.seedSig });
+      else if (dropped.has(owner)) out.push({ owner, kind: 'mask-key', share: s.maskKeyShare, dealerSignature: s.maskKeySig });
     }
     return out;
   }
