@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
-import { Harness, actiquest, grpcError } from './helpers.js';
+import { Harness, actiquest, freePort, grpcError, until } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
 import { newSession, callUnary, makeClient, whoIs, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
 
@@ -193,4 +193,20 @@ describe('signed requests', () => {
     expect(new Set(round.reporters)).toEqual(new Set(keys.slice(1, 5).map((k) => k.address)));
     expect(fs.readFileSync(h.logFile('trainer-P0'), 'utf8')).toContain(`key advertisement of ${keys[4]!.address}: it is not an admitted hotkey (not on the metagraph or the allowlist)`);
   });
+  it('a trainer that learned a coordinator\'s hotkey from it learns it again when the coordinator restarts under another', async () => {
+    h = new Harness();
+    const port = await freePort();
+    // No --lease-key and no chain: each start signs, and names itself, with a key of its own.
+    const flags = ['--listen', `127.0.0.1:${port}`, '--auth', 'signed', '--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2',
+      '--hidden', '8', '--validation-samples', '70', '--heartbeat-interval-ms', '200'];
+    const first = await h.coordinator([...flags, '--out', path.join(h.dir, 'c1')]);
+    await h.trainer(first.address, '', ['--hotkey-uri', '//Returning', '--log-level', 'info']);
+    const log = () => fs.readFileSync(h.logFile('trainer-'), 'utf8');
+    const registered = () => log().split('\n').filter((l) => l.includes('"msg":"registered"')).length;
+    await until(() => registered() >= 1, 'the first registration', 30_000);
+    await first.close();
+    const second = await h.coordinator([...flags, '--out', path.join(h.dir, 'c2')]);
+    expect(second.leaseKey).not.toBe(first.leaseKey);
+    await until(() => registered() >= 2, 'a registration with the restarted coordinator', 60_000, () => log().slice(-2000));
+  }, 120_000);
 });

@@ -18,7 +18,7 @@ export interface CallOptions {
 }
 
 /** How each client signs: its hotkey, and the server's (given, or learned once). */
-interface Signing { signer: Signer | null; audience: string | null; learned: Promise<string> | null; address: string; credentials: grpc.ChannelCredentials }
+interface Signing { signer: Signer | null; audience: string | null; pinned: boolean; learned: Promise<string> | null; address: string; credentials: grpc.ChannelCredentials }
 const signing = new WeakMap<grpc.Client, Signing>();
 
 /**
@@ -34,7 +34,7 @@ export function makeClient<C extends grpc.Client>(
   audience?: string | null,
 ): C {
   const client = new Ctor(address, credentials, channelOptions());
-  signing.set(client, { signer: signer ?? null, audience: audience ?? null, learned: null, address, credentials });
+  signing.set(client, { signer: signer ?? null, audience: audience ?? null, pinned: audience !== undefined && audience !== null, learned: null, address, credentials });
   return client;
 }
 
@@ -76,6 +76,19 @@ async function metadataFor(client: grpc.Client, method: string, request: unknown
     }
   }
   return metadataNow(client, method, request, stream)!;
+}
+
+/**
+ * A server that refuses the hotkey a client learned from it (it restarted with another key, say)
+ * is asked again before the next call; a hotkey the client was given stays.
+ */
+function forgetRefusedAudience(client: grpc.Client, err: unknown): void {
+  const s = signing.get(client);
+  const e = err as grpc.ServiceError;
+  if (s && !s.pinned && e?.code === grpc.status.UNAUTHENTICATED && typeof e.details === 'string' && e.details.startsWith('x-aq-audience:')) {
+    s.audience = null;
+    s.learned = null;
+  }
 }
 
 type AnyClient = Record<string, (...args: never[]) => unknown>;
@@ -127,8 +140,10 @@ export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(clien
     let unlink = () => {};
     const call = fn.call(client, request, md, { deadline: at }, (err, res) => {
       unlink();
-      if (err) reject(err);
-      else resolve(res);
+      if (err) {
+        forgetRefusedAudience(client, err);
+        reject(err);
+      } else resolve(res);
     });
     unlink = linkSignal(call, options.signal);
   });
@@ -185,8 +200,10 @@ export async function callClientStream<C extends grpc.Client, M extends ClientSt
   const result = new Promise<Res>((resolve, reject) => {
     call = fn.call(client, md, { deadline: at }, (err, res) => {
       unlink();
-      if (err) reject(err);
-      else resolve(res);
+      if (err) {
+        forgetRefusedAudience(client, err);
+        reject(err);
+      } else resolve(res);
     });
   });
   unlink = linkSignal(call, options.signal);
