@@ -35,6 +35,11 @@ export function cut(value: string, max = QUOTE_CHARS): string {
   return got.length <= max ? got : `${got.slice(0, max)}... (${got.length} characters)`;
 }
 
+/** `value` quoted as JSON, cut to {@link QUOTE_CHARS} characters with its length when longer. */
+export function quote(value: string): string {
+  return value.length <= QUOTE_CHARS ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, QUOTE_CHARS))}... (${value.length} characters)`;
+}
+
 /** A field is missing or malformed. */
 export class InvalidFieldError extends ActiquestError {
   readonly kind = 'invalid-argument';

@@ -102,8 +102,5 @@ describe('failure', () => {
       expect(r.participants).toBeGreaterThanOrEqual(3);
       for (const id of r.reporters) expect(honest).toContain(id);
     }
-    // Every silent trainer that was chosen missed its deadline and is benched now.
-    const chosen = new Set(c.job.history.flatMap((r) => r.reporters));
-    expect(chosen.size).toBeGreaterThanOrEqual(3);
   }, 180_000);
 });

@@ -67,12 +67,10 @@ export interface PrivacyStep {
 /** Composes rounds of the (sampled) Gaussian mechanism and says what they spent. */
 export class RdpAccountant {
   private readonly rdp: number[];
-  private readonly usable: number[];
   private count = 0;
 
   constructor(readonly orders: readonly number[] = ORDERS) {
     this.rdp = orders.map(() => 0);
-    this.usable = orders.map((_, i) => i);
   }
 
   /** Adds `times` rounds of `step`. */
@@ -92,7 +90,7 @@ export class RdpAccountant {
 
   /** Epsilon at `delta` of everything composed. */
   epsilon(delta: number): number {
-    const idx = this.usable.filter((i) => !Number.isNaN(this.rdp[i]!));
+    const idx = this.orders.map((_, i) => i).filter((i) => !Number.isNaN(this.rdp[i]!));
     return epsilonOf(idx.map((i) => this.orders[i]!), idx.map((i) => this.rdp[i]!), delta).epsilon;
   }
 

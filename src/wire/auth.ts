@@ -44,7 +44,7 @@ import * as grpc from '@grpc/grpc-js';
 import { waitReady, sr25519Sign, sr25519Verify } from '@polkadot/wasm-crypto';
 import { hexToU8a, isHex } from '@polkadot/util';
 import { cryptoWaitReady, decodeAddress, encodeAddress, keyExtractSuri, keyFromPath, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
-import { NodeIdMismatchError, UnauthenticatedError } from '../errors.js';
+import { NodeIdMismatchError, quote, UnauthenticatedError } from '../errors.js';
 
 export const HEADER_HOTKEY = 'x-aq-hotkey';
 export const HEADER_TIMESTAMP = 'x-aq-timestamp';
@@ -67,10 +67,6 @@ export const DEFAULT_MAX_SKEW_MS = 60_000;
 
 const EMPTY_DIGEST = createHash('sha256').digest();
 
-/** A value quoted in an error: JSON, cut to 64 characters with its length when longer. */
-function quoted(value: string): string {
-  return value.length <= 64 ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, 64))}... (${value.length} characters)`;
-}
 
 /** What signs requests: an sr25519 hotkey. */
 export interface Signer {
@@ -239,16 +235,16 @@ export class RequestVerifier {
       publicKey = decodeAddress(hotkey);
       if (publicKey.length !== 32) throw new Error('length');
     } catch {
-      throw new UnauthenticatedError(HEADER_HOTKEY, 'an SS58 address', quoted(hotkey));
+      throw new UnauthenticatedError(HEADER_HOTKEY, 'an SS58 address', quote(hotkey));
     }
     // One form per key: nonces and admission must not see one key under two names.
     const caller = encodeAddress(publicKey, 42);
-    if (hotkey !== caller) throw new UnauthenticatedError(HEADER_HOTKEY, `the key's address in the generic SS58 format (prefix 42), ${caller}`, quoted(hotkey));
+    if (hotkey !== caller) throw new UnauthenticatedError(HEADER_HOTKEY, `the key's address in the generic SS58 format (prefix 42), ${caller}`, quote(hotkey));
     const audience = one(HEADER_AUDIENCE);
     const want = this.options.audience;
     if (want !== undefined && audience !== want) {
       throw new UnauthenticatedError(HEADER_AUDIENCE, `this server's hotkey, ${want} (actiquest.v1.Identity/Who names it)`,
-        audience === undefined ? 'none' : typeof audience === 'string' ? `${quoted(audience)} (a request meant for another server)` : 'binary');
+        audience === undefined ? 'none' : typeof audience === 'string' ? `${quote(audience)} (a request meant for another server)` : 'binary');
     }
     if (audience !== undefined && typeof audience !== 'string') throw new UnauthenticatedError(HEADER_AUDIENCE, 'a hotkey address', 'binary');
     if (typeof timestamp !== 'string' || !/^\d{1,15}$/.test(timestamp)) {
