@@ -42,6 +42,13 @@ export const COORDINATOR_OPTIONS = {
   allowlist: { type: 'string', default: '', env: 'AQ_ALLOWLIST', description: 'file of admitted hotkeys: an SS58 address a line, optionally followed by roles (trainer, dataset, researcher)' },
   'lease-key-uri': { type: 'string', default: '', env: 'AQ_LEASE_KEY_URI', description: 'secret URI of the key that signs shard leases (default: the validator hotkey with --chain, else a new key each start); never printed' },
   'auth-max-skew': { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds a signed request\'s timestamp may be from this clock' },
+  'max-streams-per-connection': { type: 'number', default: 100, min: 4, max: 10_000, description: 'most concurrent calls one connection may open (HTTP/2 max concurrent streams)' },
+  'max-calls-per-node': { type: 'number', default: 32, min: 2, max: 10_000, description: 'with --auth signed: most calls one hotkey may have in progress at once (RESOURCE_EXHAUSTED beyond)' },
+  'max-buffered-mib': { type: 'number', default: 256, min: 16, max: 65_536, description: 'MiB of incomplete messages all connections together may hold (the stream holding most is reset beyond)' },
+  'max-buffered-mib-per-connection': { type: 'number', default: 16, min: 8, max: 65_536, description: 'MiB of incomplete messages one connection may hold (the stream that passes it is reset)' },
+  'message-deadline-s': { type: 'number', default: 60, min: 1, max: 3600, description: 'longest one message (a 4 MiB chunk at most) may take to arrive once its first byte has' },
+  'max-upload-mib': { type: 'number', default: 1024, min: 16, max: 65_536, description: 'MiB of updates all trainers together may have in flight (an upload past it is refused with RESOURCE_EXHAUSTED before a byte is buffered)' },
+  'upload-idle-s': { type: 'number', default: 30, min: 1, max: 3600, description: 'longest an upload may go without a chunk before it is ended' },
   ...SERVER_TLS_OPTIONS,
   ...LOG_OPTIONS,
 } as const satisfies OptionTable;
@@ -72,7 +79,22 @@ export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsCo
   leaseKeyUri: string;
   /** Signed requests and admission, or null for an open server. */
   auth: { allowlist: string; maxSkewMs: number } | null;
+  /** What one peer may make the coordinator hold (docs/operations.md, "Limits on what a peer may send"). */
+  limits: PeerLimits;
 }
+
+/** Bounds on what peers may make the coordinator hold. */
+export interface PeerLimits {
+  maxStreamsPerConnection: number;
+  maxCallsPerNode: number;
+  bufferedBytes: number;
+  bufferedBytesPerConnection: number;
+  messageDeadlineMs: number;
+  uploadBytes: number;
+  uploadIdleMs: number;
+}
+
+const MIB = 1 << 20;
 
 export const COORDINATOR_USAGE = 'actiquest coordinator [options]';
 export const COORDINATOR_SUMMARY = 'Runs a federated training job: selects trainers each round, aggregates their updates, evaluates the global model.';
@@ -116,6 +138,9 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     name: (option) => `--${option}`,
     fail: (option, expected, got) => { throw new ConfigError(option, expected, got); },
   });
+  if (o['max-buffered-mib-per-connection'] > o['max-buffered-mib']) {
+    throw new ConfigError('max-buffered-mib-per-connection', `at most --max-buffered-mib (${o['max-buffered-mib']})`, String(o['max-buffered-mib-per-connection']));
+  }
   if (o.allowlist && o.auth !== 'signed') throw new ConfigError('allowlist', 'nothing unless --auth signed (an open server admits everyone)', JSON.stringify(o.allowlist));
   return Object.freeze({
     listen: o.listen,
@@ -132,6 +157,11 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     ...metricsConfigOf(o),
     ...serverTlsOf(o),
     leaseKeyUri: o['lease-key-uri'],
+    limits: Object.freeze({
+      maxStreamsPerConnection: o['max-streams-per-connection'], maxCallsPerNode: o['max-calls-per-node'],
+      bufferedBytes: o['max-buffered-mib'] * MIB, bufferedBytesPerConnection: o['max-buffered-mib-per-connection'] * MIB,
+      messageDeadlineMs: o['message-deadline-s'] * 1000, uploadBytes: o['max-upload-mib'] * MIB, uploadIdleMs: o['upload-idle-s'] * 1000,
+    }),
     auth: o.auth === 'signed' ? Object.freeze({ allowlist: o.allowlist ? path.resolve(o.allowlist) : '', maxSkewMs: o['auth-max-skew'] * 1000 }) : null,
     ...logConfigOf(o),
   });

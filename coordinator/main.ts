@@ -8,7 +8,7 @@
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
-import { createGrpcServer, coordinatorService, ensureCanListen, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
+import { CallLimiter, createGrpcServer, coordinatorService, ensureCanListen, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
@@ -172,15 +172,21 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   if (!config.auth && !/^(127\.|localhost:|\[::1\])/.test(config.listen)) log.warn('listening beyond loopback with --auth open: anyone who reaches this port may register nodes and submit jobs');
   let closing = false;
   let closed: Promise<void> | null = null;
-  const grpc = createGrpcServer();
+  const lim = config.limits;
+  const grpc = createGrpcServer({
+    maxStreamsPerConnection: lim.maxStreamsPerConnection, log,
+    streamLimits: { connectionBytes: lim.bufferedBytesPerConnection, totalBytes: lim.bufferedBytes, messageMs: lim.messageDeadlineMs },
+  });
+  const limiter = new CallLimiter(lim.maxCallsPerNode);
   const serve = (definition: ServiceDefinition, impl: UntypedServiceImplementation, roleOf: (method: string) => string) => {
     if (!verifier) return grpc.server.addService(definition, impl);
-    const signed = signedService(definition, impl, verifier, roleOf, (err, method) => toServiceError(err, log, method));
+    const signed = signedService(definition, impl, verifier, roleOf, (err, method) => toServiceError(err, log, method), limiter);
     grpc.server.addService(signed.definition, signed.impl);
   };
   serve(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
+    uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs },
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   serveIdentity(grpc.server, log, identity, 'coordinator');

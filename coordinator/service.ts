@@ -5,8 +5,9 @@
  */
 import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
 import {
-  ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError,
+  ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError,
 } from '../src/errors.js';
+import { UploadSlots } from './uploads.js';
 import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/index.js';
@@ -39,6 +40,8 @@ export interface CoordinatorServiceDeps {
    * stores). The buffer is reused after the call returns: copy what you keep.
    */
   onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
+  /** Bytes all updates in flight may reserve, and the longest an upload may go without a message. */
+  uploads: { maxBytes: number; idleMs: number };
 }
 
 const ID = /^[\w.:-]{1,128}$/;
@@ -82,6 +85,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
   const { log, registry, jobs, ledger, metrics } = deps;
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
+  const uploads = new UploadSlots(deps.uploads.maxBytes);
   /** The secure aggregation of the running round in which `taskId` is `nodeId`'s task. */
   const secureFor = (nodeId: string, taskId: string) => {
     if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
@@ -181,6 +185,15 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal, call) => {
       let received: Buffer | null = null;
+      let release = () => {};
+      // Ends the stream early (idle too long, replaced by a newer upload): the loop below throws `err`.
+      let stopped = false;
+      const stop = (err: Error) => {
+        if (stopped) return;
+        stopped = true;
+        call.destroy(err);
+      };
+      const idle = setTimeout(() => stop(new UploadIdleError(deps.uploads.idleMs)), deps.uploads.idleMs);
       try {
         admit();
         let assembler: BlobAssembler | null = null;
@@ -188,6 +201,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         let job: ReturnType<JobManager['runner']> | null = null;
         for await (const msg of messages) {
           if (signal.aborted) break;
+          idle.refresh();
           if (msg.part === 'header') {
             if (header) throw new InvalidFieldError('SubmitUpdateRequest', 'one header, then chunks', 'a second header');
             header = msg.header;
@@ -209,8 +223,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
             }
             if (!Number.isFinite(header.trainLoss)) throw new InvalidFieldError('train_loss', 'a finite number', String(header.trainLoss));
             if (!header.blob) throw new InvalidFieldError('blob', 'a blob header', 'none');
+            const expectedBytes = (round.aggregate.length + (header.masked ? 1 : 0)) * 4;
+            // Reserved before a byte is buffered; the size is the round's, not what the header claims.
+            release = uploads.take(header.taskId, expectedBytes, stop);
             assembler = new BlobAssembler(header.blob, {
-              maxBytes: MAX_UPDATE_BYTES, expectedBytes: (round.aggregate.length + (header.masked ? 1 : 0)) * 4,
+              maxBytes: MAX_UPDATE_BYTES, expectedBytes,
               allocate: (n) => (received = pool.acquire(n)),
             });
           } else {
@@ -250,6 +267,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         }
         throw err;
       } finally {
+        clearTimeout(idle);
+        release();
         if (received) pool.release(received);
       }
     }),

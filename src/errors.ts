@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'unauthenticated'
   | 'permission-denied'
   | 'resource-exhausted'
+  | 'deadline-exceeded'
   | 'unavailable';
 
 /** Base class of every error the project throws on purpose. */
@@ -77,6 +78,38 @@ export class ChunkTooLargeError extends ActiquestError {
   readonly kind = 'resource-exhausted';
   constructor(readonly bytes: number, readonly max: number) {
     super(`chunk size: expected at most ${max} bytes, got ${bytes}`);
+  }
+}
+
+/** A node has as many calls in progress as one may have. */
+export class TooManyCallsError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly caller: string, readonly max: number) {
+    super(`hotkey ${cut(caller)}: ${max} calls in progress, the most one node may have (--max-calls-per-node); retry when one ends`);
+  }
+}
+
+/** Updates in flight already hold the bytes the coordinator allows for them. */
+export class UploadBudgetError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly bytes: number, readonly held: number, readonly max: number) {
+    super(`upload of ${bytes} bytes: updates in flight hold ${held} of the ${max} bytes allowed (--max-upload-mib); retry shortly`);
+  }
+}
+
+/** An upload went longer than allowed without a message. */
+export class UploadIdleError extends ActiquestError {
+  readonly kind = 'deadline-exceeded';
+  constructor(readonly idleMs: number) {
+    super(`upload: expected a chunk at least every ${idleMs / 1000} s (--upload-idle-s), got none for that long`);
+  }
+}
+
+/** A newer upload for the same task replaced this one. */
+export class UploadSupersededError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly taskId: string) {
+    super(`upload for task ${cut(taskId)}: replaced by a newer upload for the same task (one at a time)`);
   }
 }
 

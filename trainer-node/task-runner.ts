@@ -4,8 +4,9 @@
  * `local - global` as a chunk stream. Stops at the next batch when its signal aborts.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -212,10 +213,27 @@ export class TaskRunner {
     };
     log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
-    const res = await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
+    const res = await this.submit(messages, signal);
     metrics.sentBytes.inc(blob.totalBytes);
     onSubmitted?.();
     if (secure) await secure.unmask(unmaskSignal);
     return res;
+  }
+
+  /**
+   * Sends an update; a coordinator whose upload budget is full (RESOURCE_EXHAUSTED before a byte
+   * is buffered) is asked again after a growing, jittered pause until the round ends.
+   */
+  private async submit(messages: BlobPart<UpdateHeader>[], signal: AbortSignal): Promise<SubmitUpdateResponse> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
+      } catch (err) {
+        if (!hasStatus(err, status.RESOURCE_EXHAUSTED) || !/updates in flight hold/.test(err.details) || signal.aborted || attempt >= 20) throw err;
+        const ms = Math.min(4000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.deps.log.info('upload budget full; retrying', { inMs: Math.round(ms), attempt: attempt + 1 });
+        await sleep(ms, signal);
+      }
+    }
   }
 }

@@ -44,7 +44,7 @@ import * as grpc from '@grpc/grpc-js';
 import { waitReady, sr25519Sign, sr25519Verify } from '@polkadot/wasm-crypto';
 import { hexToU8a, isHex } from '@polkadot/util';
 import { cryptoWaitReady, decodeAddress, encodeAddress, keyExtractSuri, keyFromPath, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
-import { NodeIdMismatchError, quote, UnauthenticatedError } from '../errors.js';
+import { NodeIdMismatchError, quote, TooManyCallsError, UnauthenticatedError } from '../errors.js';
 
 export const HEADER_HOTKEY = 'x-aq-hotkey';
 export const HEADER_TIMESTAMP = 'x-aq-timestamp';
@@ -338,6 +338,35 @@ export function ss58(address: string): string {
 }
 
 /**
+ * Calls in progress by hotkey, at most `max` each: one node cannot take every stream and
+ * handler of a server. Shared by the services of one server.
+ */
+export class CallLimiter {
+  private readonly calls = new Map<string, number>();
+  constructor(readonly max: number) {}
+
+  /** Counts a call by `caller` and returns what ends it (once); throws {@link TooManyCallsError} at the limit. */
+  enter(caller: string): () => void {
+    const n = this.calls.get(caller) ?? 0;
+    if (n >= this.max) throw new TooManyCallsError(caller, this.max);
+    this.calls.set(caller, n + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = this.calls.get(caller)! - 1;
+      if (left > 0) this.calls.set(caller, left);
+      else this.calls.delete(caller);
+    };
+  }
+
+  /** Calls `caller` has in progress. */
+  inProgress(caller: string): number {
+    return this.calls.get(caller) ?? 0;
+  }
+}
+
+/**
  * A service definition and handlers that take signed requests only: each request body's digest
  * is kept as it is deserialized, each call verified before its handler runs, and the caller's
  * address put on the request (or, for client streams, the call) for {@link callerOf}.
@@ -345,7 +374,7 @@ export function ss58(address: string): string {
  */
 export function signedService(
   definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, verifier: RequestVerifier,
-  roleOf: (method: string) => string, onError: (err: unknown, method: string) => Partial<grpc.ServiceError>,
+  roleOf: (method: string) => string, onError: (err: unknown, method: string) => Partial<grpc.ServiceError>, limiter?: CallLimiter,
 ): { definition: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const out: grpc.UntypedServiceImplementation = {};
@@ -359,32 +388,41 @@ export function signedService(
       },
     };
     const handler = impl[name] as (...args: unknown[]) => void;
-    const check = (call: { metadata: grpc.Metadata; request?: unknown }): string => {
+    /** Verifies the call and counts it against its caller's limit; returns what ends the count. */
+    const check = (call: { metadata: grpc.Metadata; request?: unknown; once(event: 'cancelled', fn: () => void): unknown }): () => void => {
       const digest = m.requestStream ? null : ((call.request as Record<symbol, Buffer>)[BODY_DIGEST] ?? null);
       const caller = verifier.verify(m.path, call.metadata, digest ?? (m.requestStream ? null : EMPTY_DIGEST), roleOf(name));
       const target = m.requestStream ? call : call.request;
       Object.defineProperty(target, CALLER, { value: caller });
-      return caller;
+      const end = limiter?.enter(caller) ?? (() => {});
+      call.once('cancelled', end);
+      return end;
     };
     out[name] = (m.responseStream
       ? (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        let end: () => void;
         try {
-          check(call);
+          end = check(call);
         } catch (err) {
           call.emit('error', onError(err, name));
           return;
         }
+        for (const event of ['finish', 'close', 'error']) call.once(event, end);
         handler(call);
       }
       : (call: grpc.ServerUnaryCall<unknown, unknown> & { resume?: () => void }, callback: grpc.sendUnaryData<unknown>) => {
+        let end: () => void;
         try {
-          check(call);
+          end = check(call);
         } catch (err) {
           call.resume?.();
           callback(onError(err, name));
           return;
         }
-        handler(call, callback);
+        handler(call, ((err: grpc.ServiceError | null, value?: unknown) => {
+          end();
+          callback(err, value);
+        }));
       }) as grpc.UntypedHandleCall;
   }
   return { definition: def, impl: out };

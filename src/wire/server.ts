@@ -13,6 +13,7 @@ import type { Logger } from '../util/index.js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { identityService, packageDefinition, type IdentityHandlers } from './proto.js';
+import { StreamGuard, DEFAULT_STREAM_LIMITS, type StreamLimits } from './stream-guard.js';
 
 /**
  * HTTP/2 flow-control window the servers advertise, per stream and per connection. grpc-js
@@ -27,7 +28,20 @@ export interface GrpcServerOptions {
   windowBytes?: number;
   /** Largest message received or sent; default {@link MAX_MESSAGE_BYTES}. */
   maxMessageBytes?: number;
+  /** Most concurrent streams (calls) one connection may open; default {@link MAX_STREAMS_PER_CONNECTION}. */
+  maxStreamsPerConnection?: number;
+  /** Bounds on incomplete messages (stream-guard.ts); default {@link DEFAULT_STREAM_LIMITS}. */
+  streamLimits?: StreamLimits;
+  /** Where stream resets are logged. */
+  log?: Logger;
 }
+
+/**
+ * Most concurrent calls on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; a client
+ * queues the calls beyond it). A node makes a few at a time (a long poll, a heartbeat, a SecAgg
+ * wait, an upload); each stream may hold one incomplete message, which the guard also bounds.
+ */
+export const MAX_STREAMS_PER_CONNECTION = 100;
 
 /** Channel options shared by every client and server of the project. */
 export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.ChannelOptions {
@@ -43,6 +57,8 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
 /** A server whose window is raised once it listens. */
 export interface GrpcServer {
   server: grpc.Server;
+  /** What holds incomplete messages on this server's connections, and what it reset. */
+  guard: StreamGuard;
   /** Binds `host:port` (port 0 picks one) and returns the bound address. */
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<string>;
   /** Stops accepting calls, waits up to `graceMs` for running ones, then cancels the rest. */
@@ -56,7 +72,8 @@ export interface GrpcServer {
  */
 export function createGrpcServer(options: GrpcServerOptions = {}): GrpcServer {
   const windowBytes = options.windowBytes ?? SERVER_WINDOW_BYTES;
-  const server = new grpc.Server({ ...channelOptions(options.maxMessageBytes), 'grpc.max_concurrent_streams': 1000 });
+  const server = new grpc.Server({ ...channelOptions(options.maxMessageBytes), 'grpc.max_concurrent_streams': options.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION });
+  const guard = new StreamGuard(options.streamLimits ?? DEFAULT_STREAM_LIMITS, options.log);
   // Internal of grpc-js 1.14 (server.ts: commonServerOptions is passed to http2.createServer).
   const internal = server as unknown as {
     commonServerOptions: { settings?: Record<string, number> };
@@ -66,6 +83,7 @@ export function createGrpcServer(options: GrpcServerOptions = {}): GrpcServer {
   const raised = new WeakSet<Http2Server>();
   return {
     server,
+    guard,
     async listen(address, credentials = grpc.ServerCredentials.createInsecure()) {
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
@@ -74,6 +92,7 @@ export function createGrpcServer(options: GrpcServerOptions = {}): GrpcServer {
         if (raised.has(h2)) continue;
         raised.add(h2);
         h2.on('session', (session: Http2Session) => {
+          guard.attach(session);
           session.once('connect', () => session.setLocalWindowSize(windowBytes));
           if (!session.connecting) session.setLocalWindowSize(windowBytes);
         });
@@ -153,7 +172,9 @@ export function clientStream<Req, Res>(
       .then((res) => callback(null, res), (err) => {
         // Drain what the client still sends, so its write() resolves and it reads our status.
         call.resume();
-        callback(toServiceError(err, log, method));
+        // A call the client cancelled (or the server reset) has no one to tell.
+        if (signal.aborted) callback({ code: grpc.status.CANCELLED, details: `${method}: cancelled` });
+        else callback(toServiceError(err, log, method));
       });
   };
 }

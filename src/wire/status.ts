@@ -16,6 +16,7 @@ const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
   unauthenticated: status.UNAUTHENTICATED,
   'permission-denied': status.PERMISSION_DENIED,
   'resource-exhausted': status.RESOURCE_EXHAUSTED,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
   unavailable: status.UNAVAILABLE,
 });
 
