@@ -375,7 +375,9 @@ export class JobRunner {
       const members = open.round.members();
       const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
       this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;
-      // Sums the coordinator saw are remembered whether or not the round completes.
+      // A sum one member away from a recent group is aggregated but not scored (the relaxed
+      // differencing rule); sums the coordinator saw are remembered whether or not the round completes.
+      const unscored = new Set(open.secure ? collected.sums.filter((r) => this.groupHistory.clashes(r.members)).map((r) => [...r.members].sort().join(',')) : []);
       if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
       if (signal.aborted) return false;
       const shortfall = this.shortfall(open, collected);
@@ -383,7 +385,7 @@ export class JobRunner {
         this.failRound(shortfall);
         return false;
       }
-      return await this.completeRound(open, collected, grad, started);
+      return await this.completeRound(open, collected, grad, started, unscored);
     } catch (err) {
       this.deps.log.error('round failed', { jobId: cfg.jobId, round: this.currentRound, attempt, error: (err as Error).message });
       this.failRound(`failed: ${(err as Error).message}; retrying`);
@@ -465,7 +467,7 @@ export class JobRunner {
    * which is recorded before anything of the round is kept. A throw leaves the global model,
    * the strategy's state and the scores as they were.
    */
-  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number): Promise<boolean> {
+  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlySet<string>): Promise<boolean> {
     const cfg = this.config;
     const { round, secure } = open;
     const { reporters, outcome } = collected;
@@ -476,7 +478,9 @@ export class JobRunner {
       this.deps.log.warn('non-finite aggregate refused', { round: this.currentRound });
       return false;
     }
-    const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log);
+    const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log)
+      .map((g) => (unscored.has(g.members.map((m) => m.id).sort().join(',')) ? { ...g, unscored: true } : g));
+    if (unscored.size) this.deps.progress(`round ${this.currentRound}: ${unscored.size} of ${scored.length} group(s) one member away from a recent group: aggregated, not scored`);
     // The unmasked sums are out: what they spent of the job's privacy counts from here on.
     const dpNoise = cfg.dp && secure ? this.releasedNoise(open, collected) : undefined;
     if (dpNoise !== undefined) this.privacy.compose({ q: 1, noiseMultiplier: dpNoise });

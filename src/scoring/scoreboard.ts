@@ -50,6 +50,11 @@ export interface ScoredGroup {
   weight?: number;
   /** The group's mean update applied alone to the global model, evaluated (secure groups). */
   evaluated?: GroupEvaluation;
+  /**
+   * True for a sum whose members differ by one from a group of a recent round (the relaxed
+   * differencing rule, src/secagg/group-history.ts): aggregated, recorded, never scored.
+   */
+  unscored?: boolean;
 }
 
 /**
@@ -73,6 +78,7 @@ export class Scoreboard {
 
   /** Adds an evaluated group. */
   observe(g: ScoredGroup): void {
+    if (g.unscored) return;
     this.trainers.observe({ members: g.members.map((m) => ({ id: m.id, share: m.samples })), score: g.score, scale: g.scale, round: g.round, weight: g.weight });
     if (g.datasets.length > 0) {
       this.datasets.observe({ members: g.datasets.map((d) => ({ id: d.id, share: d.samples })), score: g.score, scale: g.scale, round: g.round, weight: g.weight });

@@ -70,4 +70,23 @@ export class GroupHistory {
     }
     return [];
   }
+
+  /**
+   * The relaxed rule, for cohorts that leave {@link draw} nothing (five or six trainers, one of
+   * whom dropped out of a recent group): groups that differ by one member from none of each
+   * other (exact within the round, as always), whatever the memory holds. Across rounds two
+   * sums are of updates to different models and reveal no single update; what the memory also
+   * guards are the group scores, so a sum that clashes with a remembered group is aggregated
+   * but not scored ({@link clashes}, checked by the round before it records its sums).
+   */
+  drawWithinRound(members: readonly string[], minSize: number, rng: Random, tries = 200): string[][] {
+    for (let size = minSize; size <= members.length; size++) {
+      for (let i = 0; i < tries; i++) {
+        const groups = formGroups(members, size, rng);
+        if (!groups.some((g, gi) => groups.some((h, hi) => hi !== gi && differByOne(g, h)))) return groups;
+        if (groups.length === 1) break;
+      }
+    }
+    return [];
+  }
 }

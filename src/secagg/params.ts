@@ -40,7 +40,10 @@ export interface PlanGroupsOptions {
 export function planGroups(cohort: readonly { nodeId: string; samples: number }[], options: PlanGroupsOptions): SecAggParams[] {
   const { settings } = options;
   const samples = new Map(cohort.map((m) => [m.nodeId, m.samples]));
-  return options.history.draw(cohort.map((m) => m.nodeId), settings.minGroupSize, options.rng).map((ids, i) => {
+  const ids = cohort.map((m) => m.nodeId);
+  const strict = options.history.draw(ids, settings.minGroupSize, options.rng);
+  const groups = strict.length ? strict : options.history.drawWithinRound(ids, settings.minGroupSize, options.rng);
+  return groups.map((ids, i) => {
     const n = ids.length;
     const k = settings.neighbours > 0 ? Math.min(settings.neighbours, n - 1) : defaultNeighbours(n);
     return {
