@@ -9,8 +9,10 @@
  *   aggregate (aggregate.ts)  the strategy's next global model, checkpoint, then the round record
  *
  * A round with fewer than `minTrainers` updates, a diverged aggregate, or a phase that throws
- * (a full disk at the checkpoint, say) fails that attempt: it is recorded and retried with a
- * fresh cohort, and nothing of it is kept (scores, model and strategy state stay as they were).
+ * fails that attempt: it is recorded and retried with a fresh cohort, and nothing of it is kept
+ * (scores, model and strategy state stay as they were). A full disk (a checkpoint or the store
+ * refused for want of space) is not the round's fault: the attempt is not counted, and the job
+ * waits for space with growing pauses (up to 30 s), serving meanwhile.
  * Timers and listeners of a round are released however it ends; the job's promise never
  * rejects.
  */
@@ -113,6 +115,8 @@ export class JobRunner {
   /** Share of a round's members that miss its deadline (an exponential average over attempts). */
   private dropout = 0;
   private attempts = 0;
+  /** Set by an attempt that failed on a full disk (the store's or a checkpoint's write). */
+  private diskFull = false;
   /** What the released sums spent of the job's privacy (differential privacy on). */
   readonly privacy = new RdpAccountant();
 
@@ -274,9 +278,15 @@ export class JobRunner {
     while (this.currentRound <= cfg.rounds && !signal.aborted) {
       if (this.budgetSpent()) break;
       let done = false;
-      for (let attempt = 1; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
+      for (let attempt = 1, waits = 0; attempt <= cfg.maxAttempts && !signal.aborted; attempt++) {
         done = await this.runRound(attempt, signal);
         if (done) break;
+        if (this.diskFull) {
+          // Not the round's fault: wait for space (growing pauses), and the attempt is not counted.
+          this.diskFull = false;
+          attempt--;
+          await sleep(Math.min(30_000, 1000 * 2 ** waits++), signal);
+        }
       }
       if (signal.aborted) break;
       if (!done) {
@@ -388,7 +398,12 @@ export class JobRunner {
       return await this.completeRound(open, collected, grad, started, unscored);
     } catch (err) {
       this.deps.log.error('round failed', { jobId: cfg.jobId, round: this.currentRound, attempt, error: (err as Error).message });
-      this.failRound(`failed: ${(err as Error).message}; retrying`);
+      if (isDiskFull(err)) {
+        this.diskFull = true;
+        this.failRound(`the disk holding the store is full (${(err as Error).message}); nothing of this attempt is kept; waiting for space`);
+      } else {
+        this.failRound(`failed: ${(err as Error).message}; retrying`);
+      }
       return false;
     } finally {
       if (open && open.round.phase !== 'DONE') open.round.finish(false);
@@ -559,4 +574,10 @@ export class JobRunner {
     const privacy = r.epsilon !== undefined ? `, epsilon ${r.epsilon.toFixed(2)} at delta ${cfg.dp!.delta}` : '';
     this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${privacy}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
   }
+}
+
+/** True for a write that failed for want of space: a checkpoint file's (ENOSPC) or SQLite's (SQLITE_FULL). */
+function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT';
 }

@@ -273,7 +273,7 @@ export class CoordinatorStore {
           // writeSync may write less than asked (a full disk): write the rest, or fail.
           for (let at = 0; at < bytes.length;) {
             const n = fs.writeSync(fd, bytes, at, bytes.length - at);
-            if (n <= 0) throw new Error(`checkpoint ${digest}: wrote ${at} of ${bytes.length} bytes`);
+            if (n <= 0) throw Object.assign(new Error(`checkpoint ${digest}: wrote ${at} of ${bytes.length} bytes`), { code: 'ENOSPC' });
             at += n;
           }
           fs.fsyncSync(fd);
