@@ -65,7 +65,9 @@ let deadline = 0;
 let sessions = true;
 async function trainer(i: number): Promise<void> {
   const signer = SIGNED ? { ...(await loadSigner({ uri: `//sim-${i}` })), sessions } : null;
-  const client = makeClient(CoordinatorClient, address, undefined, signer);
+  // Its own connection, as a trainer process has (clients of one process share one otherwise,
+  // and the coordinator allows 100 calls at once on a connection).
+  const client = makeClient(CoordinatorClient, address, undefined, signer, undefined, { 'grpc.use_local_subchannel_pool': 1 });
   const nodeId = signer?.address ?? `sim-${String(i).padStart(4, '0')}`;
   const reg = await timed('RegisterTrainer', () => callUnary(client, 'RegisterTrainer', {
     nodeId, capacity: { samplesPerSecond: 100 + i, backend: 'sim', device: 'none' }, version: 'bench', identityKey: Buffer.alloc(0),

@@ -171,4 +171,29 @@ describe('secure aggregation: bad input over gRPC', () => {
     expect(dropped.length).toBe(2);
     expect(JSON.parse(dropped[0]!).members).toContain('t0');
   }, 120_000);
+
+  for (const [name, flags, hooks, reason] of [
+    ['past the fixed-point range in its masked input', [], { plantMasked: (y: Uint32Array) => { y[0] = (y[0]! + 2 ** 31) >>> 0; } }, 'past the fixed-point range'],
+    ['fifty times the clip in its update', ['--clip-norm', '1'], { plantUpdate: (d: Float32Array) => d.map((x) => x * 50) }, 'L2 norm'],
+  ] as const) {
+    it(`a member that puts ${name} gets its group's sum discarded, named by the group's members; the honest group trains on`, async () => {
+      h = new Harness();
+      const c = await h.coordinator(['--rounds', '2', '--cohort', '6', '--min-trainers', '3', '--min-group-size', '3',
+        '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...flags]);
+      await h.dataset(c.address, 'ds-a', DATA);
+      for (let i = 0; i < 6; i++) await h.trainer(c.address, `t${i}`, [], i === 0 ? hooks : {});
+      expect(await c.done).toBe('DONE');
+      for (const r of c.job.history) {
+        expect(r.groups).toBe(1);
+        expect(r.groupsFailed).toBe(1);
+        expect(r.reporters).not.toContain('t0');
+      }
+      const log = fs.readFileSync(h.logFile('coordinator'), 'utf8');
+      const dropped = log.split('\n').filter((l) => l.includes('"msg":"secure aggregation group dropped"') && l.includes(reason));
+      expect(dropped.length).toBe(2);
+      expect(JSON.parse(dropped[0]!).members).toContain('t0');
+      // The cheat is never scored in its favour: t0's groups were not scored at all.
+      expect(c.job.scoreboard.get('t0')?.groupsSeen ?? 0).toBe(0);
+    }, 120_000);
+  }
 });

@@ -381,7 +381,7 @@ export class JobRunner {
       if (!plan) return await this.noGrouping(signal);
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
-      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null });
+      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null, clipNorm: cfg.clipNorm });
       const members = open.round.members();
       const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
       this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;

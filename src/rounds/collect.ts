@@ -12,7 +12,7 @@
  * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
  * listener are released however the phase ends.
  */
-import { SecureAggregation, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
+import { SecureAggregation, quantErrorBound, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
 import { scoreStep } from '../scoring/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
@@ -87,6 +87,8 @@ export interface CollectOptions {
   signal: AbortSignal;
   /** Every update weighs 1 (differential privacy), whatever sample count its header reports. */
   unitWeights?: boolean;
+  /** The L2 bound trainers clip each update to (0: none; not checked under differential privacy, whose noise passes it). */
+  clipNorm?: number;
 }
 
 /**
@@ -104,6 +106,44 @@ export function checkGroupWeights(results: readonly GroupResult[], round: Round<
     const bound = (params?.maxWeight ?? 1) * weightErrorBound(r.members.length, params?.quantBits ?? 16) * (1 + 1e-9) + 1e-9;
     if (Math.abs(r.totalWeight - reported) <= bound) kept.push(r);
     else discarded.push({ groupId: r.groupId, members: r.members, reason: `its unmasked total weight is ${r.totalWeight.toFixed(3)} where its members reported ${reported}: a member's masked input carries another weight; the sum is discarded` });
+  }
+  return { kept, discarded };
+}
+
+/**
+ * Keeps the group sums that honest members could have made: every coordinate within what m
+ * members clipped to the group's range give (a member whose masked input holds words past the
+ * fixed-point range moves a coordinate beyond it), and, with `clipNorm`, the mean update no
+ * longer than the clip (each member's update is clipped to it, so their weighted mean is too).
+ * A sum past either is discarded with its members named, within the quantization error.
+ */
+export function checkGroupBounds(results: readonly GroupResult[], secure: SecureAggregation, clipNorm: number): { kept: GroupResult[]; discarded: FailedGroup[] } {
+  const kept: GroupResult[] = [];
+  const discarded: FailedGroup[] = [];
+  for (const r of results) {
+    const params = secure.groups.find((g) => g.params.groupId === r.groupId)?.params;
+    if (!params) {
+      kept.push(r);
+      continue;
+    }
+    const m = r.members.length;
+    const err = params.maxWeight * quantErrorBound(m, params.clipRange, params.quantBits);
+    const maxCoord = (params.maxWeight * m * params.clipRange + err) * (1 + 1e-6);
+    let max = 0, sq = 0;
+    for (const v of r.weightedSum) {
+      const a = Math.abs(v);
+      if (!(a <= max)) max = a;
+      sq += v * v;
+    }
+    const norm = Math.sqrt(sq) / Math.max(r.totalWeight, 1e-12);
+    const maxNorm = (clipNorm + (err * Math.sqrt(r.weightedSum.length)) / Math.max(r.totalWeight, 1e-12)) * (1 + 1e-5);
+    if (!(max <= maxCoord)) {
+      discarded.push({ groupId: r.groupId, members: r.members, reason: `a coordinate of its unmasked sum is ${max.toPrecision(4)} where ${m} members clipped to ${params.clipRange} can give at most ${maxCoord.toPrecision(4)}: a member's masked input is past the fixed-point range; the sum is discarded` });
+    } else if (clipNorm > 0 && !(norm <= maxNorm)) {
+      discarded.push({ groupId: r.groupId, members: r.members, reason: `its mean update's L2 norm is ${norm.toPrecision(4)} where every member's update is clipped to ${clipNorm}: a member sent a larger one; the sum is discarded` });
+    } else {
+      kept.push(r);
+    }
   }
   return { kept, discarded };
 }
@@ -134,8 +174,9 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
       secure.closeInputs();
       await secure.unmasked(signal);
       const finished = await secure.finish();
-      const { kept, discarded } = checkGroupWeights(finished.results, round, secure, o.unitWeights === true);
-      const failed = [...finished.failed, ...discarded];
+      const weighed = checkGroupWeights(finished.results, round, secure, o.unitWeights === true);
+      const { kept, discarded } = checkGroupBounds(weighed.kept, secure, o.unitWeights ? 0 : (o.clipNorm ?? 0));
+      const failed = [...finished.failed, ...weighed.discarded, ...discarded];
       for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
       collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept, failed };
     }

@@ -10,7 +10,7 @@ export { GroupHistory } from './group-history.js';
 export { MaskPool } from './mask-pool.js';
 export { SecAggGroup } from './coordinator.js';
 export { SecAggNode, type HotkeyBinding } from './node.js';
-export { quantBitsFor, quantStep, weightErrorBound } from './quantize.js';
+export { quantBitsFor, quantStep, weightErrorBound, quantErrorBound } from './quantize.js';
 export { type SecAggParams } from './constants.js';
 export { planGroups, type GroupSettings, type PlanGroupsOptions } from './params.js';
 export { SecureAggregation, type FailedGroup, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';

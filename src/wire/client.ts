@@ -32,8 +32,9 @@ export function makeClient<C extends grpc.Client>(
   credentials = clientCredentials(),
   signer?: Signer | null,
   audience?: string | null,
+  options: grpc.ChannelOptions = {},
 ): C {
-  const client = new Ctor(address, credentials, channelOptions());
+  const client = new Ctor(address, credentials, { ...channelOptions(), ...options });
   signing.set(client, { signer: signer ?? null, audience: audience ?? null, pinned: audience !== undefined && audience !== null, learned: null, address, credentials });
   return client;
 }
