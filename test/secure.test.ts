@@ -196,4 +196,25 @@ describe('secure aggregation: bad input over gRPC', () => {
       expect(c.job.scoreboard.get('t0')?.groupsSeen ?? 0).toBe(0);
     }, 120_000);
   }
+
+  it("a member that reveals corrupted shares is named; its group's sum is rebuilt from the others' shares, aggregated and scored for no one", async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--rounds', '2', '--cohort', '5', '--min-trainers', '5', '--min-group-size', '5',
+      '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', '--unmask-timeout', '3']);
+    await h.dataset(c.address, 'ds-a', DATA);
+    for (let i = 0; i < 5; i++) {
+      await h.trainer(c.address, `t${i}`, [], i === 0 ? { plantReveals: (rs) => { for (const r of rs) r.share[0] = r.share[0]! ^ 0xff; } } : {});
+    }
+    expect(await c.done).toBe('DONE');
+    for (const r of c.job.history) {
+      // Four good holders of each secret are more than its threshold of three: the sum is exact and kept.
+      expect(r.groups).toBe(1);
+      expect(r.groupsFailed).toBe(0);
+      expect(r.participants).toBe(5);
+    }
+    expect(h.progress.filter((l) => /^round \d: t0 revealed corrupted shares in group g0; its sum is rebuilt from the others' and not scored$/.test(l))).toHaveLength(2);
+    // The member is told why, with the status: its shares are refused.
+    expect(fs.readFileSync(h.logFile('trainer-t0'), 'utf8')).toMatch(/INVALID_ARGUMENT: group g0 at UNMASK: t0 revealed a share of \w+ that its owner did not deal/);
+    for (let i = 0; i < 5; i++) expect(c.job.scoreboard.get(`t${i}`)?.groupsSeen ?? 0).toBe(0);
+  }, 120_000);
 });

@@ -15,6 +15,7 @@ import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, 
 import { TaskRunner } from './task-runner.js';
 import { generateIdentity } from '../src/crypto/index.js';
 import type { TrainerConfig } from './config.js';
+import type { UnmaskShare } from '../src/secagg/index.js';
 
 /** A running trainer. */
 export interface TrainerNode {
@@ -72,6 +73,8 @@ export interface TrainerHooks {
   plantUpdate?: (delta: Float32Array) => Float32Array;
   /** Edits each masked input before it is sent (tests plant members that cheat inside a group). */
   plantMasked?: (y: Uint32Array) => void;
+  /** Edits the shares revealed at UNMASK before they are sent (tests plant members that corrupt them). */
+  plantReveals?: (reveals: UnmaskShare[]) => void;
 }
 
 /** Starts a trainer with `config`. */
@@ -109,7 +112,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const signal = AbortSignal.any([stop.signal, own.signal]);
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
     const runner = new TaskRunner({
-      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked,
+      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
       ...(admitPeer ? { admitPeer } : {}),
     });
     const session: Session = { address, label, share, close: () => Promise.resolve() };

@@ -5,7 +5,7 @@
  * `src/secagg/node.ts`; this file only moves its messages.
  */
 import { callUnary, type CoordinatorStub, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
-import { SecAggNode, type HotkeyBinding, type SecAggParams } from '../src/secagg/index.js';
+import { SecAggNode, type HotkeyBinding, type SecAggParams, type UnmaskShare } from '../src/secagg/index.js';
 import type { Identity } from '../src/crypto/index.js';
 
 /** Thrown when the coordinator says this node's part in its group is over. */
@@ -23,7 +23,8 @@ export class SecureSession {
   readonly node: SecAggNode;
   private readonly identities: Map<string, Uint8Array>;
 
-  constructor(private readonly client: CoordinatorStub, private readonly nodeId: string, private readonly task: Task, identity: Identity, hotkey?: HotkeyBinding) {
+  constructor(private readonly client: CoordinatorStub, private readonly nodeId: string, private readonly task: Task, identity: Identity, hotkey?: HotkeyBinding,
+    private readonly plantReveals?: (reveals: UnmaskShare[]) => void) {
     const c = task.secagg as SecAggConfig;
     const params: SecAggParams = {
       roundId: c.roundId, groupId: c.groupId, members: c.members, neighbours: c.neighbours, threshold: c.threshold,
@@ -71,6 +72,7 @@ export class SecureSession {
     const req = await this.awaitStage('UNMASK', signal);
     if (req.result !== 'unmask') throw new SecAggAbortedError(`expected an unmask request, got ${req.result}`);
     const reveals = this.node.unmask(req.unmask!);
+    this.plantReveals?.(reveals);
     await this.submit({ payload: 'unmask', unmask: { shares: reveals } }, signal);
   }
 }

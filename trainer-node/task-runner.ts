@@ -14,7 +14,7 @@ import { sleep, type Logger } from '../src/util/index.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
 import type { Identity } from '../src/crypto/index.js';
 import { SecureSession } from './secure-session.js';
-import { MaskPool, type HotkeyBinding } from '../src/secagg/index.js';
+import { MaskPool, type HotkeyBinding, type UnmaskShare } from '../src/secagg/index.js';
 import { decodeAddress } from '@polkadot/util-crypto';
 
 /** Longest a shard may be (bytes). */
@@ -46,6 +46,7 @@ export class TaskRunner {
       plantUpdate?: (delta: Float32Array) => Float32Array;
       /** Edits the masked input before it is sent (tests plant members that cheat inside a group). */
       plantMasked?: (y: Uint32Array) => void;
+      plantReveals?: (reveals: UnmaskShare[]) => void;
     },
   ) {}
 
@@ -177,7 +178,7 @@ export class TaskRunner {
   async run(task: Task, signal: AbortSignal, onSubmitted?: () => void, unmaskSignal: AbortSignal = signal): Promise<SubmitUpdateResponse> {
     const { log, metrics } = this.deps;
     const train = task.train!;
-    const secure = task.secagg ? new SecureSession(this.deps.coordinator, this.deps.nodeId, task, this.deps.identity, this.hotkeyBinding()) : null;
+    const secure = task.secagg ? new SecureSession(this.deps.coordinator, this.deps.nodeId, task, this.deps.identity, this.hotkeyBinding(), this.deps.plantReveals) : null;
     // The key stages run while the model and shards load and training runs.
     const keysReady = secure?.prepare(signal);
     keysReady?.catch(() => {});

@@ -387,7 +387,13 @@ export class JobRunner {
       this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;
       // A sum one member away from a recent group is aggregated but not scored (the relaxed
       // differencing rule); sums the coordinator saw are remembered whether or not the round completes.
-      const unscored = new Set(open.secure ? collected.sums.filter((r) => this.groupHistory.clashes(r.members)).map((r) => [...r.members].sort().join(',')) : []);
+      // So is one with a member that revealed a corrupted share (never scored in its favour).
+      const unscored = new Map<string, 'clash' | 'culprit'>();
+      for (const r of open.secure ? collected.sums : []) {
+        if (r.culprits.length) unscored.set([...r.members].sort().join(','), 'culprit');
+        else if (this.groupHistory.clashes(r.members)) unscored.set([...r.members].sort().join(','), 'clash');
+      }
+      for (const r of collected.sums) if (r.culprits.length) this.deps.progress(`round ${this.currentRound}: ${r.culprits.join(', ')} revealed corrupted shares in group ${r.groupId}; its sum is rebuilt from the others' and not scored`);
       if (open.secure) this.groupHistory.add(collected.sums.map((r) => r.members));
       if (signal.aborted) return false;
       const shortfall = this.shortfall(open, collected);
@@ -482,7 +488,7 @@ export class JobRunner {
    * which is recorded before anything of the round is kept. A throw leaves the global model,
    * the strategy's state and the scores as they were.
    */
-  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlySet<string>): Promise<boolean> {
+  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>): Promise<boolean> {
     const cfg = this.config;
     const { round, secure } = open;
     const { reporters, outcome } = collected;
@@ -495,7 +501,8 @@ export class JobRunner {
     }
     const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log)
       .map((g) => (unscored.has(g.members.map((m) => m.id).sort().join(',')) ? { ...g, unscored: true } : g));
-    if (unscored.size) this.deps.progress(`round ${this.currentRound}: ${unscored.size} of ${scored.length} group(s) one member away from a recent group: aggregated, not scored`);
+    const clashes = [...unscored.values()].filter((why) => why === 'clash').length;
+    if (clashes) this.deps.progress(`round ${this.currentRound}: ${clashes} of ${scored.length} group(s) one member away from a recent group: aggregated, not scored`);
     // The unmasked sums are out: what they spent of the job's privacy counts from here on.
     const dpNoise = cfg.dp && secure ? this.releasedNoise(open, collected) : undefined;
     if (dpNoise !== undefined) this.privacy.compose({ q: 1, noiseMultiplier: dpNoise });

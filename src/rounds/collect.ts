@@ -182,8 +182,10 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
     }
     // A round stopped from outside (the job cancelled, the coordinator stopping) holds no one's record against them.
     if (!signal.aborted) {
+      // A member that revealed a corrupted share is recorded as if it had not reported.
+      const culprits = new Set(collected.sums.flatMap((r) => r.culprits));
       for (const m of round.members()) {
-        const reported = m.status === 'reported';
+        const reported = m.status === 'reported' && !culprits.has(m.nodeId);
         registry.recordTask(m.nodeId, reported, reported && m.trainSeconds > 0 ? (m.numSamples * o.localEpochs) / m.trainSeconds : undefined, m.status === 'assigned');
       }
     }

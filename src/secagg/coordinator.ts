@@ -37,6 +37,8 @@ export interface GroupResult {
   totalWeight: number;
   /** Whose inputs are in the sum. */
   members: string[];
+  /** Members that revealed a corrupted, forged or short share: their sum is aggregated, never scored in their favour. */
+  culprits: string[];
 }
 
 /** One group's coordinator state. */
@@ -52,6 +54,8 @@ export class SecAggGroup {
   private u3 = new Set<string>();
   private readonly inputs = new Set<string>();
   private readonly reveals = new Map<string, UnmaskShare[]>();
+  /** Members that revealed a share that is not the one dealt to them (named in the round's result). */
+  private readonly culprits = new Set<string>();
   /** CONSISTENCY: survivors' signatures over the survivor set. */
   private readonly consistency = new Map<string, SurvivorSignature>();
   private readonly sum: Uint32Array;
@@ -215,9 +219,13 @@ export class SecAggGroup {
       seen.add(r.owner);
       // The share must be the one its owner dealt to this member: a corrupted one is refused
       // here, its sender named, and the group rebuilds the secret from t good shares of others.
-      if (r.share.length !== SHARE_BYTES) throw new CorruptUnmaskShareError(this.groupId, nodeId, r.owner, `${r.share.length} bytes, not ${SHARE_BYTES}`);
+      if (r.share.length !== SHARE_BYTES) {
+        this.culprits.add(nodeId);
+        throw new CorruptUnmaskShareError(this.groupId, nodeId, r.owner, `${r.share.length} bytes, not ${SHARE_BYTES}`);
+      }
       const dealer = this.identities.get(r.owner);
       if (!dealer || !r.dealerSignature || !verifySignature(dealer, dealtShareMessage(this.params, r.owner, nodeId, r.kind, r.share), r.dealerSignature)) {
+        this.culprits.add(nodeId);
         throw new CorruptUnmaskShareError(this.groupId, nodeId, r.owner, 'a share its owner\'s signature does not cover');
       }
     }
@@ -319,7 +327,7 @@ export class SecAggGroup {
     const k = this.params.maxWeight;
     for (let i = 0; i < weightedSum.length; i++) weightedSum[i]! *= k;
     this.state = 'DONE';
-    return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort() };
+    return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
   }
 
   /** The running sum before unmasking (what the coordinator holds; for tests and audits). */

@@ -11,7 +11,7 @@ export { MaskPool } from './mask-pool.js';
 export { SecAggGroup } from './coordinator.js';
 export { SecAggNode, type HotkeyBinding } from './node.js';
 export { quantBitsFor, quantStep, weightErrorBound, quantErrorBound } from './quantize.js';
-export { type SecAggParams } from './constants.js';
+export { type SecAggParams, type UnmaskShare } from './constants.js';
 export { planGroups, type GroupSettings, type PlanGroupsOptions } from './params.js';
 export { SecureAggregation, type FailedGroup, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';
 export { differByOne, formGroups } from './group-history.js';
