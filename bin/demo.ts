@@ -35,11 +35,11 @@ const BIN = path.join(ROOT, 'bin', 'actiquest.ts');
  * Starts `actiquest <args>` as a child process with tsx, its stderr (its log) into `logFile`;
  * with `cpuProfDir`, the process writes a CPU profile there when it exits (`node --cpu-prof`).
  */
-export function spawnRole(args: string[], logFile: string, options: { cpuProfDir?: string; wrapper?: string[]; nodeArgs?: string[] } = {}): ChildProcess {
+export function spawnRole(args: string[], logFile: string, options: { cpuProfDir?: string; wrapper?: string[]; nodeArgs?: string[]; script?: string } = {}): ChildProcess {
   const prof = [...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []), ...(options.nodeArgs ?? [])];
-  // `wrapper`: a command that runs the role (nsenter into a namespace, say).
+  // `wrapper`: a command that runs the role (nsenter into a namespace, say); `script`: another entry than `actiquest` (test fixtures).
   const [cmd, ...pre] = [...(options.wrapper ?? []), process.execPath];
-  const child = spawn(cmd, [...pre, ...prof, '--import', tsxLoaderUrl(), BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, [...pre, ...prof, '--import', tsxLoaderUrl(), options.script ?? BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.createWriteStream(logFile);
   child.stderr.pipe(log);

@@ -23,6 +23,8 @@ import { spawnRole } from '../bin/demo.js';
 import { selectBackend } from '../src/model/index.js';
 
 /** Things to close after a test, last opened first. */
+const PLANTED_TRAINER = fileURLToPath(new URL('./fixtures/planted-trainer.ts', import.meta.url));
+
 export class Harness {
   private readonly closers: (() => unknown)[] = [];
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'actiquest-test-'));
@@ -89,6 +91,14 @@ export class Harness {
   trainerProcess(coordinator: string, nodeId: string, flags: string[] = []): ChildProcess {
     const child = spawnRole(['trainer', '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm',
       '--metrics-port', '-1', '--wait-ms', '2000', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
+    this.defer(() => kill(child, 'SIGTERM'));
+    return child;
+  }
+
+  /** A trainer process with a planted misbehaviour (test/fixtures/planted-trainer.ts); it logs to `logFile(nodeId)`. */
+  plantedTrainer(coordinator: string, nodeId: string, plant: 'reveals' | 'weight' | 'range' | 'scale', flags: string[] = []): ChildProcess {
+    const child = spawnRole([plant, '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '-1', '--wait-ms', '2000',
+      '--log-file', this.logFile(nodeId), ...flags], this.logFile(`${nodeId}-stderr`), { script: PLANTED_TRAINER });
     this.defer(() => kill(child, 'SIGTERM'));
     return child;
   }

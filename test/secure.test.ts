@@ -15,6 +15,17 @@ afterEach(async () => h.close());
 
 const DATA = ['--shards', '10', '--samples-per-shard', '64', '--alpha', '3'];
 
+/** Starts the planted member t0 as its own process and waits until the coordinator counts it live. */
+async function plantedFirst(address: string, plant: 'reveals' | 'weight' | 'range' | 'scale', flags: string[] = []): Promise<void> {
+  h.plantedTrainer(address, 't0', plant, flags);
+  const client = makeClient(CoordinatorClient, address);
+  try {
+    await until(async () => (await callUnary(client, 'GetStatus', {}, { timeoutMs: 5000 })).liveTrainers >= 1, 'the planted trainer process live', 60_000);
+  } finally {
+    client.close();
+  }
+}
+
 /** Words of `y` within 2^20 of `q`: about 1 in 2048 for a uniformly masked vector. */
 function closeWords(y: Uint32Array, q: Uint32Array): number {
   let n = 0;
@@ -158,7 +169,8 @@ describe('secure aggregation: bad input over gRPC', () => {
       '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done']);
     await h.dataset(c.address, 'ds-a', DATA);
     // The liar's weight word (the last) gains half the range: its group's unmasked total weight is far from the sample counts reported.
-    for (let i = 0; i < 6; i++) await h.trainer(c.address, `t${i}`, [], i === 0 ? { plantMasked: (y) => { y[y.length - 1] = (y[y.length - 1]! + 2 ** 31) >>> 0; } } : {});
+    await plantedFirst(c.address, 'weight');
+    for (let i = 1; i < 6; i++) await h.trainer(c.address, `t${i}`);
     expect(await c.done).toBe('DONE');
     for (const r of c.job.history) {
       expect(r.groups).toBe(1);
@@ -172,16 +184,17 @@ describe('secure aggregation: bad input over gRPC', () => {
     expect(JSON.parse(dropped[0]!).members).toContain('t0');
   }, 120_000);
 
-  for (const [name, flags, hooks, reason] of [
-    ['past the fixed-point range in its masked input', [], { plantMasked: (y: Uint32Array) => { y[0] = (y[0]! + 2 ** 31) >>> 0; } }, 'past the fixed-point range'],
-    ['fifty times the clip in its update', ['--clip-norm', '1'], { plantUpdate: (d: Float32Array) => d.map((x) => x * 50) }, 'L2 norm'],
+  for (const [name, flags, plant, reason] of [
+    ['past the fixed-point range in its masked input', [], 'range', 'past the fixed-point range'],
+    ['fifty times the clip in its update', ['--clip-norm', '1'], 'scale', 'L2 norm'],
   ] as const) {
     it(`a member that puts ${name} gets its group's sum discarded, named by the group's members; the honest group trains on`, async () => {
       h = new Harness();
       const c = await h.coordinator(['--rounds', '2', '--cohort', '6', '--min-trainers', '3', '--min-group-size', '3',
         '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...flags]);
       await h.dataset(c.address, 'ds-a', DATA);
-      for (let i = 0; i < 6; i++) await h.trainer(c.address, `t${i}`, [], i === 0 ? hooks : {});
+      await plantedFirst(c.address, plant);
+      for (let i = 1; i < 6; i++) await h.trainer(c.address, `t${i}`);
       expect(await c.done).toBe('DONE');
       for (const r of c.job.history) {
         expect(r.groups).toBe(1);
@@ -202,9 +215,8 @@ describe('secure aggregation: bad input over gRPC', () => {
     const c = await h.coordinator(['--rounds', '2', '--cohort', '5', '--min-trainers', '5', '--min-group-size', '5',
       '--hidden', '16', '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', '--unmask-timeout', '3']);
     await h.dataset(c.address, 'ds-a', DATA);
-    for (let i = 0; i < 5; i++) {
-      await h.trainer(c.address, `t${i}`, [], i === 0 ? { plantReveals: (rs) => { for (const r of rs) r.share[0] = r.share[0]! ^ 0xff; } } : {});
-    }
+    await plantedFirst(c.address, 'reveals');
+    for (let i = 1; i < 5; i++) await h.trainer(c.address, `t${i}`);
     expect(await c.done).toBe('DONE');
     for (const r of c.job.history) {
       // Four good holders of each secret are more than its threshold of three: the sum is exact and kept.
@@ -214,7 +226,7 @@ describe('secure aggregation: bad input over gRPC', () => {
     }
     expect(h.progress.filter((l) => /^round \d: t0 revealed corrupted shares in group g0; its sum is rebuilt from the others' and not scored$/.test(l))).toHaveLength(2);
     // The member is told why, with the status: its shares are refused.
-    expect(fs.readFileSync(h.logFile('trainer-t0'), 'utf8')).toMatch(/INVALID_ARGUMENT: group g0 at UNMASK: t0 revealed a share of \w+ that its owner did not deal/);
+    expect(fs.readFileSync(h.logFile('t0'), 'utf8')).toMatch(/INVALID_ARGUMENT: group g0 at UNMASK: t0 revealed a share of \w+ that its owner did not deal/);
     for (let i = 0; i < 5; i++) expect(c.job.scoreboard.get(`t${i}`)?.groupsSeen ?? 0).toBe(0);
   }, 120_000);
 });
