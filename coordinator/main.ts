@@ -5,6 +5,7 @@
  * every round; its model as TF.js files with a model card when it is done). Started again on
  * the same folder, it continues every unfinished job from its last completed round.
  */
+import { coordinatorStatus } from './status.js';
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
 import { writeJsonFile } from '../src/util/index.js';
@@ -201,7 +202,8 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     if (endpoint) chain.announceEndpoint(endpoint.host, endpoint.port);
     else log.warn('no endpoint announced on chain: trainers that discover validators will not find this one; give --announce IP:port', { listen: address });
   }
-  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
+  const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory() });
+  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, status) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
   const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {
     const runner = builtin.runner!;

@@ -6,7 +6,7 @@
  */
 import { roleLogger, nodeIdentity, keepRegistered, ValidatorWatch } from '../src/node/index.js';
 import { callUnary, checkLeaseKey, ensureCanListen, leaseCryptoReady, RequestVerifier, serveHealthAndReflection, serveIdentity, signedService, toServiceError, makeClient, CoordinatorClient, type RegisterDatasetResponse, createGrpcServer, serverCredentials, useTlsForClients, datasetService } from '../src/wire/index.js';
-import { datasetMetrics, serveMetrics } from '../src/metrics/index.js';
+import { datasetMetrics, serveMetrics, fmt, type StatusDocument } from '../src/metrics/index.js';
 import { openShardStore } from './shard-store.js';
 import { datasetServiceImpl } from './service.js';
 import type { DatasetConfig } from './config.js';
@@ -54,13 +54,27 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
   const health = serveHealthAndReflection(grpc.server, ['actiquest.v1.Dataset']);
   health.set('SERVING');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
-  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
+  // The status page: the validators this node serves, its score at each, its shards.
+  let served: () => [string, { label: string; score: number | null }][] = () => [];
+  const statusPage = (): StatusDocument => ({
+    role: 'dataset', id: config.nodeId, updatedAt: new Date().toISOString(),
+    facts: [['node', config.nodeId], ['task', store.task], ['shards', String(store.shards.length)], ['samples', String(store.shards.reduce((n, x) => n + x.numSamples, 0))]],
+    tables: [
+      { id: 'validators', title: 'Validators', columns: ['validator', 'address', 'score'], rows: served().map(([address, c]) => [c.label, address, c.score === null ? '' : fmt(c.score)]) },
+      { id: 'shards', title: 'Shards', columns: ['shard', 'samples', 'sha256'], rows: store.shards.map((x) => [x.shardId, x.numSamples, `${x.sha256.slice(0, 16)}...`]) },
+    ],
+  });
+  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, statusPage) : null;
   const advertise = config.advertise || address;
   log.info('listening', { grpc: address, advertise, metrics: metricsServer?.address ?? null, shards: store.shards.length });
   /** Registers with the coordinator at `address` (signing for `hotkey`, else the one it names) and heartbeats until closed. */
   const register = (address: string, label: string, hotkey: string | null) => {
     const own = new AbortController();
     const client = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
+    const scoring = setInterval(() => {
+      callUnary(client, 'GetScore', { nodeId: config.nodeId }, { timeoutMs: 5_000 }).then((r) => { entry.score = r.score; }, () => {});
+    }, 10_000);
+    scoring.unref();
     const done = keepRegistered({
       coordinator: address, log, signal: AbortSignal.any([stop.signal, own.signal]), nodeId: config.nodeId, client,
       onRegistered: (res: RegisterDatasetResponse) => {
@@ -72,17 +86,22 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
       },
       register: (c, options) => callUnary(c, 'RegisterDataset', { nodeId: config.nodeId, address: advertise, task: store.task, shards: [...store.shards] }, options),
     });
-    return {
+    const entry = {
       label,
+      /** This node's score there (GetScore every 10 s), for the status page. */
+      score: null as number | null,
       async close() {
+        clearInterval(scoring);
         own.abort();
         await done.catch(() => undefined);
         client.close();
         leaseKeys.delete(address);
       },
     };
+    return entry;
   };
   const coordinators = new Map<string, ReturnType<typeof register>>();
+  served = () => [...coordinators];
   if (config.coordinator) coordinators.set(config.coordinator, register(config.coordinator, config.coordinator, null));
   const watch = config.discovery ? new ValidatorWatch({
     url: config.discovery.url, netuid: config.discovery.netuid, pin: config.discovery.pin, exclude: config.discovery.exclude,

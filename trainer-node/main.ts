@@ -10,7 +10,7 @@ import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { status } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
 import { configureBackends, selectBackend } from '../src/model/index.js';
-import { trainerMetrics, serveMetrics } from '../src/metrics/index.js';
+import { trainerMetrics, serveMetrics, fmt, type StatusDocument } from '../src/metrics/index.js';
 import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { TaskRunner } from './task-runner.js';
 import { generateIdentity } from '../src/crypto/index.js';
@@ -42,6 +42,10 @@ interface Session {
   /** The validator's hotkey (with discovery), else the address. */
   label: string;
   share: number;
+  /** Tasks by result, the last round worked, this node's score there (GetScore), samples a second: for the status page. */
+  tasks: { submitted: number; failed: number; lastRound: string };
+  score: number | null;
+  throughput: () => number;
   close(): Promise<void>;
 }
 
@@ -86,7 +90,17 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   configureBackends({ webGpuSoftware: config.webGpuSoftware });
   const backend = await selectBackend(config.backend);
   const metrics = trainerMetrics();
-  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort) : null;
+  // The status page: this node's validators, tasks, throughput and score at each.
+  let sessionsNow: () => Session[] = () => [];
+  const statusPage = (): StatusDocument => ({
+    role: 'trainer', id: config.nodeId, updatedAt: new Date().toISOString(),
+    facts: [['node', config.nodeId], ['backend', `${backend.backend} (${backend.device})`], ['finds validators', config.discovery ? `on chain, subnet ${config.discovery.netuid}` : config.coordinator]],
+    tables: [{
+      id: 'validators', title: 'Validators', columns: ['validator', 'address', 'capacity share', 'tasks submitted', 'tasks failed', 'last task', 'samples/s', 'score'],
+      rows: sessionsNow().map((s) => [s.label, s.address, fmt(s.share, 2), s.tasks.submitted, s.tasks.failed, s.tasks.lastRound, fmt(s.throughput(), 1), s.score === null ? '' : fmt(s.score)]),
+    }],
+  });
+  const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, statusPage) : null;
   log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
   // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
@@ -94,6 +108,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   // One task at a time, whichever validator it is for.
   const slot = new TaskSlot();
   const sessions = new Map<string, Session>();
+  sessionsNow = () => [...sessions.values()];
   // Who may be a peer in a secure group: a hotkey registered on the subnet (with --chain, once
   // read) or listed in --peer-allowlist; either admits. Neither configured: any hotkey.
   let subnetHotkeys: ReadonlySet<string> | null = null;
@@ -115,7 +130,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
       ...(admitPeer ? { admitPeer } : {}),
     });
-    const session: Session = { address, label, share, close: () => Promise.resolve() };
+    const session: Session = { address, label, share, tasks: { submitted: 0, failed: 0, lastRound: '' }, score: null, throughput: () => runner.lastSamplesPerSecond, close: () => Promise.resolve() };
     let currentTask = '';
     let taskAbort: AbortController | null = null;
     let registered = false;
@@ -179,10 +194,15 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
           try {
             const out = await runner.run(task, taskAbort.signal, () => { submitted = true; clearTimeout(timer); }, signal);
             metrics.tasksTotal.inc({ result: 'submitted' });
+            session.tasks.submitted += 1;
+            session.tasks.lastRound = `${task.jobId} round ${task.round}`;
             log.info('update submitted', { coordinator: label, round: task.round, accepted: out.accepted, receivedUpdates: out.receivedUpdates });
+            // This node's score there, for the status page (none until a round scored it).
+            callUnary(coordinator, 'GetScore', { nodeId: config.nodeId }, { timeoutMs: 5_000 }).then((s) => { session.score = s.score; }, () => {});
           } catch (err) {
             const aborted = taskAbort.signal.aborted;
             metrics.tasksTotal.inc({ result: aborted ? 'cancelled' : 'failed' });
+            if (!aborted) session.tasks.failed += 1;
             if (aborted) log.info('task stopped', { coordinator: label, round: task.round, reason: (taskAbort.signal.reason as Error)?.message });
             else {
               log.warn('task failed', { coordinator: label, round: task.round, error: (err as Error).message });

@@ -25,6 +25,8 @@ export class TaskRunner {
   private readonly shardCache = new Map<string, Dataset>();
   /** Shards that failed their digest check, not yet reported. */
   readonly shardFaults: ShardFault[] = [];
+  /** Samples a second of the last local training (epochs counted), for the status page. */
+  lastSamplesPerSecond = 0;
   private readonly datasetClients = new Map<string, DatasetStub>();
   private model: { topology: string; model: tf.LayersModel } | null = null;
 
@@ -212,6 +214,7 @@ export class TaskRunner {
       nodeId: this.deps.nodeId, taskId: task.taskId, jobId: task.jobId, round: task.round, numSamples: data.count,
       trainLoss: result.loss, numParams: delta.length, blob, trainSeconds: result.seconds, masked: secure !== null,
     };
+    if (result.seconds > 0) this.lastSamplesPerSecond = (data.count * train.localEpochs) / result.seconds;
     log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
     const res = await this.submit(messages, signal);

@@ -8,6 +8,7 @@
  * a registry over HTTP at `/metrics`.
  */
 import http from 'node:http';
+import { STATUS_HTML, type StatusDocument } from './status-page.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Reasons an update can be rejected (a closed set, so it can be a label). */
@@ -87,10 +88,23 @@ export function datasetMetrics() {
 export type DatasetMetrics = ReturnType<typeof datasetMetrics>;
 
 /** Serves `registry` at `http://host:port/metrics`; resolves with the bound address. */
-export async function serveMetrics(registry: Registry, host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
+export async function serveMetrics(registry: Registry, host: string, port: number, status?: () => StatusDocument): Promise<{ address: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
+    // The status page (status-page.ts): read-only, nothing secret.
+    if (status && (req.url === '/' || req.url === '/status')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_HTML);
+      return;
+    }
+    if (status && req.url === '/status.json') {
+      try {
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(status()));
+      } catch (err) {
+        res.writeHead(500).end((err as Error).message);
+      }
+      return;
+    }
     if (req.url !== '/metrics') {
-      res.writeHead(404).end('see /metrics\n');
+      res.writeHead(404).end(status ? 'see / (status page), /status.json or /metrics\n' : 'see /metrics\n');
       return;
     }
     registry.metrics().then(
@@ -108,3 +122,5 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+export { STATUS_HTML, fmt, type StatusDocument } from './status-page.js';

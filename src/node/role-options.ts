@@ -46,7 +46,7 @@ export function roleLogger(component: string, config: LogConfig): Logger {
 /** The Prometheus endpoint's options, with the role's default port (-1: off by default). */
 export function metricsOptions(defaultPort: number) {
   return {
-    'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint' },
+    'metrics-host': { type: 'string', default: '127.0.0.1', description: 'host of the Prometheus endpoint and the status page (/, /status.json)' },
     'metrics-port': { type: 'number', default: defaultPort, min: -1, max: 65535, env: 'AQ_METRICS_PORT', description: 'port of /metrics (0 picks one, -1 disables)' },
   } as const satisfies OptionTable;
 }

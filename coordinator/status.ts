@@ -1,0 +1,69 @@
+/**
+ * The coordinator's status page document (src/metrics/status-page.ts): its jobs with their
+ * metric curve and current phase, trainers and dataset nodes with their scores and the share
+ * of the weights those give them now, the weights history and the chain's status.
+ */
+import { fmt, type StatusDocument } from '../src/metrics/index.js';
+import type { JobManager, NodeLedger } from '../src/jobs/index.js';
+import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
+import type { WeightsStatus } from '../src/chain/index.js';
+import type { StoredWeights } from '../src/store/index.js';
+import { getTask } from '../src/tasks/index.js';
+
+export interface CoordinatorStatusDeps {
+  id: string;
+  jobs: JobManager;
+  registry: NodeRegistry;
+  ledger: NodeLedger;
+  datasets: Map<string, DatasetRecord>;
+  weightsStatus: () => WeightsStatus | null;
+  weightsHistory: () => StoredWeights[];
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+export function coordinatorStatus(d: CoordinatorStatusDeps): StatusDocument {
+  const chain = d.weightsStatus();
+  const scores = d.ledger.scoreboard.all();
+  // The share of the weights each node's score gives it now (its uid's value over the sum).
+  const ordered = [...scores].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  const uids = new Map(ordered.map((s, i) => [s.nodeId, i]));
+  const w = d.ledger.scoreboard.weights(uids, { maxWeightsLimit: 65535, minAllowedWeights: 0 });
+  const total = w.values.reduce((a, b) => a + b, 0) || 1;
+  const share = new Map(w.uids.map((u, i) => [ordered[u]!.nodeId, w.values[i]! / total]));
+  const row = (s: (typeof scores)[number]) => [fmt(s.score), fmt(s.quality), fmt(s.reliability), pct(s.onTime), pct(s.uptime), fmt(s.throughput, 2), pct(share.get(s.nodeId) ?? 0)];
+  const history = d.weightsHistory().slice(-10).reverse();
+  return {
+    role: 'coordinator',
+    id: d.id,
+    updatedAt: new Date().toISOString(),
+    facts: [
+      ['hotkey', d.id],
+      ['live trainers', String(d.registry.live().length)],
+      ['dataset nodes', String(d.datasets.size)],
+      ['chain', chain ? `${chain.connected ? 'connected' : 'not connected'}${chain.mode ? `, ${chain.mode}` : ''}${chain.uid !== null ? `, uid ${chain.uid}` : ''}${chain.waiting ? `; ${chain.waiting}` : ''}` : 'none (weights go to weights.json)'],
+    ],
+    jobs: d.jobs.list().map((j) => {
+      const rounds = d.jobs.historyOf(j);
+      return {
+        jobId: j.config.jobId, task: j.config.task, state: d.jobs.stateOf(j), roundsDone: rounds.length, roundsTotal: j.config.rounds,
+        phase: j.runner?.current?.phase ?? 'NONE', metric: `validation ${getTask(j.config.task).metricName}`,
+        curve: rounds.map((r) => ({ round: r.round, value: r.valAccuracy })),
+      };
+    }),
+    tables: [
+      {
+        id: 'trainers', title: 'Trainers', columns: ['node', 'live', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'weight share'],
+        rows: scores.filter((s) => s.role === 'trainer').map((s) => [s.nodeId, d.registry.isLive(s.nodeId) ? 'yes' : 'no', ...row(s)]),
+      },
+      {
+        id: 'datasets', title: 'Dataset nodes', columns: ['node', 'shards', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'weight share'],
+        rows: scores.filter((s) => s.role === 'dataset').map((s) => [s.nodeId, d.datasets.get(s.nodeId)?.shards.length ?? 0, ...row(s)]),
+      },
+      {
+        id: 'weights', title: 'Weights (last 10)', columns: ['time', 'rounds', 'block', 'mode', 'uids'],
+        rows: history.map((h) => [new Date(h.atMs).toISOString(), h.rounds, h.block ?? '', h.mode, h.uids.length]),
+      },
+    ],
+  };
+}
