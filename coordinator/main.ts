@@ -202,7 +202,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     if (endpoint) chain.announceEndpoint(endpoint.host, endpoint.port);
     else log.warn('no endpoint announced on chain: trainers that discover validators will not find this one; give --announce IP:port', { listen: address });
   }
-  const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory() });
+  const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory(10) });
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, status) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
   const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {

@@ -17,6 +17,7 @@ export interface CoordinatorStatusDeps {
   ledger: NodeLedger;
   datasets: Map<string, DatasetRecord>;
   weightsStatus: () => WeightsStatus | null;
+  /** The last weight settings (ten are shown), oldest first. */
   weightsHistory: () => StoredWeights[];
 }
 

@@ -247,9 +247,11 @@ export class CoordinatorStore {
       .run(w.atMs, w.rounds, w.block, w.mode, JSON.stringify(w.uids), JSON.stringify(w.values), JSON.stringify(w.scores));
   }
 
-  /** The weight history, oldest first. */
-  weightsHistory(): StoredWeights[] {
-    const rows = this.db.prepare('SELECT at_ms, rounds, block, mode, uids, vals, scores FROM weights ORDER BY id').all() as
+  /** The weight history, oldest first; with `last`, only the last that many. */
+  weightsHistory(last?: number): StoredWeights[] {
+    const rows = (last === undefined
+      ? this.db.prepare('SELECT at_ms, rounds, block, mode, uids, vals, scores FROM weights ORDER BY id').all()
+      : this.db.prepare('SELECT * FROM (SELECT id, at_ms, rounds, block, mode, uids, vals, scores FROM weights ORDER BY id DESC LIMIT ?) ORDER BY id').all(last)) as
       { at_ms: number; rounds: number; block: number | null; mode: string; uids: string; vals: string; scores: string }[];
     return rows.map((r) => ({ atMs: r.at_ms, rounds: r.rounds, block: r.block, mode: r.mode, uids: JSON.parse(r.uids), values: JSON.parse(r.vals), scores: JSON.parse(r.scores) }));
   }
