@@ -103,6 +103,17 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     for (const j of jobs.list()) n[jobs.stateOf(j)] = (n[jobs.stateOf(j)] ?? 0) + 1;
     return n;
   };
+  // Each node's share of the last weights set (the status page): by uid, mapped to node ids by
+  // the metagraph with a chain, by the local uids of weights.json without.
+  let lastWeights = new Map<string, number>();
+  let hotkeyOfUid = new Map<number, string>();
+  const shares = (uids: readonly number[], values: readonly number[], nodeOf: (uid: number) => string | undefined) => {
+    const total = values.reduce((a, b) => a + b, 0) || 1;
+    return new Map(uids.flatMap((u, i) => {
+      const node = nodeOf(u);
+      return node === undefined ? [] : [[node, values[i]! / total] as const];
+    }));
+  };
   const jobs = new JobManager({
     maskPool, store, ledger, out: config.out, budget: config.budget, leaseSigner,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
@@ -115,6 +126,8 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       const report = weightsReport(ledger.scoreboard, roundsDone);
       await writeJsonFile(path.join(config.out, 'weights.json'), report);
       store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: null, mode: 'local', uids: report.uids, values: report.values, scores: report.nodes });
+      const nodeOfUid = new Map(report.nodes.map((n) => [n.uid, n.nodeId]));
+      lastWeights = shares(report.uids, report.values, (u) => nodeOfUid.get(u));
     },
   });
   let builtin: Awaited<ReturnType<JobManager['start']>> | null = null;
@@ -138,7 +151,10 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     pendingCommitsFile: path.join(config.out, 'pending-commits.json'), pollMs: config.chain.pollMs, mode: config.chain.mode,
     blockTimeSeconds: config.chain.blockTimeSeconds,
     scores: () => new Map(ledger.scoreboard.all().map((s) => [s.nodeId, s.score])),
-    onMetagraph: metagraph ? (mg) => metagraph.update(mg.neurons.map((n) => n.hotkey), mg.block) : undefined,
+    onMetagraph: (mg) => {
+      hotkeyOfUid = new Map(mg.neurons.map((n) => [n.uid, n.hotkey]));
+      metagraph?.update(mg.neurons.map((n) => n.hotkey), mg.block);
+    },
     onStatus: (st) => {
       metrics.chainConnected.set(st.connected ? 1 : 0);
       health?.set(st.connected && !closing ? 'SERVING' : 'NOT_SERVING');
@@ -153,6 +169,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       const c = config.chain!;
       const scores = ledger.scoreboard.all();
       store.addWeights({ atMs: Date.now(), rounds: roundsDone, block: p.block, mode: p.mode, uids: p.uids, values: p.values, scores });
+      lastWeights = shares(p.uids, p.values, (u) => hotkeyOfUid.get(u));
       // One write at a time, in order: the file ends as the last publication.
       const report = {
         chain: { url: c.url, netuid: c.netuid, hotkey: chain!.hotkey, uid: chain!.status().uid }, mode: p.mode, block: p.block, rounds: roundsDone,
@@ -202,7 +219,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     if (endpoint) chain.announceEndpoint(endpoint.host, endpoint.port);
     else log.warn('no endpoint announced on chain: trainers that discover validators will not find this one; give --announce IP:port', { listen: address });
   }
-  const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory(10) });
+  const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory(10), lastWeights: () => lastWeights });
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, status) : null;
   log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
   const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {

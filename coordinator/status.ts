@@ -1,7 +1,7 @@
 /**
  * The coordinator's status page document (src/metrics/status-page.ts): its jobs with their
- * metric curve and current phase, trainers and dataset nodes with their scores and the share
- * of the weights those give them now, the weights history and the chain's status.
+ * metric curve and current phase, trainers and dataset nodes with their scores and their share
+ * of the last weights set, the weights history and the chain's status.
  */
 import { fmt, type StatusDocument } from '../src/metrics/index.js';
 import type { JobManager, NodeLedger } from '../src/jobs/index.js';
@@ -19,6 +19,8 @@ export interface CoordinatorStatusDeps {
   weightsStatus: () => WeightsStatus | null;
   /** The last weight settings (ten are shown), oldest first. */
   weightsHistory: () => StoredWeights[];
+  /** Each node's share of the last weights set (absent: none set for it yet). */
+  lastWeights: () => ReadonlyMap<string, number>;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -26,13 +28,11 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 export function coordinatorStatus(d: CoordinatorStatusDeps): StatusDocument {
   const chain = d.weightsStatus();
   const scores = d.ledger.scoreboard.all();
-  // The share of the weights each node's score gives it now (its uid's value over the sum).
-  const ordered = [...scores].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-  const uids = new Map(ordered.map((s, i) => [s.nodeId, i]));
-  const w = d.ledger.scoreboard.weights(uids, { maxWeightsLimit: 65535, minAllowedWeights: 0 });
-  const total = w.values.reduce((a, b) => a + b, 0) || 1;
-  const share = new Map(w.uids.map((u, i) => [ordered[u]!.nodeId, w.values[i]! / total]));
-  const row = (s: (typeof scores)[number]) => [fmt(s.score), fmt(s.quality), fmt(s.reliability), pct(s.onTime), pct(s.uptime), fmt(s.throughput, 2), pct(share.get(s.nodeId) ?? 0)];
+  const last = d.lastWeights();
+  const row = (s: (typeof scores)[number]) => {
+    const w = last.get(s.nodeId);
+    return [fmt(s.score), fmt(s.quality), fmt(s.reliability), pct(s.onTime), pct(s.uptime), fmt(s.throughput, 2), w === undefined ? '' : pct(w)];
+  };
   const history = d.weightsHistory().slice(-10).reverse();
   return {
     role: 'coordinator',
@@ -54,11 +54,11 @@ export function coordinatorStatus(d: CoordinatorStatusDeps): StatusDocument {
     }),
     tables: [
       {
-        id: 'trainers', title: 'Trainers', columns: ['node', 'live', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'weight share'],
+        id: 'trainers', title: 'Trainers', columns: ['node', 'live', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'last weight'],
         rows: scores.filter((s) => s.role === 'trainer').map((s) => [s.nodeId, d.registry.isLive(s.nodeId) ? 'yes' : 'no', ...row(s)]),
       },
       {
-        id: 'datasets', title: 'Dataset nodes', columns: ['node', 'shards', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'weight share'],
+        id: 'datasets', title: 'Dataset nodes', columns: ['node', 'shards', 'score', 'quality', 'reliability', 'on time', 'uptime', 'throughput', 'last weight'],
         rows: scores.filter((s) => s.role === 'dataset').map((s) => [s.nodeId, d.datasets.get(s.nodeId)?.shards.length ?? 0, ...row(s)]),
       },
       {

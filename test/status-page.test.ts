@@ -28,8 +28,6 @@ describe('the status page', () => {
     const c = await h.coordinator(['--rounds', '6', '--cohort', '3', '--min-trainers', '3', '--secure-aggregation', 'false', '--hidden', '16',
       '--local-epochs', '1', '--validation-samples', '70', '--metrics-host', '127.0.0.1']);
     const ds = await h.dataset(c.address, 'ds-a');
-    const trainers = [];
-    for (const t of ['t0', 't1', 't2']) trainers.push(await h.trainer(c.address, t, ['--delay-per-batch-ms', '60']));
     browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     const page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 900 });
@@ -37,7 +35,10 @@ describe('the status page', () => {
     await page.waitForSelector('[data-job="job-1"]', { timeout: 30_000 });
     const roundShown = async () => Number(await page.$eval('[data-job="job-1"] .round', (e) => e.textContent));
     const first = await roundShown();
-    // Rounds advance while the page is watched (it polls every 2 s).
+    expect(first).toBe(0);
+    // The trainers come while the page is watched, and the rounds advance on it (it polls every 2 s).
+    const trainers = [];
+    for (const t of ['t0', 't1', 't2']) trainers.push(await h.trainer(c.address, t, ['--delay-per-batch-ms', '60']));
     await page.waitForFunction((r) => Number(document.querySelector('[data-job="job-1"] .round')?.textContent) > r, { timeout: 60_000, polling: 250 }, first);
     expect(await roundShown()).toBeGreaterThan(first);
     expect(await page.$eval('#title', (e) => e.textContent)).toMatch(/^Actiquest coordinator /);
@@ -47,9 +48,13 @@ describe('the status page', () => {
     await new Promise((r) => setTimeout(r, 2500));
     const rows = await page.$$eval('#trainers tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     expect(rows.map((r) => r[0]).sort()).toEqual(['t0', 't1', 't2']);
+    // The last weights set (weights.json, no chain): each trainer's share of them.
+    const set = JSON.parse(fs.readFileSync(path.join(h.dir, 'out', 'weights.json'), 'utf8')) as { values: number[]; nodes: { nodeId: string; u16: number }[] };
+    const total = set.values.reduce((a, b) => a + b, 0);
     const client = makeClient(CoordinatorClient, c.address);
     try {
       for (const r of rows) {
+        expect(r[8]).toBe(`${((set.nodes.find((n) => n.nodeId === r[0])!.u16 / total) * 100).toFixed(1)}%`);
         const s = await callUnary(client, 'GetScore', { nodeId: r[0]! }, { timeoutMs: 5000 });
         expect(r[2]).toBe(s.score.toFixed(3));
         expect(r[3]).toBe(s.quality.toFixed(3));
