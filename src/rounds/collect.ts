@@ -12,7 +12,7 @@
  * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
  * listener are released however the phase ends.
  */
-import { SecureAggregation, quantErrorBound, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool } from '../secagg/index.js';
+import { SecureAggregation, quantErrorBound, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool, type SecAggParams } from '../secagg/index.js';
 import { scoreStep } from '../scoring/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
@@ -92,60 +92,54 @@ export interface CollectOptions {
 }
 
 /**
- * Keeps the group sums whose unmasked total weight is what their members reported (their
- * headers' sample counts, or 1 each with unit weights), within the quantization bound; a group
- * where a member put another weight in its masked input (to outweigh the rest, or to unbalance
- * the mean) is discarded, with its members named: the sum cannot say which one lied.
+ * Keeps the group sums that honest members could have made, within the quantization error;
+ * any other is discarded with its members named (the sum cannot say which one lied):
+ * - the unmasked total weight is what the members reported (their headers' sample counts, or
+ *   1 each with unit weights): a member that put another weight in its masked input, to
+ *   outweigh the rest or unbalance the mean, moves it;
+ * - every coordinate is within what m members clipped to the group's range give: a masked
+ *   input with words past the fixed-point range moves one beyond;
+ * - with `clipNorm` (not under differential privacy, whose noise passes it), the mean update is
+ *   no longer than the clip: each member's update is clipped to it, so their weighted mean is.
  */
-export function checkGroupWeights(results: readonly GroupResult[], round: Round<Task>, secure: SecureAggregation, unitWeights: boolean): { kept: GroupResult[]; discarded: FailedGroup[] } {
+export function checkGroupSums(results: readonly GroupResult[], round: Round<Task>, secure: SecureAggregation, o: { unitWeights: boolean; clipNorm: number }): { kept: GroupResult[]; discarded: FailedGroup[] } {
   const kept: GroupResult[] = [];
   const discarded: FailedGroup[] = [];
   for (const r of results) {
     const params = secure.groups.find((g) => g.params.groupId === r.groupId)?.params;
-    const reported = r.members.reduce((n, id) => n + (unitWeights ? 1 : (round.member(id)?.numSamples ?? 0)), 0);
-    const bound = (params?.maxWeight ?? 1) * weightErrorBound(r.members.length, params?.quantBits ?? 16) * (1 + 1e-9) + 1e-9;
-    if (Math.abs(r.totalWeight - reported) <= bound) kept.push(r);
-    else discarded.push({ groupId: r.groupId, members: r.members, reason: `its unmasked total weight is ${r.totalWeight.toFixed(3)} where its members reported ${reported}: a member's masked input carries another weight; the sum is discarded` });
+    const why = params ? implausible(r, params, round, o) : null;
+    if (why) discarded.push({ groupId: r.groupId, members: r.members, reason: `${why}; the sum is discarded` });
+    else kept.push(r);
   }
   return { kept, discarded };
 }
 
-/**
- * Keeps the group sums that honest members could have made: every coordinate within what m
- * members clipped to the group's range give (a member whose masked input holds words past the
- * fixed-point range moves a coordinate beyond it), and, with `clipNorm`, the mean update no
- * longer than the clip (each member's update is clipped to it, so their weighted mean is too).
- * A sum past either is discarded with its members named, within the quantization error.
- */
-export function checkGroupBounds(results: readonly GroupResult[], secure: SecureAggregation, clipNorm: number): { kept: GroupResult[]; discarded: FailedGroup[] } {
-  const kept: GroupResult[] = [];
-  const discarded: FailedGroup[] = [];
-  for (const r of results) {
-    const params = secure.groups.find((g) => g.params.groupId === r.groupId)?.params;
-    if (!params) {
-      kept.push(r);
-      continue;
-    }
-    const m = r.members.length;
-    const err = params.maxWeight * quantErrorBound(m, params.clipRange, params.quantBits);
-    const maxCoord = (params.maxWeight * m * params.clipRange + err) * (1 + 1e-6);
-    let max = 0, sq = 0;
-    for (const v of r.weightedSum) {
-      const a = Math.abs(v);
-      if (!(a <= max)) max = a;
-      sq += v * v;
-    }
-    const norm = Math.sqrt(sq) / Math.max(r.totalWeight, 1e-12);
-    const maxNorm = (clipNorm + (err * Math.sqrt(r.weightedSum.length)) / Math.max(r.totalWeight, 1e-12)) * (1 + 1e-5);
-    if (!(max <= maxCoord)) {
-      discarded.push({ groupId: r.groupId, members: r.members, reason: `a coordinate of its unmasked sum is ${max.toPrecision(4)} where ${m} members clipped to ${params.clipRange} can give at most ${maxCoord.toPrecision(4)}: a member's masked input is past the fixed-point range; the sum is discarded` });
-    } else if (clipNorm > 0 && !(norm <= maxNorm)) {
-      discarded.push({ groupId: r.groupId, members: r.members, reason: `its mean update's L2 norm is ${norm.toPrecision(4)} where every member's update is clipped to ${clipNorm}: a member sent a larger one; the sum is discarded` });
-    } else {
-      kept.push(r);
-    }
+/** Why honest members could not have made `r`, or null. */
+function implausible(r: GroupResult, params: SecAggParams, round: Round<Task>, o: { unitWeights: boolean; clipNorm: number }): string | null {
+  const m = r.members.length;
+  const reported = r.members.reduce((n, id) => n + (o.unitWeights ? 1 : (round.member(id)?.numSamples ?? 0)), 0);
+  const weightBound = params.maxWeight * weightErrorBound(m, params.quantBits) * (1 + 1e-9) + 1e-9;
+  if (!(Math.abs(r.totalWeight - reported) <= weightBound)) {
+    return `its unmasked total weight is ${r.totalWeight.toFixed(3)} where its members reported ${reported}: a member's masked input carries another weight`;
   }
-  return { kept, discarded };
+  const err = params.maxWeight * quantErrorBound(m, params.clipRange, params.quantBits);
+  const maxCoord = (params.maxWeight * m * params.clipRange + err) * (1 + 1e-6);
+  let max = 0, sq = 0;
+  for (const v of r.weightedSum) {
+    const a = Math.abs(v);
+    if (!(a <= max)) max = a;
+    sq += v * v;
+  }
+  if (!(max <= maxCoord)) {
+    return `a coordinate of its unmasked sum is ${max.toPrecision(4)} where ${m} members clipped to ${params.clipRange} can give at most ${maxCoord.toPrecision(4)}: a member's masked input is past the fixed-point range`;
+  }
+  const clip = o.unitWeights ? 0 : o.clipNorm;
+  const weight = Math.max(r.totalWeight, 1e-12);
+  const norm = Math.sqrt(sq) / weight;
+  if (clip > 0 && !(norm <= (clip + (err * Math.sqrt(r.weightedSum.length)) / weight) * (1 + 1e-5))) {
+    return `its mean update's L2 norm is ${norm.toPrecision(4)} where every member's update is clipped to ${clip}: a member sent a larger one`;
+  }
+  return null;
 }
 
 /**
@@ -174,9 +168,8 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
       secure.closeInputs();
       await secure.unmasked(signal);
       const finished = await secure.finish();
-      const weighed = checkGroupWeights(finished.results, round, secure, o.unitWeights === true);
-      const { kept, discarded } = checkGroupBounds(weighed.kept, secure, o.unitWeights ? 0 : (o.clipNorm ?? 0));
-      const failed = [...finished.failed, ...weighed.discarded, ...discarded];
+      const { kept, discarded } = checkGroupSums(finished.results, round, secure, { unitWeights: o.unitWeights === true, clipNorm: o.clipNorm ?? 0 });
+      const failed = [...finished.failed, ...discarded];
       for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
       collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept, failed };
     }
