@@ -385,9 +385,9 @@ export class JobRunner {
       const members = open.round.members();
       const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
       this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;
-      // A sum one member away from a recent group is aggregated but not scored (the relaxed
-      // differencing rule); sums the coordinator saw are remembered whether or not the round completes.
-      // So is one with a member that revealed a corrupted share (never scored in its favour).
+      // Aggregated but not scored: a sum with a member that revealed a corrupted share (never
+      // scored in its favour), and one a member away from a recent group (the relaxed
+      // differencing rule). Sums the coordinator saw are remembered whether or not the round completes.
       const unscored = new Map<string, 'clash' | 'culprit'>();
       for (const r of open.secure ? collected.sums : []) {
         if (r.culprits.length) unscored.set([...r.members].sort().join(','), 'culprit');
