@@ -359,11 +359,6 @@ export class CallLimiter {
       else this.calls.delete(caller);
     };
   }
-
-  /** Calls `caller` has in progress. */
-  inProgress(caller: string): number {
-    return this.calls.get(caller) ?? 0;
-  }
 }
 
 /**
