@@ -17,11 +17,6 @@ export class UploadSlots {
 
   constructor(readonly maxBytes: number) {}
 
-  /** Bytes reserved by uploads in flight. */
-  get heldBytes(): number {
-    return this.held;
-  }
-
   /**
    * Reserves `bytes` for an upload of `taskId`; `stop` ends it early with an error (replaced).
    * Returns what gives the bytes back (once). Throws {@link UploadBudgetError} when they do not fit.

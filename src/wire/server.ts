@@ -57,8 +57,6 @@ export function channelOptions(maxMessageBytes = MAX_MESSAGE_BYTES): grpc.Channe
 /** A server whose window is raised once it listens. */
 export interface GrpcServer {
   server: grpc.Server;
-  /** What holds incomplete messages on this server's connections, and what it reset. */
-  guard: StreamGuard;
   /** Binds `host:port` (port 0 picks one) and returns the bound address. */
   listen(address: string, credentials?: grpc.ServerCredentials): Promise<string>;
   /** Stops accepting calls, waits up to `graceMs` for running ones, then cancels the rest. */
@@ -83,7 +81,6 @@ export function createGrpcServer(options: GrpcServerOptions = {}): GrpcServer {
   const raised = new WeakSet<Http2Server>();
   return {
     server,
-    guard,
     async listen(address, credentials = grpc.ServerCredentials.createInsecure()) {
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),

@@ -58,15 +58,8 @@ interface Tracked {
 export class StreamGuard {
   private held = 0;
   private readonly conns = new Set<Conn>();
-  /** Streams reset so far, by reason. */
-  readonly resets: Record<ResetReason, number> = { 'connection-bytes': 0, 'total-bytes': 0, 'slow-message': 0 };
 
   constructor(private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS, private readonly log?: Logger) {}
-
-  /** Bytes of incomplete messages held now, across connections. */
-  get heldBytes(): number {
-    return this.held;
-  }
 
   /** Watches a new HTTP/2 session's streams. */
   attach(session: Http2Session): void {
@@ -146,7 +139,6 @@ export class StreamGuard {
 
   private reset(t: Tracked, reason: ResetReason): void {
     if (!t.conn.streams.has(t)) return;
-    this.resets[reason] += 1;
     const before = t.conn.resets.get(reason) ?? 0;
     t.conn.resets.set(reason, before + 1);
     if (before === 0) this.log?.warn('stream reset', {
