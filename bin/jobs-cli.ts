@@ -53,6 +53,7 @@ function describe(j: JobInfo): string[] {
     `job ${j.jobId}: ${j.task}, ${j.state}${j.state !== 'RUNNING' ? '' : j.phase === 'WAITING' ? ' (waiting for trainers or data)' : ` (phase ${j.phase}, ${j.trainers} trainers)`}, ${j.roundsDone} of ${j.roundsTotal} rounds, priority ${j.priority} x task weight ${j.taskWeight}`,
     `model: ${fmtNum(j.parameters)} parameters, ${fmtFlops(j.flops)} a sample; metric ${j.metric}${j.roundsDone > 0 ? ` ${fmtMetric(j.metric, j.metricValue)}` : ''}`,
   ];
+  if (j.failure) lines.push(`failed: ${j.failure}`);
   if (j.description) lines.push(`description: ${j.description}`);
   if (j.submittedBy) lines.push(`submitted by ${j.submittedBy}`);
   return lines;

@@ -354,3 +354,24 @@ export class LeaseSignatureError extends ActiquestError {
     super(`lease.signature: expected ${expected}, got ${got}`);
   }
 }
+
+/**
+ * A job's model took more memory than its process may have (`--max-model-memory-mib`): the model
+ * process was killed, and the job fails (it is never resumed into the same end).
+ */
+export class ModelMemoryError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly what: string, readonly limitBytes: number, readonly rssBytes: number) {
+    super(`model process: expected at most ${mibText(limitBytes)} resident (--max-model-memory-mib) while ${what}, got ${mibText(rssBytes)}; it was stopped`);
+  }
+}
+
+/** A job's model process failed or ended (a wasm trap, a crash, a kill): the job fails with why. */
+export class ModelProcessError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly what: string, readonly reason: string) {
+    super(`model process: ${cut(reason, GOT_CHARS)} (while ${what})`);
+  }
+}
+
+const mibText = (bytes: number) => `${Math.round(bytes / 2 ** 20).toLocaleString('en-US')} MiB`;

@@ -40,7 +40,7 @@ describe('durable coordinator', () => {
     await until(async () => {
       const jobs = makeClient(JobsClient, address);
       try {
-        await callUnary(jobs, 'SubmitJob', { spec: 'id: sub\ntask: exercise\nrounds: 4\ncohort: 1\nminTrainers: 1\nlocalEpochs: 1\nvalidationSamples: 70\ncohortWait: 0\nmodel: { family: mlp, hidden: [16] }\nsecureAggregation: { enabled: false }' }, { timeoutMs: 5000 });
+        await callUnary(jobs, 'SubmitJob', { spec: 'id: sub\ntask: exercise\nrounds: 4\ncohort: 1\nminTrainers: 1\nlocalEpochs: 1\nvalidationSamples: 70\ncohortWait: 0\nmodel: { family: mlp, hidden: [16] }\nsecureAggregation: { enabled: false }' }, { timeoutMs: 30_000 });
         return true;
       } catch {
         return false;

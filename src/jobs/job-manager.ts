@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonFile, Notifier } from '../util/index.js';
-import { buildCheckedModel, type ModelBudget, type ModelCost, saveModelFiles } from '../model/index.js';
+import { precheckModel, type ModelCost } from '../model/index.js';
 import { getTask } from '../tasks/index.js';
 import { sha256, type JobInfo, type Task } from '../wire/index.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../errors.js';
@@ -36,8 +36,9 @@ export interface ManagedJob {
   /** Running (or run in this process); null for a job that ended before this process started. */
   runner: JobRunner | null;
   cost: ModelCost | null;
-  /** State and history of a job without a runner. */
+  /** State, history and failure of a job without a runner. */
   endedState: JobState | null;
+  endedFailure: string;
   endedHistory: RoundRecord[];
   /** Resolves with the job's final state once its model and card are written. */
   done: Promise<JobState>;
@@ -46,11 +47,10 @@ export interface ManagedJob {
 }
 
 /** What the jobs need from their process. */
-export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger' | 'available' | 'taskChanged' | 'model' | 'progress'> {
+export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger' | 'available' | 'taskChanged' | 'progress'> {
   ledger: NodeLedger;
   store: CoordinatorStore;
   out: string;
-  budget: ModelBudget;
   progress: (line: string) => void;
   /** After any job's completed round (history files, weights on chain). */
   onRound?: (job: ManagedJob, result: RoundRecord) => Promise<void> | void;
@@ -66,6 +66,8 @@ export class JobManager {
   private readonly jobs = new Map<string, ManagedJob>();
   /** One long poll for trainers serves every job. */
   private readonly taskChanged = new Notifier();
+  /** Jobs whose model is being built (their id is taken meanwhile). */
+  private readonly starting = new Set<string>();
   private closed = false;
 
   constructor(private readonly deps: JobManagerDeps) {}
@@ -76,25 +78,35 @@ export class JobManager {
   }
 
   /**
-   * Checks the job's model against the budgets and the task, builds it, and starts the job
-   * (continuing it when the store holds its rounds). A submitted job whose id is taken is refused.
+   * Checks the job's model against the budgets and the task, builds it in its own process, and
+   * starts the job (continuing it when the store holds its rounds). A submitted job whose id is
+   * taken is refused.
    */
   async start(config: JobConfig, opts: { builtin: boolean; description?: string; submittedBy?: string; resume?: boolean }): Promise<ManagedJob> {
     if (this.closed) throw new JobStateError(config.jobId, 'a coordinator that is running', 'one shutting down');
-    if (this.jobs.has(config.jobId) || (!opts.builtin && !opts.resume && this.deps.store.job(config.jobId))) throw new JobExistsError(config.jobId);
+    if (this.jobs.has(config.jobId) || this.starting.has(config.jobId) || (!opts.builtin && !opts.resume && this.deps.store.job(config.jobId))) throw new JobExistsError(config.jobId);
+    // What can be refused without building the model is refused before a process starts.
     const task = getTask(config.task);
-    const { model, cost } = buildCheckedModel(config.model, task.inputShape, task.head, config.modelSeed, this.deps.budget, config.batchSize);
+    precheckModel(config.model, task.inputShape, task.head, this.deps.budget, config.batchSize);
+    this.starting.add(config.jobId);
+    try {
+      return await this.launch(config, opts);
+    } finally {
+      this.starting.delete(config.jobId);
+    }
+  }
+
+  private async launch(config: JobConfig, opts: { builtin: boolean; description?: string; submittedBy?: string; resume?: boolean }): Promise<ManagedJob> {
     const dir = this.dirOf(config.jobId, opts.builtin);
     const tag = opts.builtin ? '' : `[${config.jobId}] `;
     const job: ManagedJob = {
       config, description: opts.description ?? '', builtin: opts.builtin, submittedBy: opts.submittedBy ?? '', submittedMs: Date.now(), dir,
-      runner: null, cost, endedState: null, endedHistory: [], done: Promise.resolve('PENDING'), abort: new AbortController(), cancelled: false,
+      runner: null, cost: null, endedState: null, endedFailure: '', endedHistory: [], done: Promise.resolve('PENDING'), abort: new AbortController(), cancelled: false,
     };
     const runner = new JobRunner(config, {
       ...this.deps,
       datasets: () => this.deps.datasets().filter((d) => d.task === config.task),
       progress: (line) => this.deps.progress(`${tag}${line}`),
-      model,
       taskChanged: this.taskChanged,
       available: (j) => this.available(j),
       onRound: async (r) => {
@@ -102,8 +114,13 @@ export class JobManager {
         await this.deps.onRound?.(job, r);
       },
     });
-    job.runner = runner;
     await runner.init();
+    if (this.closed) {
+      runner.close();
+      throw new JobStateError(config.jobId, 'a coordinator that is running', 'one shutting down');
+    }
+    job.runner = runner;
+    job.cost = runner.cost;
     const stored = this.deps.store.jobs().find((j) => j.jobId === config.jobId);
     if (stored && !stored.spec) this.deps.store.saveSpec(config.jobId, JSON.stringify(config), opts.builtin, job.description, job.submittedBy);
     if (stored) job.submittedMs = stored.createdMs;
@@ -136,7 +153,7 @@ export class JobManager {
         const history = this.deps.store.rounds<RoundRecord, unknown>(s.jobId).map((r) => r.record);
         this.jobs.set(s.jobId, {
           config, description: s.description, builtin: false, submittedBy: s.submittedBy, submittedMs: s.createdMs, dir: this.dirOf(s.jobId, false),
-          runner: null, cost: null, endedState: s.state as JobState, endedHistory: history, done: Promise.resolve(s.state as JobState),
+          runner: null, cost: null, endedState: s.state as JobState, endedFailure: s.failure, endedHistory: history, done: Promise.resolve(s.state as JobState),
           abort: new AbortController(), cancelled: s.state === 'CANCELLED',
         });
         continue;
@@ -146,13 +163,23 @@ export class JobManager {
         this.deps.progress(`[${s.jobId}] resumed from the store`);
       } catch (err) {
         this.deps.log.error('stored job could not be resumed', { jobId: s.jobId, error: (err as Error).message });
-        this.deps.store.saveJob(s.jobId, '', 'FAILED');
+        this.deps.store.saveJob(s.jobId, '', 'FAILED', `it could not be resumed: ${(err as Error).message}`);
       }
     }
   }
 
   /** After a job's run ends: its model and card when DONE, its state when cancelled. */
   private async finished(job: ManagedJob, state: JobState): Promise<JobState> {
+    const runner = job.runner!;
+    try {
+      return await this.wrapUp(job, state);
+    } finally {
+      // The model's process is done with, however the job ended.
+      runner.close();
+    }
+  }
+
+  private async wrapUp(job: ManagedJob, state: JobState): Promise<JobState> {
     const runner = job.runner!;
     if (job.cancelled) {
       runner.state = 'CANCELLED';
@@ -161,7 +188,7 @@ export class JobManager {
     }
     if (state !== 'DONE') return state;
     const modelDir = path.join(job.dir, 'model');
-    await saveModelFiles(runner.exportModel(), modelDir);
+    await runner.saveModel(modelDir);
     await writeJsonFile(path.join(modelDir, 'model-card.json'), await modelCard(job, modelDir));
     const last = runner.history.at(-1);
     await writeJsonFile(path.join(job.dir, 'summary.json'), {
@@ -261,6 +288,7 @@ export class JobManager {
       roundsTotal: j.config.rounds, roundsDone: history.length, phase: j.runner?.waiting ? 'WAITING' : j.runner?.current?.phase ?? 'NONE', description: j.description,
       parameters: j.cost?.params ?? j.runner?.paramCount ?? 0, flops: j.cost?.flops ?? 0, metric, metricValue: value,
       submittedUnixMs: j.submittedMs, submittedBy: j.submittedBy, builtin: j.builtin, trainers: j.runner?.busyTrainers().length ?? 0,
+      failure: j.runner?.failure ?? j.endedFailure,
     };
   }
 

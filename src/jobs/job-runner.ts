@@ -16,19 +16,19 @@
  * Timers and listeners of a round are released however it ends; the job's promise never
  * rejects.
  */
-import type * as tf from '@tensorflow/tfjs';
+import { getBackend } from '@tensorflow/tfjs';
 import { createStrategy, type Strategy } from '../aggregation/index.js';
-import { buildModel, topologyJson, type Evaluation } from '../model/index.js';
+import type { Evaluation, ModelBudget, ModelCost } from '../model/index.js';
 import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
-  aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, openRound, plainSums, planRound, scoreGroups,
+  aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, ModelHost, openRound, plainSums, planRound, scoreGroups,
   type Collected, type DatasetRecord, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
 } from '../rounds/index.js';
 import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
 import { RdpAccountant } from '../privacy/index.js';
-import { RoundNotFoundError } from '../errors.js';
+import { ModelMemoryError, ModelProcessError, RoundNotFoundError } from '../errors.js';
 import type { RoundResult, Signer, Task } from '../wire/index.js';
 import type { CoordinatorMetrics } from '../metrics/index.js';
 import type { CoordinatorStore } from '../store/index.js';
@@ -67,8 +67,10 @@ export interface JobRunnerDeps {
   available?: (job: JobRunner) => Availability;
   /** Woken whenever a task is assigned (shared by the jobs, so one long poll serves them all). */
   taskChanged?: Notifier;
-  /** The model, already built and checked against the coordinator's budgets. */
-  model?: tf.LayersModel;
+  /** What a job's model may cost (parameters, FLOPs, activations); checked before it is built. */
+  budget: ModelBudget;
+  /** Most resident memory a job's model process may have, in bytes (it is killed past it, and the job fails). */
+  modelMemoryBytes: number;
   /** Signs each trainer's shard leases (absent: tasks carry none, and dataset nodes refuse them). */
   leaseSigner?: Signer;
 }
@@ -104,9 +106,16 @@ export class JobRunner {
   waiting = false;
   /** The round a restarted job continued after (0: it started afresh). */
   resumedFrom = 0;
-  readonly topology: string;
+  /** The model's TF.js topology (JSON), as trainers build it; set by {@link init}. */
+  topology = '';
+  /** What the model costs (parameters, FLOPs, layers, activations); set by {@link init}. */
+  cost: ModelCost | null = null;
+  /** Why the job failed (empty unless FAILED). */
+  failure = '';
   private global!: GlobalModel;
-  private readonly model: tf.LayersModel;
+  private host: ModelHost | null = null;
+  /** Aborted when the model's process ends on its own (memory, a trap, a kill): the job fails then. */
+  private readonly modelFailed = new AbortController();
   private readonly strategy: Strategy;
   private rng: Random;
   private readonly taskChanged: Notifier;
@@ -122,38 +131,54 @@ export class JobRunner {
 
   constructor(readonly config: JobConfig, private readonly deps: JobRunnerDeps) {
     this.task = getTask(config.task);
-    this.model = deps.model ?? buildModel(config.model, this.task.inputShape, this.task.head, config.modelSeed);
     this.taskChanged = deps.taskChanged ?? new Notifier();
-    this.topology = topologyJson(this.model);
     this.strategy = createStrategy(config.strategy, config.serverLearningRate > 0 ? { serverLearningRate: config.serverLearningRate } : {});
     this.rng = new Random(`${config.jobId}/${config.validationSeed}/selection`);
   }
 
   /**
-   * Loads the initial parameters and draws the validation data; call once before {@link run}.
+   * Builds the model in its own process (checked against the budgets there: a spec at fault
+   * throws InvalidFieldError) and draws the validation data; call once before {@link run}.
    * With a store, a job it already holds continues: the validation seed it ran with, its rounds,
    * the last round's checkpoint (digest-checked) and strategy state, and the scores rebuilt from
    * the recorded groups.
    */
   async init(): Promise<void> {
     const cfg = this.config;
-    this.global = await GlobalModel.create(this.model, this.task, cfg.validationSeed, cfg.validationSamples);
+    const store = this.deps.store;
+    const identity = JSON.stringify({ task: cfg.task, model: cfg.model, modelSeed: cfg.modelSeed, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate });
+    const stored = store?.job(cfg.jobId) ?? null;
+    const saved = stored ? (JSON.parse(stored.config) as { identity: string; validationSeed: string }) : null;
+    if (saved && saved.identity !== identity) {
+      throw new Error(`job ${cfg.jobId}: the store holds it with another task, model or strategy (${saved.identity}); use another --out or --job-id`);
+    }
+    const validationSeed = saved?.validationSeed ?? cfg.validationSeed;
+    const { host, built } = await ModelHost.start(
+      { task: cfg.task, spec: cfg.model, modelSeed: cfg.modelSeed, budget: this.deps.budget, batch: cfg.batchSize, validationSeed, validationSamples: cfg.validationSamples, backend: getBackend() },
+      { memoryLimitBytes: this.deps.modelMemoryBytes, jobId: cfg.jobId, log: this.deps.log, onFailure: (err) => this.modelFailed.abort(err) },
+    );
+    this.host = host;
+    this.global = new GlobalModel(host, built.params);
+    this.topology = built.topology;
+    this.cost = built.cost;
+    try {
+      this.resume(identity, saved);
+    } catch (err) {
+      host.close();
+      throw err;
+    }
+  }
+
+  /** With a store: records a new job, or continues one it holds (rounds, checkpoint, scores). */
+  private resume(identity: string, saved: { validationSeed: string } | null): void {
+    const cfg = this.config;
     const store = this.deps.store;
     if (!store) return;
-    const identity = JSON.stringify({ task: cfg.task, model: cfg.model, modelSeed: cfg.modelSeed, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate });
-    const stored = store.job(cfg.jobId);
-    if (!stored) {
+    if (!saved) {
       store.saveJob(cfg.jobId, JSON.stringify({ identity, validationSeed: cfg.validationSeed }), 'PENDING');
       return;
     }
-    const saved = JSON.parse(stored.config) as { identity: string; validationSeed: string };
-    if (saved.identity !== identity) {
-      throw new Error(`job ${cfg.jobId}: the store holds it with another task, model or strategy (${saved.identity}); use another --out or --job-id`);
-    }
-    if (saved.validationSeed !== cfg.validationSeed) {
-      this.global.reseedValidation(saved.validationSeed);
-      this.rng = new Random(`${cfg.jobId}/${saved.validationSeed}/selection/resumed`);
-    }
+    if (saved.validationSeed !== cfg.validationSeed) this.rng = new Random(`${cfg.jobId}/${saved.validationSeed}/selection/resumed`);
     const rounds = store.rounds<RoundRecord, ScoredGroup[]>(cfg.jobId);
     const last = rounds.at(-1);
     if (!last) return;
@@ -205,9 +230,14 @@ export class JobRunner {
     return this.global.evaluate();
   }
 
-  /** The model with the current global parameters (for export). */
-  exportModel(): tf.LayersModel {
-    return this.global.exportModel();
+  /** Writes the model with the current global parameters as TF.js files into `dir`. */
+  saveModel(dir: string): Promise<void> {
+    return this.global.save(dir);
+  }
+
+  /** Ends the model's process (after the job's model is written, or when it failed). */
+  close(): void {
+    this.host?.close();
   }
 
   /**
@@ -247,13 +277,18 @@ export class JobRunner {
   async run(signal: AbortSignal): Promise<JobState> {
     const cfg = this.config;
     try {
-      return await this.runRounds(signal);
+      const state = await this.runRounds(AbortSignal.any([signal, this.modelFailed.signal]));
+      if (this.modelFailed.signal.aborted && !signal.aborted) throw this.modelFailed.signal.reason;
+      return state;
     } catch (err) {
       this.state = 'FAILED';
+      this.failure = `round ${this.currentRound}: ${(err as Error).message}`;
       this.deps.log.error('job failed', { jobId: cfg.jobId, round: this.currentRound, error: (err as Error).message });
       this.deps.progress(`job ${cfg.jobId}: failed at round ${this.currentRound}: ${(err as Error).message}`);
+      // Its model process is done with: a model that failed it is never run again.
+      this.close();
       try {
-        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED');
+        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED', this.failure);
       } catch {
         // the store is what failed; the state above is what callers see
       }
@@ -291,7 +326,9 @@ export class JobRunner {
       if (signal.aborted) break;
       if (!done) {
         this.state = 'FAILED';
-        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED');
+        this.failure = `round ${this.currentRound} failed ${cfg.maxAttempts} times`;
+        this.close();
+        this.deps.store?.saveJob(cfg.jobId, '', 'FAILED', this.failure);
         progress(`job ${cfg.jobId}: round ${this.currentRound} failed ${cfg.maxAttempts} times; job failed`);
         log.error('job failed', { jobId: cfg.jobId, round: this.currentRound });
         return this.state;
@@ -403,6 +440,8 @@ export class JobRunner {
       }
       return await this.completeRound(open, collected, grad, started, unscored);
     } catch (err) {
+      // The model's process failed (its memory, a trap): the job fails now, whatever round.
+      if (err instanceof ModelMemoryError || err instanceof ModelProcessError) throw err;
       this.deps.log.error('round failed', { jobId: cfg.jobId, round: this.currentRound, attempt, error: (err as Error).message });
       if (isDiskFull(err)) {
         this.diskFull = true;

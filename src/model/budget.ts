@@ -280,26 +280,34 @@ export function checkCost(cost: ModelCost, budget: ModelBudget, inputShape: numb
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 1 })} MiB`;
 
 /**
+ * The checks of a spec that need no model built: its fields, a family's parameter count, a
+ * `layers` topology's whole cost (parameters, FLOPs, activations at `batch`). Returns the
+ * validated spec.
+ */
+export function precheckModel(spec: ModelSpec, inputShape: number[], head: Head, budget: ModelBudget, batch = EVAL_BATCH): ModelSpec {
+  const valid = validateModelSpec(spec);
+  const softmax = head.kind === 'classes';
+  if (valid.family === 'layers') {
+    checkCost(topologyCost(valid.topology), budget, inputShape, headUnits(head), softmax, 'model', Math.max(batch, EVAL_BATCH));
+  } else {
+    const estimate = familyParams(valid, inputShape, head);
+    if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, activations: 0, inputShape, outputShape: [headUnits(head)], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, headUnits(head), softmax);
+  }
+  return valid;
+}
+
+/**
  * Builds a spec for a task after checking it: a family spec's parameter count is worked out
  * before it is built, a `layers` topology's whole cost is; then the built model's cost is
  * checked against the budgets and the task's shapes.
  */
 export function buildCheckedModel(spec: ModelSpec, inputShape: number[], head: Head, seed: number, budget: ModelBudget, batch = EVAL_BATCH): { model: tf.LayersModel; cost: ModelCost } {
-  const valid = validateModelSpec(spec);
-  const units = headUnits(head);
-  const softmax = head.kind === 'classes';
-  const steps = Math.max(batch, EVAL_BATCH);
-  if (valid.family === 'layers') {
-    checkCost(topologyCost(valid.topology), budget, inputShape, units, softmax, 'model', steps);
-  } else {
-    const estimate = familyParams(valid, inputShape, head);
-    if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, activations: 0, inputShape, outputShape: [units], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, units, softmax);
-  }
+  const valid = precheckModel(spec, inputShape, head, budget, batch);
   const model = buildModel(valid, inputShape, head, seed);
   try {
     const cost = topologyCost(JSON.parse(topologyJson(model)));
     cost.params = model.countParams();
-    checkCost(cost, budget, inputShape, units, softmax, 'model', steps);
+    checkCost(cost, budget, inputShape, headUnits(head), head.kind === 'classes', 'model', Math.max(batch, EVAL_BATCH));
     return { model, cost };
   } catch (err) {
     model.dispose();

@@ -5,7 +5,7 @@
  */
 export { BACKENDS, selectBackend } from './backend.js';
 export { FlatAdam } from './flat-adam.js';
-export { buildCheckedModel, type ModelBudget, type ModelCost } from './budget.js';
+export { buildCheckedModel, precheckModel, type ModelBudget, type ModelCost } from './budget.js';
 export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from './spec.js';
 export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
 export { evaluate, lossGradient, trainLocal, type Dataset } from './train.js';

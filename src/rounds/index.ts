@@ -9,12 +9,14 @@
  *   round is recorded.
  *
  * Beside them: the round's state machine (`round.ts`), cohort selection and shard dealing
- * (`selection.ts`), the registry of live nodes, and the global model with its validation data.
+ * (`selection.ts`), the registry of live nodes, the global model, and the process that holds a
+ * job's model and validation data (`model-host.ts`, `model-process.ts`).
  */
 export { aggregateRound, checkpointRound, type Aggregated, type RoundCheckpoint } from './aggregate.js';
 export { collectRound, openRound, type Collected, type CollectOptions, type OpenOptions, type OpenRound } from './collect.js';
 export { evaluateGroups, plainSums, scoreGroups, type EvaluatedSum } from './evaluate.js';
 export { GlobalModel } from './global-model.js';
+export { ModelHost, type ModelBuilt, type ModelHostOptions, type ModelInit } from './model-host.js';
 export { NodeRegistry, type DatasetRecord, type TrainerRecord } from './node-registry.js';
 export { LEASE_GRACE_MS, planRound, type PlanInput, type PlannedMember, type PlanSettings, type RoundPlan } from './plan.js';
 export { Round, type MemberState, type RoundPhase, type TrainOutcome } from './round.js';

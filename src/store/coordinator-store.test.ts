@@ -31,8 +31,8 @@ describe('coordinator store', () => {
         PRAGMA user_version = 1;`);
       old.close();
       const s = new CoordinatorStore(dir);
-      expect(s.schemaVersion).toBe(3);
-      expect(s.jobs()).toEqual([{ jobId: 'job-1', state: 'RUNNING', spec: '', builtin: true, description: '', submittedBy: '', createdMs: 1, updatedMs: 2 }]);
+      expect(s.schemaVersion).toBe(4);
+      expect(s.jobs()).toEqual([{ jobId: 'job-1', state: 'RUNNING', spec: '', builtin: true, description: '', submittedBy: '', createdMs: 1, updatedMs: 2, failure: '' }]);
       expect(s.rounds('job-1').map((r) => r.round)).toEqual([1]);
       s.close();
     } finally {
@@ -44,8 +44,10 @@ describe('coordinator store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-store-'));
     try {
       const s = new CoordinatorStore(dir);
-      expect(s.schemaVersion).toBe(3);
+      expect(s.schemaVersion).toBe(4);
       s.saveJob('j', '{}', 'RUNNING');
+      s.saveJob('j', '', 'FAILED', 'round 1: the reason');
+      expect(s.jobs()).toMatchObject([{ jobId: 'j', state: 'FAILED', failure: 'round 1: the reason' }]);
       const digest = s.writeCheckpoint({ params: new Float32Array([1, 2, 3]), strategy: {} });
       s.saveRound('j', 1, { loss: 1 }, [], digest);
       expect(() => s.saveRound('j', 1, { loss: 2 }, [], digest)).toThrow(/UNIQUE constraint failed/);

@@ -59,6 +59,8 @@ const MIGRATIONS: readonly string[] = [
      vals TEXT NOT NULL,
      scores TEXT NOT NULL
    );`,
+  // Why a FAILED job failed.
+  `ALTER TABLE jobs ADD COLUMN failure TEXT NOT NULL DEFAULT '';`,
 ];
 
 /** One weight setting (on chain, or the local report without a chain). */
@@ -87,6 +89,8 @@ export interface StoredJob {
   submittedBy: string;
   createdMs: number;
   updatedMs: number;
+  /** Why a FAILED job failed (empty otherwise). */
+  failure: string;
 }
 
 /** A checkpoint: the global parameters and the strategy's state. */
@@ -193,11 +197,11 @@ export class CoordinatorStore {
     return row ?? null;
   }
 
-  /** Records a job (or its new state). */
-  saveJob(jobId: string, config: string, state: string): void {
+  /** Records a job (or its new state, and why it failed). */
+  saveJob(jobId: string, config: string, state: string, failure = ''): void {
     const now = Date.now();
-    this.db.prepare(`INSERT INTO jobs (job_id, config, state, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms`).run(jobId, config, state, now, now);
+    this.db.prepare(`INSERT INTO jobs (job_id, config, state, created_ms, updated_ms, failure) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms, failure = excluded.failure`).run(jobId, config, state, now, now, failure);
   }
 
   /** Records a job's whole config (submitted jobs: what a restart rebuilds them from). */
@@ -207,10 +211,11 @@ export class CoordinatorStore {
 
   /** Every job, oldest first. */
   jobs(): StoredJob[] {
-    const rows = this.db.prepare('SELECT job_id, state, spec, builtin, description, submitted_by, created_ms, updated_ms FROM jobs ORDER BY created_ms, job_id').all() as
-      { job_id: string; state: string; spec: string; builtin: number; description: string; submitted_by: string; created_ms: number; updated_ms: number }[];
+    const rows = this.db.prepare('SELECT job_id, state, spec, builtin, description, submitted_by, created_ms, updated_ms, failure FROM jobs ORDER BY created_ms, job_id').all() as
+      { job_id: string; state: string; spec: string; builtin: number; description: string; submitted_by: string; created_ms: number; updated_ms: number; failure: string }[];
     return rows.map((r) => ({
       jobId: r.job_id, state: r.state, spec: r.spec, builtin: r.builtin === 1, description: r.description, submittedBy: r.submitted_by, createdMs: r.created_ms, updatedMs: r.updated_ms,
+      failure: r.failure,
     }));
   }
 

@@ -1,0 +1,138 @@
+/**
+ * The model process: the child that holds a job's model and does all work on it (building,
+ * evaluating, gradients, saving) for the coordinator, which talks to it over Node's IPC channel
+ * (`model-host.ts` is the other half). A researcher's model that exhausts memory or traps the
+ * wasm runtime ends this process, never the coordinator. It exits when the channel closes, so a
+ * coordinator that dies leaves no model process behind.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { buildCheckedModel, evaluate, getFlatParams, lossGradient, saveModelFiles, selectBackend, setFlatParams, topologyJson, type Dataset, type Evaluation, type ModelBudget, type ModelCost, type ModelSpec } from '../model/index.js';
+import { getTask, type TaskDefinition } from '../tasks/index.js';
+import { InvalidFieldError } from '../errors.js';
+
+/** What builds a job's model and its validation data. */
+export interface ModelInit {
+  task: string;
+  spec: ModelSpec;
+  modelSeed: number;
+  budget: ModelBudget;
+  /** The job's batch size (activations are checked at it). */
+  batch: number;
+  validationSeed: string;
+  validationSamples: number;
+  /** The TF.js backend to use (the coordinator's). */
+  backend: string;
+}
+
+/** The built model as the coordinator keeps it. */
+export interface ModelBuilt {
+  params: Float32Array;
+  topology: string;
+  cost: ModelCost;
+}
+
+/** One request to the model process. `params` rides along when the process holds other ones. */
+export type ModelRequest = { id: number } & (
+  | { op: 'init'; init: ModelInit }
+  | { op: 'evaluate'; sha: string; params?: Float32Array }
+  | { op: 'evaluateStep'; sha: string; params?: Float32Array; sum: Float32Array; scale: number }
+  | { op: 'lossGradient'; sha: string; params?: Float32Array }
+  | { op: 'save'; sha: string; params?: Float32Array; dir: string }
+);
+
+/** A failure as it crosses the channel; an InvalidFieldError keeps its fields. */
+export interface ModelFailure {
+  name: string;
+  message: string;
+  field?: { field: string; expected: string; got: string };
+}
+
+/** The answer to request `id`. */
+export type ModelReply = { id: number; ok: unknown } | { id: number; error: ModelFailure };
+
+/** Validation data of `task` drawn from `seed`, features extracted. */
+function validationData(task: TaskDefinition, seed: string, samples: number): Dataset {
+  const v = task.generateValidation(seed, samples);
+  return { count: v.count, features: task.features(v.x, v.count), labels: v.y, keypoints: v.keypoints };
+}
+
+/** The model, its task and data, and which parameters it holds. */
+class Held {
+  sha = '';
+  params: Float32Array | null = null;
+  constructor(readonly model: tf.LayersModel, readonly task: TaskDefinition, readonly validation: Dataset) {}
+
+  /** Puts the parameters with digest `sha` in the model (sent along when they differ from those held). */
+  load(sha: string, params: Float32Array | undefined): void {
+    if (params) {
+      setFlatParams(this.model, params);
+      this.sha = sha;
+      this.params = params;
+    } else if (sha !== this.sha) {
+      throw new Error(`parameters ${sha.slice(0, 12)} were not sent and are not held (${this.sha.slice(0, 12) || 'none'} are)`);
+    }
+  }
+}
+
+let held: Held | null = null;
+
+async function handle(req: ModelRequest): Promise<unknown> {
+  if (req.op === 'init') {
+    const { init } = req;
+    await selectBackend(init.backend);
+    const task = getTask(init.task);
+    const { model, cost } = buildCheckedModel(init.spec, task.inputShape, task.head, init.modelSeed, init.budget, init.batch);
+    held = new Held(model, task, validationData(task, init.validationSeed, init.validationSamples));
+    const params = await getFlatParams(model);
+    held.params = params;
+    return { params, topology: topologyJson(model), cost } satisfies ModelBuilt;
+  }
+  const h = held;
+  if (!h) throw new Error(`${req.op}: the model is not built yet (init first)`);
+  switch (req.op) {
+    case 'evaluate':
+      h.load(req.sha, req.params);
+      return evaluate(h.model, h.validation, h.task.head);
+    case 'evaluateStep': {
+      h.load(req.sha, req.params);
+      const base = h.params!;
+      const p = new Float32Array(base.length);
+      for (let i = 0; i < p.length; i++) p[i] = base[i]! + req.sum[i]! * req.scale;
+      setFlatParams(h.model, p);
+      try {
+        return await evaluate(h.model, h.validation, h.task.head) satisfies Evaluation;
+      } finally {
+        setFlatParams(h.model, base);
+      }
+    }
+    case 'lossGradient':
+      h.load(req.sha, req.params);
+      return lossGradient(h.model, h.validation, h.task.head);
+    case 'save':
+      h.load(req.sha, req.params);
+      await saveModelFiles(h.model, req.dir);
+      return null;
+  }
+}
+
+function failure(err: unknown): ModelFailure {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return e instanceof InvalidFieldError
+    ? { name: e.name, message: e.message, field: { field: e.field, expected: e.expected, got: e.got } }
+    : { name: e.name, message: e.message };
+}
+
+// Requests are handled one at a time, in order: the model holds one set of parameters.
+let queue: Promise<void> = Promise.resolve();
+process.on('message', (req: ModelRequest) => {
+  queue = queue.then(async () => {
+    let reply: ModelReply;
+    try {
+      reply = { id: req.id, ok: await handle(req) };
+    } catch (err) {
+      reply = { id: req.id, error: failure(err) };
+    }
+    process.send!(reply);
+  });
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,89 @@
+/**
+ * A researcher's model never takes the coordinator down: each job's model lives in a process of
+ * its own. On a coordinator process with `--max-model-memory-mib 400`, a job whose validation
+ * gradient needs more fails with that reason; a job whose model process is killed from outside
+ * (as the kernel's OOM killer would) fails with that reason; meanwhile the coordinator answers
+ * and its built-in job trains to the end. A restart lists both failed jobs with their reasons and
+ * starts no process for them (no crash loop).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { Harness, kill, until } from './helpers.js';
+import { spawnRole, waitListening } from '../bin/demo.js';
+import { callUnary, makeClient, JobsClient } from '../src/wire/index.js';
+
+let h: Harness;
+afterEach(async () => h.close());
+
+const T = { timeoutMs: 30_000 };
+
+/** The model processes of `pid`, by job id. */
+function modelProcesses(pid: number): Map<string, number> {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return new Map(); // no children
+  }
+  const found = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    const m = /^\s*(\d+) .*model-process\.ts --job (\S+)/.exec(line);
+    if (m) found.set(m[2]!, Number(m[1]));
+  }
+  return found;
+}
+
+describe('a job\'s model in its own process', () => {
+  it('a model past --max-model-memory-mib and a killed model process fail their jobs with the reason, the coordinator and its other job go on, and a restart runs neither again', async () => {
+    h = new Harness();
+    const out = path.join(h.dir, 'out');
+    const flags = ['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--out', out, '--validation-seed', 'model-process',
+      '--secure-aggregation', 'false', '--rounds', '3', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
+      '--validation-samples', '70', '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--max-model-memory-mib', '400'];
+    const start = async (name: string) => {
+      const child = spawnRole(flags, h.logFile(name));
+      h.defer(() => kill(child, 'SIGKILL'));
+      const { grpc } = await waitListening(child);
+      const jobs = makeClient(JobsClient, grpc);
+      h.defer(() => jobs.close());
+      const list = async () => new Map(((await callUnary(jobs, 'ListJobs', {}, T)).jobs).map((j) => [j.jobId, j]));
+      return { child, grpc, jobs, list };
+    };
+
+    const first = await start('coordinator');
+    const pid = first.child.pid!;
+    // Fits every budget, builds in 200 MiB, but its validation gradient takes some 700 MiB.
+    const wide = await callUnary(first.jobs, 'SubmitJob', { spec: 'id: wide\ntask: pose\nmodel: { family: cnn, widths: [64, 128, 256, 256] }\nvalidationSamples: 200\nrounds: 2\nsecureAggregation: { enabled: false }\n' }, T);
+    expect(wide.state).toMatch(/PENDING|RUNNING/);
+    await callUnary(first.jobs, 'SubmitJob', { spec: 'id: victim\ntask: pose\nvalidationSamples: 14\nrounds: 2\nsecureAggregation: { enabled: false }\n' }, T);
+
+    await until(async () => (await first.list()).get('wide')?.state === 'FAILED', 'the wide job fails', 120_000);
+    const failed = (await first.list()).get('wide')!;
+    expect(failed.failure).toMatch(/^round 1: model process: expected at most 400 MiB resident \(--max-model-memory-mib\) while (evaluating the model|computing the validation gradient), got [\d,]+ MiB; it was stopped$/);
+
+    // The victim's model process is killed from outside while its job waits for pose data.
+    await until(() => modelProcesses(pid).has('victim'), 'the victim\'s model process');
+    expect(modelProcesses(pid).has('wide')).toBe(false);
+    process.kill(modelProcesses(pid).get('victim')!, 'SIGKILL');
+    await until(async () => (await first.list()).get('victim')?.state === 'FAILED', 'the victim job fails');
+    expect((await first.list()).get('victim')!.failure).toMatch(/^round 1: model process: the process exited \(SIGKILL\)(: .*)? \(while (idle|computing the validation gradient|evaluating the model)\)$/);
+
+    // The built-in job trains to the end meanwhile, on its own model process.
+    expect(modelProcesses(pid).has('job-1')).toBe(true);
+    await h.dataset(first.grpc, 'ds-a');
+    for (const t of ['t0', 't1']) await h.trainer(first.grpc, t);
+    await until(async () => (await first.list()).get('job-1')?.state === 'DONE', 'the built-in job is done', 120_000);
+    expect((await first.list()).get('job-1')!.roundsDone).toBe(3);
+    await kill(first.child, 'SIGTERM');
+
+    // A restart on the same store lists the failed jobs with their reasons and runs neither.
+    const second = await start('coordinator-restarted');
+    const again = await second.list();
+    expect(again.get('wide')).toMatchObject({ state: 'FAILED', failure: failed.failure });
+    expect(again.get('victim')?.state).toBe('FAILED');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect([...modelProcesses(second.child.pid!).keys()].filter((j) => j !== 'job-1')).toEqual([]);
+    expect((await second.list()).get('wide')!.state).toBe('FAILED');
+  }, 300_000);
+});
