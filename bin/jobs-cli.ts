@@ -138,7 +138,7 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
           if (msg.part === 'file' && msg.file) {
             const file = msg.file;
             finish();
-            if (!/^[\w.-]+$/.test(file.name)) throw new InvalidFieldError('file.name', 'a plain file name', JSON.stringify(file.name));
+            if (!/^\w[\w.-]*$/.test(file.name)) throw new InvalidFieldError('file.name', 'a plain file name', JSON.stringify(file.name));
             asm = { name: file.name, a: new BlobAssembler(file.blob, { maxBytes: 1 << 30 }) };
           } else if (asm && msg.chunk) {
             asm.a.push(msg.chunk);
@@ -149,7 +149,7 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
         finish();
         if (o.json) return out(JSON.stringify({ jobId: arg, dir, files: written }));
         for (const f of written) out(`${path.join(dir, f.name)}  ${fmtNum(f.bytes)} bytes, sha256 checked`);
-        out(`model of job ${arg} written to ${dir}: a TF.js layers model (tf.loadLayersModel on model.json) and its model card`);
+        out(`model of job ${arg} written to ${dir}: a TF.js layers model (tf.loadLayersModel on model.json${written.some((f) => f.name === 'aq-layers.js') ? ', after loading aq-layers.js, its layers for stock TF.js' : ''}) and its model card`);
         return;
       }
     }

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonFile, Notifier } from '../util/index.js';
-import { precheckModel, type ModelCost } from '../model/index.js';
+import { PORTABLE_LAYERS_FILE, precheckModel, type ModelCost } from '../model/index.js';
 import { getTask } from '../tasks/index.js';
 import { sha256, type JobInfo, type Task } from '../wire/index.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../errors.js';
@@ -58,8 +58,10 @@ export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger'
 
 const ENDED: readonly string[] = ['DONE', 'FAILED', 'CANCELLED'];
 
-/** The files a finished job's model is downloaded as, in order. */
-export const MODEL_FILES = ['model.json', 'weights.bin', 'model-card.json'] as const;
+/** The files a finished job's model may be made of, in download order (the card comes last). */
+export const MODEL_FILES = ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE] as const;
+/** The model card beside them. */
+export const MODEL_CARD_FILE = 'model-card.json';
 
 
 export class JobManager {
@@ -292,24 +294,31 @@ export class JobManager {
     };
   }
 
-  /** A finished job's model files, digest-checked against its card. */
+  /**
+   * A finished job's model files, digest-checked against its card: the files the card lists
+   * (model.json, weights.bin, and aq-layers.js for a model with the project's layers), then
+   * the card.
+   */
   modelFiles(jobId: string): { name: string; bytes: Buffer }[] {
     const j = this.get(jobId);
     const state = this.stateOf(j);
     if (state !== 'DONE') throw new JobStateError(jobId, 'a DONE job (its model is written when the last round completes)', state);
     const dir = path.join(j.dir, 'model');
-    const out = MODEL_FILES.map((name) => {
+    const read = (name: string) => {
       try {
         return { name, bytes: fs.readFileSync(path.join(dir, name)) };
       } catch {
         throw new JobStateError(jobId, `its model file ${name} in ${dir}`, 'a missing file');
       }
-    });
-    const card = JSON.parse(out[2]!.bytes.toString('utf8')) as { files?: Record<string, string> };
-    for (const f of out.slice(0, 2)) {
-      if (card.files?.[f.name] !== sha256(f.bytes).toString('hex')) throw new InvalidFieldError(`${dir}/${f.name}`, `the digest its model card lists (${card.files?.[f.name]})`, sha256(f.bytes).toString('hex'));
+    };
+    const cardFile = read(MODEL_CARD_FILE);
+    const listed = (JSON.parse(cardFile.bytes.toString('utf8')) as { files?: Record<string, string> }).files ?? {};
+    const out = MODEL_FILES.filter((name) => name in listed).map(read);
+    for (const f of out) {
+      if (listed[f.name] !== sha256(f.bytes).toString('hex')) throw new InvalidFieldError(`${dir}/${f.name}`, `the digest its model card lists (${listed[f.name]})`, sha256(f.bytes).toString('hex'));
     }
-    return out;
+    if (out.length < 2) throw new JobStateError(jobId, `a model card that lists model.json and weights.bin (${dir})`, `one that lists ${Object.keys(listed).join(', ') || 'nothing'}`);
+    return [...out, cardFile];
   }
 
   /** Resolves once no job is pending or running. */

@@ -5,7 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { headUnits, type ModelCost } from '../model/index.js';
+import { headUnits, PORTABLE_LAYERS_FILE, type ModelCost } from '../model/index.js';
 import { KP } from '../skeleton/index.js';
 import { sha256 } from '../wire/index.js';
 import type { JobConfig } from './job-config.js';
@@ -26,7 +26,11 @@ export async function modelCard(job: CardSource, modelDir: string): Promise<Reco
   const task = runner.task;
   const last = runner.history.at(-1);
   const files: Record<string, string> = {};
-  for (const f of ['model.json', 'weights.bin']) files[f] = sha256(await fsp.readFile(path.join(modelDir, f))).toString('hex');
+  for (const f of ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE]) {
+    const bytes = await fsp.readFile(path.join(modelDir, f)).catch(() => null);
+    if (bytes) files[f] = sha256(bytes).toString('hex');
+  }
+  const layersScript = PORTABLE_LAYERS_FILE in files;
   const metricValue = (r: RoundRecord | undefined) => (!r ? null : cfg.metric === 'loss' ? r.valLoss : cfg.metric === 'mean_error' ? (r.valMeanError ?? null) : r.valAccuracy);
   return {
     format: 'actiquest-model-card/1',
@@ -39,7 +43,10 @@ export async function modelCard(job: CardSource, modelDir: string): Promise<Reco
         ? { kind: 'class probabilities (softmax)', classes: task.classes }
         : { kind: 'keypoints: x, y in image units (0 to 1), COCO-17 order', units: headUnits(task.head), keypoints: Object.keys(KP) },
     },
-    model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)' },
+    model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)',
+      loading: layersScript
+        ? `the model uses Actiquest's own layers (AqPositionEmbedding, AqSelfAttention, AqTokenNorm): load ${PORTABLE_LAYERS_FILE} after TF.js (a <script> after tf.min.js; in Node set globalThis.tf to @tensorflow/tfjs, then import it), then tf.loadLayersModel('model.json')`
+        : 'stock TF.js: tf.loadLayersModel(\'model.json\')' },
     training: {
       rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
       batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,

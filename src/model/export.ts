@@ -1,13 +1,16 @@
 /**
  * Writes a Layers model as TF.js files (`model.json` + `weights.bin`), loadable with
- * `tf.loadLayersModel`, without the native tfjs-node file handler.
+ * `tf.loadLayersModel`, without the native tfjs-node file handler; a model with the project's
+ * own layers (the ViT) gets `aq-layers.js` beside it, which stock TF.js needs to load it
+ * (portable-layers.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { PORTABLE_LAYERS_FILE, portableLayersSource, usesProjectLayers } from './portable-layers.js';
 
-/** Saves `model` into `dir` and returns the written paths. */
-export async function saveModelFiles(model: tf.LayersModel, dir: string): Promise<{ modelJson: string; weights: string }> {
+/** Saves `model` into `dir` and returns the written paths (`layers`: the script, when the model needs it). */
+export async function saveModelFiles(model: tf.LayersModel, dir: string): Promise<{ modelJson: string; weights: string; layers?: string }> {
   await fs.mkdir(dir, { recursive: true });
   const modelJson = path.join(dir, 'model.json');
   const weights = path.join(dir, 'weights.bin');
@@ -27,7 +30,14 @@ export async function saveModelFiles(model: tf.LayersModel, dir: string): Promis
     await fs.rename(`${modelJson}.tmp`, modelJson);
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.byteLength } };
   }));
-  return { modelJson, weights };
+  const layers = path.join(dir, PORTABLE_LAYERS_FILE);
+  if (!usesProjectLayers(model.toJSON(undefined, true) as string)) {
+    await fs.rm(layers, { force: true });
+    return { modelJson, weights };
+  }
+  await fs.writeFile(`${layers}.tmp`, await portableLayersSource());
+  await fs.rename(`${layers}.tmp`, layers);
+  return { modelJson, weights, layers };
 }
 
 /** Loads a model written by {@link saveModelFiles}. */

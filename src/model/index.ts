@@ -10,6 +10,7 @@ export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from
 export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
 export { evaluate, lossGradient, trainLocal, type Dataset } from './train.js';
 export { loadModelFiles, saveModelFiles } from './export.js';
+export { PORTABLE_LAYERS_FILE, portableLayersSource, usesProjectLayers } from './portable-layers.js';
 export { meanLoss, targetsOf, type Head } from './head.js';
 export { registerOnesGrads, registerReduceGrads } from './reduce-grad.js';
 export { trainingForward } from './bn-act.js';

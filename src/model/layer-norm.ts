@@ -10,6 +10,7 @@
  */
 import { backendSettings } from './settings.js';
 import * as tf from '@tensorflow/tfjs';
+import { useTokenNormKernel } from './vit-layers.js';
 import { columnPairSums, flatProgram, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
 type Attrs = { rows: number; dim: number; epsilon?: number; row?: 0 | 1 };
@@ -105,8 +106,14 @@ const KERNELS = webGpuKernels<Attrs>({
   AqLnDx: (gpu, i, a) => dxOf(gpu, i.x!, i.dy!, i.stats!, i.gamma!, i.rg!, a),
 });
 
-/** Registers the kernels on the webgpu backend (idempotent; backend.ts does it on selecting webgpu). */
-export const registerLayerNormKernels = () => KERNELS.register();
+/**
+ * Registers the kernels on the webgpu backend and gives them to TokenNorm (idempotent;
+ * backend.ts does it on selecting webgpu).
+ */
+export const registerLayerNormKernels = () => {
+  KERNELS.register();
+  useTokenNormKernel((x, gamma, beta, epsilon) => (layerNormFused() ? layerNorm(x, gamma, beta, epsilon) : null));
+};
 const run = KERNELS.run.bind(KERNELS);
 
 /**

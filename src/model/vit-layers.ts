@@ -9,9 +9,21 @@
  * slower on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm, layerNormFused } from './layer-norm.js';
 
 type Kwargs = Record<string, unknown>;
+
+/** A fused layer norm (x, gamma, beta, epsilon), or null where it does not run. */
+type TokenNormKernel = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number) => tf.Tensor | null;
+let tokenNormKernel: TokenNormKernel | null = null;
+
+/**
+ * Gives TokenNorm a fused kernel (layer-norm.ts, on webgpu). This file imports nothing of the
+ * project, so it also builds alone into the script that lets stock TF.js load a ViT
+ * (portable-layers.ts).
+ */
+export function useTokenNormKernel(kernel: TokenNormKernel | null): void {
+  tokenNormKernel = kernel;
+}
 
 /** x + P, P a learnt [tokens, dim] table. */
 export class PositionEmbedding extends tf.layers.Layer {
@@ -104,7 +116,8 @@ export class TokenNorm extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-      if (layerNormFused()) return layerNorm(x, this.gamma.read(), this.beta.read(), 1e-5);
+      const fused = tokenNormKernel?.(x, this.gamma.read(), this.beta.read(), 1e-5);
+      if (fused) return fused;
       const { mean, variance } = tf.moments(x, -1, true);
       return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), this.gamma.read()), this.beta.read());
     });
