@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Harness, actiquest, metricValue, until } from './helpers.js';
+import * as tf from '@tensorflow/tfjs';
 import { loadModelFiles } from '../src/model/index.js';
+import { getTask } from '../src/tasks/index.js';
 import { sha256 } from '../src/wire/index.js';
 import type { Coordinator } from '../coordinator/main.js';
 
@@ -113,6 +115,21 @@ describe('researchers\' jobs', () => {
     const model = await loadModelFiles(dl);
     expect(model.countParams()).toBe(card.model.parameters);
     expect(model.outputs[0]!.shape).toEqual([null, 7]);
+    // The card's usage: shapes as the model has them, and examples an app checks its pipeline
+    // with: the preprocessing turns each raw sample into its input, and the downloaded model
+    // predicts its output.
+    expect(card.usage.input.shape).toEqual([1, 32 * 17 * 3]);
+    expect(card.usage.output).toMatchObject({ shape: [1, 7], layout: expect.stringContaining('squat') });
+    expect(card.usage.preprocessing.length).toBeGreaterThanOrEqual(3);
+    expect(card.usage.examples.samples).toHaveLength(3);
+    const floats = (b64: string) => { const b = Buffer.from(b64, 'base64'); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
+    for (const e of card.usage.examples.samples as { raw: string; input: string; output: number[] }[]) {
+      const raw = floats(e.raw), input = floats(e.input);
+      expect(raw).toHaveLength(32 * 17 * 3);
+      expect(Math.max(...getTask('exercise').features(raw, 1).map((v, i) => Math.abs(v - input[i]!)))).toBeLessThan(1e-5);
+      const out = (model.predict(tf.tensor(input, [1, input.length])) as tf.Tensor).dataSync();
+      expect(Math.max(...e.output.map((v, i) => Math.abs(v - out[i]!)))).toBeLessThan(1e-4);
+    }
 
     // A long job, cancelled; cancelling it again is refused, and so is downloading it.
     expect((await actiquest(['submit', specFile('gamma', `id: gamma\n${common}rounds: 500\ncohort: 2\nminTrainers: 1\n`), ...addr])).code).toBe(0);

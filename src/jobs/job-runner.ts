@@ -23,7 +23,7 @@ import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
   aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, ModelHost, openRound, plainSums, planRound, scoreGroups,
-  type Collected, type DatasetRecord, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
+  type Collected, type DatasetRecord, type ModelExample, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
 } from '../rounds/index.js';
 import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
@@ -233,6 +233,11 @@ export class JobRunner {
   /** Writes the model with the current global parameters as TF.js files into `dir`. */
   saveModel(dir: string): Promise<void> {
     return this.global.save(dir);
+  }
+
+  /** `count` samples drawn like the validation data: raw, as model input, and what the current model predicts. */
+  examples(count: number): Promise<ModelExample[]> {
+    return this.global.examples(count);
   }
 
   /** Ends the model's process (after the job's model is written, or when it failed). */

@@ -70,6 +70,26 @@ export async function modelCard(job: CardSource, modelDir: string): Promise<Reco
       ...(last?.valMeanError !== undefined ? { meanKeypointErrorImageWidths: last.valMeanError } : {}),
     },
     history: runner.history.map((r) => ({ round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy, durationSeconds: r.durationSeconds })),
+    usage: { ...task.usage, examples: await cardExamples(runner) },
     files,
+  };
+}
+
+/** Examples an app checks its own pipeline with. */
+const EXAMPLES = 3;
+
+/** Float32 values as base64 of their little-endian bytes (exact, and a third of the JSON). */
+const f32 = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
+
+/**
+ * Samples drawn like the validation data (from a seed of their own): the raw sample, the model's
+ * input made from it by the card's preprocessing, and what the model outputs.
+ */
+async function cardExamples(runner: JobRunner): Promise<Record<string, unknown>> {
+  const examples = await runner.examples(EXAMPLES);
+  return {
+    encoding: 'raw and input: base64 of little-endian float32 values, in the layouts above; output: numbers',
+    tolerance: 'an app\'s pipeline is right when its input matches to about 1e-5 and its output to about 1e-4',
+    samples: examples.map((e) => ({ raw: f32(e.raw), input: f32(e.input), output: Array.from(e.output, (v) => Number(v.toPrecision(7))) })),
   };
 }

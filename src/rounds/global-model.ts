@@ -8,7 +8,7 @@
 import type { Evaluation } from '../model/index.js';
 import type { GroupEvaluation } from '../scoring/index.js';
 import { float32ToBytes, sha256 } from '../wire/index.js';
-import type { ModelHost } from './model-host.js';
+import type { ModelExample, ModelHost } from './model-host.js';
 
 /** The global parameters of a job and the process that judges them. */
 export class GlobalModel {
@@ -72,6 +72,11 @@ export class GlobalModel {
   /** Gradient of the validation loss at the global parameters (what first-order scores use). */
   lossGradient(): Promise<Float32Array> {
     return this.host.lossGradient(this.params, this.digest);
+  }
+
+  /** `count` samples drawn like the validation data: raw, as input, and what the global model predicts. */
+  examples(count: number): Promise<ModelExample[]> {
+    return this.host.examples(this.params, this.digest, count);
   }
 
   /** Writes the model with the global parameters as TF.js files into `dir`. */

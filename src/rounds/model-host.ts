@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { InvalidFieldError, ModelMemoryError, ModelProcessError } from '../errors.js';
 import type { Evaluation } from '../model/index.js';
 import { tsxLoaderUrl, type Logger } from '../util/index.js';
-import type { ModelBuilt, ModelInit, ModelReply, ModelRequest } from './model-process.js';
+import type { ModelBuilt, ModelExample, ModelInit, ModelReply, ModelRequest } from './model-process.js';
 
-export type { ModelInit, ModelBuilt } from './model-process.js';
+export type { ModelBuilt, ModelExample, ModelInit } from './model-process.js';
 
 /** How the model process is run. */
 export interface ModelHostOptions {
@@ -37,6 +37,7 @@ type Request = ModelRequest extends infer R ? (R extends { id: number } ? Omit<R
 const WHAT: Record<ModelRequest['op'], string> = {
   init: 'building the model', evaluate: 'evaluating the model',
   evaluateStep: 'evaluating a group\'s update', lossGradient: 'computing the validation gradient', save: 'saving the model',
+  examples: 'predicting the card\'s examples',
 };
 
 /** The parent half: requests out, replies in, memory watched. */
@@ -106,6 +107,11 @@ export class ModelHost {
   /** Writes the model with `params` as TF.js files (model.json, weights.bin) into `dir`. */
   async save(params: Float32Array, sha: string, dir: string): Promise<void> {
     await this.request({ op: 'save', ...this.withParams(params, sha), dir });
+  }
+
+  /** `count` samples drawn like the validation data (not from it): raw, as model input, and what `params` predicts for them. */
+  async examples(params: Float32Array, sha: string, count: number): Promise<ModelExample[]> {
+    return (await this.request({ op: 'examples', ...this.withParams(params, sha), count })) as ModelExample[];
   }
 
   /** Ends the process (idempotent); pending requests fail. */

@@ -5,7 +5,7 @@
  * wasm runtime ends this process, never the coordinator. It exits when the channel closes, so a
  * coordinator that dies leaves no model process behind.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { buildCheckedModel, evaluate, getFlatParams, lossGradient, saveModelFiles, selectBackend, setFlatParams, topologyJson, type Dataset, type Evaluation, type ModelBudget, type ModelCost, type ModelSpec } from '../model/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import { InvalidFieldError } from '../errors.js';
@@ -38,7 +38,15 @@ export type ModelRequest = { id: number } & (
   | { op: 'evaluateStep'; sha: string; params?: Float32Array; sum: Float32Array; scale: number }
   | { op: 'lossGradient'; sha: string; params?: Float32Array }
   | { op: 'save'; sha: string; params?: Float32Array; dir: string }
+  | { op: 'examples'; sha: string; params?: Float32Array; count: number }
 );
+
+/** Samples drawn like the validation data, as an app sees them: raw, as model input, and the model's output. */
+export interface ModelExample {
+  raw: Float32Array;
+  input: Float32Array;
+  output: Float32Array;
+}
 
 /** A failure as it crosses the channel; an InvalidFieldError keeps its fields. */
 export interface ModelFailure {
@@ -60,7 +68,7 @@ function validationData(task: TaskDefinition, seed: string, samples: number): Da
 class Held {
   sha = '';
   params: Float32Array | null = null;
-  constructor(readonly model: tf.LayersModel, readonly task: TaskDefinition, readonly validation: Dataset) {}
+  constructor(readonly model: tf.LayersModel, readonly task: TaskDefinition, readonly validation: Dataset, readonly seed: string) {}
 
   /** Puts the parameters with digest `sha` in the model (sent along when they differ from those held). */
   load(sha: string, params: Float32Array | undefined): void {
@@ -82,7 +90,7 @@ async function handle(req: ModelRequest): Promise<unknown> {
     await selectBackend(init.backend);
     const task = getTask(init.task);
     const { model, cost } = buildCheckedModel(init.spec, task.inputShape, task.head, init.modelSeed, init.budget, init.batch);
-    held = new Held(model, task, validationData(task, init.validationSeed, init.validationSamples));
+    held = new Held(model, task, validationData(task, init.validationSeed, init.validationSamples), init.validationSeed);
     const params = await getFlatParams(model);
     held.params = params;
     return { params, topology: topologyJson(model), cost } satisfies ModelBuilt;
@@ -112,6 +120,18 @@ async function handle(req: ModelRequest): Promise<unknown> {
       h.load(req.sha, req.params);
       await saveModelFiles(h.model, req.dir);
       return null;
+    case 'examples': {
+      h.load(req.sha, req.params);
+      // Drawn as the validation data is, from a seed of their own: the card shows none of it.
+      const v = h.task.generateValidation(`${h.seed}/card-examples`, req.count);
+      const input = h.task.features(v.x, v.count);
+      const per = input.length / v.count, perRaw = v.x.length / v.count;
+      const out = tf.tidy(() => (h.model.predict(tf.tensor(input, [v.count, ...h.task.inputShape])) as tf.Tensor).dataSync() as Float32Array);
+      const perOut = out.length / v.count;
+      return Array.from({ length: v.count }, (_, i): ModelExample => ({
+        raw: v.x.slice(i * perRaw, (i + 1) * perRaw), input: input.slice(i * per, (i + 1) * per), output: out.slice(i * perOut, (i + 1) * perOut),
+      }));
+    }
   }
 }
 

@@ -6,9 +6,9 @@
  * - `exercise`: exercise recognition from COCO-17 keypoint sequences (classes, accuracy).
  * - `pose`: COCO-17 keypoints from 64 x 64 person images (keypoints, PCK@0.2).
  */
-import { type Samples, EXERCISE_CLASSES, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions } from './exercise/generator.js';
+import { type Samples, EXERCISE_CLASSES, FPS, SEQ_FRAMES, generateShard, generateValidation, type ExerciseDatasetOptions } from './exercise/generator.js';
 import { exerciseFeatures } from './exercise/features.js';
-import { NUM_JOINTS } from '../skeleton/index.js';
+import { COCO_KEYPOINTS, NUM_JOINTS } from '../skeleton/index.js';
 import { DEFAULT_POSE_SIZE, generatePoseShard, generatePoseValidation } from './pose/generator.js';
 import { InvalidFieldError } from '../errors.js';
 import type { Head, ModelSpec } from '../model/index.js';
@@ -40,7 +40,21 @@ export interface TaskDefinition {
   defaultModel: ModelSpec;
   /** Local learning rate of a job that names none. */
   defaultLearningRate: number;
+  /** How an app feeds the model and reads its output (the model card says it). */
+  usage: TaskUsage;
 }
+
+/** What a model card tells an app: the input, the output, and the steps from raw data to input. */
+export interface TaskUsage {
+  input: { shape: number[]; layout: string; values: string };
+  output: { shape: number[]; layout: string; values: string };
+  /** From raw data (what a camera or a pose detector gives) to the model's input, in order. */
+  preprocessing: string[];
+  /** What a raw sample is, as the card's examples give it. */
+  raw: string;
+}
+
+const COCO_ORDER = `COCO-17 order: ${COCO_KEYPOINTS.join(', ')}`;
 
 const exercise: TaskDefinition = {
   name: 'exercise',
@@ -57,6 +71,21 @@ const exercise: TaskDefinition = {
   generateValidation,
   defaultModel: { family: 'mlp', hidden: [128, 64], dropout: 0.1 },
   defaultLearningRate: 0.002,
+  usage: {
+    input: {
+      shape: [1, SEQ_FRAMES * NUM_JOINTS * 3],
+      layout: `${SEQ_FRAMES} frames at ${FPS} frames a second, oldest first; in each frame the 17 keypoints in ${COCO_ORDER}; each keypoint x, y, visible (flattened in that order)`,
+      values: 'x and y normalised as below (about -3 to 3); visible 1, or 0 with x = y = 0 for a keypoint not seen',
+    },
+    output: { shape: [1, EXERCISE_CLASSES.length], layout: `one probability a class, in order: ${EXERCISE_CLASSES.join(', ')}`, values: 'softmax probabilities (they sum to 1)' },
+    preprocessing: [
+      `Take ${SEQ_FRAMES} consecutive frames of 17 COCO keypoints (x, y in image units: 0 to 1 across the width and down the height; a visibility of 0 for a keypoint not seen), about ${FPS} frames a second.`,
+      'Centre: subtract the mean over frames of the hip midpoint (the mean of left_hip and right_hip), using frames where both hips are seen; with none, the mean of all seen keypoints.',
+      'Scale: divide by the median over frames of the torso length (from the hip midpoint to the shoulder midpoint), using frames where both pairs are seen; with none, by 0.1; never by less than 0.001.',
+      'Write each seen keypoint as (x, y, 1) and each unseen one as (0, 0, 0).',
+    ],
+    raw: `${SEQ_FRAMES} x 17 x (x, y, COCO visibility 0/1/2), x and y in image units`,
+  },
 };
 
 const pose: TaskDefinition = {
@@ -77,6 +106,20 @@ const pose: TaskDefinition = {
   // bench:pose, 20 passes as 4 rounds x 5 local epochs: at 0.002 the federation reached 0.80 of
   // the centralised PCK, at 0.004 0.95 (docs/performance.md).
   defaultLearningRate: 0.004,
+  usage: {
+    input: {
+      shape: [1, DEFAULT_POSE_SIZE, DEFAULT_POSE_SIZE, 3],
+      layout: `one ${DEFAULT_POSE_SIZE} x ${DEFAULT_POSE_SIZE} RGB image, rows top to bottom, pixels left to right, channels last`,
+      values: 'red, green, blue as floats from 0 to 1',
+    },
+    output: { shape: [1, NUM_JOINTS * 2], layout: `x, y of each keypoint in ${COCO_ORDER}`, values: 'image units: x from 0 (left edge) to 1 (right edge), y from 0 (top) to 1 (bottom)' },
+    preprocessing: [
+      'The model saw images with one person filling most of the frame: crop the person (a detector\'s box, made square by widening its shorter side) and resize the crop to 64 x 64.',
+      'Divide each 8-bit channel by 255.',
+      'Keypoints come back in the crop\'s units: multiply by the crop\'s side and add its corner for the original image.',
+    ],
+    raw: `the model's input itself (a ${DEFAULT_POSE_SIZE} x ${DEFAULT_POSE_SIZE} x 3 image)`,
+  },
 };
 
 const TASKS: ReadonlyMap<string, TaskDefinition> = new Map([[exercise.name, exercise], [pose.name, pose]]);
