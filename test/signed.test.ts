@@ -32,7 +32,7 @@ describe('signed requests', () => {
     expect(c.leaseKey).toBe(leaseKey!.address);
     const d = await h.dataset(c.address, 'ds-signed', ['--hotkey-uri', '//Ds', '--auth', 'signed']);
     // One trainer signs with a session key its hotkey certifies, the others with the hotkey itself.
-    for (const t of ['T0', 'T1', 'T2']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`, ...(t === 'T2' ? ['--session-keys'] : [])]);
+    for (const t of ['T0', 'T1', 'T2']) await h.trainer(c.address, '', ['--hotkey-uri', `//${t}`, ...(t === 'T2' ? [] : ['--session-keys', 'false'])]);
     await c.done;
     expect(c.job.history).toHaveLength(2);
     expect(new Set(c.job.history.flatMap((r) => r.reporters))).toEqual(new Set([t0!.address, t1!.address, t2!.address]));

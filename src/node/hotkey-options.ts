@@ -20,14 +20,14 @@ export const HOTKEY_OPTIONS = {
 
 /** Signing with session keys (nodes and researchers' commands, not the coordinator). */
 export const SESSION_KEY_OPTIONS = {
-  'session-keys': { type: 'boolean', default: false, env: 'AQ_SESSION_KEYS', description: 'sign requests with an ed25519 session key the hotkey certifies: checked in about a fifth of the CPU (experimental: a coordinator stalled in some load runs with it, docs/operations.md)' },
+  'session-keys': { type: 'boolean', default: true, env: 'AQ_SESSION_KEYS', description: 'sign requests with an ed25519 session key the hotkey certifies once per session (checked in about a fifth of the CPU of an sr25519 signature); false: sign each request with the hotkey itself' },
 } as const satisfies OptionTable;
 
 /** The hotkey the flags name, or null for none (unsigned requests). */
 export function hotkeySourceOf(o: OptionValues<typeof HOTKEY_OPTIONS> & Partial<OptionValues<typeof SESSION_KEY_OPTIONS>>, env: NodeJS.ProcessEnv): HotkeySource | null {
   const given = [o['hotkey-uri'] && '--hotkey-uri', o['hotkey-file'] && '--hotkey-file', o['wallet.name'] && '--wallet.name'].filter(Boolean);
   if (given.length > 1) throw new ConfigError('hotkey-uri', 'one of --hotkey-uri, --hotkey-file and --wallet.name', given.join(' and '));
-  const sessionKeys = o['session-keys'] ?? false;
+  const sessionKeys = o['session-keys'] ?? true;
   if (o['hotkey-uri']) return { uri: o['hotkey-uri'], sessionKeys };
   const password = env[WALLET_PASSWORD_ENV];
   if (o['hotkey-file']) return { file: path.resolve(o['hotkey-file']), password, sessionKeys };

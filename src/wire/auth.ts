@@ -20,8 +20,8 @@
  * Session keys: sr25519 costs about 0.2 ms to sign and 0.4 ms to verify here, and a coordinator
  * verifies every heartbeat and long poll of every trainer. So a client may sign its requests
  * with an ed25519 session key of its own (node:crypto: about 0.02 ms to sign, 0.07 ms to
- * verify; nodes' `--session-keys`, off by default while a stall seen under load with it is not
- * understood, docs/operations.md), which its hotkey certifies once per session: the `x-aq-session-bin` header carries the
+ * verify; nodes' `--session-keys`, on by default), which its hotkey certifies once per
+ * session: the `x-aq-session-bin` header carries the
  * session's public key, its expiry (ms since the epoch, 8 bytes big-endian) and the hotkey's
  * sr25519 signature over
  *
