@@ -25,7 +25,9 @@ import { loadSigner } from '../src/chain/index.js';
 /**
  * `AQ_CPU_PROF_DIR`: every process spawned writes a CPU profile there. `AQ_NODE_ARGS`: more
  * Node flags for the coordinator (`--perf-basic-prof`, for `perf` on a stuck process);
- * `AQ_KEEP_S`: after a phase with errors, the coordinator is left running that long first.
+ * `AQ_KEEP_S`: after a phase with errors, the coordinator is left running that long first. A
+ * coordinator whose event loop stops says where in its log (its stall watchdog), which the bench
+ * prints when calls fail.
  */
 const PROF = { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean) };
 

@@ -8,8 +8,11 @@
  * the stack), the role closes as on SIGTERM (a coordinator's store is flushed and closed; a
  * round in progress resumes on the next start) and the process exits with 70 (EX_SOFTWARE) for
  * its supervisor to restart it. A close that takes over 30 s is cut short.
+ *
+ * A role whose event loop stops turning says where (src/util/stall-watchdog.ts): after 5 s for
+ * the coordinator and dataset nodes, 60 s for trainers (a training step holds the loop).
  */
-import { HelpRequested } from '../src/util/index.js';
+import { HelpRequested, watchStalls } from '../src/util/index.js';
 import { ActiquestError } from '../src/errors.js';
 import { JOB_COMMANDS } from './jobs-cli.js';
 import { status } from '@grpc/grpc-js';
@@ -86,7 +89,11 @@ let failed = false;
 const EXIT_BUG = 70;
 const CLOSE_AFTER_BUG_MS = 30_000;
 
+/** Longest a role's event loop may not turn before the watchdog says where it is stuck. */
+const STALL_MS: Record<string, number> = { coordinator: 5000, dataset: 5000, trainer: 60_000 };
+
 function listenForStop(role: string): void {
+  watchStalls({ component: `${role}.watchdog`, stallMs: STALL_MS[role] ?? 5000 });
   stopSignal ??= new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());

@@ -9,4 +9,5 @@ export { createLogger, type Logger, type LogLevel } from './log.js';
 export { sleep, withDeadline, DeadlineError } from './sleep.js';
 export { tsxApiUrl, tsxLoaderUrl } from './tsx.js';
 export { writeJsonFile } from './json-file.js';
+export { watchStalls, type StallWatchOptions } from './stall-watchdog.js';
 export { ID_RULE, isId } from './id.js';
