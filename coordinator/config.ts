@@ -22,6 +22,7 @@ export const COORDINATOR_OPTIONS = {
   'max-params': { type: 'number', default: 5_000_000, min: 1, max: 20_000_000, description: 'largest model (parameters) a job may train: models are for edge devices' },
   'max-flops': { type: 'number', default: 1e9, min: 1, max: 1e12, description: 'largest forward FLOPs a sample a job\'s model may take' },
   'max-activation-bytes': { type: 'number', default: 2 ** 30, min: 1 << 20, max: 2 ** 31, description: 'most activation memory a training step or validation pass of a job\'s model may take at its batch (every layer\'s outputs and their gradients; the wasm backend has 4 GiB)' },
+  'max-active-jobs': { type: 'number', default: 8, min: 1, max: 1000, description: 'most jobs pending or running at once, the built-in one included (each holds a model process); a submission beyond is refused with RESOURCE_EXHAUSTED' },
   'max-model-memory-mib': { type: 'number', default: 4096, min: 256, max: 1_048_576, description: 'most resident memory the process holding one job\'s model (its evaluations, gradients and export) may take; past it the process is stopped and that job fails, nothing else' },
   hidden: { type: 'string', default: '', description: 'hidden layer sizes of an MLP model, comma-separated (empty: the task\'s default model)' },
   model: { type: 'string', default: '', description: 'model spec as JSON, e.g. {"family":"cnn","widths":[16,32,64]} or {"family":"vit","patch":8,"dim":64,"depth":4,"heads":4} (empty: the task\'s default)' },
@@ -72,6 +73,8 @@ export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsCo
   budget: ModelBudget;
   /** Most resident memory a job's model process may take, in bytes. */
   modelMemoryBytes: number;
+  /** Most jobs pending or running at once. */
+  maxActiveJobs: number;
   heartbeatIntervalMs: number;
   liveTimeoutMs: number;
   out: string;
@@ -150,6 +153,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     job: o.job ? job : null,
     budget: Object.freeze({ maxParams: o['max-params'], maxFlops: o['max-flops'], maxActivationBytes: o['max-activation-bytes'] }),
     modelMemoryBytes: o['max-model-memory-mib'] * 2 ** 20,
+    maxActiveJobs: o['max-active-jobs'],
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],
     out: path.resolve(o.out),

@@ -307,6 +307,14 @@ export class JobExistsError extends ActiquestError {
   }
 }
 
+/** A new job past the number of jobs a coordinator runs at once (each holds a model process). */
+export class TooManyJobsError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly max: number) {
+    super(`jobs: expected at most ${max} pending or running at once (the coordinator's --max-active-jobs), got one more; submit again when one has ended`);
+  }
+}
+
 /** The job is not in a state that allows what was asked. */
 export class JobStateError extends ActiquestError {
   readonly kind = 'failed-precondition';

@@ -4,12 +4,14 @@
  * gradient needs more fails with that reason; a job whose model process is killed from outside
  * (as the kernel's OOM killer would) fails with that reason; meanwhile the coordinator answers
  * and its built-in job trains to the end. A restart lists both failed jobs with their reasons and
- * starts no process for them (no crash loop).
+ * starts no process for them (no crash loop). A coordinator runs at most --max-active-jobs jobs
+ * (each holds a model process).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Harness, kill, until } from './helpers.js';
+import { status } from '@grpc/grpc-js';
+import { Harness, grpcError, kill, until } from './helpers.js';
 import { spawnRole, waitListening } from '../bin/demo.js';
 import { callUnary, makeClient, JobsClient } from '../src/wire/index.js';
 
@@ -86,4 +88,19 @@ describe('a job\'s model in its own process', () => {
     expect([...modelProcesses(second.child.pid!).keys()].filter((j) => j !== 'job-1')).toEqual([]);
     expect((await second.list()).get('wide')!.state).toBe('FAILED');
   }, 300_000);
+
+  it('a submission past --max-active-jobs is refused with RESOURCE_EXHAUSTED until a job ends', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--job', 'false', '--max-active-jobs', '1']);
+    const jobs = makeClient(JobsClient, c.address);
+    h.defer(() => jobs.close());
+    const spec = (id: string) => ({ spec: `id: ${id}\ntask: exercise\nmodel: { family: mlp, hidden: [8] }\nvalidationSamples: 14\nsecureAggregation: { enabled: false }\n` });
+    await callUnary(jobs, 'SubmitJob', spec('first'), T);
+    expect(await grpcError(callUnary(jobs, 'SubmitJob', spec('second'), T))).toEqual({
+      code: status.RESOURCE_EXHAUSTED,
+      details: 'jobs: expected at most 1 pending or running at once (the coordinator\'s --max-active-jobs), got one more; submit again when one has ended',
+    });
+    await callUnary(jobs, 'CancelJob', { jobId: 'first' }, T);
+    expect((await callUnary(jobs, 'SubmitJob', spec('second'), T)).jobId).toBe('second');
+  }, 120_000);
 });

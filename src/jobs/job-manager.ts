@@ -15,7 +15,7 @@ import { writeJsonFile, Notifier } from '../util/index.js';
 import { PORTABLE_LAYERS_FILE, precheckModel, type ModelCost } from '../model/index.js';
 import { getTask } from '../tasks/index.js';
 import { sha256, type JobInfo, type Task } from '../wire/index.js';
-import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError } from '../errors.js';
+import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError, TooManyJobsError } from '../errors.js';
 import { fairShare } from './fair-share.js';
 import { modelCard } from './model-card.js';
 import { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
@@ -51,6 +51,8 @@ export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger'
   ledger: NodeLedger;
   store: CoordinatorStore;
   out: string;
+  /** Most jobs pending or running at once; a new submission beyond is refused (default: no limit). */
+  maxActiveJobs?: number;
   progress: (line: string) => void;
   /** After any job's completed round (history files, weights on chain). */
   onRound?: (job: ManagedJob, result: RoundRecord) => Promise<void> | void;
@@ -87,6 +89,9 @@ export class JobManager {
   async start(config: JobConfig, opts: { builtin: boolean; description?: string; submittedBy?: string; resume?: boolean }): Promise<ManagedJob> {
     if (this.closed) throw new JobStateError(config.jobId, 'a coordinator that is running', 'one shutting down');
     if (this.jobs.has(config.jobId) || this.starting.has(config.jobId) || (!opts.builtin && !opts.resume && this.deps.store.job(config.jobId))) throw new JobExistsError(config.jobId);
+    // Each job holds a model process: a new one past the limit is refused (resumed ones are not).
+    const max = this.deps.maxActiveJobs ?? Infinity;
+    if (!opts.resume && this.running().length + this.starting.size >= max) throw new TooManyJobsError(max);
     // What can be refused without building the model is refused before a process starts.
     const task = getTask(config.task);
     precheckModel(config.model, task.inputShape, task.head, this.deps.budget, config.batchSize);
