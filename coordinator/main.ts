@@ -8,7 +8,7 @@
 import { coordinatorStatus } from './status.js';
 import { roleLogger, AllowlistAdmission, AnyAdmission, MetagraphAdmission } from '../src/node/index.js';
 import path from 'node:path';
-import { writeJsonFile } from '../src/util/index.js';
+import { lineSink, writeJsonFile } from '../src/util/index.js';
 import { CallLimiter, createGrpcServer, coordinatorService, ensureCanListen, jobsService, RequestVerifier, serveHealthAndReflection, serveIdentity, type Health, signedService, toServiceError, serverCredentials } from '../src/wire/index.js';
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
@@ -82,7 +82,8 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   if (config.metricsPort > 0) await ensureCanListen('metrics-port', `${config.metricsHost}:${config.metricsPort}`);
   const log = roleLogger('coordinator', config);
   const allowlist = config.auth?.allowlist ? new AllowlistAdmission(config.auth.allowlist) : null;
-  const progress = hooks.progress ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const stdout = lineSink(1);
+  const progress = hooks.progress ?? ((line: string) => stdout(`${line}\n`));
   const metrics = coordinatorMetrics();
   const registry = new NodeRegistry(config.liveTimeoutMs);
   const datasets = new Map<string, DatasetRecord>();

@@ -9,5 +9,6 @@ export { createLogger, type Logger, type LogLevel } from './log.js';
 export { sleep, withDeadline, DeadlineError } from './sleep.js';
 export { tsxApiUrl, tsxLoaderUrl } from './tsx.js';
 export { writeJsonFile } from './json-file.js';
+export { lineSink, MAX_PENDING, type LineWriter } from './line-sink.js';
 export { watchStalls, type StallWatchOptions } from './stall-watchdog.js';
 export { ID_RULE, isId } from './id.js';

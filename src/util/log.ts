@@ -3,6 +3,8 @@
  * or, for a person at a terminal, one readable line each (`text`: time, level, component,
  * message, then key=value fields). Never pass keys, shares, masks or model weights as fields.
  */
+import { lineSink } from './line-sink.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const RANK: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -19,7 +21,7 @@ export interface Logger {
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
   level?: LogLevel;
-  /** Where lines go; stderr by default. */
+  /** Where lines go; stderr by default (in bounded memory: `line-sink.ts`). */
   write?: (line: string) => void;
   /** json (the default: files, pipes, log collectors) or text (a terminal). */
   format?: 'json' | 'text';
@@ -41,7 +43,7 @@ function textLine(level: LogLevel, component: string, msg: string, fields?: Reco
 /** Creates a logger for `component`. */
 export function createLogger(component: string, options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? 'info'];
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  const write = options.write ?? lineSink(2);
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
     write(options.format === 'text' ? textLine(level, component, msg, fields) : JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...fields }) + '\n');
