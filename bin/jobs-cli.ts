@@ -23,6 +23,7 @@ const CLIENT_OPTIONS = {
   timeout: { type: 'number', default: 60, min: 1, max: 3600, description: 'seconds to wait for the coordinator' },
   json: { type: 'boolean', default: false, description: 'print the coordinator\'s answer as JSON' },
   out: { type: 'string', default: '', description: 'download: folder to write the model files into' },
+  format: { type: 'string', default: 'all', choices: ['all', 'tfjs', 'onnx'], description: 'download: the model as TF.js files, as ONNX (model.onnx), or both; the model card comes with each' },
   ...HOTKEY_OPTIONS,
   ...SESSION_KEY_OPTIONS,
 } as const satisfies OptionTable;
@@ -33,7 +34,7 @@ export const JOB_COMMANDS = {
   jobs: 'list the coordinator\'s jobs',
   job: 'show a job and its per-round history: actiquest job ID',
   cancel: 'cancel a pending or running job: actiquest cancel ID',
-  download: 'download a finished job\'s model and model card: actiquest download ID --out DIR',
+  download: 'download a finished job\'s model (TF.js and ONNX) and model card: actiquest download ID --out DIR [--format onnx]',
 } as const;
 
 type Out = (line: string) => void;
@@ -134,7 +135,7 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
           written.push({ name: asm.name, bytes: bytes.length });
           asm = null;
         };
-        for await (const msg of callServerStream(client, 'DownloadModel', { jobId: arg }, call)) {
+        for await (const msg of callServerStream(client, 'DownloadModel', { jobId: arg, format: o.format }, call)) {
           if (msg.part === 'file' && msg.file) {
             const file = msg.file;
             finish();
@@ -149,7 +150,11 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
         finish();
         if (o.json) return out(JSON.stringify({ jobId: arg, dir, files: written }));
         for (const f of written) out(`${path.join(dir, f.name)}  ${fmtNum(f.bytes)} bytes, sha256 checked`);
-        out(`model of job ${arg} written to ${dir}: a TF.js layers model (tf.loadLayersModel on model.json${written.some((f) => f.name === 'aq-layers.js') ? ', after loading aq-layers.js, its layers for stock TF.js' : ''}) and its model card`);
+        const kinds = [
+          ...(written.some((f) => f.name === 'model.json') ? [`a TF.js layers model (tf.loadLayersModel on model.json${written.some((f) => f.name === 'aq-layers.js') ? ', after loading aq-layers.js, its layers for stock TF.js' : ''})`] : []),
+          ...(written.some((f) => f.name === 'model.onnx') ? ['an ONNX model (model.onnx: input "input", output "output", opset in the card)'] : []),
+        ];
+        out(`model of job ${arg} written to ${dir}: ${kinds.join(', ')} and its model card`);
         return;
       }
     }

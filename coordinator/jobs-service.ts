@@ -5,7 +5,7 @@
 import { serverStream, unary, encodeBlob, type GetJobResponse, type JobInfo, type ModelFileHeader, type BlobChunk, callerOf, type JobsHandlers } from '../src/wire/index.js';
 import { InvalidFieldError, ShuttingDownError } from '../src/errors.js';
 import { ID_RULE, isId, type Logger } from '../src/util/index.js';
-import { parseJobSpec, type JobManager } from '../src/jobs/index.js';
+import { MODEL_FORMATS, parseJobSpec, type JobManager, type ModelFormat } from '../src/jobs/index.js';
 
 /** What the service needs. */
 export interface JobsServiceDeps {
@@ -51,9 +51,11 @@ export function jobsServiceImpl(deps: JobsServiceDeps): JobsHandlers {
       return jobs.info(j);
     }),
 
-    DownloadModel: serverStream<{ jobId: string }, DownloadPart>(log, 'DownloadModel', async (req, send, signal) => {
+    DownloadModel: serverStream<{ jobId: string; format: string }, DownloadPart>(log, 'DownloadModel', async (req, send, signal) => {
       checkJobId(req.jobId);
-      for (const f of jobs.modelFiles(req.jobId)) {
+      const format = req.format || 'all';
+      if (!Object.hasOwn(MODEL_FORMATS, format)) throw new InvalidFieldError('format', `one of ${Object.keys(MODEL_FORMATS).join(', ')} (or empty for all)`, JSON.stringify(format.slice(0, 40)));
+      for (const f of jobs.modelFiles(req.jobId, format as ModelFormat)) {
         const { header, chunks } = encodeBlob(f.bytes);
         await send({ part: 'file', file: { name: f.name, blob: header } });
         for (const chunk of chunks) {

@@ -151,6 +151,8 @@ describe('bad input, table', () => {
         status.INVALID_ARGUMENT, /^model: expected at most 1,000,000,000 forward FLOPs a sample \(the coordinator's --max-flops budget\), got 1,5\d\d,\d{3},\d{3} FLOPs$/],
       ['SubmitJob, a layer type not allowed', () => unary(jobs, 'SubmitJob', { spec: spec(`model: { family: layers, topology: ${topology(X, [['Reshape', { target_shape: [X[0]! / 51, 51] }], ['LSTM', { units: 8 }], ['Dense', { units: 7, activation: 'softmax' }]])} }`) }),
         status.INVALID_ARGUMENT, /^model\.topology layer 1 \(LSTM\)\.class_name: expected one of InputLayer, Dense, .*, got "LSTM"$/],
+      ['SubmitJob, a layer the ONNX export cannot write', () => unary(jobs, 'SubmitJob', { spec: spec(`model: { family: layers, topology: ${topology(X, [['Reshape', { target_shape: [X[0]! / 51, 51] }], ['BatchNormalization', { axis: 1 }], ['Flatten', {}], ['Dense', { units: 7, activation: 'softmax' }]])} }`) }),
+        status.INVALID_ARGUMENT, /^model\.topology layer 1 \(BatchNormalization\): expected a layer the ONNX export can write \(every model is exported to ONNX beside TF\.js\), got BatchNormalization over axis 1 \(only the last axis, the channels, is exported\)$/],
       ['SubmitJob, input shape not the task\'s', () => unary(jobs, 'SubmitJob', { spec: spec(`model: { family: layers, topology: ${topology([100], [['Dense', { units: 7, activation: 'softmax' }]])} }`) }),
         status.INVALID_ARGUMENT, new RegExp(`^model input shape: expected \\[${X[0]}\\] \\(the task's input\\), got \\[100\\]$`)],
       ['SubmitJob, spec over 1 MiB', () => unary(jobs, 'SubmitJob', { spec: `# ${'x'.repeat(1 << 20)}\ntask: exercise` }), status.INVALID_ARGUMENT, /^spec: expected at most 1048576 bytes, got 1048593 bytes$/],
@@ -161,6 +163,7 @@ describe('bad input, table', () => {
       ['SubmitJob, job id taken', () => unary(jobs, 'SubmitJob', { spec: spec('id: job-1') }), status.ALREADY_EXISTS, /^job job-1: already exists; expected a new job id/],
       ['CancelJob, unknown job', () => unary(jobs, 'CancelJob', { jobId: 'ghost-job' }), status.NOT_FOUND, /^job ghost-job: not found$/],
       ['GetJob, bad id', () => unary(jobs, 'GetJob', { jobId: '../etc' }), status.INVALID_ARGUMENT, /^job_id: expected a job id/],
+      ['DownloadModel, unknown format', () => stream(jobs, 'DownloadModel', { jobId: 'job-1', format: 'keras' }), status.INVALID_ARGUMENT, /^format: expected one of tfjs, onnx, all \(or empty for all\), got "keras"$/],
       ['DownloadModel, job not done', () => stream(jobs, 'DownloadModel', { jobId: 'job-1' }), status.FAILED_PRECONDITION, /^job job-1: expected a DONE job \(its model is written when the last round completes\), got RUNNING$/],
     ];
     const got: string[] = [];

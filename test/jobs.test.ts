@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Harness, actiquest, metricValue, until } from './helpers.js';
 import * as tf from '@tensorflow/tfjs';
-import { loadModelFiles } from '../src/model/index.js';
+import { loadModelFiles, runOnnx } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 import { sha256 } from '../src/wire/index.js';
 import type { Coordinator } from '../coordinator/main.js';
@@ -129,7 +129,22 @@ describe('researchers\' jobs', () => {
       expect(Math.max(...getTask('exercise').features(raw, 1).map((v, i) => Math.abs(v - input[i]!)))).toBeLessThan(1e-5);
       const out = (model.predict(tf.tensor(input, [1, input.length])) as tf.Tensor).dataSync();
       expect(Math.max(...e.output.map((v, i) => Math.abs(v - out[i]!)))).toBeLessThan(1e-4);
+      // The ONNX file beside it predicts the same, in ONNX Runtime.
+      const onnxOut = await runOnnx(fs.readFileSync(path.join(dl, 'model.onnx')), input, 1, [input.length]);
+      expect(Math.max(...e.output.map((v, i) => Math.abs(v - onnxOut[i]!)))).toBeLessThan(1e-4);
     }
+    // The ONNX file is named and checked in the card: run in ONNX Runtime on the 70 validation
+    // samples against TF.js when the model was written.
+    expect(card.files['model.onnx']).toBe(sha256(fs.readFileSync(path.join(dl, 'model.onnx'))).toString('hex'));
+    expect(card.model.onnx).toMatchObject({ file: 'model.onnx', opset: 17, input: { name: 'input', shape: ['batch', 32 * 17 * 3] }, output: { name: 'output', shape: ['batch', 7] } });
+    expect(card.model.onnx.checked.samples).toBe(70);
+    expect(card.model.onnx.checked.maxAbsDiff).toBeLessThan(1e-4);
+    // --format onnx: the ONNX file and the card, nothing else.
+    const dlOnnx = path.join(h.dir, 'alpha-onnx');
+    const onnxOnly = await actiquest(['download', 'alpha', '--format', 'onnx', '--out', dlOnnx, ...addr]);
+    expect(onnxOnly.stdout).toContain('an ONNX model (model.onnx');
+    expect(fs.readdirSync(dlOnnx).sort()).toEqual(['model-card.json', 'model.onnx']);
+    expect(fs.readFileSync(path.join(dlOnnx, 'model.onnx'))).toEqual(fs.readFileSync(path.join(dl, 'model.onnx')));
 
     // A long job, cancelled; cancelling it again is refused, and so is downloading it.
     expect((await actiquest(['submit', specFile('gamma', `id: gamma\n${common}rounds: 500\ncohort: 2\nminTrainers: 1\n`), ...addr])).code).toBe(0);

@@ -7,7 +7,7 @@
  */
 export { fairShare, type ShareHolder } from './fair-share.js';
 export { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, taskMetrics, type JobConfig, type JobIdentity, type JobOption, type SecureAggregationConfig, type SettingNames, SPEC_FIELD_OF } from './job-config.js';
-export { JobManager, MODEL_FILES, type JobManagerDeps, type ManagedJob } from './job-manager.js';
+export { JobManager, MODEL_FILES, MODEL_FORMATS, type JobManagerDeps, type ManagedJob, type ModelFormat } from './job-manager.js';
 export { JobRunner, type Availability, type JobRunnerDeps, type JobState, type RoundRecord } from './job-runner.js';
 export { NodeLedger } from './ledger.js';
 export { modelCard, type CardSource } from './model-card.js';

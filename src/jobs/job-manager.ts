@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonFile, Notifier } from '../util/index.js';
-import { PORTABLE_LAYERS_FILE, precheckModel, type ModelCost } from '../model/index.js';
+import { ONNX_FILE, PORTABLE_LAYERS_FILE, precheckModel, type ModelCost } from '../model/index.js';
 import { getTask } from '../tasks/index.js';
 import { sha256, type JobInfo, type Task } from '../wire/index.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError, TooManyJobsError } from '../errors.js';
@@ -61,7 +61,14 @@ export interface JobManagerDeps extends Omit<JobRunnerDeps, 'onRound' | 'ledger'
 const ENDED: readonly string[] = ['DONE', 'FAILED', 'CANCELLED'];
 
 /** The files a finished job's model may be made of, in download order (the card comes last). */
-export const MODEL_FILES = ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE] as const;
+export const MODEL_FILES = ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE, ONNX_FILE] as const;
+/** The download formats and the files of each. */
+export const MODEL_FORMATS = {
+  tfjs: ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE],
+  onnx: [ONNX_FILE],
+  all: MODEL_FILES,
+} as const satisfies Record<string, readonly string[]>;
+export type ModelFormat = keyof typeof MODEL_FORMATS;
 /** The model card beside them. */
 export const MODEL_CARD_FILE = 'model-card.json';
 
@@ -195,8 +202,8 @@ export class JobManager {
     }
     if (state !== 'DONE') return state;
     const modelDir = path.join(job.dir, 'model');
-    await runner.saveModel(modelDir);
-    await writeJsonFile(path.join(modelDir, 'model-card.json'), await modelCard(job, modelDir));
+    const saved = await runner.saveModel(modelDir);
+    await writeJsonFile(path.join(modelDir, 'model-card.json'), await modelCard(job, modelDir, saved));
     const last = runner.history.at(-1);
     await writeJsonFile(path.join(job.dir, 'summary.json'), {
       jobId: job.config.jobId, task: runner.task.name, state, rounds: runner.history.length,
@@ -300,11 +307,11 @@ export class JobManager {
   }
 
   /**
-   * A finished job's model files, digest-checked against its card: the files the card lists
-   * (model.json, weights.bin, and aq-layers.js for a model with the project's layers), then
-   * the card.
+   * A finished job's model files in `format`, digest-checked against its card: of the files the
+   * card lists (model.json, weights.bin, aq-layers.js for a model with the project's layers,
+   * model.onnx), those of the format, then the card.
    */
-  modelFiles(jobId: string): { name: string; bytes: Buffer }[] {
+  modelFiles(jobId: string, format: ModelFormat = 'all'): { name: string; bytes: Buffer }[] {
     const j = this.get(jobId);
     const state = this.stateOf(j);
     if (state !== 'DONE') throw new JobStateError(jobId, 'a DONE job (its model is written when the last round completes)', state);
@@ -318,11 +325,15 @@ export class JobManager {
     };
     const cardFile = read(MODEL_CARD_FILE);
     const listed = (JSON.parse(cardFile.bytes.toString('utf8')) as { files?: Record<string, string> }).files ?? {};
-    const out = MODEL_FILES.filter((name) => name in listed).map(read);
+    const wanted: readonly string[] = MODEL_FORMATS[format];
+    const out = wanted.filter((name) => name in listed).map(read);
     for (const f of out) {
       if (listed[f.name] !== sha256(f.bytes).toString('hex')) throw new InvalidFieldError(`${dir}/${f.name}`, `the digest its model card lists (${listed[f.name]})`, sha256(f.bytes).toString('hex'));
     }
-    if (out.length < 2) throw new JobStateError(jobId, `a model card that lists model.json and weights.bin (${dir})`, `one that lists ${Object.keys(listed).join(', ') || 'nothing'}`);
+    const needed = format === 'onnx' ? [ONNX_FILE] : ['model.json', 'weights.bin'];
+    if (!needed.every((n) => n in listed)) {
+      throw new JobStateError(jobId, `a model card that lists ${needed.join(' and ')} (${dir})`, `one that lists ${Object.keys(listed).join(', ') || 'nothing'}`);
+    }
     return [...out, cardFile];
   }
 

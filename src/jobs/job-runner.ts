@@ -23,7 +23,7 @@ import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
   aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, ModelHost, openRound, plainSums, planRound, scoreGroups,
-  type Collected, type DatasetRecord, type ModelExample, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
+  type Collected, type DatasetRecord, type ModelExample, type ModelSaved, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
 } from '../rounds/index.js';
 import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
@@ -230,8 +230,8 @@ export class JobRunner {
     return this.global.evaluate();
   }
 
-  /** Writes the model with the current global parameters as TF.js files into `dir`. */
-  saveModel(dir: string): Promise<void> {
+  /** Writes the model with the current global parameters into `dir` (TF.js and ONNX, the ONNX file checked). */
+  saveModel(dir: string): Promise<ModelSaved> {
     return this.global.save(dir);
   }
 

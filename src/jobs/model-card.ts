@@ -5,11 +5,12 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { headUnits, PORTABLE_LAYERS_FILE, type ModelCost } from '../model/index.js';
+import { headUnits, ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT, PORTABLE_LAYERS_FILE, type ModelCost } from '../model/index.js';
 import { KP } from '../skeleton/index.js';
 import { sha256 } from '../wire/index.js';
 import type { JobConfig } from './job-config.js';
 import type { JobRunner, RoundRecord } from './job-runner.js';
+import type { ModelSaved } from '../rounds/index.js';
 
 /** What a card is made of: the job's settings and description, its runner and model cost. */
 export interface CardSource {
@@ -19,14 +20,17 @@ export interface CardSource {
   cost: ModelCost | null;
 }
 
-/** The model card: what the model is, what it was trained on and how, how well it does, digests. */
-export async function modelCard(job: CardSource, modelDir: string): Promise<Record<string, unknown>> {
+/**
+ * The model card: what the model is, what it was trained on and how, how well it does, digests;
+ * `saved` is what writing the model found (the ONNX file's check against TF.js).
+ */
+export async function modelCard(job: CardSource, modelDir: string, saved: ModelSaved): Promise<Record<string, unknown>> {
   const runner = job.runner!;
   const cfg = job.config;
   const task = runner.task;
   const last = runner.history.at(-1);
   const files: Record<string, string> = {};
-  for (const f of ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE]) {
+  for (const f of ['model.json', 'weights.bin', PORTABLE_LAYERS_FILE, ONNX_FILE]) {
     const bytes = await fsp.readFile(path.join(modelDir, f)).catch(() => null);
     if (bytes) files[f] = sha256(bytes).toString('hex');
   }
@@ -43,10 +47,16 @@ export async function modelCard(job: CardSource, modelDir: string): Promise<Reco
         ? { kind: 'class probabilities (softmax)', classes: task.classes }
         : { kind: 'keypoints: x, y in image units (0 to 1), COCO-17 order', units: headUnits(task.head), keypoints: Object.keys(KP) },
     },
-    model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: 'TF.js layers-model (model.json + weights.bin)',
+    model: { spec: cfg.model, parameters: runner.paramCount, forwardFlopsPerSample: job.cost?.flops ?? null, layers: job.cost?.layers ?? null, format: `TF.js layers-model (model.json + weights.bin) and ONNX (${ONNX_FILE})`,
       loading: layersScript
         ? `the model uses Actiquest's own layers (AqPositionEmbedding, AqSelfAttention, AqTokenNorm): load ${PORTABLE_LAYERS_FILE} after TF.js (a <script> after tf.min.js; in Node set globalThis.tf to @tensorflow/tfjs, then import it), then tf.loadLayersModel('model.json')`
-        : 'stock TF.js: tf.loadLayersModel(\'model.json\')' },
+        : 'stock TF.js: tf.loadLayersModel(\'model.json\')',
+      onnx: {
+        file: ONNX_FILE, opset: ONNX_OPSET, irVersion: ONNX_IR_VERSION,
+        input: { name: ONNX_INPUT, shape: ['batch', ...task.inputShape], type: 'float32', layout: 'as the TF.js model\'s input (channels last for images); see usage' },
+        output: { name: ONNX_OUTPUT, shape: ['batch', headUnits(task.head)], type: 'float32' },
+        checked: { ...saved.onnx, against: 'the TF.js model on the coordinator\'s validation data' },
+      } },
     training: {
       rounds: runner.history.length, strategy: cfg.strategy, serverLearningRate: cfg.serverLearningRate || null, localEpochs: cfg.localEpochs,
       batchSize: cfg.batchSize, learningRate: cfg.learningRate, optimizer: cfg.optimizer, cohort: cfg.cohort,

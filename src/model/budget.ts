@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidFieldError } from '../errors.js';
 import { headUnits, type Head } from './head.js';
+import { onnxUnsupported } from './onnx-export.js';
 import { buildModel, familyParams, pythonicToTs, topologyJson, validateModelSpec, type ModelSpec } from './spec.js';
 
 type Shape = (number | null)[];
@@ -160,13 +161,27 @@ function outputShape(where: string, className: string, config: Config, inputs: S
   return shape;
 }
 
+/** Called for each layer of a topology walked by {@link topologyCost}, with its input shapes (batch axis first). */
+type LayerVisitor = (where: string, className: string, config: Config, inputs: Shape[]) => void;
+
+/**
+ * Throws {@link InvalidFieldError} naming the first layer of a topology that the ONNX export
+ * cannot write (every model is exported to ONNX beside TF.js, so such a spec is refused at submit).
+ */
+export function checkOnnxExportable(topology: unknown, field = 'model.topology'): void {
+  topologyCost(topology, field, (where, className, config, inputs) => {
+    const why = onnxUnsupported(className, config, inputs[0]?.length ?? null);
+    if (why) throw new InvalidFieldError(where, 'a layer the ONNX export can write (every model is exported to ONNX beside TF.js)', why);
+  });
+}
+
 /**
  * Walks a TF.js Layers topology (`model.toJSON()`'s `modelTopology`: Sequential, or a
  * functional Model whose layers each run once) and returns its cost, without building it.
  * Throws {@link InvalidFieldError} naming the layer for a disallowed type or a shape that does
  * not fit.
  */
-export function topologyCost(topology: unknown, field = 'model.topology'): ModelCost {
+export function topologyCost(topology: unknown, field = 'model.topology', visit?: LayerVisitor): ModelCost {
   if (typeof topology !== 'object' || topology === null) throw new InvalidFieldError(field, 'a TF.js Layers topology object', typeof topology);
   const top = topology as { class_name?: unknown; config?: unknown };
   const cfg = (top.config ?? {}) as { layers?: unknown; input_layers?: unknown; output_layers?: unknown };
@@ -186,6 +201,7 @@ export function topologyCost(topology: unknown, field = 'model.topology'): Model
     return { className, config: e.config as Config, where };
   };
   const add = (className: string, inputs: Shape[], out: Shape, config: Config, where: string) => {
+    visit?.(where, className, config, inputs);
     const c = LAYERS[className]!(inputs, out, config);
     if (![c.params, c.macs, c.ops].every(Number.isFinite)) throw new InvalidFieldError(where, 'a layer of finite size', JSON.stringify(out));
     params += c.params;
@@ -289,6 +305,7 @@ export function precheckModel(spec: ModelSpec, inputShape: number[], head: Head,
   const softmax = head.kind === 'classes';
   if (valid.family === 'layers') {
     checkCost(topologyCost(valid.topology), budget, inputShape, headUnits(head), softmax, 'model', Math.max(batch, EVAL_BATCH));
+    checkOnnxExportable(valid.topology);
   } else {
     const estimate = familyParams(valid, inputShape, head);
     if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, activations: 0, inputShape, outputShape: [headUnits(head)], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, headUnits(head), softmax);
@@ -305,7 +322,9 @@ export function buildCheckedModel(spec: ModelSpec, inputShape: number[], head: H
   const valid = precheckModel(spec, inputShape, head, budget, batch);
   const model = buildModel(valid, inputShape, head, seed);
   try {
-    const cost = topologyCost(JSON.parse(topologyJson(model)));
+    const topology = JSON.parse(topologyJson(model)) as unknown;
+    const cost = topologyCost(topology);
+    checkOnnxExportable(topology);
     cost.params = model.countParams();
     checkCost(cost, budget, inputShape, headUnits(head), head.kind === 'classes', 'model', Math.max(batch, EVAL_BATCH));
     return { model, cost };

@@ -2,15 +2,25 @@
  * Writes a Layers model as TF.js files (`model.json` + `weights.bin`), loadable with
  * `tf.loadLayersModel`, without the native tfjs-node file handler; a model with the project's
  * own layers (the ViT) gets `aq-layers.js` beside it, which stock TF.js needs to load it
- * (portable-layers.ts).
+ * (portable-layers.ts); and the same model as ONNX, `model.onnx` (onnx-export.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { ONNX_FILE, toOnnx } from './onnx-export.js';
 import { PORTABLE_LAYERS_FILE, portableLayersSource, usesProjectLayers } from './portable-layers.js';
 
-/** Saves `model` into `dir` and returns the written paths (`layers`: the script, when the model needs it). */
-export async function saveModelFiles(model: tf.LayersModel, dir: string): Promise<{ modelJson: string; weights: string; layers?: string }> {
+/** The files {@link saveModelFiles} wrote. */
+export interface SavedModel {
+  modelJson: string;
+  weights: string;
+  onnx: string;
+  /** The script of the project's layers, for a model that needs it. */
+  layers?: string;
+}
+
+/** Saves `model` into `dir` (TF.js and ONNX) and returns the written paths. */
+export async function saveModelFiles(model: tf.LayersModel, dir: string): Promise<SavedModel> {
   await fs.mkdir(dir, { recursive: true });
   const modelJson = path.join(dir, 'model.json');
   const weights = path.join(dir, 'weights.bin');
@@ -30,14 +40,17 @@ export async function saveModelFiles(model: tf.LayersModel, dir: string): Promis
     await fs.rename(`${modelJson}.tmp`, modelJson);
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.byteLength } };
   }));
+  const onnx = path.join(dir, ONNX_FILE);
+  await fs.writeFile(`${onnx}.tmp`, toOnnx(model, `Actiquest model ${model.name}: input "input" [batch, ...] channels last, as the TF.js model takes it; output "output"`));
+  await fs.rename(`${onnx}.tmp`, onnx);
   const layers = path.join(dir, PORTABLE_LAYERS_FILE);
   if (!usesProjectLayers(model.toJSON(undefined, true) as string)) {
     await fs.rm(layers, { force: true });
-    return { modelJson, weights };
+    return { modelJson, weights, onnx };
   }
   await fs.writeFile(`${layers}.tmp`, await portableLayersSource());
   await fs.rename(`${layers}.tmp`, layers);
-  return { modelJson, weights, layers };
+  return { modelJson, weights, onnx, layers };
 }
 
 /** Loads a model written by {@link saveModelFiles}. */

@@ -5,11 +5,13 @@
  */
 export { BACKENDS, selectBackend } from './backend.js';
 export { FlatAdam } from './flat-adam.js';
-export { buildCheckedModel, precheckModel, type ModelBudget, type ModelCost } from './budget.js';
+export { buildCheckedModel, checkOnnxExportable, DEFAULT_BUDGET, precheckModel, type ModelBudget, type ModelCost } from './budget.js';
 export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from './spec.js';
 export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
 export { evaluate, lossGradient, trainLocal, type Dataset } from './train.js';
-export { loadModelFiles, saveModelFiles } from './export.js';
+export { loadModelFiles, saveModelFiles, type SavedModel } from './export.js';
+export { onnxUnsupported, toOnnx, ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT } from './onnx-export.js';
+export { checkOnnx, runOnnx, type OnnxCheck } from './onnx-check.js';
 export { PORTABLE_LAYERS_FILE, portableLayersSource, usesProjectLayers } from './portable-layers.js';
 export { meanLoss, targetsOf, type Head } from './head.js';
 export { registerOnesGrads, registerReduceGrads } from './reduce-grad.js';

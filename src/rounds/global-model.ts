@@ -8,7 +8,7 @@
 import type { Evaluation } from '../model/index.js';
 import type { GroupEvaluation } from '../scoring/index.js';
 import { float32ToBytes, sha256 } from '../wire/index.js';
-import type { ModelExample, ModelHost } from './model-host.js';
+import type { ModelExample, ModelHost, ModelSaved } from './model-host.js';
 
 /** The global parameters of a job and the process that judges them. */
 export class GlobalModel {
@@ -79,8 +79,8 @@ export class GlobalModel {
     return this.host.examples(this.params, this.digest, count);
   }
 
-  /** Writes the model with the global parameters as TF.js files into `dir`. */
-  save(dir: string): Promise<void> {
+  /** Writes the model with the global parameters into `dir` (TF.js and ONNX, the ONNX file checked). */
+  save(dir: string): Promise<ModelSaved> {
     return this.host.save(this.params, this.digest, dir);
   }
 }

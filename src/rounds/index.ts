@@ -16,7 +16,7 @@ export { aggregateRound, checkpointRound, type Aggregated, type RoundCheckpoint 
 export { collectRound, openRound, type Collected, type CollectOptions, type OpenOptions, type OpenRound } from './collect.js';
 export { evaluateGroups, plainSums, scoreGroups, type EvaluatedSum } from './evaluate.js';
 export { GlobalModel } from './global-model.js';
-export { ModelHost, type ModelBuilt, type ModelExample, type ModelHostOptions, type ModelInit } from './model-host.js';
+export { ModelHost, type ModelBuilt, type ModelExample, type ModelHostOptions, type ModelInit, type ModelSaved } from './model-host.js';
 export { NodeRegistry, type DatasetRecord, type TrainerRecord } from './node-registry.js';
 export { LEASE_GRACE_MS, planRound, type PlanInput, type PlannedMember, type PlanSettings, type RoundPlan } from './plan.js';
 export { Round, type MemberState, type RoundPhase, type TrainOutcome } from './round.js';

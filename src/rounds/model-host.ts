@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { InvalidFieldError, ModelMemoryError, ModelProcessError } from '../errors.js';
 import type { Evaluation } from '../model/index.js';
 import { tsxLoaderUrl, type Logger } from '../util/index.js';
-import type { ModelBuilt, ModelExample, ModelInit, ModelReply, ModelRequest } from './model-process.js';
+import type { ModelBuilt, ModelExample, ModelInit, ModelReply, ModelRequest, ModelSaved } from './model-process.js';
 
-export type { ModelBuilt, ModelExample, ModelInit } from './model-process.js';
+export type { ModelBuilt, ModelExample, ModelInit, ModelSaved } from './model-process.js';
 
 /** How the model process is run. */
 export interface ModelHostOptions {
@@ -104,9 +104,9 @@ export class ModelHost {
     return (await this.request({ op: 'lossGradient', ...this.withParams(params, sha) })) as Float32Array;
   }
 
-  /** Writes the model with `params` as TF.js files (model.json, weights.bin) into `dir`. */
-  async save(params: Float32Array, sha: string, dir: string): Promise<void> {
-    await this.request({ op: 'save', ...this.withParams(params, sha), dir });
+  /** Writes the model with `params` into `dir` (TF.js files and ONNX) and checks the ONNX file against TF.js. */
+  async save(params: Float32Array, sha: string, dir: string): Promise<ModelSaved> {
+    return (await this.request({ op: 'save', ...this.withParams(params, sha), dir })) as ModelSaved;
   }
 
   /** `count` samples drawn like the validation data (not from it): raw, as model input, and what `params` predicts for them. */

@@ -6,7 +6,8 @@
  * coordinator that dies leaves no model process behind.
  */
 import * as tf from '@tensorflow/tfjs';
-import { buildCheckedModel, evaluate, getFlatParams, lossGradient, saveModelFiles, selectBackend, setFlatParams, topologyJson, type Dataset, type Evaluation, type ModelBudget, type ModelCost, type ModelSpec } from '../model/index.js';
+import { buildCheckedModel, checkOnnx, evaluate, getFlatParams, lossGradient, saveModelFiles, selectBackend, setFlatParams, topologyJson, type Dataset, type Evaluation, type ModelBudget, type ModelCost, type ModelSpec, type OnnxCheck } from '../model/index.js';
+import fs from 'node:fs/promises';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import { InvalidFieldError } from '../errors.js';
 
@@ -46,6 +47,11 @@ export interface ModelExample {
   raw: Float32Array;
   input: Float32Array;
   output: Float32Array;
+}
+
+/** What saving wrote and found: the ONNX file run in ONNX Runtime on the validation data against TF.js. */
+export interface ModelSaved {
+  onnx: OnnxCheck;
 }
 
 /** A failure as it crosses the channel; an InvalidFieldError keeps its fields. */
@@ -116,10 +122,12 @@ async function handle(req: ModelRequest): Promise<unknown> {
     case 'lossGradient':
       h.load(req.sha, req.params);
       return lossGradient(h.model, h.validation, h.task.head);
-    case 'save':
+    case 'save': {
       h.load(req.sha, req.params);
-      await saveModelFiles(h.model, req.dir);
-      return null;
+      const saved = await saveModelFiles(h.model, req.dir);
+      const onnx = await checkOnnx(await fs.readFile(saved.onnx), h.model, h.validation.features, h.validation.count, h.task.inputShape);
+      return { onnx } satisfies ModelSaved;
+    }
     case 'examples': {
       h.load(req.sha, req.params);
       // Drawn as the validation data is, from a seed of their own: the card shows none of it.
