@@ -9,16 +9,18 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { tsxLoaderUrl, parseOptions, type OptionTable } from '../src/util/index.js';
+import { getTask, TASK_NAMES } from '../src/tasks/index.js';
 import { ConfigError } from '../src/errors.js';
 
 const DEMO_OPTIONS = {
+  task: { type: 'string', default: 'exercise', choices: TASK_NAMES, description: 'built-in task the federation learns' },
   trainers: { type: 'number', default: 10, min: 1, max: 200, description: 'trainer processes' },
   datasets: { type: 'number', default: 2, min: 1, max: 50, description: 'dataset node processes (each with its own non-IID class mix)' },
   rounds: { type: 'number', default: 10, min: 1, max: 10_000, description: 'rounds of the job' },
   'min-trainers': { type: 'number', default: 3, min: 1, description: 'updates a round needs' },
   'round-timeout': { type: 'number', default: 60, min: 1, description: 'seconds the TRAIN phase waits' },
   'local-epochs': { type: 'number', default: 5, min: 1, description: 'local epochs a trainer runs per round' },
-  lr: { type: 'number', default: 0.002, min: 0, description: 'local learning rate (adam)' },
+  lr: { type: 'number', default: 0, min: 0, description: 'local learning rate (adam; 0: the task\'s default)' },
   strategy: { type: 'string', default: 'fedavg', choices: ['fedavg', 'fedadam'], description: 'server strategy' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], description: 'trainers\' TF.js backend' },
   'secure-aggregation': { type: 'boolean', default: true, description: 'SecAgg+ in groups of 5 (false: plaintext updates)' },
@@ -89,8 +91,8 @@ export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.e
   process.once('SIGINT', () => { stopAll(); process.exit(130); });
   process.once('SIGTERM', () => { stopAll(); process.exit(143); });
   try {
-    console.log(`actiquest demo: 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
-    const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--rounds', String(o.rounds),
+    console.log(`actiquest demo: task ${o.task}, 1 coordinator, ${o.datasets} dataset nodes, ${o.trainers} trainers, ${o.rounds} rounds (logs in ${logs})`);
+    const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--task', o.task, '--rounds', String(o.rounds),
       '--cohort', String(o.trainers), '--min-trainers', String(Math.min(o['min-trainers'], o.trainers)),
       '--round-timeout', String(o['round-timeout']), '--strategy', o.strategy, '--local-epochs', String(o['local-epochs']), '--lr', String(o.lr), '--secure-aggregation', String(o['secure-aggregation']),
       '--clip-norm', String(o['clip-norm']), '--dp-noise', String(o['dp-noise']), '--out', out, '--exit-when-done'], path.join(logs, 'coordinator.log'), prof);
@@ -100,8 +102,8 @@ export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.e
     const { grpc: address, metrics } = await waitListening(coordinator);
     console.log(`coordinator on ${address} (metrics http://${metrics}/metrics)`);
     for (let i = 0; i < o.datasets; i++) {
-      children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--coordinator', address,
-        '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets')], path.join(logs, `dataset-${i}.log`), prof));
+      children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--coordinator', address, '--task', o.task,
+        '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets', o.task)], path.join(logs, `dataset-${i}.log`), prof));
     }
     for (let i = 0; i < o.trainers; i++) {
       children.push(spawnRole(['trainer', '--coordinator', address, '--metrics-port', '0', '--backend', o.backend,
@@ -110,14 +112,21 @@ export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.e
     const code = await coordinatorExit;
     if (code !== 0) throw new Error(`coordinator exited with code ${code}; see ${path.join(logs, 'coordinator.log')}`);
     const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { finalValAccuracy: number; rounds: number; parameters: number };
-    const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { round: number; participants: number; cohort: number; trainLoss: number; valAccuracy: number; durationSeconds: number; groups: number; groupsFailed: number }[] };
+    const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { round: number; participants: number; cohort: number; trainLoss: number; valAccuracy: number; valOrderF1?: number; durationSeconds: number; groups: number; groupsFailed: number }[] };
+    const task = getTask(o.task);
+    const steps = task.head.kind === 'classes' ? task.head.steps : undefined;
+    const metric = steps ? 'step acc' : task.metricName;
     console.log('\nsummary');
-    console.log('  round  trainers  secure groups  train loss  val acc  seconds');
+    console.log(`  round  trainers  secure groups  train loss  ${metric.padStart(8)}${steps ? '  order F1' : ''}  seconds`);
     for (const r of history.rounds) {
       const groups = r.groups + r.groupsFailed > 0 ? `${r.groups}${r.groupsFailed ? ` (+${r.groupsFailed} dropped)` : ''}` : 'off';
-      console.log(`  ${String(r.round).padStart(5)}  ${`${r.participants}/${r.cohort}`.padStart(8)}  ${groups.padStart(13)}  ${r.trainLoss.toFixed(3).padStart(10)}  ${(r.valAccuracy * 100).toFixed(1).padStart(6)}%  ${r.durationSeconds.toFixed(1).padStart(7)}`);
+      const f1 = steps ? `  ${(r.valOrderF1 ?? 0).toFixed(3).padStart(8)}` : '';
+      console.log(`  ${String(r.round).padStart(5)}  ${`${r.participants}/${r.cohort}`.padStart(8)}  ${groups.padStart(13)}  ${r.trainLoss.toFixed(3).padStart(10)}  ${(r.valAccuracy * 100).toFixed(1).padStart(7)}%${f1}  ${r.durationSeconds.toFixed(1).padStart(7)}`);
     }
-    console.log(`  final validation accuracy ${(summary.finalValAccuracy * 100).toFixed(1)}% after ${summary.rounds} rounds (${summary.parameters.toLocaleString('en-US')} parameters, chance is 14.3%)`);
+    const chance = task.head.kind === 'classes' ? `, chance is ${(100 / (steps ?? task.head.numClasses)).toFixed(1)}%` : '';
+    const last = history.rounds.at(-1);
+    const orderF1 = steps && last ? `, out-of-order F1 ${(last.valOrderF1 ?? 0).toFixed(3)}` : '';
+    console.log(`  final validation ${steps ? 'step accuracy' : task.head.kind === 'classes' ? 'accuracy' : task.metricName} ${(summary.finalValAccuracy * 100).toFixed(1)}%${orderF1} after ${summary.rounds} rounds (${summary.parameters.toLocaleString('en-US')} parameters${chance})`);
     console.log(`  model: ${path.join(out, 'model', 'model.json')}; total ${((performance.now() - started) / 1000).toFixed(0)}s`);
   } finally {
     stopAll();

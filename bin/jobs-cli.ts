@@ -60,11 +60,13 @@ function describe(j: JobInfo): string[] {
   return lines;
 }
 
-function history(rounds: RoundResult[], metric: string): string[] {
+/** The per-round table; a work-step job (`orderF1`) gets the out-of-order flag's F1 too. */
+function history(rounds: RoundResult[], metric: string, orderF1 = false): string[] {
   if (rounds.length === 0) return ['no round completed yet'];
+  const f1 = (r: RoundResult) => (orderF1 ? [r.valOrderF1.toFixed(3)] : []);
   return table([
-    ['round', 'trainers', 'samples', 'train loss', 'val loss', metric === 'accuracy' ? 'accuracy' : 'val metric', 'seconds'],
-    ...rounds.map((r) => [String(r.round), `${r.participants}/${r.cohort}`, String(r.samples), r.trainLoss.toFixed(4), r.valLoss.toFixed(4), pct(r.valAccuracy), r.durationSeconds.toFixed(1)]),
+    ['round', 'trainers', 'samples', 'train loss', 'val loss', metric === 'accuracy' ? (orderF1 ? 'step accuracy' : 'accuracy') : 'val metric', ...(orderF1 ? ['order F1'] : []), 'seconds'],
+    ...rounds.map((r) => [String(r.round), `${r.participants}/${r.cohort}`, String(r.samples), r.trainLoss.toFixed(4), r.valLoss.toFixed(4), pct(r.valAccuracy), ...f1(r), r.durationSeconds.toFixed(1)]),
   ]);
 }
 
@@ -112,7 +114,7 @@ export async function runJobCommand(command: keyof typeof JOB_COMMANDS, argv: st
         const r = await callUnary(client, 'GetJob', { jobId: arg }, call);
         if (!r.job) throw new InvalidFieldError('GetJobResponse.job', 'the job', 'nothing');
         if (o.json) return out(JSON.stringify({ ...r, config: JSON.parse(r.configJson), configJson: undefined }));
-        for (const line of [...describe(r.job), '', ...history(r.history, r.job.metric)]) out(line);
+        for (const line of [...describe(r.job), '', ...history(r.history, r.job.metric, r.job.task === 'worksteps')]) out(line);
         return;
       }
       case 'cancel': {

@@ -8,6 +8,7 @@ import type { HotkeySource } from '../src/chain/index.js';
 import { checkLeaseKey, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
+import { TASK_NAMES } from '../src/tasks/index.js';
 
 export const DATASET_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },
@@ -15,7 +16,7 @@ export const DATASET_OPTIONS = {
   coordinator: { type: 'string', default: '', env: 'AQ_COORDINATOR', description: 'coordinator host:port to register with; empty: serve only (or, with --chain, every validator)' },
   ...DISCOVERY_OPTIONS,
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this node\'s id; defaults to dataset-<seed>' },
-  task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'built-in task whose data this node generates' },
+  task: { type: 'string', default: 'exercise', choices: TASK_NAMES, description: 'built-in task whose data this node generates' },
   seed: { type: 'string', default: 'dataset-0', env: 'AQ_DATASET_SEED', description: 'seed of this node\'s data (different nodes, different seeds)' },
   shards: { type: 'number', default: 24, min: 1, max: 100_000, description: 'number of shards' },
   'samples-per-shard': { type: 'number', default: 64, min: 1, max: 1_000_000, description: 'samples in each shard' },

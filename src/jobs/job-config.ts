@@ -9,20 +9,20 @@
 import { randomBytes } from 'node:crypto';
 import { STRATEGIES } from '../aggregation/index.js';
 import type { ModelSpec } from '../model/index.js';
-import { getTask, type TaskDefinition } from '../tasks/index.js';
+import { getTask, TASK_NAMES, type TaskDefinition } from '../tasks/index.js';
 import type { OptionTable, OptionValues } from '../util/index.js';
 
 /** Every setting of a job, as coordinator flags. */
 export const JOB_OPTIONS = {
   priority: { type: 'number', default: 1, min: 1, max: 100, description: 'the job\'s priority: jobs share the trainers in proportion to priority x task weight' },
-  task: { type: 'string', default: 'exercise', choices: ['exercise', 'pose'], description: 'task of the job' },
+  task: { type: 'string', default: 'exercise', choices: TASK_NAMES, description: 'task of the job' },
   'task-weight': { type: 'number', default: 0, min: 0, max: 1000, description: 'how much this job\'s rounds count in contribution scores against other jobs\' (0: the task\'s difficulty: exercise 1, pose 3)' },
   rounds: { type: 'number', default: 10, min: 1, max: 100_000, description: 'rounds to run' },
   cohort: { type: 'number', default: 10, min: 1, max: 100_000, description: 'trainers selected per round (at most the live ones)' },
   'min-trainers': { type: 'number', default: 3, min: 1, max: 100_000, description: 'updates a round needs to complete; fewer and it is retried' },
   'local-epochs': { type: 'number', default: 5, min: 1, max: 1000, description: 'local epochs a trainer runs per round' },
   'batch-size': { type: 'number', default: 32, min: 1, max: 65_536, description: 'local batch size' },
-  lr: { type: 'number', default: 0, min: 0, max: 10, description: 'local learning rate (0: the task\'s default: exercise 0.002, pose 0.004)' },
+  lr: { type: 'number', default: 0, min: 0, max: 10, description: 'local learning rate (0: the task\'s default: exercise 0.002, pose 0.004, worksteps 0.001)' },
   optimizer: { type: 'string', default: 'adam', choices: ['adam', 'sgd'], description: 'local optimizer (sgd has momentum 0.9)' },
   'clip-norm': { type: 'number', default: 0, min: 0, description: 'clip each update to this L2 norm (0: no clipping); with --dp-noise, the sensitivity C of a group sum to one trainer' },
   'dp-noise': { type: 'number', default: 0, min: 0, max: 100, description: 'differential privacy: noise multiplier sigma; each trainer adds its share so that every group sum carries N(0, (sigma C)^2) a coordinate (0: off; needs --clip-norm and secure aggregation)' },

@@ -564,6 +564,7 @@ export class JobRunner {
         endedBy: outcome.reason, reporters: reported.map((m) => m.nodeId), groups: collected.sums.length, groupsFailed: collected.failed.length,
         datasets: [...new Set(reported.flatMap((m) => m.task.shards.map((sh) => sh.datasetNodeId)))].sort(),
         ...(ev.meanError !== undefined ? { valMeanError: ev.meanError } : {}),
+        valOrderF1: ev.orderF1 ?? 0,
         ...(dpNoise !== undefined ? { dpNoiseMultiplier: dpNoise, epsilon: this.privacy.epsilon(cfg.dp!.delta) } : {}),
       };
       if (this.deps.store) {
@@ -621,7 +622,8 @@ export class JobRunner {
     metrics.validationAccuracy.set({ job_id: cfg.jobId }, r.valAccuracy);
     metrics.validationLoss.set({ job_id: cfg.jobId }, r.valLoss);
     const groupsText = r.groups + r.groupsFailed > 0 ? ` in ${r.groups} secure group${r.groups === 1 ? '' : 's'}${r.groupsFailed ? ` (${r.groupsFailed} dropped)` : ''}` : '';
-    const meanError = r.valMeanError !== undefined ? `, mean keypoint error ${(r.valMeanError * this.task.inputShape[1]!).toFixed(2)} px` : '';
+    const meanError = r.valMeanError !== undefined ? `, mean keypoint error ${(r.valMeanError * this.task.inputShape[1]!).toFixed(2)} px`
+      : this.task.head.kind === 'classes' && this.task.head.steps ? `, out-of-order F1 ${(r.valOrderF1 ?? 0).toFixed(3)}` : '';
     const privacy = r.epsilon !== undefined ? `, epsilon ${r.epsilon.toFixed(2)} at delta ${cfg.dp!.delta}` : '';
     this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${privacy}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
   }

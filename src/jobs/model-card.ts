@@ -78,8 +78,12 @@ export async function modelCard(job: CardSource, modelDir: string, saved: ModelS
       metric: cfg.metric, value: metricValue(last), valLoss: last?.valLoss ?? null,
       [task.metricName]: last?.valAccuracy ?? null,
       ...(last?.valMeanError !== undefined ? { meanKeypointErrorImageWidths: last.valMeanError } : {}),
+      ...(task.head.kind === 'classes' && task.head.steps ? { outOfOrderF1: last?.valOrderF1 ?? null } : {}),
     },
-    history: runner.history.map((r) => ({ round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy, durationSeconds: r.durationSeconds })),
+    history: runner.history.map((r) => ({
+      round: r.round, participants: r.participants, samples: r.samples, valLoss: r.valLoss, valMetric: r.valAccuracy,
+      ...(task.head.kind === 'classes' && task.head.steps ? { outOfOrderF1: r.valOrderF1 } : {}), durationSeconds: r.durationSeconds,
+    })),
     usage: { ...task.usage, examples: await cardExamples(runner) },
     files,
   };

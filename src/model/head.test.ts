@@ -40,3 +40,21 @@ describe('keypoint head', () => {
     expect(() => targetsOf(head, { labels: new Uint8Array(1) }, () => 0, 1)).toThrow('keypoint head: expected samples with keypoints');
   });
 });
+
+describe('work-step head', () => {
+  it('scores the step whatever the flag, and counts the out-of-order flag\'s true and false positives and misses', async () => {
+    await selectBackend('cpu');
+    const head: Head = { kind: 'classes', numClasses: 6, steps: 3 };
+    // Classes 0-2: steps in order; 3-5: the same steps out of order.
+    const labels = Uint8Array.from([0, 1, 2, 3, 4, 5, 0, 4]);
+    const predicted = [1, 4, 2, 3, 1, 2, 3, 4];
+    const p = tf.oneHot(tf.tensor1d(predicted, 'int32'), 6);
+    const counts = tf.tidy(() => metricCounts(head, targetsOf(head, { labels }, (b) => b, labels.length), p).arraySync());
+    // Steps (class mod 3): sample 0 is wrong (1 for 0); the others are right, flag or not.
+    expect(counts[0]).toBe(7);
+    expect(counts[1]).toBe(8);
+    // Flags (label >= 3 vs prediction >= 3): true positives 3 and 7; false positives 1 and 6;
+    // misses 4 and 5.
+    expect(counts.slice(2)).toEqual([2, 2, 2]);
+  });
+});

@@ -9,7 +9,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { KP, NUM_JOINTS } from '../skeleton/index.js';
 
-export type Head = { kind: 'classes'; numClasses: number } | { kind: 'keypoints' };
+/**
+ * Classes, or COCO keypoints. A classes head with `steps` (the work-step task) has 2 x steps
+ * classes: each step in order, then each step out of order; it is scored by step accuracy (the
+ * step right, whatever the flag) and the F1 of the out-of-order flag.
+ */
+export type Head = { kind: 'classes'; numClasses: number; steps?: number } | { kind: 'keypoints' };
 
 /** Outputs of the model's last layer. */
 export function headUnits(head: Head): number {
@@ -73,10 +78,21 @@ export function meanLoss(head: Head, t: Targets, p: tf.Tensor): tf.Scalar {
 }
 
 /**
- * The batch's metric counts: classes: [correct, samples]; keypoints: [found within PCK@0.2,
+ * The batch's metric counts: classes: [correct, samples]; steps: [step right, samples, flag
+ * true positives, false positives, false negatives]; keypoints: [found within PCK@0.2,
  * labelled keypoints, summed distance of labelled keypoints].
  */
 export function metricCounts(head: Head, t: Targets, p: tf.Tensor): tf.Tensor1D {
+  if (head.kind === 'classes' && head.steps) {
+    const pred = tf.cast(tf.argMax(p, 1), 'int32'), truth = tf.cast(t.labels!, 'int32');
+    const steps = tf.scalar(head.steps, 'int32');
+    const count = (b: tf.Tensor) => tf.sum(tf.cast(b, 'float32'));
+    const pf = tf.greaterEqual(pred, steps), tf_ = tf.greaterEqual(truth, steps);
+    return tf.stack([
+      count(tf.equal(tf.mod(pred, steps), tf.mod(truth, steps))), tf.scalar(t.labels!.shape[0]),
+      count(tf.logicalAnd(pf, tf_)), count(tf.logicalAnd(pf, tf.logicalNot(tf_))), count(tf.logicalAnd(tf.logicalNot(pf), tf_)),
+    ]) as tf.Tensor1D;
+  }
   if (head.kind === 'classes') {
     return tf.stack([tf.sum(tf.cast(tf.equal(tf.argMax(p, 1), t.labels!), 'float32')), tf.scalar(t.labels!.shape[0])]) as tf.Tensor1D;
   }

@@ -130,12 +130,14 @@ export interface Evaluation {
   count: number;
   /** Keypoints: mean distance of labelled keypoints from the truth, in image widths. */
   meanError?: number;
+  /** Work steps (a head with `steps`): F1 of the out-of-order flag; `accuracy` is the step's. */
+  orderF1?: number;
 }
 
 /** Evaluates `model` in batches (inference mode). */
 export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head, batchSize = 64): Promise<Evaluation> {
   let loss = 0, weight = 0;
-  const counts = [0, 0, 0];
+  const counts = [0, 0, 0, 0, 0];
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
     const [l, w, m] = tf.tidy(() => {
@@ -154,6 +156,7 @@ export async function evaluate(model: tf.LayersModel, data: Dataset, head: Head,
   }
   const out: Evaluation = { loss: loss / Math.max(weight, 1), accuracy: counts[0]! / Math.max(counts[1]!, 1), count: data.count };
   if (head.kind === 'keypoints') out.meanError = counts[2]! / Math.max(counts[1]!, 1);
+  if (head.kind === 'classes' && head.steps) out.orderF1 = (2 * counts[2]!) / Math.max(2 * counts[2]! + counts[3]! + counts[4]!, 1);
   return out;
 }
 
