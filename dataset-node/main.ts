@@ -34,6 +34,7 @@ export async function startDatasetNode(given: DatasetConfig): Promise<DatasetNod
     dir: config.dataDir, task: config.task, seed: config.seed, shards: config.shards,
     samplesPerShard: config.samplesPerShard, alpha: config.alpha, log, signal: stop.signal,
     ...(config.coco ? { coco: { annotations: config.coco, images: config.cocoImages || undefined } } : {}),
+    ...(config.images ? { images: { dir: config.images, teacher: config.teacher, threshold: config.labelThreshold } } : {}),
   });
   const metrics = datasetMetrics();
   let closing = false;

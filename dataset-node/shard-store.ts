@@ -3,12 +3,15 @@
  * rename), records each one's sha256 in `manifest.json`, and reads them back for serving.
  * A store whose manifest matches the requested data is reused as it is. With `coco`, the
  * shards are imported COCO person crops (src/tasks/pose/coco.ts) instead of rendered ones;
+ * with `images`, a folder of unlabelled images labelled by a pose teacher
+ * (src/tasks/pose/autolabel.ts), and the manifest says which teacher and threshold made them.
  * `shards` is then ignored (there are as many as the people fill).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sha256, type ShardInfo } from '../src/wire/index.js';
-import { encodeShard, getTask, importCoco, type Samples } from '../src/tasks/index.js';
+import { autoLabel, encodeShard, getTask, importCoco, type Samples, type TeacherName } from '../src/tasks/index.js';
+import { selectBackend } from '../src/model/index.js';
 import { InvalidFieldError, ShardNotFoundError } from '../src/errors.js';
 import type { Logger } from '../src/util/index.js';
 
@@ -23,6 +26,19 @@ export interface ShardStoreOptions {
   log: Logger;
   signal?: AbortSignal;
   coco?: { annotations: string; images?: string };
+  images?: { dir: string; teacher: TeacherName; threshold: number };
+}
+
+/** How auto-labelled shards were made. */
+interface LabelsRecord {
+  images: string;
+  /** The teacher and the least score of a labelled keypoint. */
+  teacher: string;
+  threshold: number;
+  imagesRead: number;
+  people: number;
+  noPerson: number;
+  rejected: { file: string; reason: string }[];
 }
 
 interface ManifestFile {
@@ -32,6 +48,8 @@ interface ManifestFile {
   samplesPerShard: number;
   /** The imported COCO annotation file, when the shards came from one. */
   coco?: string;
+  /** Auto-labelled from a folder of images. */
+  labels?: LabelsRecord;
   shards: (ShardInfo & { file: string })[];
 }
 
@@ -56,7 +74,9 @@ export async function openShardStore(options: ShardStoreOptions): Promise<ShardS
   }
   const matches = manifest !== null && manifest.task === options.task && manifest.seed === options.seed
     && manifest.alpha === options.alpha && manifest.samplesPerShard === options.samplesPerShard
-    && (options.coco ? manifest.coco === options.coco.annotations : manifest.coco === undefined && manifest.shards.length === options.shards);
+    && (options.coco ? manifest.coco === options.coco.annotations
+      : options.images ? manifest.labels?.images === options.images.dir && manifest.labels.threshold === options.images.threshold && manifest.labels.teacher.startsWith(`${options.images.teacher} `)
+        : manifest.coco === undefined && manifest.labels === undefined && manifest.shards.length === options.shards);
   if (!matches || !(await allPresent(dir, manifest!))) {
     manifest = await generate(options);
     const tmp = `${manifestPath}.tmp`;
@@ -101,6 +121,19 @@ async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
     imported = result.shards;
     if (imported.length === 0) throw new InvalidFieldError('coco annotations', 'at least one person with 5 labelled keypoints', 'none');
   }
+  let labels: LabelsRecord | undefined;
+  if (options.images) {
+    await selectBackend('wasm');
+    const { dir, teacher, threshold } = options.images;
+    options.log.info('labelling images', { dir, teacher, threshold });
+    const result = await autoLabel({ images: dir, teacher, threshold, size: task.inputShape[0]!, samplesPerShard: options.samplesPerShard, signal: options.signal },
+      (images, people) => { if (images % 100 === 0) options.log.info('labelling images', { images, people }); });
+    for (const r of result.rejected) options.log.warn('image rejected', r);
+    labels = { images: dir, teacher: result.teacher, threshold, imagesRead: result.images, people: result.people, noPerson: result.noPerson.length, rejected: result.rejected };
+    options.log.info('images labelled', { images: result.images, people: result.people, noPerson: result.noPerson.length, rejected: result.rejected.length, shards: result.shards.length, teacher: result.teacher });
+    imported = result.shards;
+    if (imported.length === 0) throw new InvalidFieldError('images', `at least one image with a person the teacher finds (${result.images} read, ${result.rejected.length} rejected)`, 'none');
+  }
   const count = imported ? imported.length : options.shards;
   for (let i = 0; i < count; i++) {
     if (options.signal?.aborted) throw options.signal.reason;
@@ -117,5 +150,5 @@ async function generate(options: ShardStoreOptions): Promise<ManifestFile> {
     }
   }
   options.log.info('shards written', { dir: options.dir, shards: shards.length, seconds: +((performance.now() - started) / 1000).toFixed(2) });
-  return { task: task.name, seed: options.seed, alpha: options.alpha, samplesPerShard: options.samplesPerShard, ...(options.coco ? { coco: options.coco.annotations } : {}), shards };
+  return { task: task.name, seed: options.seed, alpha: options.alpha, samplesPerShard: options.samplesPerShard, ...(options.coco ? { coco: options.coco.annotations } : {}), ...(labels ? { labels } : {}), shards };
 }

@@ -66,8 +66,15 @@ async function readAnnotations(file: string): Promise<{ images: Map<number, Coco
   return { images, people };
 }
 
+/** A decoded image: RGBA bytes, row-major. */
+export interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
 /** Bilinear sample of an RGBA image at (x, y), zero outside; writes RGB in [0, 1] at `out[o]`. */
-function sample(img: { width: number; height: number; data: Uint8Array }, x: number, y: number, out: Float32Array, o: number): void {
+export function sampleImage(img: Rgba, x: number, y: number, out: Float32Array, o: number): void {
   const x0 = Math.floor(x), y0 = Math.floor(y), fx = x - x0, fy = y - y0;
   for (let c = 0; c < 3; c++) {
     let v = 0;
@@ -80,13 +87,13 @@ function sample(img: { width: number; height: number; data: Uint8Array }, x: num
 }
 
 /** Crops one person into `image` (size x size x 3) and writes its keypoints in crop units. */
-export function cropPerson(img: { width: number; height: number; data: Uint8Array }, ann: Pick<CocoAnnotation, 'bbox' | 'keypoints'>, size: number, image: Float32Array, keypoints: Float32Array): void {
+export function cropPerson(img: Rgba, ann: Pick<CocoAnnotation, 'bbox' | 'keypoints'>, size: number, image: Float32Array, keypoints: Float32Array): void {
   const [bx, by, bw, bh] = ann.bbox;
   const side = Math.max(bw, bh, 1) * 1.25;
   const left = bx + bw / 2 - side / 2, top = by + bh / 2 - side / 2;
   const step = side / size;
   for (let r = 0; r < size; r++) {
-    for (let c = 0; c < size; c++) sample(img, left + (c + 0.5) * step - 0.5, top + (r + 0.5) * step - 0.5, image, (r * size + c) * 3);
+    for (let c = 0; c < size; c++) sampleImage(img, left + (c + 0.5) * step - 0.5, top + (r + 0.5) * step - 0.5, image, (r * size + c) * 3);
   }
   for (let k = 0; k < NUM_JOINTS; k++) {
     const [x, y, v] = [ann.keypoints[k * 3]!, ann.keypoints[k * 3 + 1]!, ann.keypoints[k * 3 + 2]!];
