@@ -81,7 +81,8 @@ export class Harness {
 
   async trainer(coordinator: string, nodeId: string, flags: string[] = [], hooks: TrainerHooks = {}): Promise<TrainerNode> {
     const t = await startTrainer(loadTrainerConfig([
-      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`trainer-${nodeId}`), '--wait-ms', '2000', ...flags,
+      // A set capacity: no self-benchmark at start (test/self-benchmark.test.ts runs one).
+      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`trainer-${nodeId}`), '--wait-ms', '2000', '--capacity', '1000', ...flags,
     ], {}), hooks);
     this.defer(() => t.close());
     return t;
@@ -90,7 +91,7 @@ export class Harness {
   /** A trainer as a separate process (`actiquest trainer`). */
   trainerProcess(coordinator: string, nodeId: string, flags: string[] = []): ChildProcess {
     const child = spawnRole(['trainer', '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm',
-      '--metrics-port', '-1', '--wait-ms', '2000', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
+      '--metrics-port', '-1', '--wait-ms', '2000', '--capacity', '1000', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
     this.defer(() => kill(child, 'SIGTERM'));
     return child;
   }

@@ -15,7 +15,7 @@ export const TRAINER_OPTIONS = {
   'peer-allowlist': { type: 'string', default: '', env: 'AQ_PEER_ALLOWLIST', description: 'with a hotkey: file of the hotkeys (SS58, one a line, as the coordinator\'s --allowlist) this trainer accepts as peers in a secure group; with --chain the subnet\'s registered hotkeys are accepted too' },
   'node-id': { type: 'string', default: '', env: 'AQ_NODE_ID', description: 'this trainer\'s id (default: trainer-<hostname>-<pid>)' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, env: 'AQ_BACKEND', description: 'TF.js backend; auto picks tensorflow (if installed), webgpu, wasm, cpu' },
-  capacity: { type: 'number', default: 1000, min: 0.001, description: 'samples a second this trainer expects to train (refined by the coordinator from what it observes)' },
+  capacity: { type: 'number', default: 0, min: 0, description: 'samples a second this trainer advertises (0: what a short self-benchmark at start measures on the pose CNN; the coordinator refines it from what it observes)' },
   'wait-ms': { type: 'number', default: 10_000, min: 0, max: 30_000, description: 'how long a task request may wait at the coordinator' },
   'webgpu-software': { type: 'boolean', default: false, env: 'AQ_WEBGPU_SOFTWARE', description: 'run webgpu on Mesa\'s llvmpipe instead of a GPU (slow; for tests of the WGSL kernels on machines without a GPU)' },
   'delay-per-batch-ms': { type: 'number', default: 0, min: 0, max: 60_000, description: 'sleep after each batch, to simulate a slow device (stragglers in tests and demos)' },

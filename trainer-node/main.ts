@@ -10,6 +10,7 @@ import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { status } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
 import { configureBackends, selectBackend } from '../src/model/index.js';
+import { selfBenchmark } from './self-bench.js';
 import { trainerMetrics, serveMetrics, fmt, type StatusDocument } from '../src/metrics/index.js';
 import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { TaskRunner } from './task-runner.js';
@@ -89,19 +90,23 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const log = roleLogger(`trainer.${config.nodeId}`, config);
   configureBackends({ webGpuSoftware: config.webGpuSoftware });
   const backend = await selectBackend(config.backend);
+  // What this machine trains at, for the operator and (unless --capacity names it) the coordinator.
+  const speeds = config.capacity > 0 ? [] : await selfBenchmark();
+  const capacity = config.capacity > 0 ? config.capacity : Math.max(speeds.find((s) => s.task === 'pose')?.samplesPerSecond ?? 1, 0.001);
+  const speedText = speeds.map((s) => `${s.task} ${s.model} ${fmt(s.samplesPerSecond, 0)}/s`).join(', ');
   const metrics = trainerMetrics();
   // The status page: this node's validators, tasks, throughput and score at each.
   let sessionsNow: () => Session[] = () => [];
   const statusPage = (): StatusDocument => ({
     role: 'trainer', id: config.nodeId, updatedAt: new Date().toISOString(),
-    facts: [['node', config.nodeId], ['backend', `${backend.backend} (${backend.device})`], ['finds validators', config.discovery ? `on chain, subnet ${config.discovery.netuid}` : config.coordinator]],
+    facts: [['node', config.nodeId], ['backend', `${backend.backend} (${backend.device})`], ['speed', speedText || `${fmt(capacity, 0)} samples/s (--capacity)`], ['finds validators', config.discovery ? `on chain, subnet ${config.discovery.netuid}` : config.coordinator]],
     tables: [{
       id: 'validators', title: 'Validators', columns: ['validator', 'address', 'capacity share', 'tasks submitted', 'tasks failed', 'last task', 'samples/s', 'score'],
       rows: sessionsNow().map((s) => [s.label, s.address, fmt(s.share, 2), s.tasks.submitted, s.tasks.failed, s.tasks.lastRound, fmt(s.throughput(), 1), s.score === null ? '' : fmt(s.score)]),
     }],
   });
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, statusPage) : null;
-  log.info('started', { backend: backend.backend, device: backend.device, coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
+  log.info('started', { backend: backend.backend, device: backend.device, ...(speeds.length ? { samplesPerSecond: Object.fromEntries(speeds.map((x) => [x.task, Math.round(x.samplesPerSecond)])) } : {}), capacity: Math.round(capacity), coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
   // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
   const identity = generateIdentity();
@@ -138,7 +143,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const registration = keepRegistered<RegisterTrainerResponse>({
       coordinator: address, nodeId: config.nodeId, client: coordinator, log, signal,
       register: (client, options) => callUnary(client, 'RegisterTrainer', {
-        nodeId: config.nodeId, capacity: { samplesPerSecond: config.capacity * session.share, backend: backend.backend, device: backend.device },
+        nodeId: config.nodeId, capacity: { samplesPerSecond: capacity * session.share, backend: backend.backend, device: backend.device },
         version: '0.1.0', identityKey: identity.publicKey,
       }, options),
       currentTask: () => currentTask,
