@@ -12,10 +12,15 @@
  * --steps 5 --warmup 2 --wasm-max-batch 256 (larger wasm batches take minutes and show the same
  * rate) --out FILE (the figures as JSON too) --check (first, the project's conv backprop kernels
  * on each backend against the cpu backend's stock ones, as conv-grad.test.ts does on wasm)
- * --flags NAME=VALUE,... (TF.js environment flags to set once a backend is selected).
+ * --flags NAME=VALUE,... (TF.js environment flags to set once a backend is selected)
+ * --torch auto|on|off (the yardstick: the same models, loss, optimizer and batches in PyTorch
+ * on the same GPU, eager and torch.compile, by bench/torch_train.py, with the ratio of each
+ * figure; auto: when webgpu ran on a GPU and python3 has torch with CUDA).
  */
 import * as tf from '@tensorflow/tfjs';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, trainingForward } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
@@ -32,6 +37,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: '' },
     check: { type: 'boolean', default: false },
     flags: { type: 'string', default: '' },
+    torch: { type: 'string', default: 'auto' },
   },
 });
 const task = getTask('pose');
@@ -208,4 +214,31 @@ for (const [key, ks] of Object.entries(profiles)) {
   console.log(`\n== where the time goes, ${key}: ${dispatches.get(`${fam === 'cnn' ? 'cnn' : 'vit'}/${b}`)} kernels, ${total.toFixed(1)} ms of GPU kernel time in a ${step.toFixed(1)} ms step (the rest is dispatching them)`);
   for (const k of ks.slice(0, 12)) console.log(`  ${k.kernel.padEnd(40)} ${k.ms.toFixed(2).padStart(8)} ms  ${(k.share * 100).toFixed(1).padStart(5)}%`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));
+// The yardstick: PyTorch on the same GPU, same models, loss, optimizer and batches.
+interface TorchRow { model: string; mode: string; batch: number; imagesPerSecond: number; stepMs: number }
+let torchRows: TorchRow[] = [];
+let torchInfo: { device?: string; torch?: string } = {};
+const gpuRows = rows.filter((r) => r.backend === 'webgpu' && !/llvmpipe|swiftshader|software/i.test(r.device));
+const script = fileURLToPath(new URL('./torch_train.py', import.meta.url));
+const wantTorch = values.torch === 'on' || (values.torch === 'auto' && gpuRows.length > 0
+  && spawnSync('python3', ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'], { stdio: 'ignore' }).status === 0);
+if (wantTorch && existsSync(script)) {
+  const run = spawnSync('python3', [script, '--models', values.models, '--batches', values.batches, '--steps', String(Math.max(STEPS, 9)), '--warmup', String(WARMUP), '--compile'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const lines = run.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TorchRow & { device?: string; torch?: string });
+  torchRows = lines.filter((l) => l.model);
+  torchInfo = lines.find((l) => l.device) ?? {};
+  if (run.status !== 0) console.log(`\n== PyTorch yardstick failed (exit ${run.status}): ${run.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+}
+if (torchRows.length > 0) {
+  console.log(`\n== against PyTorch ${torchInfo.torch ?? ''} on ${torchInfo.device ?? 'the same GPU'} (bench/torch_train.py: the same model, loss, Adam and batch; images a second, and this project's webgpu as a share of each)`);
+  console.log('  model  batch  actiquest webgpu  torch eager  share  torch.compile  share');
+  for (const r of gpuRows) {
+    const eager = torchRows.find((t) => t.model === r.model && t.batch === r.batch && t.mode === 'eager');
+    const compiled = torchRows.find((t) => t.model === r.model && t.batch === r.batch && t.mode === 'compile');
+    const share = (t?: TorchRow) => (t ? (r.imagesPerSecond / t.imagesPerSecond).toFixed(3) : '-');
+    console.log(`  ${r.model.padEnd(5)}  ${String(r.batch).padStart(5)}  ${r.imagesPerSecond.toFixed(0).padStart(16)}  ${(eager?.imagesPerSecond.toFixed(0) ?? '-').padStart(11)}  ${share(eager).padStart(5)}  ${(compiled?.imagesPerSecond.toFixed(0) ?? '-').padStart(13)}  ${share(compiled).padStart(5)}`);
+  }
+} else if (values.torch === 'on') {
+  console.log(`\n== PyTorch yardstick: not run (${existsSync(script) ? 'python3 with torch and CUDA not found, or it failed' : `${script} missing`})`);
+}
+if (values.out) writeFileSync(values.out, JSON.stringify({ torch: { ...torchInfo, rows: torchRows }, rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));

@@ -20,6 +20,8 @@ npx --no-install esbuild .dev/entry.ts --bundle --platform=node --format=esm --t
   --banner:js="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import __p from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __p.dirname(__filename);"
 rm .dev/entry.ts
 cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm .dev/pkg/
+# The PyTorch yardstick, run beside the bundle where python3 has torch.
+cp bench/torch_train.py .dev/pkg/
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json .dev/pkg/node_modules/webgpu/
 xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > .dev/dawn.node.xz
 xz -T2 -6 -c "$(command -v node)" > .dev/node.xz
