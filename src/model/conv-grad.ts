@@ -9,8 +9,9 @@
  *   im2col(x)^T . dy, with the transpose written out (a transposed operand is many times slower
  *   on wasm).
  * - webgpu: stock kernels exist, but its filter gradients took most of a CNN step on an H100.
- *   Here the conv filter gradient gathers the patches with one WGSL shader, in the layout the
- *   product wants, then one matMul; the depthwise one sums over positions directly (two
+ *   Here the conv filter gradient gathers the patches as rows with one WGSL shader (a pointwise
+ *   convolution's are x itself), then sums cols^T . dy over blocks of positions in parallel:
+ *   one batched matMul and one Sum; the depthwise one sums over positions directly (two
  *   shaders); webgpu's own depthwise input gradient, one direct shader, stays.
  *
  * Registered as kernels, not gradients, so every path to them (plain and fused convolutions,
@@ -108,31 +109,58 @@ function heapColsT(heap: HeapBackend, x: Info, c: Conv2DInfo): Info {
   return out;
 }
 
+/** Whether the convolution reads each input pixel once, in place: 1 x 1, stride 1, no padding. */
+const pointwise = (c: Conv2DInfo) => c.filterHeight === 1 && c.filterWidth === 1 && c.strideHeight === 1 && c.strideWidth === 1
+  && c.padInfo.top === 0 && c.padInfo.left === 0 && c.padInfo.bottom === 0 && c.padInfo.right === 0;
+
 /**
- * On webgpu, the patches for Conv2D's filter gradient are gathered by one compute shader (one
- * thread an element) in the layout the product wants, [1, kh*kw*inC, positions].
+ * Splits of the positions a filter gradient sums over: the product cols^T . dy has a tiny
+ * output (taps x in-channels by out-channels) and a long sum (every position of the batch), and
+ * one matMul gives such an output a workgroup or two that each walk the whole sum. Split into S
+ * blocks of Q positions, a batched matMul computes the S partial products in parallel and one
+ * Sum adds them. S is a power of two up to 128 that divides the positions, with Q at least 256.
  */
-function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo): Info {
+function splitsOf(positions: number): number {
+  let s = 1;
+  while (s < 128 && positions % (2 * s) === 0 && positions / (2 * s) >= 256) s *= 2;
+  return s;
+}
+
+/**
+ * The conv filter gradient on webgpu: the patches in their natural layout, [positions, taps x
+ * in-channels] (for a pointwise convolution, x itself, with no copy), then S partial products
+ * cols^T . dy in one batched matMul (transposing its first operand as it reads), summed.
+ * Returns [taps x in-channels, out-channels].
+ */
+function gpuFilterGrad(k: Composer, gpu: WebGpuBackend, x: Info, dy: Info, c: Conv2DInfo): Info {
+  const P = c.batchSize * c.outHeight * c.outWidth, K = c.filterHeight * c.filterWidth * c.inChannels;
+  const S = splitsOf(P), Q = P / S;
+  const cols = pointwise(c) ? x : k.track(gpuPatches(gpu, x, c));
+  const parts = k.run('BatchMatMul', { a: k.reshape(cols, [S, Q, K]), b: k.reshape(dy, [S, Q, c.outChannels]) }, { transposeA: true, transposeB: false });
+  return S === 1 ? k.reshape(parts, [K, c.outChannels]) : k.run('Sum', { x: parts }, { axis: [0], keepDims: false });
+}
+
+/** The patches of x as rows, [positions, taps x in-channels] (zero where a tap falls outside). */
+function gpuPatches(gpu: WebGpuBackend, x: Info, c: Conv2DInfo): Info {
   const P = c.batchSize * c.outHeight * c.outWidth, C = c.inChannels, KK = c.filterHeight * c.filterWidth;
-  const outputShape = [1, KK * C, P];
+  const outputShape = [P, KK * C];
   const size = P * KK * C;
-  // Which tap (i, j) and channel an output row stands for.
-  const decode = 'let k = index / p; let tap = k / uniforms.chans; let ch = k % uniforms.chans;';
   const program = {
     variableNames: ['x'],
-    uniforms: 'strides : vec2<i32>, pads : vec2<i32>, dilations : vec2<i32>, taps : vec2<i32>, outDims : vec2<i32>, inDims : vec2<i32>, chans : i32, positions : i32,',
+    uniforms: 'strides : vec2<i32>, pads : vec2<i32>, dilations : vec2<i32>, taps : vec2<i32>, outDims : vec2<i32>, inDims : vec2<i32>, chans : i32, row : i32,',
     workgroupSize: [64, 1, 1] as [number, number, number],
     size: true,
     outputShape,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: [Math.ceil(size / 64), 1, 1] as [number, number, number],
-    shaderKey: 'aq_im2col_kp',
+    shaderKey: 'aq_patches_rows',
     getUserCode: () => `
       fn main(index : i32) {
         if (index < uniforms.size) {
-          let p = uniforms.positions;
-          ${decode}
-          let pos = index % p;
+          let pos = index / uniforms.row;
+          let k = index % uniforms.row;
+          let tap = k / uniforms.chans;
+          let ch = k % uniforms.chans;
           let ow = pos % uniforms.outDims.y;
           let oh = (pos / uniforms.outDims.y) % uniforms.outDims.x;
           let n = pos / (uniforms.outDims.x * uniforms.outDims.y);
@@ -151,7 +179,7 @@ function gpuCols(gpu: WebGpuBackend, x: Info, c: Conv2DInfo): Info {
   return gpu.runWebGPUProgram(program, [x], 'float32', [
     ...convPlacement(c),
     { type: 'int32', data: [C] },
-    { type: 'int32', data: [P] },
+    { type: 'int32', data: [KK * C] },
   ]);
 }
 
@@ -257,9 +285,11 @@ function conv2dBackpropFilter(backendName: string): tf.KernelFunc {
     const k = new Composer(backend as tf.KernelBackend, backendName);
     const heap = heapOf(backend as tf.KernelBackend), gpu = webGpuOf(backend as tf.KernelBackend);
     if (!heap && !gpu) throw new Error(`conv gradient: backend ${backendName} is neither wasm nor webgpu`);
-    const colsT = k.track(heap ? heapColsT(heap, x, c) : gpuCols(gpu!, x, c));
+    const filterShape = [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels];
+    if (gpu) return k.finish(k.reshape(gpuFilterGrad(k, gpu, x, dy, c), filterShape));
+    const colsT = k.track(heapColsT(heap!, x, c));
     const g = k.run('BatchMatMul', { a: colsT, b: k.reshape(dy, [1, -1, c.outChannels]) }, { transposeA: false, transposeB: false });
-    return k.finish(k.reshape(g, [c.filterHeight, c.filterWidth, c.inChannels, c.outChannels]));
+    return k.finish(k.reshape(g, filterShape));
   };
 }
 
