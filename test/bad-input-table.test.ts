@@ -100,7 +100,7 @@ describe('bad input, table', () => {
       ['GetScore, bad id', () => unary(coord, 'GetScore', { nodeId: 'a b' }), status.INVALID_ARGUMENT, /^node_id: expected an id/],
       ['GetScore, not scored yet', () => unary(coord, 'GetScore', { nodeId: P }), status.NOT_FOUND, /^node 5\w+: no score yet/],
       ['RegisterDataset, bad digest', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 1, sha256: 'zz' }] }), status.INVALID_ARGUMENT, /^shards\[s\]\.sha256: expected 64 hex digits, got "zz"$/],
-      ['RegisterDataset, unknown task', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'dance', shards: [] }), status.INVALID_ARGUMENT, /^task: expected one of exercise, pose, got "dance"$/],
+      ['RegisterDataset, unknown task', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'dance', shards: [] }), status.INVALID_ARGUMENT, /^task: expected one of exercise, pose, worksteps, got "dance"$/],
       ['RegisterDataset, empty shard', () => unary(coord, 'RegisterDataset', { nodeId: P, address: 'h:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 0, sha256: hex64 }] }), status.INVALID_ARGUMENT, /num_samples: expected a positive count, got 0/],
       ['RegisterDataset, no address', () => unary(coord, 'RegisterDataset', { nodeId: P, address: '', task: 'exercise', shards: [] }), status.INVALID_ARGUMENT, /^address: expected host:port/],
       // Models and updates.
@@ -141,7 +141,7 @@ describe('bad input, table', () => {
       // Job specs and jobs.
       ['SubmitJob, not YAML', () => unary(jobs, 'SubmitJob', { spec: 'task: [exercise' }), status.INVALID_ARGUMENT, /^spec: expected a YAML or JSON job spec, got /],
       ['SubmitJob, unknown field', () => unary(jobs, 'SubmitJob', { spec: spec('epochs: 3') }), status.INVALID_ARGUMENT, /^job\.epochs: expected no such field \(known: rounds, cohort, .*\), got 3$/],
-      ['SubmitJob, unknown task', () => unary(jobs, 'SubmitJob', { spec: 'task: juggling' }), status.INVALID_ARGUMENT, /^job\.task: expected one of exercise, pose, got "juggling"$/],
+      ['SubmitJob, unknown task', () => unary(jobs, 'SubmitJob', { spec: 'task: juggling' }), status.INVALID_ARGUMENT, /^job\.task: expected one of exercise, pose, worksteps, got "juggling"$/],
       ['SubmitJob, minTrainers above cohort', () => unary(jobs, 'SubmitJob', { spec: spec('cohort: 2\nminTrainers: 3') }), status.INVALID_ARGUMENT, /^job\.minTrainers: expected at most cohort \(2\), got 3$/],
       // Within the parameter and FLOP budgets; its validation gradient at batch 64 took the wasm backend past 4 GiB.
       ['SubmitJob, activations past the budget', () => unary(jobs, 'SubmitJob', { spec: 'task: pose\nrounds: 1\nmodel: { family: cnn, widths: [1024, 1024, 1024, 1024] }' }), status.INVALID_ARGUMENT,

@@ -36,7 +36,7 @@ describe('bad input', () => {
     expect(await grpcError(callUnary(client, 'RegisterDataset', { nodeId: 'd', address: 'x:1', task: 'exercise', shards: [{ shardId: 's', numSamples: 1, sha256: 'zz' }] }, T)))
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'shards[s].sha256: expected 64 hex digits, got "zz"' });
     expect(await grpcError(callUnary(client, 'RegisterDataset', { nodeId: 'd', address: 'x:1', task: 'dance', shards: [] }, T)))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: 'task: expected one of exercise, pose, got "dance"' });
+      .toEqual({ code: status.INVALID_ARGUMENT, details: 'task: expected one of exercise, pose, worksteps, got "dance"' });
 
     // The rogue registers properly and keeps its heartbeats up while it misbehaves.
     await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 } }, T);
