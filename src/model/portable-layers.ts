@@ -20,7 +20,7 @@ export function usesProjectLayers(topologyJson: string): boolean {
 
 let cached: Promise<string> | null = null;
 
-/** The script's source (built once a process). */
+/** The script's source (built once a process, or again after a failed build). */
 export function portableLayersSource(): Promise<string> {
   cached ??= build({
     entryPoints: [fileURLToPath(new URL('./vit-layers.ts', import.meta.url))],
@@ -42,5 +42,9 @@ export function portableLayersSource(): Promise<string> {
       },
     }],
   }).then((r) => r.outputFiles[0]!.text);
+  // A failed build is not kept: the next model saved tries again.
+  cached.catch(() => {
+    cached = null;
+  });
   return cached;
 }
