@@ -88,7 +88,17 @@ export interface RoundRecord extends RoundResult {
    */
   dpNoiseMultiplier?: number;
   epsilon?: number;
+  /**
+   * Seconds each phase of the round took: the validation gradient at the round's global model,
+   * plan (cohort, groups, tasks), collect (training, uploads, unmasking), evaluate (each sum's
+   * score), aggregate (the strategy), validate (the new model on validation data), checkpoint.
+   */
+  phaseSeconds?: Record<RoundPhase, number>;
 }
+
+/** The phases a round's time is told in (RoundRecord.phaseSeconds). */
+export const ROUND_PHASES = ['gradient', 'plan', 'collect', 'evaluate', 'aggregate', 'validate', 'checkpoint'] as const;
+export type RoundPhase = (typeof ROUND_PHASES)[number];
 
 export type JobState = 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
 
@@ -415,15 +425,20 @@ export class JobRunner {
     let open: OpenRound | null = null;
     try {
       // Scores are first-order loss decreases at this round's global model: -grad . update.
+      const phases = new PhaseClock();
       const grad = await this.global.lossGradient();
+      phases.lap('gradient');
       await this.waitForNodes(signal);
       if (signal.aborted) return false;
       const started = performance.now();
+      phases.restart();
       const plan = this.plan(attempt);
       if (!plan) return await this.noGrouping(signal);
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
+      phases.lap('plan');
       const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null, clipNorm: cfg.clipNorm });
+      phases.lap('collect');
       const members = open.round.members();
       const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
       this.dropout = this.attempts++ === 0 ? missed : 0.5 * this.dropout + 0.5 * missed;
@@ -443,7 +458,7 @@ export class JobRunner {
         this.failRound(shortfall);
         return false;
       }
-      return await this.completeRound(open, collected, grad, started, unscored);
+      return await this.completeRound(open, collected, grad, started, unscored, phases);
     } catch (err) {
       // The model's process failed (its memory, a trap): the job fails now, whatever round.
       if (err instanceof ModelMemoryError || err instanceof ModelProcessError) throw err;
@@ -532,17 +547,19 @@ export class JobRunner {
    * which is recorded before anything of the round is kept. A throw leaves the global model,
    * the strategy's state and the scores as they were.
    */
-  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>): Promise<boolean> {
+  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>, phases: PhaseClock): Promise<boolean> {
     const cfg = this.config;
     const { round, secure } = open;
     const { reporters, outcome } = collected;
     const sums = secure ? await evaluateGroups(collected.sums, grad, this.global) : plainSums(open.plainScores, reporters);
+    phases.lap('evaluate');
     const aggregated = aggregateRound(this.strategy, this.global.current, round.aggregate, collected.sums);
     if (!aggregated) {
       this.failRound('the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying');
       this.deps.log.warn('non-finite aggregate refused', { round: this.currentRound });
       return false;
     }
+    phases.lap('aggregate');
     const scored = scoreGroups(sums, grad, round, cfg.taskWeight, this.deps.log)
       .map((g) => (unscored.has(g.members.map((m) => m.id).sort().join(',')) ? { ...g, unscored: true } : g));
     const clashes = [...unscored.values()].filter((why) => why === 'clash').length;
@@ -555,6 +572,7 @@ export class JobRunner {
     let result: RoundRecord;
     try {
       const ev = await this.global.evaluate();
+      phases.lap('validate');
       const reported = round.members().filter((m) => reporters.has(m.nodeId));
       const samples = reported.reduce((n, m) => n + m.numSamples, 0);
       result = {
@@ -569,14 +587,20 @@ export class JobRunner {
       };
       if (this.deps.store) {
         const nodes = this.deps.registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record }));
+        // The stored copy is written before the checkpoint is timed: its checkpoint is 0.
+        result.phaseSeconds = phases.seconds();
         checkpointRound(this.deps.store, { jobId: cfg.jobId, round: this.currentRound, record: result, groups: scored, params: aggregated.next, strategy: this.strategy, nodes });
       }
+      phases.lap('checkpoint');
+      result.phaseSeconds = phases.seconds();
     } catch (err) {
       this.global.set(previous);
       aggregated.undo();
       throw err;
     }
     // Kept: the scores, the group history, the record.
+    for (const [phase, secs] of Object.entries(result.phaseSeconds)) this.deps.metrics.roundPhaseSeconds.observe({ job_id: cfg.jobId, phase }, secs);
+    this.deps.log.info('round phases', { jobId: cfg.jobId, round: result.round, seconds: result.phaseSeconds });
     for (const g of scored) this.scoreboard.observe(g);
     this.deps.ledger.updateScores();
     this.history.push(result);
@@ -633,4 +657,26 @@ export class JobRunner {
 function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT';
+}
+
+/** Times a round's phases: each lap ends the phase named and starts the next. */
+class PhaseClock {
+  private readonly laps = new Map<RoundPhase, number>();
+  private last = performance.now();
+
+  /** Starts timing afresh (time before it is no phase's, such as waiting for trainers). */
+  restart(): void {
+    this.last = performance.now();
+  }
+
+  lap(phase: RoundPhase): void {
+    const now = performance.now();
+    this.laps.set(phase, (this.laps.get(phase) ?? 0) + (now - this.last) / 1000);
+    this.last = now;
+  }
+
+  /** Seconds by phase so far, 0 for a phase not lapped yet. */
+  seconds(): Record<RoundPhase, number> {
+    return Object.fromEntries(ROUND_PHASES.map((p) => [p, +(this.laps.get(p) ?? 0).toFixed(4)])) as Record<RoundPhase, number>;
+  }
 }

@@ -38,6 +38,10 @@ export function coordinatorMetrics() {
       name: 'actiquest_round_duration_seconds', help: 'Wall time of a round from selection to evaluation, by job', labelNames: ['job_id'] as const,
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600], registers: [r],
     }),
+    roundPhaseSeconds: new Histogram({
+      name: 'actiquest_round_phase_seconds', help: 'Time of each phase of a completed round (gradient, plan, collect, evaluate, aggregate, validate, checkpoint), by job', labelNames: ['job_id', 'phase'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [r],
+    }),
     receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Update bytes received', registers: [r] }),
     sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Model bytes sent', registers: [r] }),
     updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job_id'] as const, registers: [r] }),
@@ -69,6 +73,10 @@ export function trainerMetrics() {
     samplesTrained: new Counter({ name: 'actiquest_samples_trained_total', help: 'Samples trained (all epochs)', registers: [r] }),
     tasksTotal: new Counter({ name: 'actiquest_tasks_total', help: 'Tasks finished, by result', labelNames: ['result'] as const, registers: [r] }),
     sentBytes: new Counter({ name: 'actiquest_sent_bytes_total', help: 'Update bytes sent', registers: [r] }),
+    roundPhaseSeconds: new Histogram({
+      name: 'actiquest_round_phase_seconds', help: 'Time of each phase of a completed round (gradient, plan, collect, evaluate, aggregate, validate, checkpoint), by job', labelNames: ['job_id', 'phase'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [r],
+    }),
     receivedBytes: new Counter({ name: 'actiquest_received_bytes_total', help: 'Model and shard bytes received', registers: [r] }),
     trainSeconds: new Histogram({ name: 'actiquest_train_duration_seconds', help: 'Local training time of a task', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120], registers: [r] }),
   };
