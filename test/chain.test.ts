@@ -299,10 +299,11 @@ run('subtensor weights', () => {
       expect(await c.done).toBe('DONE');
       const refusals = () => fs.readFileSync(h.logFile('coordinator'), 'utf8').split('\n').filter((l) => l.includes('CommitRevealEnabled'));
       // A look that began before the last round's scores may be refused after the job ends
-      // (its weights are not the final ones): wait until no refusal has come for 2 s.
+      // (its weights are not the final ones): wait until no refusal has come for 5 s (a loaded
+      // machine stretches a look that was in flight past 2 s).
       for (let seen = -1; refusals().length === 0 || refusals().length !== seen;) {
         seen = refusals().length;
-        await new Promise((r) => setTimeout(r, 2000));
+        await new Promise((r) => setTimeout(r, 5000));
       }
       expect(c.weightsStatus()!.waiting).toMatch(/CommitRevealEnabled/);
       const before = refusals().length;

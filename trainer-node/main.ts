@@ -7,7 +7,7 @@
  */
 import { AllowlistAdmission, roleLogger, keepRegistered, nodeIdentity, ValidatorWatch } from '../src/node/index.js';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
-import { status } from '@grpc/grpc-js';
+import { status, type ChannelOptions } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
 import { configureBackends, selectBackend } from '../src/model/index.js';
 import { selfBenchmark } from './self-bench.js';
@@ -16,7 +16,7 @@ import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, 
 import { TaskRunner } from './task-runner.js';
 import { generateIdentity } from '../src/crypto/index.js';
 import type { TrainerConfig } from './config.js';
-import type { UnmaskShare } from '../src/secagg/index.js';
+import type { MaskPool, UnmaskShare } from '../src/secagg/index.js';
 
 /** A running trainer. */
 export interface TrainerNode {
@@ -80,6 +80,15 @@ export interface TrainerHooks {
   plantMasked?: (y: Uint32Array) => void;
   /** Edits the shares revealed at UNMASK before they are sent (tests plant members that corrupt them). */
   plantReveals?: (reveals: UnmaskShare[]) => void;
+  /** Makes each update instead of training (bench:scale's simulated trainers). */
+  syntheticUpdate?: (numParams: number) => Float32Array;
+  /** A mask thread pool shared by the trainers of one process (bench:scale). */
+  maskPool?: MaskPool;
+  /**
+   * Options of the channel to each coordinator: trainers sharing a process (bench:scale) give
+   * `grpc.use_local_subchannel_pool` so that each has its own connection, as a trainer process has.
+   */
+  channelOptions?: ChannelOptions;
 }
 
 /** Starts a trainer with `config`. */
@@ -130,10 +139,12 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const startSession = (address: string, share: number, label: string, hotkey: string | null): Session => {
     const own = new AbortController();
     const signal = AbortSignal.any([stop.signal, own.signal]);
-    const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey);
+    const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey, hooks.channelOptions);
     const runner = new TaskRunner({
       nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
       ...(admitPeer ? { admitPeer } : {}),
+      ...(hooks.syntheticUpdate ? { syntheticUpdate: hooks.syntheticUpdate } : {}),
+      ...(hooks.maskPool ? { maskPool: hooks.maskPool } : {}),
     });
     const session: Session = { address, label, share, tasks: { submitted: 0, failed: 0, lastRound: '' }, score: null, throughput: () => runner.lastSamplesPerSecond, close: () => Promise.resolve() };
     let currentTask = '';

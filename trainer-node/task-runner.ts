@@ -49,10 +49,16 @@ export class TaskRunner {
       /** Edits the masked input before it is sent (tests plant members that cheat inside a group). */
       plantMasked?: (y: Uint32Array) => void;
       plantReveals?: (reveals: UnmaskShare[]) => void;
+      /** Makes each update instead of training (bench:scale's simulated trainers): no model, no shards. */
+      syntheticUpdate?: (numParams: number) => Float32Array;
+      /** A mask thread pool shared by many runners in one process (bench:scale); by default each has its own. */
+      maskPool?: MaskPool;
     },
-  ) {}
+  ) {
+    this.maskPool = deps.maskPool ?? new MaskPool();
+  }
 
-  private readonly maskPool = new MaskPool();
+  private readonly maskPool: MaskPool;
 
   /**
    * With a hotkey, round keys are signed by it and peers' are checked against theirs (and, when
@@ -79,7 +85,7 @@ export class TaskRunner {
 
   /** Closes the dataset channels and the mask threads. */
   close(): void {
-    void this.maskPool.close();
+    if (!this.deps.maskPool) void this.maskPool.close();
     for (const c of this.datasetClients.values()) c.close();
     this.datasetClients.clear();
   }
@@ -160,11 +166,17 @@ export class TaskRunner {
     return { count, features, labels, keypoints };
   }
 
-  private async loadModel(task: Task, signal: AbortSignal): Promise<{ model: tf.LayersModel; global: Float32Array }> {
+  /** The round's global parameters from the coordinator, digest-checked. */
+  private async fetchGlobal(task: Task, signal: AbortSignal): Promise<Float32Array> {
     const ref = task.model!;
     const stream = callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
     const bytes = await this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
-    const global = new Float32Array(bytesToFloat32(bytes));
+    return new Float32Array(bytesToFloat32(bytes));
+  }
+
+  private async loadModel(task: Task, signal: AbortSignal): Promise<{ model: tf.LayersModel; global: Float32Array }> {
+    const ref = task.model!;
+    const global = await this.fetchGlobal(task, signal);
     if (this.model?.topology !== ref.topologyJson) {
       this.model?.model.dispose();
       this.model = { topology: ref.topologyJson, model: await modelFromTopology(ref.topologyJson) };
@@ -184,44 +196,64 @@ export class TaskRunner {
     // The key stages run while the model and shards load and training runs.
     const keysReady = secure?.prepare(signal);
     keysReady?.catch(() => {});
-    const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
-    const def = getTask(task.task);
-    const delay = this.deps.delayPerBatchMs;
-    const result = await trainLocal(model, data, {
-      epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
-      optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
-      onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
-    });
-    metrics.samplesTrained.inc(result.samplesTrained);
-    metrics.trainSeconds.observe(result.seconds);
-    if (signal.aborted) throw signal.reason ?? new Error('aborted');
-    const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
-    const { norm } = clipped;
-    const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
-    // Differential privacy: this member's share of its group's noise; every update weighs 1.
-    const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
-    if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
+    const trained = this.deps.syntheticUpdate ? await this.syntheticUpdate(task, signal) : await this.train(task, signal);
+    const { delta, count, loss, seconds, dp } = trained;
     let payload: Buffer = float32ToBytes(delta);
     if (secure) {
       await keysReady;
       // Large models are masked in threads; small ones inline (the pool decides).
-      const y = await secure.node.maskInputAsync(delta, dp ? 1 : data.count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
+      const y = await secure.node.maskInputAsync(delta, dp ? 1 : count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
       this.deps.plantMasked?.(y);
       payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
     }
     const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);
     const header: UpdateHeader = {
-      nodeId: this.deps.nodeId, taskId: task.taskId, jobId: task.jobId, round: task.round, numSamples: data.count,
-      trainLoss: result.loss, numParams: delta.length, blob, trainSeconds: result.seconds, masked: secure !== null,
+      nodeId: this.deps.nodeId, taskId: task.taskId, jobId: task.jobId, round: task.round, numSamples: count,
+      trainLoss: loss, numParams: delta.length, blob, trainSeconds: seconds, masked: secure !== null,
     };
-    if (result.seconds > 0) this.lastSamplesPerSecond = (data.count * train.localEpochs) / result.seconds;
-    log.info('trained', { round: task.round, samples: data.count, loss: +result.loss.toFixed(4), seconds: +result.seconds.toFixed(2), updateNorm: +norm.toFixed(3) });
+    if (seconds > 0) this.lastSamplesPerSecond = (count * train.localEpochs) / seconds;
+    log.info('trained', { round: task.round, samples: count, loss: +loss.toFixed(4), seconds: +seconds.toFixed(2), updateNorm: +trained.norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
     const res = await this.submit(messages, signal);
     metrics.sentBytes.inc(blob.totalBytes);
     onSubmitted?.();
     if (secure) await secure.unmask(unmaskSignal);
     return res;
+  }
+
+  /** Loads the model and shards, trains, and returns the clipped (and, with DP, noised) update. */
+  private async train(task: Task, signal: AbortSignal): Promise<{ delta: Float32Array; count: number; loss: number; seconds: number; dp: boolean; norm: number }> {
+    const { metrics } = this.deps;
+    const train = task.train!;
+      const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
+      const def = getTask(task.task);
+      const delay = this.deps.delayPerBatchMs;
+      const result = await trainLocal(model, data, {
+        epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
+        optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
+        onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
+      });
+      metrics.samplesTrained.inc(result.samplesTrained);
+      metrics.trainSeconds.observe(result.seconds);
+      if (signal.aborted) throw signal.reason ?? new Error('aborted');
+      const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
+      const { norm } = clipped;
+      const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
+      // Differential privacy: this member's share of its group's noise; every update weighs 1.
+      const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
+      if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
+    return { delta, count: data.count, loss: result.loss, seconds: result.seconds, dp: Boolean(dp), norm };
+  }
+
+  /**
+   * An update made up rather than trained (load benchmarks, where training is not what is
+   * measured); the global model is still fetched, as the coordinator serves it to every trainer.
+   */
+  private async syntheticUpdate(task: Task, signal: AbortSignal): Promise<{ delta: Float32Array; count: number; loss: number; seconds: number; dp: boolean; norm: number }> {
+    await this.fetchGlobal(task, signal);
+    // As many samples as the shards dealt hold (the coordinator checks the count).
+    const count = task.shards.reduce((n, s) => n + s.numSamples, 0);
+    return { delta: this.deps.syntheticUpdate!(task.model!.numParams), count, loss: 0, seconds: 0, dp: false, norm: 0 };
   }
 
   /**

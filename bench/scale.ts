@@ -1,0 +1,127 @@
+/**
+ * `npm run bench:scale`: one real coordinator process under N simulated trainers running real
+ * rounds with secure aggregation at P parameters. The trainers (bench/scale-trainers.ts, in
+ * `--procs` processes) are real trainer nodes over gRPC whose updates are made up instead of
+ * trained: what is measured is the coordinator. The job is the exercise task with an MLP whose
+ * hidden width gives about P parameters; a dataset node lists shards (never fetched).
+ *
+ * For each run (`--runs NxP,...`, default 100x1000000) it prints, per round: the round's
+ * seconds and its phases (from the coordinator's round records), the coordinator process's CPU
+ * seconds in the round, and its overhead: that CPU time plus the phases its model process runs
+ * (the validation gradient, the sums' scores, the validation). Then the coordinator's peak RSS
+ * (VmHWM) and its update bytes in and model bytes out. Options: --runs 100x1000000,300x1000000 --rounds 2
+ * --procs 4 --min-group-size 5.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { spawnRole, waitListening } from '../bin/demo.js';
+
+const { values } = parseArgs({ options: {
+  runs: { type: 'string', default: '100x1000000' },
+  rounds: { type: 'string', default: '2' },
+  procs: { type: 'string', default: '4' },
+  'min-group-size': { type: 'string', default: '5' },
+} });
+const ROUNDS = Number(values.rounds), PROCS = Number(values.procs);
+const TRAINERS_SCRIPT = fileURLToPath(new URL('./scale-trainers.ts', import.meta.url));
+/** Stops a child and waits for it. */
+function stop(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    c.once('exit', () => resolve());
+    c.kill('SIGTERM');
+  });
+}
+
+/** Clock ticks a second in /proc/<pid>/stat (Linux's USER_HZ). */
+const TICK = 100;
+
+/** The coordinator's CPU seconds (user + system) and resident bytes, now and at peak. */
+function sample(pid: number): { cpu: number; rss: number; peak: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpu = (Number(fields[11]) + Number(fields[12])) / TICK;
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { cpu, rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+interface RoundRow { round: number; durationSeconds: number; participants: number; groups: number; phaseSeconds?: Record<string, number> }
+
+async function runOnce(n: number, p: number): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-scale-'));
+  // One hidden layer up to 4,096 units (the most a spec takes), then a second.
+  const one = Math.max(1, Math.round((p - 7) / (1632 + 1 + 7)));
+  const hiddenLayers = one <= 4096 ? [one] : [4096, Math.max(1, Math.round((p - 1633 * 4096 - 7) / (4096 + 1 + 7)))];
+  const params = hiddenLayers.reduce((acc, h, i) => acc + ((i === 0 ? 1632 : hiddenLayers[i - 1]!) + 1) * h, 0) + (hiddenLayers.at(-1)! + 1) * 7;
+  const children: ChildProcess[] = [];
+  try {
+    const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', dir, '--task', 'exercise',
+      '--model', JSON.stringify({ family: 'mlp', hidden: hiddenLayers }), '--max-params', '20000000', '--rounds', String(ROUNDS), '--cohort', String(n),
+      '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '600', '--unmask-timeout', '600', '--cohort-wait', '0',
+      // Simulated trainers share two cores: their heartbeats run late, which is not what is measured.
+      '--live-timeout-ms', '120000',
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done'], path.join(dir, 'coordinator.log'));
+    children.push(coordinator);
+    const exited = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
+    const { grpc, metrics } = await waitListening(coordinator);
+    children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--coordinator', grpc, '--seed', 'scale',
+      '--shards', String(n), '--samples-per-shard', '8', '--data-dir', path.join(dir, 'datasets')], path.join(dir, 'dataset.log')));
+    const per = Math.ceil(n / PROCS);
+    for (let i = 0; i < PROCS && i * per < n; i++) {
+      children.push(spawnRole(['--coordinator', grpc, '--from', String(i * per), '--count', String(Math.min(per, n - i * per)), '--log', path.join(dir, `trainers-${i}.log`)],
+        path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT }));
+    }
+    // Samples until the coordinator exits: CPU at each completed round, the last metrics read.
+    const atRound: { cpu: number; at: number }[] = [{ cpu: sample(coordinator.pid!).cpu, at: performance.now() }];
+    let last = { cpu: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
+    let done = false;
+    void exited.then(() => { done = true; });
+    while (!done) {
+      try {
+        last = sample(coordinator.pid!);
+        text = await (await fetch(`http://${metrics}/metrics`)).text();
+        const now = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
+        while (rounds < now) {
+          rounds++;
+          atRound.push({ cpu: last.cpu, at: performance.now() });
+        }
+      } catch {
+        // exiting
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const code = await exited;
+    if (code !== 0) throw new Error(`coordinator exited with ${code}; see ${path.join(dir, 'coordinator.log')}`);
+    const history = (JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as { rounds: RoundRow[] }).rounds;
+    console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
+    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  checkpoint  coordinator CPU s  overhead s');
+    history.forEach((r, i) => {
+      const ph = r.phaseSeconds ?? {};
+      const cpu = atRound[i + 1] ? atRound[i + 1]!.cpu - atRound[i]!.cpu : NaN;
+      // The model process does the gradient, the sums' scores and the validation: its time there
+      // is the coordinator's too (its CPU is not in the coordinator process's own).
+      const overhead = cpu + (ph.gradient ?? 0) + (ph.evaluate ?? 0) + (ph.validate ?? 0);
+      const f = (k: string) => (ph[k] ?? 0).toFixed(2);
+      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${f('checkpoint').padStart(10)}  ${cpu.toFixed(1).padStart(17)}  ${overhead.toFixed(1).padStart(10)}`);
+    });
+    console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
+  } finally {
+    await Promise.all(children.map(stop));
+    if (process.env.AQ_KEEP) console.log(`  (kept ${dir})`);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`actiquest bench:scale (node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${mib(os.totalmem())}); ${ROUNDS} rounds a run, trainers in ${PROCS} processes`);
+for (const run of values.runs.split(',')) {
+  const [n, p] = run.split('x').map(Number);
+  await runOnce(n!, p!);
+}
