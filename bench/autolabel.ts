@@ -10,7 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/model/index.js';
-import { labelPerson, loadTeacher, renderPerson, siteStyle, TEACHERS, type TeacherName } from '../src/tasks/index.js';
+import { labelPerson, loadTeacher, TEACHERS, type TeacherName } from '../src/tasks/index.js';
+import { renderedPerson } from '../test/fixtures/rendered-people.js';
 import { KP, NUM_JOINTS } from '../src/skeleton/index.js';
 import { Random } from '../src/util/index.js';
 
@@ -23,14 +24,7 @@ await selectBackend('wasm');
 /** `count` renders with their keypoints in pixels (the same for every teacher). */
 function renders(drawPerson: boolean): { rgba: Uint8Array; kp: Float32Array }[] {
   const rng = new Random(`bench-autolabel/${drawPerson}`);
-  return Array.from({ length: count }, (_, i) => {
-    const img = new Float32Array(SIZE * SIZE * 3), kp = new Float32Array(NUM_JOINTS * 3);
-    renderPerson(rng, i % 7, SIZE, siteStyle(`site-${i % 3}`), img, kp, { drawPerson });
-    const rgba = new Uint8Array(SIZE * SIZE * 4);
-    for (let p = 0; p < SIZE * SIZE; p++) rgba.set([img[p * 3]! * 255, img[p * 3 + 1]! * 255, img[p * 3 + 2]! * 255, 255], p * 4);
-    for (let k = 0; k < NUM_JOINTS; k++) { kp[k * 3]! *= SIZE; kp[k * 3 + 1]! *= SIZE; }
-    return { rgba, kp };
-  });
+  return Array.from({ length: count }, (_, i) => renderedPerson(rng, i, SIZE, drawPerson));
 }
 
 const people = renders(true), empty = renders(false);

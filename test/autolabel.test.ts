@@ -13,7 +13,8 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { encode as encodePng } from 'fast-png';
 import { selectBackend } from '../src/model/index.js';
-import { decodeShard, labelPerson, loadTeacher, renderPerson, siteStyle, type Teacher } from '../src/tasks/index.js';
+import { decodeShard, labelPerson, loadTeacher, type Teacher } from '../src/tasks/index.js';
+import { renderedPerson } from './fixtures/rendered-people.js';
 import { KP, NUM_JOINTS } from '../src/skeleton/index.js';
 import { Random, createLogger } from '../src/util/index.js';
 import { openShardStore } from '../dataset-node/shard-store.js';
@@ -21,15 +22,7 @@ import { loadDatasetConfig } from '../dataset-node/config.js';
 
 const SIZE = 256;
 
-/** A rendered person (or only its scene) as RGBA bytes, and its keypoints in pixels. */
-function render(rng: Random, i: number, drawPerson = true): { rgba: Uint8Array; kp: Float32Array } {
-  const img = new Float32Array(SIZE * SIZE * 3), kp = new Float32Array(NUM_JOINTS * 3);
-  renderPerson(rng, i % 7, SIZE, siteStyle(`site-${i % 3}`), img, kp, { drawPerson });
-  const rgba = new Uint8Array(SIZE * SIZE * 4);
-  for (let p = 0; p < SIZE * SIZE; p++) rgba.set([img[p * 3]! * 255, img[p * 3 + 1]! * 255, img[p * 3 + 2]! * 255, 255], p * 4);
-  for (let k = 0; k < NUM_JOINTS; k++) { kp[k * 3]! *= SIZE; kp[k * 3 + 1]! *= SIZE; }
-  return { rgba, kp };
-}
+const render = (rng: Random, i: number, drawPerson = true) => renderedPerson(rng, i, SIZE, drawPerson);
 
 const png = (rgba: Uint8Array) => encodePng({ width: SIZE, height: SIZE, data: rgba, channels: 4 });
 const jpg = (rgba: Uint8Array) => jpeg.encode({ width: SIZE, height: SIZE, data: rgba }, 95).data;
