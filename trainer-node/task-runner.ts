@@ -17,6 +17,19 @@ import { SecureSession } from './secure-session.js';
 import { MaskPool, type HotkeyBinding, type UnmaskShare } from '../src/secagg/index.js';
 import { decodeAddress } from '@polkadot/util-crypto';
 
+/** An update ready to mask and send, and what made it. */
+interface LocalUpdate {
+  delta: Float32Array;
+  /** Samples it was trained on. */
+  count: number;
+  loss: number;
+  seconds: number;
+  /** Differential privacy noised it: it weighs 1 in its group's sum. */
+  dp: boolean;
+  /** Its L2 norm before clipping. */
+  norm: number;
+}
+
 /** Longest a shard may be (bytes). */
 const MAX_SHARD_BYTES = 1 << 30;
 
@@ -222,26 +235,26 @@ export class TaskRunner {
   }
 
   /** Loads the model and shards, trains, and returns the clipped (and, with DP, noised) update. */
-  private async train(task: Task, signal: AbortSignal): Promise<{ delta: Float32Array; count: number; loss: number; seconds: number; dp: boolean; norm: number }> {
+  private async train(task: Task, signal: AbortSignal): Promise<LocalUpdate> {
     const { metrics } = this.deps;
     const train = task.train!;
-      const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
-      const def = getTask(task.task);
-      const delay = this.deps.delayPerBatchMs;
-      const result = await trainLocal(model, data, {
-        epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
-        optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
-        onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
-      });
-      metrics.samplesTrained.inc(result.samplesTrained);
-      metrics.trainSeconds.observe(result.seconds);
-      if (signal.aborted) throw signal.reason ?? new Error('aborted');
-      const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
-      const { norm } = clipped;
-      const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
-      // Differential privacy: this member's share of its group's noise; every update weighs 1.
-      const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
-      if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
+    const [{ model, global }, data] = await Promise.all([this.loadModel(task, signal), this.loadShards(task, signal)]);
+    const def = getTask(task.task);
+    const delay = this.deps.delayPerBatchMs;
+    const result = await trainLocal(model, data, {
+      epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
+      optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
+      onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
+    });
+    metrics.samplesTrained.inc(result.samplesTrained);
+    metrics.trainSeconds.observe(result.seconds);
+    if (signal.aborted) throw signal.reason ?? new Error('aborted');
+    const clipped = clippedDelta(await getFlatParams(model), global, train.clipNorm);
+    const { norm } = clipped;
+    const delta = this.deps.plantUpdate ? this.deps.plantUpdate(clipped.delta) : clipped.delta;
+    // Differential privacy: this member's share of its group's noise; every update weighs 1.
+    const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
+    if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
     return { delta, count: data.count, loss: result.loss, seconds: result.seconds, dp: Boolean(dp), norm };
   }
 
@@ -249,7 +262,7 @@ export class TaskRunner {
    * An update made up rather than trained (load benchmarks, where training is not what is
    * measured); the global model is still fetched, as the coordinator serves it to every trainer.
    */
-  private async syntheticUpdate(task: Task, signal: AbortSignal): Promise<{ delta: Float32Array; count: number; loss: number; seconds: number; dp: boolean; norm: number }> {
+  private async syntheticUpdate(task: Task, signal: AbortSignal): Promise<LocalUpdate> {
     await this.fetchGlobal(task, signal);
     // As many samples as the shards dealt hold (the coordinator checks the count).
     const count = task.shards.reduce((n, s) => n + s.numSamples, 0);
