@@ -102,7 +102,7 @@ async function runOnce(n: number, p: number): Promise<void> {
     if (code !== 0) throw new Error(`coordinator exited with ${code}; see ${path.join(dir, 'coordinator.log')}`);
     const history = (JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
-    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  checkpoint  coordinator CPU s  overhead s');
+    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  overhead s');
     history.forEach((r, i) => {
       const ph = r.phaseSeconds ?? {};
       const cpu = atRound[i + 1] ? atRound[i + 1]!.cpu - atRound[i]!.cpu : NaN;
@@ -110,7 +110,7 @@ async function runOnce(n: number, p: number): Promise<void> {
       // is the coordinator's too (its CPU is not in the coordinator process's own).
       const overhead = cpu + (ph.gradient ?? 0) + (ph.evaluate ?? 0) + (ph.validate ?? 0);
       const f = (k: string) => (ph[k] ?? 0).toFixed(2);
-      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${f('checkpoint').padStart(10)}  ${cpu.toFixed(1).padStart(17)}  ${overhead.toFixed(1).padStart(10)}`);
+      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${overhead.toFixed(1).padStart(10)}`);
     });
     console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
   } finally {

@@ -91,12 +91,14 @@ export interface RoundRecord extends RoundResult {
   /**
    * Seconds each phase of the round took: the validation gradient at the round's global model,
    * plan (cohort, groups, tasks), collect (training, uploads, unmasking), evaluate (each sum's
-   * score), aggregate (the strategy), validate (the new model on validation data), checkpoint.
+   * score), aggregate (the strategy), validate (the new model on validation data). The record
+   * is what the checkpoint stores, so the checkpoint's own time is not in it (it is in the
+   * metric and the log line).
    */
-  phaseSeconds?: Record<RoundPhase, number>;
+  phaseSeconds?: Record<Exclude<RoundPhase, 'checkpoint'>, number>;
 }
 
-/** The phases a round's time is told in (RoundRecord.phaseSeconds). */
+/** The phases a round's time is told in (the metric and log line; RoundRecord.phaseSeconds all but checkpoint). */
 export const ROUND_PHASES = ['gradient', 'plan', 'collect', 'evaluate', 'aggregate', 'validate', 'checkpoint'] as const;
 export type RoundPhase = (typeof ROUND_PHASES)[number];
 
@@ -585,22 +587,22 @@ export class JobRunner {
         valOrderF1: ev.orderF1 ?? 0,
         ...(dpNoise !== undefined ? { dpNoiseMultiplier: dpNoise, epsilon: this.privacy.epsilon(cfg.dp!.delta) } : {}),
       };
+      const { checkpoint: _notYet, ...recorded } = phases.seconds();
+      result.phaseSeconds = recorded;
       if (this.deps.store) {
         const nodes = this.deps.registry.snapshot().map((record) => ({ nodeId: record.nodeId, role: 'trainer', record }));
-        // The stored copy is written before the checkpoint is timed: its checkpoint is 0.
-        result.phaseSeconds = phases.seconds();
         checkpointRound(this.deps.store, { jobId: cfg.jobId, round: this.currentRound, record: result, groups: scored, params: aggregated.next, strategy: this.strategy, nodes });
       }
       phases.lap('checkpoint');
-      result.phaseSeconds = phases.seconds();
     } catch (err) {
       this.global.set(previous);
       aggregated.undo();
       throw err;
     }
     // Kept: the scores, the group history, the record.
-    for (const [phase, secs] of Object.entries(result.phaseSeconds)) this.deps.metrics.roundPhaseSeconds.observe({ job_id: cfg.jobId, phase }, secs);
-    this.deps.log.info('round phases', { jobId: cfg.jobId, round: result.round, seconds: result.phaseSeconds });
+    const timed = phases.seconds();
+    for (const [phase, secs] of Object.entries(timed)) this.deps.metrics.roundPhaseSeconds.observe({ job_id: cfg.jobId, phase }, secs);
+    this.deps.log.info('round phases', { jobId: cfg.jobId, round: result.round, seconds: timed });
     for (const g of scored) this.scoreboard.observe(g);
     this.deps.ledger.updateScores();
     this.history.push(result);
