@@ -13,8 +13,9 @@ import { CallLimiter, createGrpcServer, coordinatorService, ensureCanListen, job
 import { loadKeyringPair, loadSigner, WeightsLoop, type Publication, type WeightsStatus } from '../src/chain/index.js';
 import { coordinatorMetrics, serveMetrics } from '../src/metrics/index.js';
 import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
-import { MaskPool } from '../src/secagg/index.js';
+import { MaskPool, SumStorage } from '../src/secagg/index.js';
 import { coordinatorRole, coordinatorServiceImpl } from './service.js';
+import { UploadSpool } from './spool.js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -116,7 +117,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     }));
   };
   const jobs = new JobManager({
-    maskPool, store, ledger, out: config.out, budget: config.budget, modelMemoryBytes: config.modelMemoryBytes, maxActiveJobs: config.maxActiveJobs, leaseSigner,
+    maskPool, sumStorage: new SumStorage(path.join(config.out, 'sums'), config.limits.sumBytes), store, ledger, out: config.out, budget: config.budget, modelMemoryBytes: config.modelMemoryBytes, maxActiveJobs: config.maxActiveJobs, leaseSigner,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
       roundsDone = jobs.list().reduce((n, j) => n + jobs.historyOf(j).length, 0);
@@ -205,7 +206,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   serve(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
-    uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs },
+    uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs, spool: new UploadSpool(path.join(config.out, 'uploads')) },
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   serveIdentity(grpc.server, log, identity, 'coordinator');

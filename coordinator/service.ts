@@ -3,11 +3,12 @@
  * as a chunk stream, and updates received as chunk streams (checked against the round before a
  * byte is stored, digest-verified, then folded into the round's sum).
  */
-import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
+import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
 import {
   ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError,
 } from '../src/errors.js';
 import { UploadSlots } from './uploads.js';
+import type { SpoolFile, UploadSpool } from './spool.js';
 import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/index.js';
@@ -40,8 +41,11 @@ export interface CoordinatorServiceDeps {
    * stores). The buffer is reused after the call returns: copy what you keep.
    */
   onUpdateBytes?: (taskId: string, bytes: Buffer, numSamples: number) => void;
-  /** Bytes all updates in flight may reserve, and the longest an upload may go without a message. */
-  uploads: { maxBytes: number; idleMs: number };
+  /**
+   * Bytes all updates in flight may reserve, the longest an upload may go without a message, and
+   * where masked inputs are spooled until they are whole.
+   */
+  uploads: { maxBytes: number; idleMs: number; spool: UploadSpool };
 }
 
 const ID = /^[\w.:-]{1,128}$/;
@@ -173,8 +177,9 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     FetchGlobalModel: serverStream<FetchGlobalModelRequest, BlobPart>(log, 'FetchGlobalModel', async (req, send, signal) => {
       admit();
-      const { bytes } = jobs.runner(req.jobId).globalModel(req.round);
-      const { header, chunks } = encodeBlob(bytes);
+      const { bytes, sha256 } = jobs.runner(req.jobId).globalModel(req.round);
+      // The digest the round computed once, not a hash of the whole model per trainer.
+      const { header, chunks } = encodeBlob(bytes, DEFAULT_CHUNK_BYTES, Buffer.from(sha256, 'hex'));
       await send({ part: 'header', header });
       for (const chunk of chunks) {
         if (signal.aborted) return;
@@ -185,6 +190,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal, call) => {
       let received: Buffer | null = null;
+      let spooled: SpoolFile | null = null;
       let release = () => {};
       // Ends the stream early (idle too long, replaced by a newer upload): the loop below throws `err`.
       let stopped = false;
@@ -226,9 +232,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
             const expectedBytes = (round.aggregate.length + (header.masked ? 1 : 0)) * 4;
             // Reserved before a byte is buffered; the size is the round's, not what the header claims.
             release = uploads.take(header.taskId, expectedBytes, stop);
+            // A masked input goes to a file and is folded from it once whole (spool.ts); a plaintext update into a pooled buffer.
+            const file = header.masked ? (spooled = deps.uploads.spool.open(header.taskId)) : null;
             assembler = new BlobAssembler(header.blob, {
               maxBytes: MAX_UPDATE_BYTES, expectedBytes,
-              allocate: (n) => (received = pool.acquire(n)),
+              ...(file ? { sink: (data: Buffer) => file.append(data) } : { allocate: (n: number) => (received = pool.acquire(n)) }),
             });
           } else {
             if (!assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header first', 'a chunk');
@@ -239,21 +247,24 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         // A trainer that cancels (its round closed) ends the stream early: not a bad update.
         if (signal.aborted) return { accepted: false, receivedUpdates: job?.current?.counts().reported ?? 0 };
         if (!header || !assembler || !job) throw new InvalidFieldError('SubmitUpdateRequest', 'a header and chunks', 'an empty stream');
-        const bytes = assembler.finish();
         const round = job.current;
         if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
         const info = { numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds };
         if (header.masked) {
+          assembler.verify();
           const secure = job.secure;
           if (!secure) throw new InvalidFieldError('masked', 'a plaintext update (secure aggregation is off)', 'a masked input');
           round.checkUpload(header.taskId, header.nodeId, header.numParams);
-          // Folded into the group's running sum mod 2^32; the buffer is reused afterwards.
-          secure.submitMaskedInput(header.nodeId, new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4));
+          const file = spooled!;
+          if (deps.onUpdateBytes) deps.onUpdateBytes(header.taskId, file.readAll(), header.numSamples);
+          // Read back in pieces into the group's running sum mod 2^32; the file goes in `finally`.
+          secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words() });
           round.markReported(header.taskId, header.nodeId, info);
         } else {
+          const bytes = assembler.finish();
           round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), info);
+          deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         }
-        deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         metrics.updatesAccepted.inc({ job_id: header.jobId });
         const c = round.counts();
         log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });
@@ -270,6 +281,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         clearTimeout(idle);
         release();
         if (received) pool.release(received);
+        spooled?.remove();
       }
     }),
 

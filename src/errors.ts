@@ -97,6 +97,14 @@ export class UploadBudgetError extends ActiquestError {
   }
 }
 
+/** The coordinator could not spool an upload to its disk (full, or failing). */
+export class SpoolWriteError extends ActiquestError {
+  readonly kind = 'resource-exhausted';
+  constructor(readonly file: string, readonly code: string, detail: string) {
+    super(`the coordinator could not store an upload on its disk (${code}: ${cut(detail)}); retry later`);
+  }
+}
+
 /** An upload went longer than allowed without a message. */
 export class UploadIdleError extends ActiquestError {
   readonly kind = 'deadline-exceeded';
@@ -256,6 +264,14 @@ export class GroupBelowThresholdError extends ActiquestError {
   readonly kind = 'failed-precondition';
   constructor(readonly groupId: string, readonly stage: string, readonly have: number, readonly need: number) {
     super(`group ${groupId} at ${stage}: expected at least ${need} members, got ${have}`);
+  }
+}
+
+/** Part of a member's masked input reached the group's sum and the rest could not be read: the sum is lost. */
+export class PartialInputError extends ActiquestError {
+  readonly kind = 'failed-precondition';
+  constructor(readonly groupId: string, readonly nodeId: string, detail: string) {
+    super(`group ${groupId}: ${nodeId}'s masked input was folded into the sum in part (${cut(detail)}); the group's sum is lost`);
   }
 }
 

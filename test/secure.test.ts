@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, kill, until } from './helpers.js';
 import { callClientStream, callUnary, makeClient, CoordinatorClient, type Task, encodeBlob } from '../src/wire/index.js';
@@ -66,25 +67,30 @@ describe('secure aggregation', () => {
     // 18 masked inputs and 6 group sums; 18 quantized inputs seen by the trainers before masking.
     expect(received).toHaveLength(18);
     expect(sums).toHaveLength(6);
+    // Each masked input was spooled to disk until whole, folded, and its file removed.
+    expect(fs.readdirSync(path.join(h.dir, 'out', 'uploads'))).toEqual([]);
     expect(quantized).toHaveLength(18);
     for (const q of quantized) {
       for (const y of [...received, ...sums]) expect(closeWords(y, q)).toBeLessThan(q.length * 0.01);
     }
   });
 
-  it('a trainer killed mid-round drops out of its group, and the others\' sum is still exact', async () => {
+  it('a trainer killed mid-round drops out of its group, and the others\' sum, kept in a file, is still exact', async () => {
     h = new Harness();
     const quantized = new Map<string, Uint32Array>();
+    // --max-sum-mib 0: the group's running sum lives in a file under <out>/sums.
     const c = await h.coordinator(['--rounds', '1', '--cohort', '5', '--min-trainers', '3', '--hidden', '32', '--local-epochs', '1',
-      '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--validation-samples', '70', '--exit-when-done', '--cohort-wait', '60']);
+      '--heartbeat-interval-ms', '200', '--live-timeout-ms', '1500', '--validation-samples', '70', '--exit-when-done', '--cohort-wait', '60', '--max-sum-mib', '0']);
     const global0 = c.job.params();
     await h.dataset(c.address, 'ds-a', DATA);
     for (let i = 0; i < 4; i++) await h.trainer(c.address, `t${i}`, [], { onQuantized: (_t, q) => quantized.set(`t${i}`, q) });
     const doomed = h.trainerProcess(c.address, 'doomed', ['--delay-per-batch-ms', '2000']);
     await until(() => quantized.size === 4 && c.job.current?.member('doomed')?.status === 'assigned', 'four masked inputs in and the doomed trainer training');
+    expect(fs.readdirSync(path.join(h.dir, 'out', 'sums'))).toHaveLength(1);
     await kill(doomed, 'SIGKILL');
 
     expect(await c.done).toBe('DONE');
+    expect(fs.readdirSync(path.join(h.dir, 'out', 'sums'))).toEqual([]);
     const r = c.job.history[0]!;
     expect(r.groups).toBe(1);
     expect(r.participants).toBe(4);

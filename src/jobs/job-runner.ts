@@ -4,7 +4,8 @@
  *
  *   plan      (plan.ts)       cohort, shard deal, tasks and leases, SecAgg+ groups
  *   collect   (collect.ts)    hand out tasks; updates in, plain or secure, until all reported,
- *                             members lost, or the deadline; secure groups unmask
+ *                             members lost, or the deadline; each secure group unmasks as soon
+ *                             as it can, and is evaluated and aggregated then (its vector let go)
  *   evaluate  (evaluate.ts)   score each sum the coordinator saw, on validation data only it has
  *   aggregate (aggregate.ts)  the strategy's next global model, checkpoint, then the round record
  *
@@ -22,10 +23,10 @@ import type { Evaluation, ModelBudget, ModelCost } from '../model/index.js';
 import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
-  aggregateRound, checkpointRound, collectRound, evaluateGroups, GlobalModel, ModelHost, openRound, plainSums, planRound, scoreGroups,
+  aggregateRound, checkpointRound, collectRound, evaluateGroup, GlobalModel, ModelHost, openRound, plainSums, planRound, scoreGroups, type EvaluatedSum,
   type Collected, type DatasetRecord, type ModelExample, type ModelSaved, type NodeRegistry, type OpenRound, type Round, type RoundPlan, type TrainerRecord,
 } from '../rounds/index.js';
-import { GroupHistory, type MaskPool, type SecureAggregation } from '../secagg/index.js';
+import { GroupHistory, type GroupResult, type MaskPool, type SecureAggregation, type SumStorage } from '../secagg/index.js';
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
 import { RdpAccountant } from '../privacy/index.js';
 import { ModelMemoryError, ModelProcessError, RoundNotFoundError } from '../errors.js';
@@ -52,6 +53,8 @@ export interface JobRunnerDeps {
   progress: (line: string) => void;
   /** Threads for unmasking (off the gRPC event loop). */
   maskPool?: MaskPool;
+  /** Where secure groups' running sums live (`secagg/group-sum.ts`; shared memory when absent). */
+  sumStorage?: SumStorage;
   /** Sees each group's masked sum before unmasking (tests of what the coordinator holds). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
   /** Durable state: rounds and checkpoints (absent: nothing survives the process). */
@@ -439,7 +442,22 @@ export class JobRunner {
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
       phases.lap('plan');
-      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null, clipNorm: cfg.clipNorm });
+      // Secure: each group's sum is evaluated and folded into the round's aggregate as soon as it
+      // is unmasked, and its vector let go, so that the round holds one group's vector at a time.
+      const round = open.round;
+      const evaluated: EvaluatedSum[] = [];
+      let base: Evaluation | null = null;
+      const onSum = async (r: GroupResult) => {
+        evaluated.push(await phases.within('evaluate', async () => {
+          base ??= await this.global.evaluate();
+          return evaluateGroup(r, grad, this.global, base);
+        }));
+        await phases.within('aggregate', () => {
+          round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
+          r.weightedSum = new Float32Array(0);
+        });
+      };
+      const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null, clipNorm: cfg.clipNorm, onSum });
       phases.lap('collect');
       const members = open.round.members();
       const missed = members.filter((m) => m.status !== 'reported').length / Math.max(1, members.length);
@@ -460,7 +478,7 @@ export class JobRunner {
         this.failRound(shortfall);
         return false;
       }
-      return await this.completeRound(open, collected, grad, started, unscored, phases);
+      return await this.completeRound(open, collected, evaluated, grad, started, unscored, phases);
     } catch (err) {
       // The model's process failed (its memory, a trap): the job fails now, whatever round.
       if (err instanceof ModelMemoryError || err instanceof ModelProcessError) throw err;
@@ -507,7 +525,7 @@ export class JobRunner {
     const open = openRound(plan, {
       jobId: cfg.jobId, round: this.currentRound, attempt, paramCount: this.paramCount, grad, log: this.deps.log,
       stageTimeoutMs: cfg.secure?.stageTimeoutMs ?? 0, unmaskTimeoutMs: cfg.secure?.unmaskTimeoutMs ?? 0,
-      maskPool: this.deps.maskPool, onBeforeUnmask: this.deps.onBeforeUnmask,
+      maskPool: this.deps.maskPool, onBeforeUnmask: this.deps.onBeforeUnmask, sumStorage: this.deps.sumStorage,
     });
     this.secure?.close();
     this.current = open.round;
@@ -549,13 +567,13 @@ export class JobRunner {
    * which is recorded before anything of the round is kept. A throw leaves the global model,
    * the strategy's state and the scores as they were.
    */
-  private async completeRound(open: OpenRound, collected: Collected, grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>, phases: PhaseClock): Promise<boolean> {
+  private async completeRound(open: OpenRound, collected: Collected, evaluated: EvaluatedSum[], grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>, phases: PhaseClock): Promise<boolean> {
     const cfg = this.config;
     const { round, secure } = open;
     const { reporters, outcome } = collected;
-    const sums = secure ? await evaluateGroups(collected.sums, grad, this.global) : plainSums(open.plainScores, reporters);
-    phases.lap('evaluate');
-    const aggregated = aggregateRound(this.strategy, this.global.current, round.aggregate, collected.sums);
+    // Secure groups were evaluated as they were unmasked (runRound); plaintext updates as they arrived.
+    const sums = secure ? inOrderOf(collected.sums, evaluated) : plainSums(open.plainScores, reporters);
+    const aggregated = aggregateRound(this.strategy, this.global.current, round.aggregate);
     if (!aggregated) {
       this.failRound('the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying');
       this.deps.log.warn('non-finite aggregate refused', { round: this.currentRound });
@@ -655,6 +673,13 @@ export class JobRunner {
   }
 }
 
+/** The evaluated sums in the order of the groups they came from (not the order they settled in). */
+function inOrderOf(groups: readonly GroupResult[], evaluated: readonly EvaluatedSum[]): EvaluatedSum[] {
+  const key = (members: readonly string[]) => members.join(',');
+  const at = new Map(groups.map((g, i) => [key(g.members), i]));
+  return [...evaluated].sort((a, b) => (at.get(key(a.members)) ?? 0) - (at.get(key(b.members)) ?? 0));
+}
+
 /** True for a write that failed for want of space: a checkpoint file's (ENOSPC) or SQLite's (SQLITE_FULL). */
 function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -675,6 +700,21 @@ class PhaseClock {
     const now = performance.now();
     this.laps.set(phase, (this.laps.get(phase) ?? 0) + (now - this.last) / 1000);
     this.last = now;
+  }
+
+  /**
+   * Runs `fn` inside the phase under way and counts its time as `phase` instead (a group's sum
+   * evaluated and aggregated while others still collect): the phases still add up to the round.
+   */
+  async within<T>(phase: RoundPhase, fn: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      const ms = performance.now() - t0;
+      this.laps.set(phase, (this.laps.get(phase) ?? 0) + ms / 1000);
+      this.last += ms;
+    }
   }
 
   /** Seconds by phase so far, 0 for a phase not lapped yet. */

@@ -8,7 +8,6 @@
  * unreferenced file and the round runs again after the restart.
  */
 import type { Strategy, WeightedSum } from '../aggregation/index.js';
-import type { GroupResult } from '../secagg/index.js';
 import type { CoordinatorStore, NodeRecord } from '../store/index.js';
 
 /** The next global model and how to take the strategy back to before it. */
@@ -18,9 +17,11 @@ export interface Aggregated {
   undo: () => void;
 }
 
-/** Folds the round's sums into the next global parameters; null when they are not finite. */
-export function aggregateRound(strategy: Strategy, global: Float32Array, aggregate: WeightedSum, sums: readonly GroupResult[]): Aggregated | null {
-  for (const r of sums) aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
+/**
+ * The round's weighted sum (every plaintext update and secure group's sum folded in as it
+ * came) into the next global parameters; null when they are not finite.
+ */
+export function aggregateRound(strategy: Strategy, global: Float32Array, aggregate: WeightedSum): Aggregated | null {
   const before = strategy.state();
   const undo = () => strategy.restore(before);
   const next = strategy.aggregateTrain(global, aggregate);

@@ -12,7 +12,7 @@
  * hold the round to its deadline; the job's abort ends TRAIN at once. The sweep and the abort
  * listener are released however the phase ends.
  */
-import { SecureAggregation, quantErrorBound, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool, type SecAggParams } from '../secagg/index.js';
+import { SecureAggregation, quantErrorBound, weightErrorBound, type FailedGroup, type GroupResult, type MaskPool, type SecAggParams, type SumStorage } from '../secagg/index.js';
 import { scoreStep } from '../scoring/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
@@ -45,6 +45,8 @@ export interface OpenOptions {
   log: Logger;
   /** Threads that expand masks at unmask (inline when absent). */
   maskPool?: MaskPool;
+  /** Where groups' running sums live (shared memory within its budget, else files; shared memory when absent). */
+  sumStorage?: SumStorage;
   /** Sees each group's masked sum before unmasking (audits and tests). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
 }
@@ -58,12 +60,13 @@ export function openRound(plan: RoundPlan, o: OpenOptions): OpenRound {
   });
   const secure = plan.groups && new SecureAggregation({
     groups: plan.groups, identities: plan.identities, stageTimeoutMs: o.stageTimeoutMs, unmaskTimeoutMs: o.unmaskTimeoutMs,
-    onBeforeUnmask: o.onBeforeUnmask, pool: o.maskPool,
+    onBeforeUnmask: o.onBeforeUnmask, pool: o.maskPool, storage: o.sumStorage,
     onMembersLost: (ids, reason) => {
       o.log.warn('secure aggregation lost members', { round: o.round, nodeIds: ids, reason });
       for (const id of ids) round.drop(id);
     },
   });
+  if (secure && !secure.sumsInMemory) o.log.info('group sums kept in files (past --max-sum-mib)', { round: o.round, groups: secure.groups.length, wordsEach: plan.groups![0]!.vectorLength });
   return { round, secure, plainScores };
 }
 
@@ -89,6 +92,12 @@ export interface CollectOptions {
   unitWeights?: boolean;
   /** The L2 bound trainers clip each update to (0: none; not checked under differential privacy, whose noise passes it). */
   clipNorm?: number;
+  /**
+   * Secure rounds: each group's sum as soon as it is unmasked and checked, while other groups
+   * may still collect (the caller scores it and folds it into the round's aggregate, and may
+   * let go of its vector).
+   */
+  onSum?: (sum: GroupResult) => Promise<void>;
 }
 
 /**
@@ -166,12 +175,27 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
     let collected: Collected = { outcome, reporters: new Set(round.members().filter((m) => m.status === 'reported').map((m) => m.nodeId)), sums: [], failed: [] };
     if (secure && !signal.aborted) {
       secure.closeInputs();
-      await secure.unmasked(signal);
-      const finished = await secure.finish();
-      const { kept, discarded } = checkGroupSums(finished.results, round, secure, { unitWeights: o.unitWeights === true, clipNorm: o.clipNorm ?? 0 });
-      const failed = [...finished.failed, ...discarded];
-      for (const f of failed) log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
-      collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept, failed };
+      // Each group as it settles: unmasked, checked, and handed on (`onSum`) while others still collect.
+      const kept: GroupResult[] = [];
+      const failed: FailedGroup[] = [];
+      for await (const g of secure.settledGroups(signal)) {
+        const r = await secure.finishGroup(g);
+        const checked = 'result' in r ? checkGroupSums([r.result], round, secure, { unitWeights: o.unitWeights === true, clipNorm: o.clipNorm ?? 0 }) : { kept: [], discarded: [r.failed] };
+        for (const f of checked.discarded) {
+          log.warn('secure aggregation group dropped', { round: round.round, groupId: f.groupId, members: f.members, reason: f.reason });
+          failed.push(f);
+          g.release();
+        }
+        for (const sum of checked.kept) {
+          kept.push(sum);
+          await o.onSum?.(sum);
+        }
+      }
+      secure.close();
+      // In the groups' order, not the order they happened to settle in.
+      const order = new Map(secure.groups.map((g, i) => [g.groupId, i]));
+      const byGroup = (a: { groupId: string }, b: { groupId: string }) => order.get(a.groupId)! - order.get(b.groupId)!;
+      collected = { outcome, reporters: new Set(kept.flatMap((r) => r.members)), sums: kept.sort(byGroup), failed: failed.sort(byGroup) };
     }
     // A round stopped from outside (the job cancelled, the coordinator stopping) holds no one's record against them.
     if (!signal.aborted) {

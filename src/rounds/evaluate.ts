@@ -11,6 +11,7 @@ import { roundScale, scoreStep, type GroupEvaluation, type ScoredGroup } from '.
 import type { GroupResult } from '../secagg/index.js';
 import type { Task } from '../wire/index.js';
 import type { Logger } from '../util/index.js';
+import type { Evaluation } from '../model/index.js';
 import type { GlobalModel } from './global-model.js';
 import type { Round } from './round.js';
 
@@ -23,15 +24,12 @@ export interface EvaluatedSum {
   evaluated?: GroupEvaluation;
 }
 
-/** Secure rounds: each unmasked group's mean update, scored and evaluated. */
-export async function evaluateGroups(sums: readonly GroupResult[], grad: Float32Array, global: GlobalModel): Promise<EvaluatedSum[]> {
-  if (sums.length === 0) return [];
-  const base = await global.evaluate();
-  const out: EvaluatedSum[] = [];
-  for (const r of sums) {
-    out.push({ members: r.members, ...scoreStep(grad, r.weightedSum, 1 / r.totalWeight), evaluated: await global.evaluateStep(r.weightedSum, 1 / r.totalWeight, base) });
-  }
-  return out;
+/**
+ * Secure rounds: an unmasked group's mean update, scored and evaluated against `base` (the
+ * global model's own evaluation this round).
+ */
+export async function evaluateGroup(r: GroupResult, grad: Float32Array, global: GlobalModel, base: Evaluation): Promise<EvaluatedSum> {
+  return { members: r.members, ...scoreStep(grad, r.weightedSum, 1 / r.totalWeight), evaluated: await global.evaluateStep(r.weightedSum, 1 / r.totalWeight, base) };
 }
 
 /** Plaintext rounds: each reporter's update as a group of one, scored as it arrived. */

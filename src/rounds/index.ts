@@ -14,7 +14,7 @@
  */
 export { aggregateRound, checkpointRound, type Aggregated, type RoundCheckpoint } from './aggregate.js';
 export { collectRound, openRound, type Collected, type CollectOptions, type OpenOptions, type OpenRound } from './collect.js';
-export { evaluateGroups, plainSums, scoreGroups, type EvaluatedSum } from './evaluate.js';
+export { evaluateGroup, plainSums, scoreGroups, type EvaluatedSum } from './evaluate.js';
 export { GlobalModel } from './global-model.js';
 export { ModelHost, type ModelBuilt, type ModelExample, type ModelHostOptions, type ModelInit, type ModelSaved } from './model-host.js';
 export { NodeRegistry, type DatasetRecord, type TrainerRecord } from './node-registry.js';

@@ -16,9 +16,10 @@
  * Members that miss a stage (deadline, lost heartbeats) drop out of the following stages.
  */
 import { verifySignature, agree, agreementPublicKey, combineShares, applyMasks, type Mask } from '../crypto/index.js';
-import { sharedWords, type MaskPool } from './mask-pool.js';
+import type { MaskPool } from './mask-pool.js';
+import { MemorySum, type SumWords } from './group-sum.js';
 import {
-  CorruptShareError, CorruptUnmaskShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
+  CorruptShareError, CorruptUnmaskShareError, PartialInputError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
   UpdateLengthError,
 } from '../errors.js';
 import {
@@ -27,6 +28,12 @@ import {
 } from './constants.js';
 import { neighbourGraph } from './graph.js';
 import { dequantizeSum } from './quantize.js';
+
+/** A masked input of `length` words, read as consecutive pieces. */
+export interface MaskedInput {
+  length: number;
+  pieces: () => Iterable<Uint32Array>;
+}
 
 /** What an unmasked group yields. */
 export interface GroupResult {
@@ -58,16 +65,18 @@ export class SecAggGroup {
   private readonly culprits = new Set<string>();
   /** CONSISTENCY: survivors' signatures over the survivor set. */
   private readonly consistency = new Map<string, SurvivorSignature>();
-  private readonly sum: Uint32Array;
-  private failure: GroupBelowThresholdError | CorruptShareError | null = null;
+  private readonly sum: SumWords;
+  private failure: GroupBelowThresholdError | CorruptShareError | PartialInputError | null = null;
   /** Masks expanded at unmask (self masks of survivors, pairwise masks of dropped nodes). */
   masksRemoved = 0;
 
-  constructor(readonly params: SecAggParams, private readonly identities: ReadonlyMap<string, Uint8Array>) {
+  /** `sum`: where the running sum lives (shared memory when not given; a file, `group-sum.ts`). */
+  constructor(readonly params: SecAggParams, private readonly identities: ReadonlyMap<string, Uint8Array>, sum?: SumWords) {
     this.graph = neighbourGraph(params.members, params.neighbours, params.seed);
     this.active = new Set(params.members);
-    // Shared memory, so mask threads can unmask it in place.
-    this.sum = sharedWords(params.vectorLength);
+    // Shared memory (or a file read into it at unmask), so mask threads can unmask it in place.
+    this.sum = sum ?? new MemorySum(params.vectorLength);
+    if (this.sum.length !== params.vectorLength) throw new RangeError(`group ${params.groupId}: expected a sum of ${params.vectorLength} words, got ${this.sum.length}`);
   }
 
   get groupId(): string {
@@ -80,7 +89,7 @@ export class SecAggGroup {
   }
 
   /** Why the group failed, if it did. */
-  get error(): GroupBelowThresholdError | CorruptShareError | null {
+  get error(): GroupBelowThresholdError | CorruptShareError | PartialInputError | null {
     return this.failure;
   }
 
@@ -165,13 +174,33 @@ export class SecAggGroup {
     return out;
   }
 
-  /** MASKED_INPUT: folds a masked input into the running sum (mod 2^32); it is not kept. */
-  receiveMaskedInput(nodeId: string, y: Uint32Array): void {
+  /**
+   * MASKED_INPUT: folds a masked input into the running sum (mod 2^32); it is not kept. The
+   * input is `length` words, given whole or as consecutive pieces (read back from disk, say), so
+   * that no whole input need be in memory. A piece source that fails part-way has left part of
+   * the input in the sum, which nothing can take out: the group fails, naming why.
+   */
+  receiveMaskedInput(nodeId: string, y: Uint32Array | MaskedInput): void {
     this.expect('MASKED_INPUT', nodeId);
     if (this.inputs.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'MASKED_INPUT', nodeId);
-    if (y.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, y.length - 1);
+    const input = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
+    if (input.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, input.length - 1);
     const s = this.sum;
-    for (let i = 0; i < s.length; i++) s[i] = s[i]! + y[i]!;
+    let at = 0;
+    try {
+      for (const piece of input.pieces()) {
+        if (at + piece.length > s.length) throw new UpdateLengthError(s.length - 1, at + piece.length - 1);
+        s.add(piece, at);
+        at += piece.length;
+      }
+      if (at !== s.length) throw new UpdateLengthError(s.length - 1, at - 1);
+    } catch (err) {
+      if (at > 0) {
+        this.state = 'FAILED';
+        this.failure = new PartialInputError(this.groupId, nodeId, (err as Error).message);
+      }
+      throw err;
+    }
     this.inputs.add(nodeId);
   }
 
@@ -303,7 +332,7 @@ export class SecAggGroup {
         throw this.failure!;
       }
     }
-    const sum = this.sum;
+    const sum = this.sum.load();
     const masks: Mask[] = [];
     for (const j of this.u3) masks.push({ seed: await combineShares(byOwner.get(j)!), sign: -1 });
     for (const j of dropped) {
@@ -322,7 +351,8 @@ export class SecAggGroup {
     this.masksRemoved = masks.length;
     if (pool) await pool.apply(sum, masks);
     else applyMasks(sum, masks);
-    const { weightedSum, totalWeight } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits);
+    // Dequantized in place: the group's words become its weighted sum, with no second vector.
+    const { weightedSum, totalWeight } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits, new Float32Array(sum.buffer, sum.byteOffset, sum.length - 1));
     // Weights were numSamples / maxWeight: scale back to sample counts.
     const k = this.params.maxWeight;
     for (let i = 0; i < weightedSum.length; i++) weightedSum[i]! *= k;
@@ -330,8 +360,13 @@ export class SecAggGroup {
     return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
   }
 
+  /** Lets go of the group's vector (its unmasked sum is in the round's aggregate): memory goes back before the round ends. */
+  release(): void {
+    this.sum.release();
+  }
+
   /** The running sum before unmasking (what the coordinator holds; for tests and audits). */
   maskedSum(): Uint32Array {
-    return new Uint32Array(this.sum);
+    return this.sum.copy();
   }
 }

@@ -15,5 +15,6 @@ export { type SecAggParams, type UnmaskShare } from './constants.js';
 export { planGroups, type GroupSettings, type PlanGroupsOptions } from './params.js';
 export { SecureAggregation, type FailedGroup, type AwaitResult, type AwaitStage, type SecureAggregationOptions } from './secure-aggregation.js';
 export { differByOne, formGroups } from './group-history.js';
-export { type GroupResult } from './coordinator.js';
+export { type GroupResult, type MaskedInput } from './coordinator.js';
 export { quantizeWeighted } from './quantize.js';
+export { FileSum, MemorySum, SumStorage, type SumWords } from './group-sum.js';

@@ -78,11 +78,14 @@ export function seededWords(rng: Random): (words: Uint32Array) => void {
 }
 
 /** Turns a sum of m quantized vectors into the sum of weighted updates and of weights. */
-export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bits: number): { weightedSum: Float32Array; totalWeight: number } {
+export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bits: number, into?: Float32Array): { weightedSum: Float32Array; totalWeight: number } {
   const step = quantStep(clipRange, bits);
   const offset = m * clipRange;
   const P = sum.length - 1;
-  const weightedSum = new Float32Array(P);
+  const totalWeight = sum[P]! / (2 ** bits - 1);
+  // `into` may be a view of `sum`'s own memory: each word is read before its place is written.
+  const weightedSum = into ?? new Float32Array(P);
+  if (weightedSum.length !== P) throw new RangeError(`dequantizeSum: expected room for ${P} values, got ${weightedSum.length}`);
   for (let i = 0; i < P; i++) weightedSum[i] = sum[i]! * step - offset;
-  return { weightedSum, totalWeight: sum[P]! / (2 ** bits - 1) };
+  return { weightedSum, totalWeight };
 }

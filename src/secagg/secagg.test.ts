@@ -14,7 +14,7 @@ import { defaultNeighbours, defaultThreshold, survivorSetMessage, type Encrypted
 import { neighbourGraph } from './graph.js';
 import { quantBitsFor, quantErrorBound, quantizeWeighted, seededWords } from './quantize.js';
 import {
-  CorruptUnmaskShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, StageError, UnsafeUnmaskError,
+  CorruptUnmaskShareError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, NotAMemberError, PartialInputError, StageError, UnsafeUnmaskError, UpdateLengthError,
 } from '../errors.js';
 
 interface Setup {
@@ -48,7 +48,7 @@ function setup(n: number, P: number, opts: { k?: number; t?: number; clip?: numb
 }
 
 /** Runs the protocol; `drop[stage]` lists nodes that vanish before sending that stage's message. */
-async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}) {
+async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}, pieceWords = 0) {
   const { group, nodes } = s;
   const gone = new Set<string>();
   const live = () => [...nodes.keys()].filter((m) => !gone.has(m));
@@ -71,7 +71,22 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
     const u = s.updates.get(m)!;
     const y = node.maskInput(u.x, u.n);
     received.push(new Uint32Array(y));
-    group.receiveMaskedInput(m, y);
+    if (pieceWords > 0) {
+      // Read back in pieces, as the coordinator reads a spooled upload: one buffer, refilled.
+      const buf = new Uint32Array(pieceWords);
+      group.receiveMaskedInput(m, {
+        length: y.length,
+        *pieces() {
+          for (let at = 0; at < y.length; at += pieceWords) {
+            const n = Math.min(pieceWords, y.length - at);
+            buf.set(y.subarray(at, at + n));
+            yield buf.subarray(0, n);
+          }
+        },
+      });
+    } else {
+      group.receiveMaskedInput(m, y);
+    }
   }
   if (!group.closeStage()) return { failedAt: 'MASKED_INPUT' as const, received };
 
@@ -91,7 +106,7 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
  * Runs a group to the end of MASKED_INPUT, every member but `silent` sending its input; the stage
  * closes after `beforeClose`.
  */
-async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () => void): Promise<void> {
+async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () => void, open: string[] = []): Promise<void> {
   const { group: g, nodes } = s;
   for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
   g.closeStage();
@@ -100,8 +115,10 @@ async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () =>
   for (const [m, n] of nodes) {
     n.receiveShares(g.sharesFor(m));
     const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
-    if (m !== silent) g.receiveMaskedInput(m, y);
+    if (m !== silent && !open.includes(m)) g.receiveMaskedInput(m, y);
   }
+  // Members in `open` have not sent theirs: the stage stays open for the caller.
+  if (open.length > 0) return;
   beforeClose?.();
   g.closeStage();
 }
@@ -147,6 +164,34 @@ describe('SecAgg+ sums', () => {
     const s = setup(n, 257, { k, t });
     const out = await run(s);
     expectExact(s, out.result!, [...s.nodes.keys()]);
+  });
+
+  it('folds a masked input read in pieces (one buffer refilled) exactly as one given whole', async () => {
+    const s = setup(6, 1000, { k: 4, t: 3 });
+    const out = await run(s, { masked: ['node-002'] }, 97);
+    expectExact(s, out.result!, out.inSum!);
+  });
+
+  it('a piece source that fails before a piece changes nothing; one that fails part-way fails the group, naming the member', async () => {
+    const s = setup(5, 100);
+    const g = s.group;
+    const failing = (after: number) => ({
+      length: 101,
+      *pieces() {
+        for (let i = 0; i < after; i++) yield new Uint32Array(10).fill(7);
+        throw new Error('EIO: the spool file could not be read');
+      },
+    });
+    await throughMaskedInput(s, undefined, undefined, ['node-003', 'node-004']);
+    const before = g.maskedSum();
+    expect(() => g.receiveMaskedInput('node-003', failing(0))).toThrow('EIO');
+    expect(g.stage).toBe('MASKED_INPUT');
+    expect(g.maskedSum()).toEqual(before);
+    expect(() => g.receiveMaskedInput('node-003', { length: 100, pieces: () => [] })).toThrow(UpdateLengthError);
+    expect(() => g.receiveMaskedInput('node-004', failing(2))).toThrow('EIO');
+    expect(g.stage).toBe('FAILED');
+    expect(g.error).toBeInstanceOf(PartialInputError);
+    expect(g.error!.message).toBe("group g0: node-004's masked input was folded into the sum in part (EIO: the spool file could not be read); the group's sum is lost");
   });
 
   it('survives a dropout after advertising (before sharing keys)', async () => {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { SecureAggregation } from './secure-aggregation.js';
+import { SumStorage } from './group-sum.js';
 import { SecAggNode } from './node.js';
 import { generateIdentity } from '../crypto/index.js';
 import { quantBitsFor } from './quantize.js';
@@ -14,13 +18,21 @@ function params(groupId: string, members: string[], P: number): SecAggParams {
 }
 
 describe('SecureAggregation', () => {
-  it('drops a group that falls below its threshold and finishes the others', async () => {
+  it.each([
+    ['in shared memory', 1 << 20],
+    ['in files (no memory allowed for them)', 0],
+  ])('drops a group that falls below its threshold and finishes the others, its sums %s', async (_where, memoryBytes) => {
     const P = 32;
     const groups = [params('g0', ['a', 'b', 'c'], P), params('g1', ['d', 'e', 'f'], P)];
     const ids = new Map([...'abcdef'].map((m) => [m, generateIdentity()]));
     const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
     const lost: string[] = [];
-    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 100, unmaskTimeoutMs: 1000, onMembersLost: (l) => lost.push(...l) });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-sums-'));
+    const storage = new SumStorage(path.join(dir, 'sums'), memoryBytes);
+    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 10_000, unmaskTimeoutMs: 10_000, onMembersLost: (l) => lost.push(...l), storage });
+    expect(sa.sumsInMemory).toBe(memoryBytes > 0);
+    expect(fs.readdirSync(storage.dir)).toHaveLength(memoryBytes > 0 ? 0 : 2);
+    expect(storage.heldBytes).toBe(memoryBytes > 0 ? 2 * (P + 1) * 4 : 0);
     const nodes = new Map(groups.flatMap((g) => g.members.map((m) => [m, new SecAggNode(g, m, ids.get(m)!)] as const)));
     const ac = new AbortController();
     // A long poll started before the stage closes is woken by it.
@@ -29,8 +41,10 @@ describe('SecureAggregation', () => {
     for (const m of ['a', 'b', 'c', 'd']) sa.submitAdvertisement(m, nodes.get(m)!.advertise());
     expect((await waiting)?.kind).toBe('advertisements');
     expect(sa.inputFor('d', 'SHARE_KEYS')).toBeNull();
-    // g1's stage deadline passes: it fails, and all its members are reported lost.
-    await until(() => sa.groupOf('d').stage === 'FAILED');
+    // e and f leave (lost heartbeats): g1 is left with one member, fails, and all its members are reported lost.
+    sa.drop('e');
+    sa.drop('f');
+    expect(sa.groupOf('d').stage).toBe('FAILED');
     expect(lost.sort()).toEqual(['d', 'e', 'f']);
     expect(sa.inputFor('d', 'SHARE_KEYS')).toEqual({ kind: 'aborted', reason: 'group g1 at ADVERTISE_KEYS: expected at least 2 members, got 1' });
     for (const m of ['a', 'b', 'c']) {
@@ -64,6 +78,57 @@ describe('SecureAggregation', () => {
     expect(results[0]!.members).toEqual(['a', 'b', 'c']);
     expect(results[0]!.totalWeight).toBeCloseTo(30, 4);
     expect(results[0]!.weightedSum[0]).toBeCloseTo(15, 4);
+    // Closed: nothing of the sums is left, in memory or on disk.
+    expect(fs.readdirSync(storage.dir)).toEqual([]);
+    expect(storage.heldBytes).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives each group as soon as it settles, while another still collects masked inputs', async () => {
+    const P = 8;
+    const groups = [params('g0', ['a', 'b', 'c'], P), params('g1', ['d', 'e', 'f'], P)];
+    const ids = new Map([...'abcdef'].map((m) => [m, generateIdentity()]));
+    const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 10_000, unmaskTimeoutMs: 10_000 });
+    const nodes = new Map(groups.flatMap((g) => g.members.map((m) => [m, new SecAggNode(g, m, ids.get(m)!)] as const)));
+    for (const m of 'abcdef') sa.submitAdvertisement(m, nodes.get(m)!.advertise());
+    for (const m of 'abcdef') {
+      const r = sa.inputFor(m, 'SHARE_KEYS');
+      if (r?.kind !== 'advertisements') throw new Error('expected advertisements');
+      sa.submitShares(m, await nodes.get(m)!.shareKeys(r.advertisements, identities));
+    }
+    for (const m of 'abcdef') {
+      const r = sa.inputFor(m, 'MASKED_INPUT');
+      if (r?.kind !== 'shares') throw new Error('expected shares');
+      nodes.get(m)!.receiveShares(r.shares);
+    }
+    // g0 goes all the way; g1's members hold their masked inputs back.
+    for (const m of 'abc') sa.submitMaskedInput(m, nodes.get(m)!.maskInput(new Float32Array(P).fill(0.25), 4));
+    for (const m of 'abc') {
+      const r = sa.inputFor(m, 'CONSISTENCY');
+      if (r?.kind !== 'survivors') throw new Error('expected the survivor set');
+      sa.submitConsistency(m, nodes.get(m)!.signSurvivors(r.set));
+    }
+    for (const m of 'abc') {
+      const r = sa.inputFor(m, 'UNMASK');
+      if (r?.kind !== 'unmask') throw new Error('expected an unmask request');
+      sa.submitUnmask(m, nodes.get(m)!.unmask(r.request));
+    }
+    const settled = sa.settledGroups();
+    const first = await settled.next();
+    expect(first.value?.groupId).toBe('g0');
+    expect(sa.groupOf('d').stage).toBe('MASKED_INPUT');
+    const r0 = await sa.finishGroup(first.value);
+    if (!('result' in r0)) throw new Error(r0.failed.reason);
+    expect(r0.result.weightedSum[0]).toBeCloseTo(3 * 4 * 0.25, 4);
+    // g1 settles once its inputs stop coming (TRAIN over): it is given next, failed.
+    sa.closeInputs();
+    const second = await settled.next();
+    expect(second.value?.groupId).toBe('g1');
+    const r1 = await sa.finishGroup(second.value);
+    expect('failed' in r1 && r1.failed.reason).toBe('group g1 at MASKED_INPUT: expected at least 2 members, got 0');
+    expect((await settled.next()).done).toBe(true);
+    sa.close();
   });
 
   it('closes a stage at its deadline without the members that did not answer', async () => {

@@ -9,7 +9,8 @@
  * ADVERTISE_KEYS, SHARE_KEYS and CONSISTENCY have `stageTimeoutMs` each; MASKED_INPUT lasts until
  * the round's TRAIN deadline (`closeInputs`); UNMASK has `unmaskTimeoutMs`.
  */
-import { SecAggGroup, type GroupResult } from './coordinator.js';
+import { SecAggGroup, type GroupResult, type MaskedInput } from './coordinator.js';
+import type { SumStorage } from './group-sum.js';
 import type { MaskPool } from './mask-pool.js';
 import type { EncryptedShare, KeyAdvertisement, SecAggParams, SurvivorSet, SurvivorSignature, UnmaskRequest, UnmaskShare } from './constants.js';
 import { NotAMemberError, StageError } from '../errors.js';
@@ -43,6 +44,11 @@ export interface SecureAggregationOptions {
   pool?: MaskPool;
   /** Sees each group's running masked sum just before unmasking (audits and tests). */
   onBeforeUnmask?: (groupId: string, maskedSum: Uint32Array) => void;
+  /**
+   * Where the groups' running sums live: shared memory within the storage's budget, else files
+   * (`group-sum.ts`); shared memory when absent.
+   */
+  storage?: SumStorage;
 }
 
 /** The groups of one round attempt. */
@@ -54,9 +60,16 @@ export class SecureAggregation {
   private readonly changed = new Notifier();
   private readonly lost = new Set<string>();
   private closed = false;
+  private readonly releaseSums: () => void;
+  /** Whether the groups' running sums are in memory (else in files). */
+  readonly sumsInMemory: boolean;
 
   constructor(private readonly options: SecureAggregationOptions) {
-    this.groups = options.groups.map((p) => new SecAggGroup(p, options.identities));
+    const length = options.groups[0]?.vectorLength ?? 0;
+    const taken = options.storage?.take(options.groups[0]?.roundId ?? 'round', options.groups.map((p) => p.groupId), length);
+    this.releaseSums = taken?.release ?? (() => {});
+    this.sumsInMemory = taken?.inMemory ?? true;
+    this.groups = options.groups.map((p) => new SecAggGroup(p, options.identities, taken?.sums.get(p.groupId)));
     for (const g of this.groups) {
       for (const m of g.params.members) this.byNode.set(m, g);
       this.arm(g, options.stageTimeoutMs);
@@ -127,10 +140,14 @@ export class SecureAggregation {
     if (!g.remaining.has(nodeId)) throw new NotAMemberError(nodeId, g.groupId, 'dropped out before MASKED_INPUT');
   }
 
-  submitMaskedInput(nodeId: string, y: Uint32Array): void {
+  submitMaskedInput(nodeId: string, y: Uint32Array | MaskedInput): void {
     const g = this.groupOf(nodeId);
-    g.receiveMaskedInput(nodeId, y);
-    this.advance(g);
+    try {
+      g.receiveMaskedInput(nodeId, y);
+    } finally {
+      // A refused input changes nothing; one folded in part failed the group, whose members the round stops waiting for.
+      this.advance(g);
+    }
   }
 
   submitConsistency(nodeId: string, sig: SurvivorSignature): void {
@@ -190,11 +207,51 @@ export class SecureAggregation {
     }
   }
 
+  /** True when `g` can be finished now: failed, done, or through collecting unmask shares. */
+  private settled(g: SecAggGroup): boolean {
+    return g.stage === 'FAILED' || g.stage === 'DONE' || this.unmaskReady.has(g);
+  }
+
   /** Resolves when every group has failed or finished collecting unmask shares. */
   async unmasked(signal?: AbortSignal): Promise<void> {
-    while (!this.groups.every((g) => g.stage === 'FAILED' || g.stage === 'DONE' || this.unmaskReady.has(g)) && !signal?.aborted) {
+    while (!this.groups.every((g) => this.settled(g)) && !signal?.aborted) {
       await this.changed.wait(Infinity, signal);
     }
+  }
+
+  /**
+   * The groups in the order they settle (failed, or ready to unmask), each once, as soon as it
+   * does: a group's sum can be unmasked, checked and aggregated while others still collect.
+   * Ends when every group was given, or when `signal` aborts.
+   */
+  async *settledGroups(signal?: AbortSignal): AsyncGenerator<SecAggGroup> {
+    const given = new Set<SecAggGroup>();
+    while (given.size < this.groups.length && !signal?.aborted) {
+      const ready = this.groups.filter((g) => !given.has(g) && this.settled(g));
+      if (ready.length === 0) {
+        await this.changed.wait(Infinity, signal);
+        continue;
+      }
+      for (const g of ready) {
+        given.add(g);
+        yield g;
+      }
+    }
+  }
+
+  /** Unmasks `g` if it can be (it must have settled): its sum, or why it gave none. */
+  async finishGroup(g: SecAggGroup): Promise<{ result: GroupResult } | { failed: FailedGroup }> {
+    if (g.stage === 'UNMASK') {
+      this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
+      try {
+        return { result: await g.finish(this.options.pool) };
+      } catch {
+        // said below
+      }
+    }
+    // A group that gave no sum lets go of its words now.
+    g.release();
+    return { failed: { groupId: g.groupId, members: g.params.members, reason: g.error?.message ?? `ended in ${g.stage}` } };
   }
 
   /** Unmasks every group that can be; failed groups are listed with their reason. */
@@ -202,25 +259,25 @@ export class SecureAggregation {
     const results: GroupResult[] = [];
     const failed: FailedGroup[] = [];
     for (const g of this.groups) {
-      if (g.stage === 'UNMASK') {
-        this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
-        try {
-          results.push(await g.finish(this.options.pool));
-          continue;
-        } catch {
-          // recorded below as failed
-        }
-      }
-      failed.push({ groupId: g.groupId, members: g.params.members, reason: g.error?.message ?? `ended in ${g.stage}` });
+      const r = await this.finishGroup(g);
+      if ('result' in r) results.push(r.result);
+      else failed.push(r.failed);
     }
     this.close();
     return { results, failed };
   }
 
-  /** Stops every timer and wakes every waiter. */
+  /** Lets go of every group's vector (the unmasked sums were aggregated). */
+  release(): void {
+    for (const g of this.groups) g.release();
+  }
+
+  /** Stops every timer, wakes every waiter, and lets go of the groups' words (memory, files). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.release();
+    this.releaseSums();
     for (const t of this.timers.values()) clearTimeout(t);
     this.changed.notify();
   }

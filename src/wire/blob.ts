@@ -22,15 +22,18 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** Splits `data` into a header and its chunks; chunks are views, nothing is copied. */
-export function encodeBlob(data: Uint8Array, chunkBytes = DEFAULT_CHUNK_BYTES): { header: BlobHeader; chunks: BlobChunk[] } {
+/**
+ * Splits `data` into a header and its chunks; chunks are views, nothing is copied. `digest`:
+ * its sha256 when the caller already has it (a model sent to every trainer is hashed once).
+ */
+export function encodeBlob(data: Uint8Array, chunkBytes = DEFAULT_CHUNK_BYTES, digest?: Buffer): { header: BlobHeader; chunks: BlobChunk[] } {
   if (chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) throw new ChunkTooLargeError(chunkBytes, MAX_CHUNK_BYTES);
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const chunks: BlobChunk[] = [];
   for (let off = 0, i = 0; off < buf.length; off += chunkBytes, i++) {
     chunks.push({ index: i, data: buf.subarray(off, Math.min(off + chunkBytes, buf.length)) });
   }
-  return { header: { totalBytes: buf.length, sha256: sha256(buf), chunkCount: chunks.length }, chunks };
+  return { header: { totalBytes: buf.length, sha256: digest ?? sha256(buf), chunkCount: chunks.length }, chunks };
 }
 
 /** Limits a receiver applies to one blob. */
@@ -45,6 +48,8 @@ export interface BlobLimits {
   expectedSha256?: string;
   /** Where to receive into (e.g. from a {@link BufferPool}); must hold `total_bytes`. */
   allocate?: (bytes: number) => Buffer;
+  /** Hands each chunk on instead (to a file, say): nothing is kept, and {@link BlobAssembler.verify} ends the blob. */
+  sink?: (data: Buffer) => void;
 }
 
 /**
@@ -52,7 +57,9 @@ export interface BlobLimits {
  * Throws a domain error on the first violation; `finish()` returns the bytes.
  */
 export class BlobAssembler {
-  private readonly out: Buffer;
+  private readonly out: Buffer | null;
+  private readonly sink: ((data: Buffer) => void) | null;
+  private readonly total: number;
   private readonly hash = createHash('sha256');
   private digest: Buffer | null = null;
   private received = 0;
@@ -85,8 +92,10 @@ export class BlobAssembler {
     if (header.chunkCount < minChunks || header.chunkCount > Math.max(minChunks, total)) {
       throw new InvalidFieldError('blob.chunk_count', `${minChunks} to ${Math.max(minChunks, total)} for ${total} bytes`, String(header.chunkCount));
     }
-    this.out = limits.allocate ? limits.allocate(total) : Buffer.allocUnsafe(total);
-    if (this.out.length !== total) throw new BlobLengthError(total, this.out.length);
+    this.total = total;
+    this.sink = limits.sink ?? null;
+    this.out = this.sink ? null : limits.allocate ? limits.allocate(total) : Buffer.allocUnsafe(total);
+    if (this.out && this.out.length !== total) throw new BlobLengthError(total, this.out.length);
   }
 
   /** Bytes received so far. */
@@ -101,8 +110,9 @@ export class BlobAssembler {
     }
     const n = chunk.data.length;
     if (n > this.maxChunk) throw new ChunkTooLargeError(n, this.maxChunk);
-    if (this.received + n > this.out.length) throw new BlobLengthError(this.out.length, this.received + n);
-    chunk.data.copy(this.out, this.received);
+    if (this.received + n > this.total) throw new BlobLengthError(this.total, this.received + n);
+    if (this.out) chunk.data.copy(this.out, this.received);
+    else this.sink!(chunk.data);
     this.hash.update(chunk.data);
     this.received += n;
     this.nextIndex++;
@@ -110,15 +120,21 @@ export class BlobAssembler {
 
   /** Checks the total and the digest and returns the blob. */
   finish(): Buffer {
-    if (this.received !== this.out.length || this.nextIndex !== this.header.chunkCount) {
-      throw new BlobLengthError(this.out.length, this.received);
+    if (!this.out) throw new Error('finish(): this blob went to a sink; call verify()');
+    this.verify();
+    return this.out;
+  }
+
+  /** Checks the total and the digest. */
+  verify(): void {
+    if (this.received !== this.total || this.nextIndex !== this.header.chunkCount) {
+      throw new BlobLengthError(this.total, this.received);
     }
     this.digest ??= this.hash.digest();
     const got = this.digest;
     if (!got.equals(this.header.sha256)) {
       throw new DigestMismatchError('blob', this.header.sha256.toString('hex'), got.toString('hex'));
     }
-    return this.out;
   }
 }
 
