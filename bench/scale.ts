@@ -8,9 +8,13 @@
  * For each run (`--runs NxP,...`, default 100x1000000) it prints, per round: the round's
  * seconds and its phases (from the coordinator's round records), the coordinator process's CPU
  * seconds in the round, and its overhead: that CPU time plus the phases its model process runs
- * (the validation gradient, the sums' scores, the validation). Then the coordinator's peak RSS
- * (VmHWM) and its update bytes in and model bytes out. Options: --runs 100x1000000,300x1000000 --rounds 2
- * --procs 4 --min-group-size 5.
+ * (the validation gradient, the sums' scores, the validation). Then, for the run: the latency of
+ * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
+ * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), the simulated trainers' CPU
+ * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
+ * outside the heap held, and its update bytes in and model bytes out. Options: --runs
+ * 100x1000000,300x1000000 --rounds 2 --procs 4 --min-group-size 5, and --coordinator-args
+ * '--max-sum-mib 0' (extra coordinator flags).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,12 +23,14 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { spawnRole, waitListening } from '../bin/demo.js';
+import { probe, quantile } from './attack-kit.js';
 
 const { values } = parseArgs({ options: {
   runs: { type: 'string', default: '100x1000000' },
   rounds: { type: 'string', default: '2' },
   procs: { type: 'string', default: '4' },
   'min-group-size': { type: 'string', default: '5' },
+  'coordinator-args': { type: 'string', default: '' },
 } });
 const ROUNDS = Number(values.rounds), PROCS = Number(values.procs);
 const TRAINERS_SCRIPT = fileURLToPath(new URL('./scale-trainers.ts', import.meta.url));
@@ -68,37 +74,56 @@ async function runOnce(n: number, p: number): Promise<void> {
       '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '600', '--unmask-timeout', '600', '--cohort-wait', '0',
       // Simulated trainers share two cores: their heartbeats run late, which is not what is measured.
       '--live-timeout-ms', '120000',
-      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done'], path.join(dir, 'coordinator.log'));
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'));
     children.push(coordinator);
     const exited = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     const { grpc, metrics } = await waitListening(coordinator);
+    // The coordinator's responsiveness meanwhile: a GetStatus call every 100 ms from this process.
+    const watch = probe(grpc, coordinator.pid!);
     children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--coordinator', grpc, '--seed', 'scale',
       '--shards', String(n), '--samples-per-shard', '8', '--data-dir', path.join(dir, 'datasets')], path.join(dir, 'dataset.log')));
+    const trainerProcs: ChildProcess[] = [];
     const per = Math.ceil(n / PROCS);
     for (let i = 0; i < PROCS && i * per < n; i++) {
-      children.push(spawnRole(['--coordinator', grpc, '--from', String(i * per), '--count', String(Math.min(per, n - i * per)), '--log', path.join(dir, `trainers-${i}.log`)],
-        path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT }));
+      const t = spawnRole(['--coordinator', grpc, '--from', String(i * per), '--count', String(Math.min(per, n - i * per)), '--log', path.join(dir, `trainers-${i}.log`)],
+        path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT });
+      children.push(t);
+      trainerProcs.push(t);
     }
     // Samples until the coordinator exits: CPU at each completed round, the last metrics read.
     const atRound: { cpu: number; at: number }[] = [{ cpu: sample(coordinator.pid!).cpu, at: performance.now() }];
     let last = { cpu: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
     let done = false;
+    let trainersCpu = 0, heapPeak = 0, externalPeak = 0;
+    const lags: number[] = [];
+    let watched: ReturnType<typeof watch.stop> | null = null;
     void exited.then(() => { done = true; });
     while (!done) {
       try {
-        last = sample(coordinator.pid!);
+        const now = sample(coordinator.pid!);
+        // An exiting process's status has no memory lines: keep the last real reading.
+        if (now.peak > 0) last = now;
         text = await (await fetch(`http://${metrics}/metrics`)).text();
-        const now = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
-        while (rounds < now) {
+        // The coordinator's own event-loop delay in the window since the last read (prom-client resets it each read).
+        const lagMax = metric(text, 'nodejs_eventloop_lag_max_seconds');
+        if (lagMax > 0) lags.push(lagMax * 1000);
+        heapPeak = Math.max(heapPeak, metric(text, 'nodejs_heap_size_used_bytes'));
+        externalPeak = Math.max(externalPeak, metric(text, 'nodejs_external_memory_bytes'));
+        const completed = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
+        while (rounds < completed) {
           rounds++;
           atRound.push({ cpu: last.cpu, at: performance.now() });
         }
+        // The last round is done: the probe stops before the coordinator exits.
+        if (rounds >= ROUNDS) watched ??= watch.stop();
+        trainersCpu = trainerProcs.reduce((sum, t) => sum + sample(t.pid!).cpu, 0);
       } catch {
         // exiting
       }
       await new Promise((r) => setTimeout(r, 250));
     }
     const code = await exited;
+    const seen = await (watched ?? watch.stop());
     if (code !== 0) throw new Error(`coordinator exited with ${code}; see ${path.join(dir, 'coordinator.log')}`);
     const history = (JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
@@ -112,7 +137,10 @@ async function runOnce(n: number, p: number): Promise<void> {
       const f = (k: string) => (ph[k] ?? 0).toFixed(2);
       console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${overhead.toFixed(1).padStart(10)}`);
     });
-    console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
+    console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
+    console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);
+    console.log(`  the simulated trainers' processes: ${trainersCpu.toFixed(1)} CPU s in all (masking, uploads; the machine's ${os.cpus().length} cores are shared with the coordinator)`);
+    console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}; V8 heap at most ${mib(heapPeak)}, buffers outside it at most ${mib(externalPeak)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
   } finally {
     await Promise.all(children.map(stop));
     if (process.env.AQ_KEEP) console.log(`  (kept ${dir})`);
