@@ -131,7 +131,11 @@ export function probe(address: string, pid: number, everyMs = 100): { stop(): Pr
       } catch (err) {
         failures.push((err as Error).message.split('\n')[0]!);
       }
-      peakRss = Math.max(peakRss, rssOf(pid));
+      try {
+        peakRss = Math.max(peakRss, rssOf(pid));
+      } catch {
+        break; // the process is gone
+      }
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();

@@ -97,7 +97,10 @@ async function runOnce(n: number, p: number): Promise<void> {
     let trainersCpu = 0, heapPeak = 0, externalPeak = 0;
     const lags: number[] = [];
     let watched: ReturnType<typeof watch.stop> | null = null;
-    void exited.then(() => { done = true; });
+    void exited.then(() => {
+      done = true;
+      watched ??= watch.stop();
+    });
     while (!done) {
       try {
         const now = sample(coordinator.pid!);

@@ -23,10 +23,11 @@ export class GlobalModel {
     this.set(params);
   }
 
-  /** Replaces the global parameters. */
+  /** Replaces the global parameters (kept, not copied: nobody writes to them afterwards). */
   set(params: Float32Array): void {
     this.params = params;
-    this.paramBytes = Buffer.from(float32ToBytes(params));
+    // A view of the parameters, as trainers download them: no second copy of the model.
+    this.paramBytes = float32ToBytes(params);
     this.digest = sha256(this.paramBytes).toString('hex');
   }
 

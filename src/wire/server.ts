@@ -141,29 +141,12 @@ export function serverStream<Req, Res>(
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
     const signal = callSignal(call);
-    // A stream has one message written and not yet taken by HTTP/2 at a time, and that message
-    // holds one of the places all streams share until it is taken (or for SEND_HOLD_MS at most,
-    // so that peers that stop reading cannot keep the places): 1,000 trainers fetching a 40 MB
-    // model at once hold about 64 messages, not 40 GB of serialized chunks.
-    const send = async (msg: Res) => {
-      if (!(await SENDS.take(signal))) return;
-      let held = true;
-      const give = () => {
-        if (!held) return;
-        held = false;
-        clearTimeout(timer);
-        SENDS.give();
-      };
-      const timer = setTimeout(give, SEND_HOLD_MS);
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        signal.addEventListener('abort', done, { once: true });
-        call.write(msg, done);
-      }).finally(give);
-    };
+    const send = (msg: Res) =>
+      new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        if (call.write(msg)) resolve();
+        else call.once('drain', resolve);
+      });
     Promise.resolve()
       .then(() => fn(call.request, send, signal))
       .then(() => call.end(), (err) => {
@@ -173,51 +156,6 @@ export function serverStream<Req, Res>(
   };
 }
 
-/** Messages all server streams of a process may have written and not yet handed to HTTP/2 (chunks are 1 MiB). */
-export const MAX_SENDS_IN_FLIGHT = 64;
-/** Longest a message holds its place while its stream's peer does not read. */
-const SEND_HOLD_MS = 1000;
-
-/** A counting semaphore: `take` waits (FIFO) for a place, `give` returns one. */
-class Places {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(count: number) {
-    this.free = count;
-  }
-
-  /** True once a place is taken; false when `signal` aborted first (no place is held then). */
-  async take(signal: AbortSignal): Promise<boolean> {
-    if (signal.aborted) return false;
-    if (this.free > 0 && this.waiting.length === 0) {
-      this.free--;
-      return true;
-    }
-    return new Promise<boolean>((resolve) => {
-      const go = () => {
-        signal.removeEventListener('abort', cancel);
-        resolve(true);
-      };
-      const cancel = () => {
-        const i = this.waiting.indexOf(go);
-        if (i >= 0) this.waiting.splice(i, 1);
-        resolve(false);
-      };
-      this.waiting.push(go);
-      signal.addEventListener('abort', cancel, { once: true });
-    });
-  }
-
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
-const SENDS = new Places(MAX_SENDS_IN_FLIGHT);
-
 /** Wraps an async client-streaming handler: `fn` consumes the request stream. */
 export function clientStream<Req, Res>(
   log: Logger,
@@ -226,11 +164,6 @@ export function clientStream<Req, Res>(
 ): grpc.handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     const signal = callSignal(call);
-    // grpc-js pauses a call's HTTP/2 stream once a message is whole, until its Readable asks for
-    // more; at the Readable's default mark it asks for 16 (16 MiB of chunks a call, 1.6 GB for
-    // 100 uploads while the loop is busy). One message read ahead is enough.
-    const readable = (call as unknown as { _readableState?: { highWaterMark: number } })._readableState;
-    if (readable) readable.highWaterMark = 1;
     Promise.resolve()
       .then(() => fn(call as AsyncIterable<Req>, signal, call))
       .then((res) => callback(null, res), (err) => {
