@@ -128,7 +128,13 @@ async function runOnce(n: number, p: number): Promise<void> {
     const code = await exited;
     const seen = await (watched ?? watch.stop());
     if (code !== 0) throw new Error(`coordinator exited with ${code}; see ${path.join(dir, 'coordinator.log')}`);
-    const history = (JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as { rounds: RoundRow[] }).rounds;
+    const historyFile = path.join(dir, 'history.json');
+    if (!fs.existsSync(historyFile)) {
+      process.env.AQ_KEEP = '1';
+      const tail = fs.readFileSync(path.join(dir, 'coordinator.log'), 'utf8').trim().split('\n').slice(-5).join('\n');
+      throw new Error(`the coordinator recorded no round (no ${historyFile}); its last log lines:\n${tail}`);
+    }
+    const history = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
     console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  overhead s');
     history.forEach((r, i) => {
