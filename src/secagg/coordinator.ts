@@ -360,7 +360,7 @@ export class SecAggGroup {
     return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
   }
 
-  /** Lets go of the group's vector (its unmasked sum is in the round's aggregate): memory goes back before the round ends. */
+  /** Lets go of the group's words (memory, or its file): its sum was aggregated, or it gave none. */
   release(): void {
     this.sum.release();
   }

@@ -267,16 +267,11 @@ export class SecureAggregation {
     return { results, failed };
   }
 
-  /** Lets go of every group's vector (the unmasked sums were aggregated). */
-  release(): void {
-    for (const g of this.groups) g.release();
-  }
-
   /** Stops every timer, wakes every waiter, and lets go of the groups' words (memory, files). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.release();
+    for (const g of this.groups) g.release();
     this.releaseSums();
     for (const t of this.timers.values()) clearTimeout(t);
     this.changed.notify();
