@@ -445,10 +445,10 @@ export class JobRunner {
       // Secure: each group's sum is evaluated and folded into the round's aggregate as soon as it
       // is unmasked, and its vector let go, so that the round holds one group's vector at a time.
       const round = open.round;
-      const evaluated: EvaluatedSum[] = [];
+      const evaluated = new Map<string, EvaluatedSum>();
       let base: Evaluation | null = null;
       const onSum = async (r: GroupResult) => {
-        evaluated.push(await phases.within('evaluate', async () => {
+        evaluated.set(r.groupId, await phases.within('evaluate', async () => {
           base ??= await this.global.evaluate();
           return evaluateGroup(r, grad, this.global, base);
         }));
@@ -567,12 +567,12 @@ export class JobRunner {
    * which is recorded before anything of the round is kept. A throw leaves the global model,
    * the strategy's state and the scores as they were.
    */
-  private async completeRound(open: OpenRound, collected: Collected, evaluated: EvaluatedSum[], grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>, phases: PhaseClock): Promise<boolean> {
+  private async completeRound(open: OpenRound, collected: Collected, evaluated: ReadonlyMap<string, EvaluatedSum>, grad: Float32Array, started: number, unscored: ReadonlyMap<string, 'clash' | 'culprit'>, phases: PhaseClock): Promise<boolean> {
     const cfg = this.config;
     const { round, secure } = open;
     const { reporters, outcome } = collected;
     // Secure groups were evaluated as they were unmasked (runRound); plaintext updates as they arrived.
-    const sums = secure ? inOrderOf(collected.sums, evaluated) : plainSums(open.plainScores, reporters);
+    const sums = secure ? collected.sums.map((r) => evaluated.get(r.groupId)!) : plainSums(open.plainScores, reporters);
     const aggregated = aggregateRound(this.strategy, this.global.current, round.aggregate);
     if (!aggregated) {
       this.failRound('the aggregate is not finite (training diverged; lower --lr or --server-lr); the global model is kept, retrying');
@@ -671,13 +671,6 @@ export class JobRunner {
     const privacy = r.epsilon !== undefined ? `, epsilon ${r.epsilon.toFixed(2)} at delta ${cfg.dp!.delta}` : '';
     this.deps.progress(`round ${r.round}/${cfg.rounds} done in ${r.durationSeconds.toFixed(1)}s: ${r.participants}/${r.cohort} trainers${groupsText}, train loss ${r.trainLoss.toFixed(3)}, val loss ${r.valLoss.toFixed(3)}, val ${this.task.metricName} ${(r.valAccuracy * 100).toFixed(1)}%${meanError}${privacy}${r.endedBy === 'all-reported' ? '' : ` (${r.endedBy})`}`);
   }
-}
-
-/** The evaluated sums in the order of the groups they came from (not the order they settled in). */
-function inOrderOf(groups: readonly GroupResult[], evaluated: readonly EvaluatedSum[]): EvaluatedSum[] {
-  const key = (members: readonly string[]) => members.join(',');
-  const at = new Map(groups.map((g, i) => [key(g.members), i]));
-  return [...evaluated].sort((a, b) => (at.get(key(a.members)) ?? 0) - (at.get(key(b.members)) ?? 0));
 }
 
 /** True for a write that failed for want of space: a checkpoint file's (ENOSPC) or SQLite's (SQLITE_FULL). */
