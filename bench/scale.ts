@@ -7,14 +7,19 @@
  *
  * For each run (`--runs NxP,...`, default 100x1000000) it prints, per round: the round's
  * seconds and its phases (from the coordinator's round records), the coordinator process's CPU
- * seconds in the round, and its overhead: that CPU time plus the phases its model process runs
- * (the validation gradient, the sums' scores, the validation). Then, for the run: the latency of
+ * seconds and minor page faults in the round (fresh memory touched: where the kernel makes them
+ * dear, as in virtual machines, they are much of a round's CPU), and its overhead: that CPU time
+ * plus the phases its model process runs (the validation gradient, the sums' scores, the
+ * validation). Then, for the run: the latency of
  * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
  * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
  * outside the heap held, and its update bytes in and model bytes out. Options: --runs
  * 100x1000000,300x1000000 --rounds 2 --procs 4 --min-group-size 5, and --coordinator-args
- * '--max-sum-mib 0' (extra coordinator flags).
+ * '--max-sum-mib 0' (extra coordinator flags). The trainers run at the lowest CPU priority
+ * (nice 19): they stand in for other machines, and the coordinator's figures are its own.
+ * `AQ_CPU_PROF_DIR`: the coordinator and the trainers write CPU profiles there; `AQ_NODE_ARGS`:
+ * more Node flags for the coordinator (`--perf-basic-prof`, for `perf record -p`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,14 +51,15 @@ function stop(c: ChildProcess): Promise<void> {
 /** Clock ticks a second in /proc/<pid>/stat (Linux's USER_HZ). */
 const TICK = 100;
 
-/** The coordinator's CPU seconds (user + system) and resident bytes, now and at peak. */
-function sample(pid: number): { cpu: number; rss: number; peak: number } {
+/** The coordinator's CPU seconds (user + system), minor page faults, and resident bytes, now and at peak. */
+function sample(pid: number): { cpu: number; faults: number; rss: number; peak: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpu = (Number(fields[11]) + Number(fields[12])) / TICK;
+  const faults = Number(fields[7]);
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { cpu, rss: kb('VmRSS'), peak: kb('VmHWM') };
+  return { cpu, faults, rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
@@ -74,7 +80,8 @@ async function runOnce(n: number, p: number): Promise<void> {
       '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '600', '--unmask-timeout', '600', '--cohort-wait', '0',
       // Simulated trainers share two cores: their heartbeats run late, which is not what is measured.
       '--live-timeout-ms', '120000',
-      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'));
+      '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'),
+      { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean) });
     children.push(coordinator);
     const exited = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     const { grpc, metrics } = await waitListening(coordinator);
@@ -86,13 +93,15 @@ async function runOnce(n: number, p: number): Promise<void> {
     const per = Math.ceil(n / PROCS);
     for (let i = 0; i < PROCS && i * per < n; i++) {
       const t = spawnRole(['--coordinator', grpc, '--from', String(i * per), '--count', String(Math.min(per, n - i * per)), '--log', path.join(dir, `trainers-${i}.log`)],
-        path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT });
+        // At the lowest priority: they stand in for other machines, and take what CPU the coordinator leaves.
+        path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT, wrapper: ['nice', '-n', '19'], cpuProfDir: process.env.AQ_CPU_PROF_DIR && path.join(process.env.AQ_CPU_PROF_DIR, 'trainers') });
       children.push(t);
       trainerProcs.push(t);
     }
     // Samples until the coordinator exits: CPU at each completed round, the last metrics read.
-    const atRound: { cpu: number; at: number }[] = [{ cpu: sample(coordinator.pid!).cpu, at: performance.now() }];
-    let last = { cpu: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
+    const first = sample(coordinator.pid!);
+    const atRound: { cpu: number; faults: number }[] = [{ cpu: first.cpu, faults: first.faults }];
+    let last = { cpu: 0, faults: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
     let done = false;
     let trainersCpu = 0, heapPeak = 0, externalPeak = 0;
     const lags: number[] = [];
@@ -115,7 +124,7 @@ async function runOnce(n: number, p: number): Promise<void> {
         const completed = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
         while (rounds < completed) {
           rounds++;
-          atRound.push({ cpu: last.cpu, at: performance.now() });
+          atRound.push({ cpu: last.cpu, faults: last.faults });
         }
         // The last round is done: the probe stops before the coordinator exits.
         if (rounds >= ROUNDS) watched ??= watch.stop();
@@ -136,15 +145,16 @@ async function runOnce(n: number, p: number): Promise<void> {
     }
     const history = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
-    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  overhead s');
+    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  page faults  overhead s');
     history.forEach((r, i) => {
       const ph = r.phaseSeconds ?? {};
       const cpu = atRound[i + 1] ? atRound[i + 1]!.cpu - atRound[i]!.cpu : NaN;
+      const faults = atRound[i + 1] ? atRound[i + 1]!.faults - atRound[i]!.faults : NaN;
       // The model process does the gradient, the sums' scores and the validation: its time there
       // is the coordinator's too (its CPU is not in the coordinator process's own).
       const overhead = cpu + (ph.gradient ?? 0) + (ph.evaluate ?? 0) + (ph.validate ?? 0);
       const f = (k: string) => (ph[k] ?? 0).toFixed(2);
-      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${overhead.toFixed(1).padStart(10)}`);
+      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${faults.toLocaleString('en-US').padStart(11)}  ${overhead.toFixed(1).padStart(10)}`);
     });
     console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
     console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);

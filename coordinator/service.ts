@@ -3,13 +3,14 @@
  * as a chunk stream, and updates received as chunk streams (checked against the round before a
  * byte is stored, digest-verified, then folded into the round's sum).
  */
-import { clientStream, serverStream, unary, BlobAssembler, bytesToFloat32, encodeBlob, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
+import { clientStream, serverStream, unary, preEncoded, coordinatorService, BlobAssembler, bytesToFloat32, encodeBlob, sha256, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
 import {
   ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError,
 } from '../src/errors.js';
 import { UploadSlots } from './uploads.js';
 import type { SpoolFile, UploadSpool } from './spool.js';
 import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
+import type { SecureAggregation } from '../src/secagg/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
 import type { Logger } from '../src/util/index.js';
 import type { JobManager, NodeLedger } from '../src/jobs/index.js';
@@ -20,6 +21,23 @@ import { getTask } from '../src/tasks/index.js';
 export const MAX_TASK_WAIT_MS = 30_000;
 /** Largest plaintext update accepted: 64 Mi parameters. */
 export const MAX_UPDATE_BYTES = 256 << 20;
+
+/**
+ * The round's model as the messages of a FetchGlobalModel stream, serialized once per model
+ * (every trainer downloads the same bytes) and kept while the model's buffer lives.
+ */
+const modelStreams = new WeakMap<Buffer, { sha256: string; messages: BlobPart[] }>();
+function modelMessages(bytes: Buffer, sha256: string): BlobPart[] {
+  let messages = modelStreams.get(bytes)?.sha256 === sha256 ? modelStreams.get(bytes)!.messages : null;
+  if (!messages) {
+    // The digest the round computed once, not a hash of the whole model per trainer.
+    const { header, chunks } = encodeBlob(bytes, DEFAULT_CHUNK_BYTES, Buffer.from(sha256, 'hex'));
+    const encode = (m: BlobPart) => preEncoded<BlobPart>(coordinatorService.FetchGlobalModel.responseSerialize(m));
+    messages = [encode({ part: 'header', header }), ...chunks.map((chunk) => encode({ part: 'chunk', chunk }))];
+    modelStreams.set(bytes, { sha256, messages });
+  }
+  return messages;
+}
 
 /** What the service needs. */
 export interface CoordinatorServiceDeps {
@@ -90,6 +108,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
   const uploads = new UploadSlots(deps.uploads.maxBytes);
+  /** The digest of each SecAggSubmit message accepted, by task and stage. */
+  const submitted = new Map<string, string>();
   /** The secure aggregation of the running round in which `taskId` is `nodeId`'s task. */
   const secureFor = (nodeId: string, taskId: string) => {
     if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
@@ -178,12 +198,10 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
     FetchGlobalModel: serverStream<FetchGlobalModelRequest, BlobPart>(log, 'FetchGlobalModel', async (req, send, signal) => {
       admit();
       const { bytes, sha256 } = jobs.runner(req.jobId).globalModel(req.round);
-      // The digest the round computed once, not a hash of the whole model per trainer.
-      const { header, chunks } = encodeBlob(bytes, DEFAULT_CHUNK_BYTES, Buffer.from(sha256, 'hex'));
-      await send({ part: 'header', header });
-      for (const chunk of chunks) {
+      const messages = modelMessages(bytes, sha256);
+      for (const message of messages) {
         if (signal.aborted) return;
-        await send({ part: 'chunk', chunk });
+        await send(message);
       }
       metrics.sentBytes.inc(bytes.length);
     }),
@@ -297,29 +315,14 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       checkId('node_id', req.nodeId);
       checkNodeIsCaller('node_id', req.nodeId, req);
       const secure = secureFor(req.nodeId, req.taskId);
-      switch (req.payload) {
-        case 'advertisement': {
-          const a = req.advertisement!;
-          secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature, hotkeySignature: a.hotkeySignature });
-          break;
-        }
-        case 'shares':
-          secure.submitShares(req.nodeId, req.shares!.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
-          break;
-        case 'consistency': {
-          const c = req.consistency!;
-          secure.submitConsistency(req.nodeId, { nodeId: c.nodeId, signature: c.signature, hotkeySignature: c.hotkeySignature });
-          break;
-        }
-        case 'unmask':
-          secure.submitUnmask(req.nodeId, req.unmask!.shares.map((x) => {
-            if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
-            return { owner: x.owner, kind: x.kind, share: x.share, dealerSignature: x.dealerSignature };
-          }));
-          break;
-        default:
-          throw new InvalidFieldError('SecAggSubmitRequest.payload', 'an advertisement, shares, a survivor-set signature or unmask shares', 'nothing');
-      }
+      // A node retries a submission whose answer it did not get (a deadline, a dropped
+      // connection): the same message again is answered as the first was; another is refused.
+      const key = `${req.taskId}/${req.payload}`;
+      const digest = sha256(coordinatorService.SecAggSubmit.requestSerialize(req)).toString('base64');
+      if (submitted.get(key) === digest) return {};
+      submitStage(secure, req);
+      if (submitted.size >= MAX_SUBMISSIONS_KEPT) submitted.delete(submitted.keys().next().value!);
+      submitted.set(key, digest);
       return {};
     }),
 
@@ -356,4 +359,34 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       };
     }),
   };
+}
+
+/** Submissions a coordinator remembers (by task and stage) to answer a retried one as the first. */
+const MAX_SUBMISSIONS_KEPT = 65_536;
+
+/** Hands a SecAggSubmit message to its group. */
+function submitStage(secure: SecureAggregation, req: SecAggSubmitRequest): void {
+  switch (req.payload) {
+    case 'advertisement': {
+      const a = req.advertisement!;
+      secure.submitAdvertisement(req.nodeId, { nodeId: a.nodeId, identityKey: a.identityKey, encKey: a.encKey, maskKey: a.maskKey, signature: a.signature, hotkeySignature: a.hotkeySignature });
+      break;
+    }
+    case 'shares':
+      secure.submitShares(req.nodeId, req.shares!.shares.map((x) => ({ from: x.from, to: x.to, ciphertext: x.ciphertext })));
+      break;
+    case 'consistency': {
+      const c = req.consistency!;
+      secure.submitConsistency(req.nodeId, { nodeId: c.nodeId, signature: c.signature, hotkeySignature: c.hotkeySignature });
+      break;
+    }
+    case 'unmask':
+      secure.submitUnmask(req.nodeId, req.unmask!.shares.map((x) => {
+        if (x.kind !== 'self-seed' && x.kind !== 'mask-key') throw new InvalidFieldError('unmask.kind', 'self-seed or mask-key', JSON.stringify(x.kind));
+        return { owner: x.owner, kind: x.kind, share: x.share, dealerSignature: x.dealerSignature };
+      }));
+      break;
+    default:
+      throw new InvalidFieldError('SecAggSubmitRequest.payload', 'an advertisement, shares, a survivor-set signature or unmask shares', 'nothing');
+  }
 }

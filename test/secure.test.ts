@@ -156,9 +156,13 @@ describe('secure aggregation: bad input over gRPC', () => {
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'masked: expected a masked input (secure aggregation is on), got a plaintext update' });
 
     await callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T);
-    // A replay: a duplicate while the group still collects advertisements, or a wrong stage if
-    // the honest member had advertised first and the group moved on (both refused, never counted).
-    expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T)))
+    // The same message again (a retry whose first answer was lost) is answered as the first was.
+    await callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: ad }, T);
+    // Another advertisement: a duplicate while the group still collects advertisements, or a
+    // wrong stage if the honest member had advertised first and the group moved on (both
+    // refused, never counted).
+    const other = new SecAggNode({ ...c0 }, 'rogue', me).advertise();
+    expect(await grpcError(callUnary(client, 'SecAggSubmit', { ...base, payload: 'advertisement', advertisement: other }, T)))
       .toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/^group g0: (ADVERTISE_KEYS from rogue already received|expected stage SHARE_KEYS, got ADVERTISE_KEYS)$/) });
     // The group moves on once both advertised; the rogue gets its neighbour's advertisement.
     const ads = await callUnary(client, 'SecAggAwait', { ...base, stage: 'SHARE_KEYS', waitMs: 20_000 }, { timeoutMs: 30_000 });

@@ -4,7 +4,7 @@
  * masks the update, and answers the unmask request. The protocol itself is
  * `src/secagg/node.ts`; this file only moves its messages.
  */
-import { callUnary, type CoordinatorStub, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
+import { callUnary, untilAnswered, type CoordinatorStub, type SecAggAwaitResponse, type SecAggConfig, type Task } from '../src/wire/index.js';
 import { SecAggNode, type HotkeyBinding, type SecAggParams, type UnmaskShare } from '../src/secagg/index.js';
 import type { Identity } from '../src/crypto/index.js';
 
@@ -34,16 +34,17 @@ export class SecureSession {
     this.node = new SecAggNode(params, nodeId, identity, hotkey);
   }
 
+  /** Sends a stage's message; one whose answer was lost is sent again (the coordinator takes the same message twice). */
   private submit(payload: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    return callUnary(this.client, 'SecAggSubmit', { nodeId: this.nodeId, taskId: this.task.taskId, ...payload }, { ...CALL, signal });
+    return untilAnswered(() => callUnary(this.client, 'SecAggSubmit', { nodeId: this.nodeId, taskId: this.task.taskId, ...payload }, { ...CALL, signal }), signal);
   }
 
   /** Long-polls the coordinator until the stage's input is ready. */
   private async awaitStage(stage: 'SHARE_KEYS' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK', signal: AbortSignal): Promise<SecAggAwaitResponse> {
     for (;;) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
-      const res = await callUnary(this.client, 'SecAggAwait',
-        { nodeId: this.nodeId, taskId: this.task.taskId, stage, waitMs: 10_000 }, { timeoutMs: 20_000, signal });
+      const res = await untilAnswered(() => callUnary(this.client, 'SecAggAwait',
+        { nodeId: this.nodeId, taskId: this.task.taskId, stage, waitMs: 10_000 }, { timeoutMs: 20_000, signal }), signal);
       if (res.result === 'aborted') throw new SecAggAbortedError(res.aborted ?? 'aborted');
       if (res.result !== 'retryAfterMs') return res;
     }

@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, untilAnswered, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -179,11 +179,13 @@ export class TaskRunner {
     return { count, features, labels, keypoints };
   }
 
-  /** The round's global parameters from the coordinator, digest-checked. */
+  /** The round's global parameters from the coordinator, digest-checked; a download cut off is made again. */
   private async fetchGlobal(task: Task, signal: AbortSignal): Promise<Float32Array> {
     const ref = task.model!;
-    const stream = callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
-    const bytes = await this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
+    const bytes = await untilAnswered(() => {
+      const stream = callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
+      return this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
+    }, signal);
     return new Float32Array(bytesToFloat32(bytes));
   }
 
@@ -271,16 +273,19 @@ export class TaskRunner {
 
   /**
    * Sends an update; a coordinator whose upload budget is full (RESOURCE_EXHAUSTED before a byte
-   * is buffered) is asked again after a growing, jittered pause until the round ends.
+   * is buffered), or a connection lost on the way (UNAVAILABLE: the coordinator keeps no part of
+   * an upload that did not end), is tried again after a growing, jittered pause until the round
+   * ends.
    */
   private async submit(messages: BlobPart<UpdateHeader>[], signal: AbortSignal): Promise<SubmitUpdateResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
       } catch (err) {
-        if (!hasStatus(err, status.RESOURCE_EXHAUSTED) || !/updates in flight hold/.test(err.details) || signal.aborted || attempt >= 20) throw err;
+        const full = hasStatus(err, status.RESOURCE_EXHAUSTED) && /updates in flight hold/.test(err.details);
+        if (!(full || hasStatus(err, status.UNAVAILABLE)) || signal.aborted || attempt >= 20) throw err;
         const ms = Math.min(4000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        this.deps.log.info('upload budget full; retrying', { inMs: Math.round(ms), attempt: attempt + 1 });
+        this.deps.log.info(full ? 'upload budget full; retrying' : 'upload cut off; retrying', { inMs: Math.round(ms), attempt: attempt + 1, error: (err as Error).message });
         await sleep(ms, signal);
       }
     }

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { sharedWords } from './mask-pool.js';
+import { addWordsInto } from '../crypto/index.js';
 
 /** Words added at a time into a file sum. */
 const FILE_PIECE_WORDS = 1 << 20;
@@ -36,8 +37,7 @@ export class MemorySum implements SumWords {
   }
 
   add(piece: Uint32Array, at: number): void {
-    const s = this.words;
-    for (let i = 0; i < piece.length; i++) s[at + i] = s[at + i]! + piece[i]!;
+    addWordsInto(this.words, at, piece, 1);
   }
 
   load(): Uint32Array {
@@ -77,7 +77,7 @@ export class FileSum implements SumWords {
       const n = Math.min(buf.length, piece.length - done);
       const pos = (at + done) * 4;
       readFully(fd, bytes, n * 4, pos, this.path);
-      for (let i = 0; i < n; i++) buf[i] = buf[i]! + piece[done + i]!;
+      addWordsInto(buf, 0, piece.subarray(done, done + n), 1);
       writeFully(fd, bytes, n * 4, pos, this.path);
       done += n;
     }

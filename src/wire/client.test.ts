@@ -6,8 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGrpcServer, type GrpcServer, unary } from './server.js';
 import { DatasetClient, datasetService, type DatasetHandlers, type DatasetStub } from './proto.js';
-import { callServerStream, callUnary, makeClient } from './client.js';
+import { callServerStream, callUnary, makeClient, untilAnswered } from './client.js';
+import { status } from '@grpc/grpc-js';
 import { createLogger } from '../util/index.js';
+import { InvalidFieldError } from '../errors.js';
 
 let g: GrpcServer | null = null;
 afterEach(async () => g?.close());
@@ -35,6 +37,41 @@ describe('typed calls', () => {
       const manifest = await callUnary(client, 'GetManifest', {}, { timeoutMs: 5000 });
       // Every field present, 64-bit integers as numbers.
       expect(manifest).toEqual({ nodeId: 'site-a', task: 'pose', shards: [{ shardId: 's0', numSamples: 32, sha256: 'ab', sizeBytes: 4096 }] });
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('untilAnswered', () => {
+  it('calls again while the answer does not come in time, and not after any other error or once its signal ends', async () => {
+    g = createGrpcServer();
+    const log = createLogger('test', { level: 'error' });
+    let calls = 0;
+    const handlers: Pick<DatasetHandlers, 'GetManifest'> = {
+      // The first two calls are answered after their deadline; then one is refused, then answered.
+      GetManifest: unary(log, 'GetManifest', async () => {
+        calls++;
+        if (calls <= 2) await new Promise((r) => setTimeout(r, 1_000));
+        if (calls === 3) throw new InvalidFieldError('shard', 'a known shard', 'none');
+        return { nodeId: 'site-a', task: 'pose', shards: [] };
+      }),
+    };
+    g.server.addService(datasetService, handlers);
+    const client = makeClient(DatasetClient, await g.listen('127.0.0.1:0'));
+    try {
+      const call = () => callUnary(client, 'GetManifest', {}, { timeoutMs: 200 });
+      // Two deadlines passed, then the refusal is the answer (no fourth call).
+      await expect(untilAnswered(call, new AbortController().signal)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+      expect(calls).toBe(3);
+      expect((await untilAnswered(call, new AbortController().signal)).nodeId).toBe('site-a');
+      expect(calls).toBe(4);
+      // A signal that has ended: the first lost answer is the last.
+      calls = 0;
+      const ended = new AbortController();
+      ended.abort();
+      await expect(untilAnswered(call, ended.signal)).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+      expect(calls).toBe(1);
     } finally {
       client.close();
     }

@@ -9,6 +9,8 @@ import { channelOptions } from './server.js';
 import { clientCredentials } from './tls.js';
 import { signedMetadata, type Signer } from './auth.js';
 import { IdentityClient } from './proto.js';
+import { hasStatus } from './status.js';
+import { sleep } from '../util/index.js';
 
 /** Per-call options: every outbound call has a deadline. */
 export interface CallOptions {
@@ -149,6 +151,23 @@ export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(clien
     unlink = linkSignal(call, options.signal);
   });
   return metadataFor(client, method, request, options).then(start);
+}
+
+/**
+ * Calls `call` again while it fails for want of an answer (its deadline passed, the connection
+ * dropped: a busy or restarting server), waiting 0.25 s doubling to 4 s between tries, until
+ * `signal` (a task's deadline, say) ends it. Any other error is the call's answer. Only for
+ * calls the server answers alike when it gets them twice.
+ */
+export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  for (let waitMs = 250; ; waitMs = Math.min(2 * waitMs, 4_000)) {
+    try {
+      return await call();
+    } catch (err) {
+      if (signal.aborted || !(hasStatus(err, grpc.status.DEADLINE_EXCEEDED) || hasStatus(err, grpc.status.UNAVAILABLE))) throw err;
+    }
+    await sleep(waitMs, signal);
+  }
 }
 
 /** A server stream's messages, and a way to stop it. */

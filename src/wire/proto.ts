@@ -26,6 +26,22 @@ const definition = protoLoader.loadSync(
 export const packageDefinition = definition;
 const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto & IdentityProto).actiquest.v1;
 
+const ENCODED = Symbol('actiquest.encoded');
+/**
+ * A response message already serialized (by its method's `responseSerialize`): servers send its bytes as
+ * they are. A message sent to many callers, such as a chunk of the round's model that every
+ * trainer downloads, is then encoded once rather than once per caller.
+ */
+export function preEncoded<T>(bytes: Buffer): T {
+  return { [ENCODED]: bytes } as T;
+}
+for (const service of [pkg.Coordinator, pkg.Jobs, pkg.Dataset, pkg.Identity]) {
+  for (const method of Object.values(service.service)) {
+    const serialize = method.responseSerialize;
+    method.responseSerialize = (msg: unknown) => (msg as { [ENCODED]?: Buffer })[ENCODED] ?? serialize(msg);
+  }
+}
+
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */
 export const CoordinatorClient = pkg.Coordinator;
 export const coordinatorService = CoordinatorClient.service;
