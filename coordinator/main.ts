@@ -206,7 +206,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   serve(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
     liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
-    uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs, spool: new UploadSpool(path.join(config.out, 'uploads')) },
+    uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs, spool: new UploadSpool(path.join(config.out, 'uploads'), lim.spoolMemoryBytes) },
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
   serveIdentity(grpc.server, log, identity, 'coordinator');

@@ -8,7 +8,7 @@ import {
   ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError,
 } from '../src/errors.js';
 import { UploadSlots } from './uploads.js';
-import type { SpoolFile, UploadSpool } from './spool.js';
+import type { SpooledInput, UploadSpool } from './spool.js';
 import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
 import type { SecureAggregation } from '../src/secagg/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
@@ -108,8 +108,9 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
   // Receive buffers are reused across updates; an update is folded into the sum before release.
   const pool = new BufferPool();
   const uploads = new UploadSlots(deps.uploads.maxBytes);
-  /** The digest of each SecAggSubmit message accepted, by task and stage. */
+  /** The digest of each SecAggSubmit message accepted, by task and stage, and of each update taken, by node and task. */
   const submitted = new Map<string, string>();
+  const takenUploads = new Map<string, string>();
   /** The secure aggregation of the running round in which `taskId` is `nodeId`'s task. */
   const secureFor = (nodeId: string, taskId: string) => {
     if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
@@ -208,7 +209,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
 
     SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal, call) => {
       let received: Buffer | null = null;
-      let spooled: SpoolFile | null = null;
+      let spooled: SpooledInput | null = null;
       let release = () => {};
       // Ends the stream early (idle too long, replaced by a newer upload): the loop below throws `err`.
       let stopped = false;
@@ -235,6 +236,11 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
             if (!registry.touch(header.nodeId)) throw new NodeNotFoundError(header.nodeId);
             const round = job.current;
             if (!round || round.round !== header.round) throw new WrongRoundError(header.jobId, round?.round ?? null, header.round);
+            // An upload taken whole whose answer was lost (a dropped connection) is sent again:
+            // the same blob is answered as the first was, and not taken twice.
+            if (header.blob && takenUploads.get(`${header.nodeId}/${header.taskId}`) === Buffer.from(header.blob.sha256).toString('hex')) {
+              return { accepted: true, receivedUpdates: round.counts().reported };
+            }
             const member = round.checkUpload(header.taskId, header.nodeId, header.numParams);
             const secure = job.secure;
             if (secure && !header.masked) throw new InvalidFieldError('masked', 'a masked input (secure aggregation is on)', 'a plaintext update');
@@ -250,8 +256,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
             const expectedBytes = (round.aggregate.length + (header.masked ? 1 : 0)) * 4;
             // Reserved before a byte is buffered; the size is the round's, not what the header claims.
             release = uploads.take(header.taskId, expectedBytes, stop);
-            // A masked input goes to a file and is folded from it once whole (spool.ts); a plaintext update into a pooled buffer.
-            const file = header.masked ? (spooled = deps.uploads.spool.open(header.taskId)) : null;
+            // A masked input is held apart (memory or a file) and folded once whole (spool.ts); a plaintext update goes into a pooled buffer.
+            const file = header.masked ? (spooled = deps.uploads.spool.open(header.taskId, expectedBytes)) : null;
             assembler = new BlobAssembler(header.blob, {
               maxBytes: MAX_UPDATE_BYTES, expectedBytes,
               ...(file ? { sink: (data: Buffer) => file.append(data) } : { allocate: (n: number) => (received = pool.acquire(n)) }),
@@ -275,7 +281,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           round.checkUpload(header.taskId, header.nodeId, header.numParams);
           const file = spooled!;
           if (deps.onUpdateBytes) deps.onUpdateBytes(header.taskId, file.readAll(), header.numSamples);
-          // Read back in pieces into the group's running sum mod 2^32; the file goes in `finally`.
+          // Read back in pieces into the group's running sum mod 2^32; the input is let go in `finally`.
           secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words() });
           round.markReported(header.taskId, header.nodeId, info);
         } else {
@@ -283,6 +289,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), info);
           deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         }
+        if (takenUploads.size >= MAX_SUBMISSIONS_KEPT) takenUploads.delete(takenUploads.keys().next().value!);
+        takenUploads.set(`${header.nodeId}/${header.taskId}`, Buffer.from(header.blob!.sha256).toString('hex'));
         metrics.updatesAccepted.inc({ job_id: header.jobId });
         const c = round.counts();
         log.info('update accepted', { nodeId: header.nodeId, round: header.round, samples: header.numSamples, loss: +header.trainLoss.toFixed(4) });
@@ -361,7 +369,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
   };
 }
 
-/** Submissions a coordinator remembers (by task and stage) to answer a retried one as the first. */
+/** Submissions and uploads a coordinator remembers, to answer a retried one as the first. */
 const MAX_SUBMISSIONS_KEPT = 65_536;
 
 /** Hands a SecAggSubmit message to its group. */

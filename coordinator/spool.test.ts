@@ -18,25 +18,46 @@ function tempDir(): string {
 }
 
 describe('the upload spool', () => {
-  it('gives back what was appended as words, piece by piece in one buffer, and leaves no file once removed', () => {
-    const spool = new UploadSpool(path.join(tempDir(), 'uploads'));
-    const words = Uint32Array.from({ length: 10_001 }, (_, i) => (i * 2654435761) >>> 0);
-    const bytes = new Uint8Array(words.buffer);
-    const file = spool.open('job-1/1/t0');
-    // Chunks of odd sizes, as a sender may cut them.
-    for (let at = 0; at < bytes.length; at += 4099) file.append(bytes.subarray(at, at + 4099));
-    expect(file.bytes).toBe(bytes.length);
+  for (const [where, memory] of [['in a file', 0], ['in memory', 1 << 20]] as const) {
+    it(`gives back what was appended as words, piece by piece in one buffer, and lets go of it once removed (${where})`, () => {
+      const spool = new UploadSpool(path.join(tempDir(), 'uploads'), memory);
+      const words = Uint32Array.from({ length: 10_001 }, (_, i) => (i * 2654435761) >>> 0);
+      const bytes = new Uint8Array(words.buffer);
+      const input = spool.open('job-1/1/t0', bytes.length);
+      // Chunks of odd sizes, as a sender may cut them (held ones start at odd offsets too).
+      for (let at = 0; at < bytes.length; at += 4099) input.append(bytes.slice(at, at + 4099));
+      expect(input.bytes).toBe(bytes.length);
+      expect(spool.files()).toHaveLength(memory ? 0 : 1);
+      expect(spool.heldBytes).toBe(memory ? bytes.length : 0);
+      const back: number[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      for (const piece of input.words(4096)) {
+        buffers.add(piece.buffer);
+        back.push(...piece);
+      }
+      expect(Uint32Array.from(back)).toEqual(words);
+      expect(buffers.size).toBe(1);
+      expect(new Uint8Array(input.readAll())).toEqual(bytes);
+      input.remove();
+      input.remove();
+      expect(spool.files()).toEqual([]);
+      expect(spool.heldBytes).toBe(0);
+    });
+  }
+
+  it('holds inputs in memory while the budget has room for the whole of each, and spools the rest to files', () => {
+    const spool = new UploadSpool(path.join(tempDir(), 'uploads'), 100);
+    const a = spool.open('a', 60);
+    const b = spool.open('b', 60);
+    const c = spool.open('c', 40);
+    expect(spool.heldBytes).toBe(100);
     expect(spool.files()).toHaveLength(1);
-    const back: number[] = [];
-    const buffers = new Set<ArrayBufferLike>();
-    for (const piece of file.words(4096)) {
-      buffers.add(piece.buffer);
-      back.push(...piece);
-    }
-    expect(Uint32Array.from(back)).toEqual(words);
-    expect(buffers.size).toBe(1);
-    file.remove();
-    file.remove();
+    a.remove();
+    const d = spool.open('d', 60);
+    expect(spool.heldBytes).toBe(100);
+    expect(spool.files()).toHaveLength(1);
+    for (const x of [b, c, d]) x.remove();
+    expect(spool.heldBytes).toBe(0);
     expect(spool.files()).toEqual([]);
   });
 
@@ -57,7 +78,7 @@ describe('the upload spool', () => {
       holder.once('exit', (code) => reject(new Error(`unshare/mount failed (exit ${code})`)));
     });
     const spool = new UploadSpool(`/proc/${holder.pid}/root${dir}/uploads`);
-    const file = spool.open('t0');
+    const file = spool.open('t0', 2 << 20);
     let err: unknown = null;
     try {
       for (let i = 0; i < 4; i++) file.append(new Uint8Array(512 << 10));

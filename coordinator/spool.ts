@@ -1,13 +1,15 @@
 /**
- * Masked inputs on their way into a group sum are spooled to disk, not held in memory: each
- * upload's chunks are appended to a file of its own as they arrive, and once the whole input is
- * in and its digest checked, the file is read back in pieces and folded into the group's running
- * sum, then removed. The coordinator's memory thus stays the group sums and a piece, however many
- * members upload at once and however large the model. A masked input alone reveals nothing
- * (its masks are uniform), so its bytes on disk are no more sensitive than on the wire.
+ * Masked inputs on their way into a group sum are held apart until whole: in memory while the
+ * inputs held together stay within a budget (`--spool-memory-mib`), else spooled to disk, each
+ * upload's chunks appended to a file of its own as they arrive. Once the whole input is in and
+ * its digest checked, it is read back in pieces and folded into the group's running sum, then
+ * let go (the file removed). The coordinator's memory thus stays the group sums, the budget and a
+ * piece, however many members upload at once and however large the model. A masked input alone
+ * reveals nothing (its masks are uniform), so its bytes on disk are no more sensitive than on
+ * the wire.
  *
- * An upload that ends early (cancelled, replaced, refused) leaves nothing in any sum: its file is
- * removed. Every write checks its byte count; a full disk fails the upload with
+ * An upload that ends early (cancelled, replaced, refused) leaves nothing in any sum: its bytes
+ * are let go. Every write checks its byte count; a full disk fails the upload with
  * RESOURCE_EXHAUSTED and removes the file.
  */
 import fs from 'node:fs';
@@ -20,16 +22,56 @@ export const PIECE_BYTES = 4 << 20;
 
 let readBuffer = new Uint8Array(PIECE_BYTES);
 
-/** The directory of upload files; emptied when opened (files of a process that stopped mid-upload). */
+/** One upload's bytes until they are folded: appended to, read back in pieces, let go. */
+export interface SpooledInput {
+  /** Bytes appended so far. */
+  readonly bytes: number;
+  /** Appends `data` (kept as given, or written out: the caller must not change it afterwards). */
+  append(data: Uint8Array): void;
+  /**
+   * The bytes as consecutive little-endian 32-bit words, `pieceBytes` at a time, in one buffer
+   * reused between pieces (each must be used before the next is asked for).
+   */
+  words(pieceBytes?: number): Generator<Uint32Array>;
+  /** The whole input in memory (tests that look at what the coordinator received). */
+  readAll(): Buffer;
+  /** Lets the bytes go (once). */
+  remove(): void;
+}
+
+/** The buffer pieces are read into, at least `bytes` long. */
+function pieceBuffer(bytes: number): Uint8Array {
+  // One buffer for every input's pieces: folds run one at a time, to the end, on the main thread.
+  if (bytes > readBuffer.length) readBuffer = new Uint8Array(bytes);
+  return readBuffer;
+}
+
+/**
+ * Where uploads wait: memory up to `memoryBytes` for the inputs held together, else files in
+ * `dir`, which is emptied when opened (files of a process that stopped mid-upload).
+ */
 export class UploadSpool {
-  constructor(readonly dir: string) {
+  private held = 0;
+
+  constructor(readonly dir: string, readonly memoryBytes = 0) {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
   }
 
-  /** A new file for one upload. */
-  open(label: string): SpoolFile {
+  /** A place for one upload of `expectedBytes`: memory if the budget has room for all of it, else a new file. */
+  open(label: string, expectedBytes: number): SpooledInput {
+    if (this.held + expectedBytes <= this.memoryBytes) {
+      this.held += expectedBytes;
+      return new HeldInput(() => {
+        this.held -= expectedBytes;
+      });
+    }
     return new SpoolFile(path.join(this.dir, `${label.replace(/[^\w.-]/g, '_').slice(0, 64)}-${randomBytes(6).toString('hex')}.part`));
+  }
+
+  /** Bytes of inputs held in memory now. */
+  get heldBytes(): number {
+    return this.held;
   }
 
   /** Files in the spool now (uploads in progress). */
@@ -38,8 +80,57 @@ export class UploadSpool {
   }
 }
 
+/** One upload's chunks, held in memory as they came. */
+class HeldInput implements SpooledInput {
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+  private released = false;
+
+  constructor(private readonly release: () => void) {}
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  append(data: Uint8Array): void {
+    if (this.released) throw new Error('input already let go');
+    this.chunks.push(data);
+    this.total += data.length;
+  }
+
+  *words(pieceBytes = PIECE_BYTES): Generator<Uint32Array> {
+    // Copied into an aligned piece: a chunk may start at any byte of its message.
+    const buf = pieceBuffer(pieceBytes).subarray(0, pieceBytes & ~3);
+    let fill = 0;
+    for (const c of this.chunks) {
+      for (let at = 0; at < c.length;) {
+        const n = Math.min(c.length - at, buf.length - fill);
+        buf.set(c.subarray(at, at + n), fill);
+        fill += n;
+        at += n;
+        if (fill === buf.length) {
+          yield new Uint32Array(buf.buffer, 0, fill >> 2);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) yield new Uint32Array(buf.buffer, 0, fill >> 2);
+  }
+
+  readAll(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  remove(): void {
+    if (this.released) return;
+    this.released = true;
+    this.chunks = [];
+    this.release();
+  }
+}
+
 /** One upload's file: appended to, read back in pieces, removed. */
-export class SpoolFile {
+export class SpoolFile implements SpooledInput {
   private fd: number | null;
   private written = 0;
 
@@ -47,12 +138,11 @@ export class SpoolFile {
     this.fd = fs.openSync(path, 'wx+', 0o600);
   }
 
-  /** Bytes written so far. */
   get bytes(): number {
     return this.written;
   }
 
-  /** Appends `data`; throws {@link SpoolWriteError} when the disk takes fewer bytes than given. */
+  /** Writes `data` out; throws {@link SpoolWriteError} when the disk takes fewer bytes than given. */
   append(data: Uint8Array): void {
     const fd = this.open();
     let at = 0;
@@ -68,15 +158,9 @@ export class SpoolFile {
     this.written += data.length;
   }
 
-  /**
-   * The file as consecutive little-endian 32-bit words, `PIECE_BYTES` at a time, in one buffer
-   * reused between pieces (each must be used before the next is asked for).
-   */
   *words(pieceBytes = PIECE_BYTES): Generator<Uint32Array> {
     const fd = this.open();
-    // One buffer for every file's pieces: folds run one at a time, to the end, on the main thread.
-    if (pieceBytes > readBuffer.length) readBuffer = new Uint8Array(pieceBytes);
-    const buf = readBuffer.subarray(0, Math.min(pieceBytes, this.written) & ~3);
+    const buf = pieceBuffer(pieceBytes).subarray(0, Math.min(pieceBytes, this.written) & ~3);
     for (let at = 0; at < this.written;) {
       const want = Math.min(buf.length, this.written - at);
       let got = 0;
@@ -90,7 +174,6 @@ export class SpoolFile {
     }
   }
 
-  /** The whole file in memory (tests that look at what the coordinator received). */
   readAll(): Buffer {
     return fs.readFileSync(this.path);
   }

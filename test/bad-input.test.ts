@@ -117,6 +117,38 @@ describe('bad input', () => {
   });
 });
 
+describe('an upload sent again', () => {
+  it('is answered as the first was when it is the same blob, counted once; another blob for the task is refused', async () => {
+    h = new Harness();
+    const accepted: string[] = [];
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
+      '--validation-samples', '70', '--cohort-wait', '30'], { onUpdateBytes: (taskId) => accepted.push(taskId) });
+    await h.dataset(c.address, 'ds-a');
+    const client = makeClient(CoordinatorClient, c.address);
+    h.defer(() => client.close());
+    await callUnary(client, 'RegisterTrainer', { nodeId: 'retrier', capacity: { samplesPerSecond: 100 } }, T);
+    const beat = setInterval(() => void callUnary(client, 'Heartbeat', { nodeId: 'retrier', taskId: '' }, T).catch(() => {}), 300);
+    h.defer(() => clearInterval(beat));
+    await h.trainer(c.address, 'honest');
+    const task = (await callUnary(client, 'GetTask', { nodeId: 'retrier', waitMs: 20_000 }, { timeoutMs: 30_000 })).task as Task;
+    const P = c.job.paramCount;
+    const upload = (delta: Float32Array) => {
+      const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
+      const header: UpdateHeader = { nodeId: 'retrier', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 1, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false };
+      return callClientStream(client, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))], T);
+    };
+    const delta = new Float32Array(P).fill(1e-3);
+    expect((await upload(delta)).accepted).toBe(true);
+    expect((await upload(delta)).accepted).toBe(true);
+    expect(await grpcError(upload(new Float32Array(P).fill(2e-3))))
+      .toEqual({ code: status.FAILED_PRECONDITION, details: `task ${task.taskId}: update already received` });
+    expect(await c.done).toBe('DONE');
+    expect(c.job.history[0]!.reporters.sort()).toEqual(['honest', 'retrier']);
+    expect(accepted.filter((t) => t === task.taskId)).toHaveLength(1);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_accepted_total', { job_id: task.jobId })).toBe(2);
+  });
+});
+
 async function collect(stream: AsyncIterable<unknown>): Promise<unknown[]> {
   const out: unknown[] = [];
   for await (const m of stream) out.push(m);

@@ -41,7 +41,8 @@ describe('secure aggregation', () => {
     const sums: Uint32Array[] = [];
     const quantized: Uint32Array[] = [];
     const c = await h.coordinator(['--rounds', '3', '--cohort', '6', '--min-trainers', '4', '--min-group-size', '3',
-      '--hidden', '64', '--local-epochs', '3', '--validation-samples', '210', '--exit-when-done'], {
+      // --spool-memory-mib 0: every masked input waits in a file until whole.
+      '--hidden', '64', '--local-epochs', '3', '--validation-samples', '210', '--exit-when-done', '--spool-memory-mib', '0'], {
       onUpdateBytes: (_t, bytes) => received.push(new Uint32Array(new Uint8Array(bytes).buffer)),
       onBeforeUnmask: (_g, sum) => sums.push(sum),
     });
