@@ -12,7 +12,8 @@
  * plus the phases its model process runs (the validation gradient, the sums' scores, the
  * validation). Then, for the run: the latency of
  * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
- * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), the simulated trainers' CPU
+ * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), its garbage collector's pauses
+ * (`nodejs_gc_duration_seconds`, by kind), the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
  * outside the heap held, and its update bytes in and model bytes out. Options: --runs
  * 100x1000000,300x1000000 --rounds 2 --procs 4 --min-group-size 5, and --coordinator-args
@@ -77,7 +78,7 @@ async function runOnce(n: number, p: number): Promise<void> {
   try {
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', dir, '--task', 'exercise',
       '--model', JSON.stringify({ family: 'mlp', hidden: hiddenLayers }), '--max-params', '20000000', '--rounds', String(ROUNDS), '--cohort', String(n),
-      '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '600', '--unmask-timeout', '600', '--cohort-wait', '0',
+      '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '300', '--unmask-timeout', '300', '--cohort-wait', '0',
       // Simulated trainers share two cores: their heartbeats run late, which is not what is measured.
       '--live-timeout-ms', '120000',
       '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'),
@@ -158,6 +159,8 @@ async function runOnce(n: number, p: number): Promise<void> {
     });
     console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
     console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);
+    const gc = (kind: string) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{[^}]*kind="${kind}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    console.log(`  coordinator's garbage collection, main-thread pauses in all: major ${gc('major').toFixed(1)} s, incremental marking ${gc('incremental').toFixed(1)} s, minor ${gc('minor').toFixed(1)} s`);
     console.log(`  the simulated trainers' processes: ${trainersCpu.toFixed(1)} CPU s in all (masking, uploads; the machine's ${os.cpus().length} cores are shared with the coordinator)`);
     console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}; V8 heap at most ${mib(heapPeak)}, buffers outside it at most ${mib(externalPeak)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
   } finally {
