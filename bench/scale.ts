@@ -16,7 +16,8 @@
  * (`nodejs_gc_duration_seconds`, by kind), the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
  * outside the heap held, and its update bytes in and model bytes out. Options: --runs
- * 100x1000000,300x1000000 --rounds 2 --procs 4 --min-group-size 5, and --coordinator-args
+ * 100x1000000,300x1000000 --rounds 2 --procs N (default: one process per 100 trainers, at
+ * least 4) --min-group-size 5, and --coordinator-args
  * '--max-sum-mib 0' (extra coordinator flags). The trainers run at the lowest CPU priority
  * (nice 19): they stand in for other machines, and the coordinator's figures are its own.
  * `AQ_CPU_PROF_DIR`: the coordinator and the trainers write CPU profiles there; `AQ_NODE_ARGS`:
@@ -34,11 +35,13 @@ import { probe, quantile } from './attack-kit.js';
 const { values } = parseArgs({ options: {
   runs: { type: 'string', default: '100x1000000' },
   rounds: { type: 'string', default: '2' },
-  procs: { type: 'string', default: '4' },
+  procs: { type: 'string', default: '' },
   'min-group-size': { type: 'string', default: '5' },
   'coordinator-args': { type: 'string', default: '' },
 } });
-const ROUNDS = Number(values.rounds), PROCS = Number(values.procs);
+const ROUNDS = Number(values.rounds);
+/** Processes of simulated trainers for a run of `n`. */
+const procsFor = (n: number) => (values.procs ? Number(values.procs) : Math.max(4, Math.ceil(n / 100)));
 const TRAINERS_SCRIPT = fileURLToPath(new URL('./scale-trainers.ts', import.meta.url));
 /** Stops a child and waits for it. */
 function stop(c: ChildProcess): Promise<void> {
@@ -79,8 +82,10 @@ async function runOnce(n: number, p: number): Promise<void> {
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', dir, '--task', 'exercise',
       '--model', JSON.stringify({ family: 'mlp', hidden: hiddenLayers }), '--max-params', '20000000', '--rounds', String(ROUNDS), '--cohort', String(n),
       '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '300', '--unmask-timeout', '300', '--cohort-wait', '0',
-      // Simulated trainers share two cores: their heartbeats run late, which is not what is measured.
-      '--live-timeout-ms', '120000',
+      // Simulated trainers share two cores: their heartbeats run late, which is not what is
+      // measured. Heartbeats every 10 s: at 1 s, 1,000 trainers' heartbeats and long polls kept
+      // the coordinator at about half a core while the round waited (Performance).
+      '--heartbeat-interval-ms', '10000', '--live-timeout-ms', '120000',
       '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'),
       { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean) });
     children.push(coordinator);
@@ -91,8 +96,9 @@ async function runOnce(n: number, p: number): Promise<void> {
     children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--coordinator', grpc, '--seed', 'scale',
       '--shards', String(n), '--samples-per-shard', '8', '--data-dir', path.join(dir, 'datasets')], path.join(dir, 'dataset.log')));
     const trainerProcs: ChildProcess[] = [];
-    const per = Math.ceil(n / PROCS);
-    for (let i = 0; i < PROCS && i * per < n; i++) {
+    const procs = procsFor(n);
+    const per = Math.ceil(n / procs);
+    for (let i = 0; i < procs && i * per < n; i++) {
       const t = spawnRole(['--coordinator', grpc, '--from', String(i * per), '--count', String(Math.min(per, n - i * per)), '--log', path.join(dir, `trainers-${i}.log`)],
         // At the lowest priority: they stand in for other machines, and take what CPU the coordinator leaves.
         path.join(dir, `trainers-${i}.err`), { script: TRAINERS_SCRIPT, wrapper: ['nice', '-n', '19'], cpuProfDir: process.env.AQ_CPU_PROF_DIR && path.join(process.env.AQ_CPU_PROF_DIR, 'trainers') });
@@ -145,7 +151,7 @@ async function runOnce(n: number, p: number): Promise<void> {
       throw new Error(`the coordinator recorded no round (no ${historyFile}); its last log lines:\n${tail}`);
     }
     const history = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { rounds: RoundRow[] }).rounds;
-    console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+`);
+    console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+, trainers in ${procsFor(n)} processes`);
     console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  page faults  overhead s');
     history.forEach((r, i) => {
       const ph = r.phaseSeconds ?? {};
@@ -170,7 +176,7 @@ async function runOnce(n: number, p: number): Promise<void> {
   }
 }
 
-console.log(`actiquest bench:scale (node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${mib(os.totalmem())}); ${ROUNDS} rounds a run, trainers in ${PROCS} processes`);
+console.log(`actiquest bench:scale (node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${mib(os.totalmem())}); ${ROUNDS} rounds a run`);
 for (const run of values.runs.split(',')) {
   const [n, p] = run.split('x').map(Number);
   await runOnce(n!, p!);
