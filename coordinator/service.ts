@@ -12,7 +12,7 @@ import type { SpooledInput, UploadSpool } from './spool.js';
 import type { NodeRegistry, DatasetRecord } from '../src/rounds/index.js';
 import type { SecureAggregation } from '../src/secagg/index.js';
 import { type CoordinatorMetrics, REJECT_REASONS } from '../src/metrics/index.js';
-import type { Logger } from '../src/util/index.js';
+import { BoundedMap, type Logger } from '../src/util/index.js';
 import type { JobManager, NodeLedger } from '../src/jobs/index.js';
 import type { WeightsStatus } from '../src/chain/index.js';
 import { getTask } from '../src/tasks/index.js';
@@ -109,8 +109,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
   const pool = new BufferPool();
   const uploads = new UploadSlots(deps.uploads.maxBytes);
   /** The digest of each SecAggSubmit message accepted, by task and stage, and of each update taken, by node and task. */
-  const submitted = new Map<string, string>();
-  const takenUploads = new Map<string, string>();
+  const submitted = new BoundedMap<string, string>(MAX_SUBMISSIONS_KEPT);
+  const takenUploads = new BoundedMap<string, string>(MAX_SUBMISSIONS_KEPT);
   /** The secure aggregation of the running round in which `taskId` is `nodeId`'s task. */
   const secureFor = (nodeId: string, taskId: string) => {
     if (!registry.touch(nodeId)) throw new NodeNotFoundError(nodeId);
@@ -289,7 +289,6 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           round.acceptUpdate(header.taskId, header.nodeId, bytesToFloat32(bytes), info);
           deps.onUpdateBytes?.(header.taskId, bytes, header.numSamples);
         }
-        if (takenUploads.size >= MAX_SUBMISSIONS_KEPT) takenUploads.delete(takenUploads.keys().next().value!);
         takenUploads.set(`${header.nodeId}/${header.taskId}`, Buffer.from(header.blob!.sha256).toString('hex'));
         metrics.updatesAccepted.inc({ job_id: header.jobId });
         const c = round.counts();
@@ -329,7 +328,6 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       const digest = sha256(coordinatorService.SecAggSubmit.requestSerialize(req)).toString('base64');
       if (submitted.get(key) === digest) return {};
       submitStage(secure, req);
-      if (submitted.size >= MAX_SUBMISSIONS_KEPT) submitted.delete(submitted.keys().next().value!);
       submitted.set(key, digest);
       return {};
     }),

@@ -3,6 +3,7 @@
  * verifications a second here, 60 to 170 times tweetnacl). Public keys travel as 32 raw bytes.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { BoundedMap } from '../util/index.js';
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -37,14 +38,12 @@ export function identityFromSeed(seed: Uint8Array): Identity {
 }
 
 /** Public keys parsed lately (a coordinator checks several messages of each member a round). */
-const parsedKeys = new Map<string, KeyObject>();
-const MAX_PARSED_KEYS = 4096;
+const parsedKeys = new BoundedMap<string, KeyObject>(4096);
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   const id = Buffer.from(publicKey).toString('base64');
   let key = parsedKeys.get(id);
   if (!key) {
     key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    if (parsedKeys.size >= MAX_PARSED_KEYS) parsedKeys.delete(parsedKeys.keys().next().value!);
     parsedKeys.set(id, key);
   }
   return key;

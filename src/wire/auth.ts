@@ -44,6 +44,7 @@ import * as grpc from '@grpc/grpc-js';
 import { waitReady, sr25519Sign, sr25519Verify } from '@polkadot/wasm-crypto';
 import { hexToU8a, isHex } from '@polkadot/util';
 import { cryptoWaitReady, decodeAddress, encodeAddress, keyExtractSuri, keyFromPath, mnemonicToMiniSecret, sr25519PairFromSeed } from '@polkadot/util-crypto';
+import { BoundedMap } from '../util/index.js';
 import { NodeIdMismatchError, quote, TooManyCallsError, UnauthenticatedError } from '../errors.js';
 
 export const HEADER_HOTKEY = 'x-aq-hotkey';
@@ -209,7 +210,7 @@ export interface VerifierOptions {
 export class RequestVerifier {
   private readonly seen = new Map<string, number>();
   /** Certificates verified, by hotkey and header, with their keys (until they expire). */
-  private readonly certified = new Map<string, { key: KeyObject; expiresMs: number }>();
+  private readonly certified = new BoundedMap<string, { key: KeyObject; expiresMs: number }>(MAX_CERTIFIED);
   private readonly maxSkewMs: number;
   private readonly now: () => number;
   private lastPrune = 0;
@@ -297,7 +298,6 @@ export class RequestVerifier {
       }
       known = { key: createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' }), expiresMs };
       // Bounded: anyone may certify sessions of their own key before admission refuses them.
-      if (this.certified.size >= MAX_CERTIFIED) this.certified.delete(this.certified.keys().next().value!);
       this.certified.set(id, known);
     }
     if (known.expiresMs <= this.now()) {
