@@ -7,9 +7,8 @@
  *
  * For each run (`--runs NxP,...`, default 100x1000000) it prints, per round: the round's
  * seconds and its phases (from the coordinator's round records), the coordinator process's CPU
- * seconds and minor page faults in the round (fresh memory touched: where the kernel makes them
- * dear, as in virtual machines, they are much of a round's CPU), and its overhead: that CPU time
- * plus the phases its model process runs (the validation gradient, the sums' scores, the
+ * seconds and minor page faults (fresh memory touched) in the round, and its overhead: that CPU
+ * time plus the phases its model process runs (the validation gradient, the sums' scores, the
  * validation). Then, for the run: the latency of
  * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
  * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), its garbage collector's pauses

@@ -273,9 +273,10 @@ export class TaskRunner {
 
   /**
    * Sends an update; a coordinator whose upload budget is full (RESOURCE_EXHAUSTED before a byte
-   * is buffered), or a connection lost on the way (UNAVAILABLE: the coordinator keeps no part of
-   * an upload that did not end), is tried again after a growing, jittered pause until the round
-   * ends.
+   * is buffered), or an upload whose answer did not come (a deadline passed, the connection
+   * dropped: the coordinator keeps no part of an upload that did not end, and answers one it took
+   * whole, sent again, as it did the first time) is tried again after a growing, jittered pause
+   * until the round ends.
    */
   private async submit(messages: BlobPart<UpdateHeader>[], signal: AbortSignal): Promise<SubmitUpdateResponse> {
     for (let attempt = 0; ; attempt++) {
@@ -283,7 +284,8 @@ export class TaskRunner {
         return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
       } catch (err) {
         const full = hasStatus(err, status.RESOURCE_EXHAUSTED) && /updates in flight hold/.test(err.details);
-        if (!(full || hasStatus(err, status.UNAVAILABLE)) || signal.aborted || attempt >= 20) throw err;
+        const unanswered = hasStatus(err, status.DEADLINE_EXCEEDED) || hasStatus(err, status.UNAVAILABLE);
+        if (!(full || unanswered) || signal.aborted || attempt >= 20) throw err;
         const ms = Math.min(4000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
         this.deps.log.info(full ? 'upload budget full; retrying' : 'upload cut off; retrying', { inMs: Math.round(ms), attempt: attempt + 1, error: (err as Error).message });
         await sleep(ms, signal);
