@@ -64,7 +64,7 @@ for (const seed of SITES) {
     '--samples-per-shard', String(perShard), '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), ...quiet], path.join(dir, `${seed}.log`), PROF));
 }
 for (let i = 0; i < Number(values.trainers); i++) {
-  children.push(spawnRole(['trainer', '--coordinator', coordinator.address, '--node-id', `t${i}`, '--backend', 'wasm', ...quiet], path.join(dir, `t${i}.log`), PROF));
+  children.push(spawnRole(['trainer', '--coordinator', coordinator.address, '--node-id', `t${i}`, '--backend', 'wasm', '--threads', '1', ...quiet], path.join(dir, `t${i}.log`), PROF));
 }
 await coordinator.done;
 const fedSeconds = (performance.now() - started) / 1000;

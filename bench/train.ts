@@ -15,14 +15,16 @@
  * --flags NAME=VALUE,... (TF.js environment flags to set once a backend is selected)
  * --torch auto|on|off (the yardstick: the same models, loss, optimizer and batches in PyTorch
  * on the same GPU, eager and torch.compile, by bench/torch_train.py, with the ratio of each
- * figure; auto: when webgpu ran on a GPU and python3 has torch with CUDA).
+ * figure; auto: when webgpu ran on a GPU and python3 has torch with CUDA) --threads N (wasm
+ * is timed again with each batch shared by N threads, as CPU trainers train, and the speed-up
+ * over one thread printed; 0: every core, 1: not).
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, trainingForward } from '../src/model/index.js';
+import { autoThreads, configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, topologyJson, trainingForward, TrainThreads } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../test/fixtures/conv-check.js';
 
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     check: { type: 'boolean', default: false },
     flags: { type: 'string', default: '' },
     torch: { type: 'string', default: 'auto' },
+    threads: { type: 'string', default: '0' },
   },
 });
 const task = getTask('pose');
@@ -61,6 +64,7 @@ const images = task.generateValidation('bench-train', maxBatch);
 interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number; loss?: [number, number] }
 const rows: Row[] = [];
 const stockRows: Row[] = [];
+const threadRows: Row[] = [];
 const onesRows: Row[] = [];
 const stockBnRows: Row[] = [];
 const stockLnRows: Row[] = [];
@@ -108,6 +112,30 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
   return { stepMs: median(times), params, loss: [losses[0]!, losses[WARMUP + STEPS - 1]!], kernels };
 }
 
+/**
+ * The same steps as timeSteps on the wasm backend, each batch shared by the trainers' training
+ * threads (src/model/train-threads.ts): the gradient of each slice on its own thread, summed,
+ * then the same flat Adam step.
+ */
+async function timeThreadedSteps(spec: ModelSpec, batch: number, threads: TrainThreads): Promise<{ stepMs: number; loss: [number, number] }> {
+  const model = buildModel(spec, task.inputShape, task.head, 1);
+  const optimizer = new FlatAdam(1e-3);
+  const data = { count: batch, features: images.x.subarray(0, batch * 64 * 64 * 3), labels: images.y.subarray(0, batch), keypoints: images.keypoints!.subarray(0, batch * 17 * 3) };
+  const steps = await threads.begin(model, topologyJson(model), data, task.head, optimizer, trainingForward(model));
+  const rowsOf = Int32Array.from({ length: batch }, (_, i) => i);
+  const losses: number[] = [];
+  const times: number[] = [];
+  for (let i = 0; i < WARMUP + STEPS; i++) {
+    const t0 = performance.now();
+    losses.push(await steps.step(rowsOf));
+    if (i >= WARMUP) times.push(performance.now() - t0);
+  }
+  await steps.end();
+  optimizer.dispose();
+  model.dispose();
+  return { stepMs: median(times), loss: [losses[0]!, losses.at(-1)!] };
+}
+
 console.log(`actiquest bench:train (node ${process.version}); pose task, 64 x 64 x 3 images, Adam, ${STEPS} timed steps after ${WARMUP}`);
 if (values.check) {
   await selectBackend('cpu');
@@ -153,6 +181,24 @@ for (const name of values.backends.split(',')) {
         profiles[`${name}/${m}/${batch}`] = r.kernels.map((k) => ({ ...k, share: total > 0 ? k.ms / total : 0 }));
       }
     }
+  }
+  const threadCount = Number(values.threads) || autoThreads();
+  if (name === 'wasm' && threadCount > 1) {
+    // The one-thread rows above are the baseline; a bundle (scripts/device-bundle.sh) carries the worker as one file beside it.
+    const bundled = fileURLToPath(new URL('./train-worker.mjs', import.meta.url));
+    const threads = new TrainThreads(threadCount, 'wasm', { ...(existsSync(bundled) ? { workerFile: bundled } : {}), ...(process.env.AQ_WASM_DIR ? { wasmDir: process.env.AQ_WASM_DIR } : {}) });
+    console.log(`\n== wasm on ${threadCount} threads, each batch shared (trainers' --threads; ${device})`);
+    console.log('  model  batch  images/s   step ms  speed-up over 1 thread   loss, first step -> last timed');
+    for (const m of values.models.split(',')) {
+      for (const batch of batches.filter((b) => b <= Number(values['wasm-max-batch']))) {
+        const one = rows.find((r) => r.backend === 'wasm' && r.model === m && r.batch === batch)!;
+        const r = await timeThreadedSteps(MODELS[m]!, batch, threads);
+        const ips = (batch * 1000) / r.stepMs;
+        threadRows.push({ backend: `wasm x${threadCount}`, device, model: m, params: one.params, batch, imagesPerSecond: ips, stepMs: r.stepMs, loss: r.loss });
+        console.log(`  ${m.padEnd(5)}  ${String(batch).padStart(5)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}  ${(ips / one.imagesPerSecond).toFixed(2).padStart(21)}x   ${r.loss[0].toFixed(4)} -> ${r.loss[1].toFixed(4)}`);
+      }
+    }
+    await threads.close();
   }
   if (name !== 'wasm' && batches.includes(256)) {
     // Baseline in the same run: the same steps with tf.train.adam's per-variable updates.
@@ -241,4 +287,4 @@ if (torchRows.length > 0) {
 } else if (values.torch === 'on') {
   console.log(`\n== PyTorch yardstick: not run (${existsSync(script) ? 'python3 with torch and CUDA not found, or it failed' : `${script} missing`})`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ torch: { ...torchInfo, rows: torchRows }, rows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ torch: { ...torchInfo, rows: torchRows }, rows, threads: threadRows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));

@@ -106,7 +106,8 @@ export async function runDemo(argv: string[], env: NodeJS.ProcessEnv = process.e
         '--seed', `dataset-${i}`, '--data-dir', path.join(out, 'datasets', o.task)], path.join(logs, `dataset-${i}.log`), prof));
     }
     for (let i = 0; i < o.trainers; i++) {
-      children.push(spawnRole(['trainer', '--coordinator', address, '--metrics-port', '0', '--backend', o.backend,
+      // One training thread each: the demo's trainers share this machine's cores.
+      children.push(spawnRole(['trainer', '--coordinator', address, '--metrics-port', '0', '--backend', o.backend, '--threads', '1',
         '--node-id', `trainer-${String(i).padStart(2, '0')}`], path.join(logs, `trainer-${i}.log`), prof));
     }
     const code = await coordinatorExit;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs what `npm run bench:train` needs on a GPU machine that has no Node and no network
-# (the workplace's device tool): the bench bundled into one file with tfjs and both backends,
+# (the workplace's device tool): the bench bundled into one file with tfjs and both backends
+# (and its training threads' worker into another),
 # tfjs-backend-wasm's .wasm files beside it, the webgpu package's linux-x64 dawn.node, this
 # machine's Node binary (both xz-compressed), and the Vulkan loader's Debian packages.
 # Output: .dev/ (git-ignored). On the machine, see the README's "GPU figures" for the command.
@@ -19,6 +20,15 @@ npx --no-install esbuild .dev/entry.ts --bundle --platform=node --format=esm --t
   --outfile=.dev/pkg/train.mjs --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import __p from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __p.dirname(__filename);"
 rm .dev/entry.ts
+# The training threads' worker (bench:train's wasm run on every core), one file beside the bench.
+cat > .dev/worker-entry.ts <<'TS'
+await import('@tensorflow/tfjs-backend-wasm');
+await import('../src/model/train-worker.ts');
+TS
+npx --no-install esbuild .dev/worker-entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+  --outfile=.dev/pkg/train-worker.mjs --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
+  --banner:js="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import __p from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __p.dirname(__filename);"
+rm .dev/worker-entry.ts
 cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm .dev/pkg/
 # The PyTorch yardstick, run beside the bundle where python3 has torch.
 cp bench/torch_train.py .dev/pkg/

@@ -27,10 +27,11 @@ describe('npm start', () => {
       const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { finalValAccuracy: number; rounds: number };
       const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as { rounds: { groups: number; participants: number }[] };
       expect(summary.rounds).toBe(10);
-      expect(summary.finalValAccuracy).toBeGreaterThanOrEqual(0.75);
+      // The demo's output (each round's trainers, groups and accuracy) says what a miss was.
+      expect(summary.finalValAccuracy, stdout).toBeGreaterThanOrEqual(0.75);
       // Secure aggregation in two groups of 5 in every round.
-      expect(history.rounds.every((r) => r.groups >= 1)).toBe(true);
-      expect(history.rounds.filter((r) => r.groups === 2).length).toBeGreaterThanOrEqual(8);
+      expect(history.rounds.every((r) => r.groups >= 1), stdout).toBe(true);
+      expect(history.rounds.filter((r) => r.groups === 2).length, stdout).toBeGreaterThanOrEqual(8);
       expect(stdout).toMatch(/secure aggregation in 2 groups of 5\+5/);
       expect(stdout).toMatch(/final validation accuracy \d+\.\d% after 10 rounds/);
       expect(fs.existsSync(path.join(out, 'model', 'model.json'))).toBe(true);

@@ -81,8 +81,9 @@ export class Harness {
 
   async trainer(coordinator: string, nodeId: string, flags: string[] = [], hooks: TrainerHooks = {}): Promise<TrainerNode> {
     const t = await startTrainer(loadTrainerConfig([
-      // A set capacity: no self-benchmark at start (test/self-benchmark.test.ts runs one).
-      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`trainer-${nodeId}`), '--wait-ms', '2000', '--capacity', '1000', ...flags,
+      // A set capacity: no self-benchmark at start (test/self-benchmark.test.ts runs one). One
+      // training thread: a test's trainers share the machine (test/train-threads.test.ts runs more).
+      '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '0', '--log-level', 'warn', '--log-file', this.logFile(`trainer-${nodeId}`), '--wait-ms', '2000', '--capacity', '1000', '--threads', '1', ...flags,
     ], {}), hooks);
     this.defer(() => t.close());
     return t;
@@ -91,14 +92,14 @@ export class Harness {
   /** A trainer as a separate process (`actiquest trainer`). */
   trainerProcess(coordinator: string, nodeId: string, flags: string[] = []): ChildProcess {
     const child = spawnRole(['trainer', '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm',
-      '--metrics-port', '-1', '--wait-ms', '2000', '--capacity', '1000', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
+      '--metrics-port', '-1', '--wait-ms', '2000', '--capacity', '1000', '--threads', '1', ...flags], this.logFile(`${nodeId}-process-${Date.now()}`));
     this.defer(() => kill(child, 'SIGTERM'));
     return child;
   }
 
   /** A trainer process with a planted misbehaviour (test/fixtures/planted-trainer.ts); it logs to `logFile(nodeId)`. */
   plantedTrainer(coordinator: string, nodeId: string, plant: 'reveals' | 'weight' | 'range' | 'scale', flags: string[] = []): ChildProcess {
-    const child = spawnRole([plant, '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '-1', '--wait-ms', '2000',
+    const child = spawnRole([plant, '--coordinator', coordinator, '--node-id', nodeId, '--backend', 'wasm', '--metrics-port', '-1', '--wait-ms', '2000', '--threads', '1',
       '--log-file', this.logFile(nodeId), ...flags], this.logFile(`${nodeId}-stderr`), { script: PLANTED_TRAINER });
     this.defer(() => kill(child, 'SIGTERM'));
     return child;

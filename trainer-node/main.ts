@@ -9,7 +9,7 @@ import { AllowlistAdmission, roleLogger, keepRegistered, nodeIdentity, Validator
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { status, type ChannelOptions } from '@grpc/grpc-js';
 import { sleep } from '../src/util/index.js';
-import { configureBackends, selectBackend } from '../src/model/index.js';
+import { autoThreads, configureBackends, selectBackend, TrainThreads } from '../src/model/index.js';
 import { selfBenchmark } from './self-bench.js';
 import { trainerMetrics, serveMetrics, fmt, type StatusDocument } from '../src/metrics/index.js';
 import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
@@ -103,19 +103,27 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const speeds = config.capacity > 0 ? [] : await selfBenchmark();
   const capacity = config.capacity > 0 ? config.capacity : Math.max(speeds.find((s) => s.task === 'pose')?.samplesPerSecond ?? 1, 0.001);
   const speedText = speeds.map((s) => `${s.task} ${s.model} ${fmt(s.samplesPerSecond, 0)}/s`).join(', ');
+  // On a CPU backend every core trains: threads share each batch where that is faster.
+  const cpu = backend.backend === 'wasm' || backend.backend === 'cpu';
+  const threadCount = cpu ? config.threads || autoThreads() : 1;
+  const trainThreads = threadCount > 1 ? new TrainThreads(threadCount, backend.backend, {
+    onVerdict: (v) => log.info(v.shared ? 'training threads share each batch of this model' : 'training threads left idle for this model: one thread was faster', {
+      batchSize: v.batchSize, threads: v.threads, samplesPerSecondShared: Math.round(v.sharedPerSecond), samplesPerSecondAlone: Math.round(v.alonePerSecond),
+    }),
+  }) : null;
   const metrics = trainerMetrics();
   // The status page: this node's validators, tasks, throughput and score at each.
   let sessionsNow: () => Session[] = () => [];
   const statusPage = (): StatusDocument => ({
     role: 'trainer', id: config.nodeId, updatedAt: new Date().toISOString(),
-    facts: [['node', config.nodeId], ['backend', `${backend.backend} (${backend.device})`], ['speed', speedText || `${fmt(capacity, 0)} samples/s (--capacity)`], ['finds validators', config.discovery ? `on chain, subnet ${config.discovery.netuid}` : config.coordinator]],
+    facts: [['node', config.nodeId], ['backend', `${backend.backend} (${backend.device})`], ['training threads', String(threadCount)], ['speed', speedText || `${fmt(capacity, 0)} samples/s (--capacity)`], ['finds validators', config.discovery ? `on chain, subnet ${config.discovery.netuid}` : config.coordinator]],
     tables: [{
       id: 'validators', title: 'Validators', columns: ['validator', 'address', 'capacity share', 'tasks submitted', 'tasks failed', 'last task', 'samples/s', 'score'],
       rows: sessionsNow().map((s) => [s.label, s.address, fmt(s.share, 2), s.tasks.submitted, s.tasks.failed, s.tasks.lastRound, fmt(s.throughput(), 1), s.score === null ? '' : fmt(s.score)]),
     }],
   });
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, statusPage) : null;
-  log.info('started', { backend: backend.backend, device: backend.device, ...(speeds.length ? { samplesPerSecond: Object.fromEntries(speeds.map((x) => [x.task, Math.round(x.samplesPerSecond)])) } : {}), capacity: Math.round(capacity), coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
+  log.info('started', { backend: backend.backend, device: backend.device, threads: threadCount, ...(speeds.length ? { samplesPerSecond: Object.fromEntries(speeds.map((x) => [x.task, Math.round(x.samplesPerSecond)])) } : {}), capacity: Math.round(capacity), coordinator: config.coordinator || null, chain: config.discovery?.url ?? null, metrics: metricsServer?.address ?? null });
   const stop = new AbortController();
   // Signs this node's secure-aggregation keys. Ephemeral for now: chain hotkeys replace it.
   const identity = generateIdentity();
@@ -145,6 +153,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       ...(admitPeer ? { admitPeer } : {}),
       ...(hooks.syntheticUpdate ? { syntheticUpdate: hooks.syntheticUpdate } : {}),
       ...(hooks.maskPool ? { maskPool: hooks.maskPool } : {}),
+      ...(trainThreads ? { trainThreads } : {}),
     });
     const session: Session = { address, label, share, tasks: { submitted: 0, failed: 0, lastRound: '' }, score: null, throughput: () => runner.lastSamplesPerSecond, close: () => Promise.resolve() };
     let currentTask = '';
@@ -284,6 +293,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       await watch?.close();
       await Promise.allSettled([...sessions.values()].map((s) => s.close()));
       await metricsServer?.close();
+      await trainThreads?.close();
       log.info('stopped');
     },
   };

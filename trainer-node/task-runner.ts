@@ -8,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
 import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, untilAnswered, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
-import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset } from '../src/model/index.js';
+import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset, type TrainThreads } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
 import { sleep, type Logger } from '../src/util/index.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
@@ -64,6 +64,8 @@ export class TaskRunner {
       plantReveals?: (reveals: UnmaskShare[]) => void;
       /** Makes each update instead of training (bench:scale's simulated trainers): no model, no shards. */
       syntheticUpdate?: (numParams: number) => Float32Array;
+      /** Threads that share training batches on a CPU backend (one pool for the process); absent: this thread alone. */
+      trainThreads?: TrainThreads;
       /** A mask thread pool shared by many runners in one process (bench:scale); by default each has its own. */
       maskPool?: MaskPool;
     },
@@ -247,6 +249,7 @@ export class TaskRunner {
       epochs: train.localEpochs, batchSize: train.batchSize, learningRate: train.learningRate,
       optimizer: train.optimizer === 'sgd' ? 'sgd' : 'adam', head: def.head, seed: train.seed, signal,
       onProgress: delay > 0 ? () => sleep(delay, signal) : undefined,
+      ...(this.deps.trainThreads ? { parallel: { threads: this.deps.trainThreads, topology: task.model!.topologyJson } } : {}),
     });
     metrics.samplesTrained.inc(result.samplesTrained);
     metrics.trainSeconds.observe(result.seconds);

@@ -9,6 +9,7 @@ export { buildCheckedModel, checkOnnxExportable, DEFAULT_BUDGET, precheckModel, 
 export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from './spec.js';
 export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
 export { evaluate, lossGradient, trainLocal, type Dataset } from './train.js';
+export { autoThreads, TrainThreads } from './train-threads.js';
 export { loadModelFiles, saveModelFiles, type SavedModel } from './export.js';
 export { onnxUnsupported, toOnnx, ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT } from './onnx-export.js';
 export { checkOnnx, runOnnx, type OnnxCheck } from './onnx-check.js';

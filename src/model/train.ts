@@ -9,6 +9,7 @@ import { FlatAdam } from './flat-adam.js';
 import { trainingForward } from './bn-act.js';
 import { Random } from '../util/index.js';
 import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
+import type { TrainThreads, Stepper } from './train-threads.js';
 
 export type { Head } from './head.js';
 
@@ -30,6 +31,11 @@ export interface LocalTrainOptions {
   head: Head;
   seed: number;
   signal?: AbortSignal;
+  /**
+   * Threads that share each batch (train-threads.ts), with the model's topology JSON, which
+   * they build their copies from; absent or one thread: this thread alone.
+   */
+  parallel?: { threads: TrainThreads; topology: string };
   /** Called after each batch with samples done so far. */
   onProgress?: (samplesDone: number, loss: number) => void | Promise<void>;
 }
@@ -63,12 +69,12 @@ export class TrainingAbortedError extends Error {
 }
 
 /** The model's input shape without the batch dimension. */
-function inputShapeOf(model: tf.LayersModel): number[] {
+export function inputShapeOf(model: tf.LayersModel): number[] {
   return model.inputs[0]!.shape.slice(1).map((d) => d ?? 1);
 }
 
 /** Rows of `features` picked by `index`, as a batch tensor of the model's input shape. */
-function inputBatch(model: tf.LayersModel, data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): tf.Tensor {
+export function inputBatch(model: tf.LayersModel, data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): tf.Tensor {
   const shape = inputShapeOf(model);
   const dim = data.features.length / data.count;
   const buf = scratch && scratch.length >= n * dim ? scratch.subarray(0, n * dim) : new Float32Array(n * dim);
@@ -91,7 +97,24 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
   const forward = trainingForward(model);
   let lastEpochLoss = 0;
   let samplesTrained = 0;
+  // One batch's step on this thread; with threads, a stepper that may share batches among them.
+  const single = async (rows: Int32Array): Promise<number> => {
+    const index = (b: number) => rows[b]!;
+    const lossT = tf.tidy(() => {
+      const x = inputBatch(model, data, index, rows.length, scratch);
+      const t = targetsOf(options.head, data, index, rows.length);
+      return optimizer.minimize(() => meanLoss(options.head, t, forward(x)), true)!;
+    });
+    const loss = (await lossT.data())[0]!;
+    lossT.dispose();
+    return loss;
+  };
+  let stepper: Stepper | null = null;
   try {
+    const par = options.parallel;
+    stepper = par && par.threads.threads > 1
+      ? await par.threads.stepper({ model, topology: par.topology, data, head: options.head, optimizer, forward, batchSize: options.batchSize, single })
+      : { step: single, end: async () => {} };
     for (let epoch = 0; epoch < options.epochs; epoch++) {
       rng.shuffle(order);
       let lossSumEpoch = 0;
@@ -99,14 +122,7 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
       for (let start = 0; start < data.count; start += options.batchSize) {
         if (options.signal?.aborted) throw new TrainingAbortedError();
         const n = Math.min(options.batchSize, data.count - start);
-        const index = (b: number) => order[start + b]!;
-        const lossT = tf.tidy(() => {
-          const x = inputBatch(model, data, index, n, scratch);
-          const t = targetsOf(options.head, data, index, n);
-          return optimizer.minimize(() => meanLoss(options.head, t, forward(x)), true)!;
-        });
-        const loss = (await lossT.data())[0]!;
-        lossT.dispose();
+        const loss = await stepper.step(Int32Array.from(order.slice(start, start + n)));
         lossSumEpoch += loss * n;
         epochSamples += n;
         samplesTrained += n;
@@ -118,6 +134,7 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
     }
   } finally {
     optimizer.dispose();
+    await stepper?.end();
   }
   return { loss: lastEpochLoss, samplesTrained, seconds: (performance.now() - started) / 1000 };
 }
