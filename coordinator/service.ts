@@ -200,11 +200,14 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       admit();
       const { bytes, sha256 } = jobs.runner(req.jobId).globalModel(req.round);
       const messages = modelMessages(bytes, sha256);
-      for (const message of messages) {
+      // A download cut off goes on where it stopped: the header, then the chunks it lacks.
+      const chunks = messages.length - 1;
+      if (req.fromChunk > chunks) throw new InvalidFieldError('from_chunk', `a chunk index from 0 to ${chunks} (the model is ${chunks} chunks)`, String(req.fromChunk));
+      for (const message of [messages[0]!, ...messages.slice(1 + req.fromChunk)]) {
         if (signal.aborted) return;
         await send(message);
       }
-      metrics.sentBytes.inc(bytes.length);
+      metrics.sentBytes.inc(Math.max(0, bytes.length - req.fromChunk * DEFAULT_CHUNK_BYTES));
     }),
 
     SubmitUpdate: clientStream<BlobPart<UpdateHeader>, SubmitUpdateResponse>(log, 'SubmitUpdate', async (messages, signal, call) => {

@@ -57,6 +57,14 @@ describe('bad input', () => {
       .toEqual({ code: status.NOT_FOUND, details: 'job nope: not found' });
     expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 9 }, T))))
       .toEqual({ code: status.NOT_FOUND, details: `job ${task.jobId}: round 9 not found; the current round is 1` });
+    // A download resumed: the header, then the chunks from the one asked for; none past the last.
+    const whole = await collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1 }, T));
+    const count = whole[0]!.header!.chunkCount;
+    const tail = await collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count }, T));
+    expect(tail.map((m) => m.part)).toEqual(['header']);
+    expect(tail[0]!.header).toEqual(whole[0]!.header);
+    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count + 1 }, T))))
+      .toEqual({ code: status.INVALID_ARGUMENT, details: `from_chunk: expected a chunk index from 0 to ${count} (the model is ${count} chunks), got ${count + 1}` });
 
     const submit = (header: Partial<UpdateHeader>, parts: BlobPart<UpdateHeader>[] | null, delta = new Float32Array(P)) => {
       const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
@@ -149,8 +157,8 @@ describe('an upload sent again', () => {
   });
 });
 
-async function collect(stream: AsyncIterable<unknown>): Promise<unknown[]> {
-  const out: unknown[] = [];
+async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
   for await (const m of stream) out.push(m);
   return out;
 }

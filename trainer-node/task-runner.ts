@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, untilAnswered, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
+import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset, type TrainThreads } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -181,13 +181,17 @@ export class TaskRunner {
     return { count, features, labels, keypoints };
   }
 
-  /** The round's global parameters from the coordinator, digest-checked; a download cut off is made again. */
+  /**
+   * The round's global parameters from the coordinator, digest-checked; a download cut off
+   * (its deadline passed, the connection dropped) goes on from the first chunk it lacks.
+   */
   private async fetchGlobal(task: Task, signal: AbortSignal): Promise<Float32Array> {
     const ref = task.model!;
-    const bytes = await untilAnswered(() => {
-      const stream = callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round }, { timeoutMs: 60_000, signal });
-      return this.receiveBlob(stream, { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 });
-    }, signal);
+    const bytes = await receiveResumable(
+      (fromChunk) => callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round, fromChunk }, { timeoutMs: 60_000, signal }),
+      { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 }, signal,
+    );
+    this.deps.metrics.receivedBytes.inc(bytes.length);
     return new Float32Array(bytesToFloat32(bytes));
   }
 

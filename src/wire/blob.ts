@@ -103,6 +103,16 @@ export class BlobAssembler {
     return this.received;
   }
 
+  /** Chunks received so far: the index of the next one. */
+  get chunksReceived(): number {
+    return this.nextIndex;
+  }
+
+  /** Whether `header` describes the same blob (a resumed download's header must). */
+  sameBlob(header: BlobHeader | null | undefined): boolean {
+    return !!header && header.totalBytes === this.header.totalBytes && header.chunkCount === this.header.chunkCount && Buffer.from(header.sha256).equals(Buffer.from(this.header.sha256));
+  }
+
   /** Adds the next chunk. */
   push(chunk: BlobChunk): void {
     if (chunk.index !== this.nextIndex || this.nextIndex >= this.header.chunkCount) {

@@ -4,9 +4,11 @@
  * (`@ts-expect-error` below: `npm test` type-checks first and fails if one of them compiled).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createGrpcServer, type GrpcServer, unary } from './server.js';
-import { DatasetClient, datasetService, type DatasetHandlers, type DatasetStub } from './proto.js';
-import { callServerStream, callUnary, makeClient, untilAnswered } from './client.js';
+import { createGrpcServer, type GrpcServer, serverStream, unary } from './server.js';
+import { CoordinatorClient, coordinatorService, DatasetClient, datasetService, type BlobPart, type CoordinatorHandlers, type DatasetHandlers, type DatasetStub, type FetchGlobalModelRequest } from './proto.js';
+import { callServerStream, callUnary, makeClient, receiveResumable, untilAnswered } from './client.js';
+import { encodeBlob } from './blob.js';
+import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { createLogger } from '../util/index.js';
 import { InvalidFieldError } from '../errors.js';
@@ -72,6 +74,45 @@ describe('untilAnswered', () => {
       ended.abort();
       await expect(untilAnswered(call, ended.signal)).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
       expect(calls).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('receiveResumable', () => {
+  it('asks a download cut off again from the first chunk it lacks, keeps what came, and refuses another blob\'s header', async () => {
+    g = createGrpcServer();
+    const log = createLogger('test', { level: 'error' });
+    const blob = randomBytes(5 * 65_536 + 100);
+    const { header, chunks } = encodeBlob(blob, 65_536);
+    const other = encodeBlob(randomBytes(blob.length), 65_536).header;
+    const asked: number[] = [];
+    let swap = false;
+    const handlers: Pick<CoordinatorHandlers, 'FetchGlobalModel'> = {
+      // The first stream stops after two chunks and sends nothing more (its deadline passes);
+      // the next goes on from the chunk asked for.
+      FetchGlobalModel: serverStream<FetchGlobalModelRequest, BlobPart>(log, 'FetchGlobalModel', async (req, send) => {
+        asked.push(req.fromChunk);
+        await send({ part: 'header', header: swap && asked.length > 1 ? other : header });
+        const first = asked.length === 1;
+        for (const chunk of chunks.slice(req.fromChunk, first ? 2 : undefined)) await send({ part: 'chunk', chunk });
+        if (first) await new Promise((r) => setTimeout(r, 1_000));
+      }),
+    };
+    g.server.addService(coordinatorService, handlers);
+    const client = makeClient(CoordinatorClient, await g.listen('127.0.0.1:0'));
+    const open = (fromChunk: number) => callServerStream(client, 'FetchGlobalModel', { jobId: 'j', round: 1, fromChunk }, { timeoutMs: 300 });
+    const limits = { maxBytes: blob.length, expectedSha256: header.sha256.toString('hex') };
+    try {
+      const got = await receiveResumable(open, limits, new AbortController().signal);
+      expect(got.equals(blob)).toBe(true);
+      expect(asked).toEqual([0, 2]);
+      // A resumed stream that names another blob is refused, not spliced in.
+      asked.length = 0;
+      swap = true;
+      await expect(receiveResumable(open, limits, new AbortController().signal)).rejects.toThrow(/^header: expected the blob the download began/);
+      expect(asked).toEqual([0, 2]);
     } finally {
       client.close();
     }

@@ -10,6 +10,9 @@ import { clientCredentials } from './tls.js';
 import { signedMetadata, type Signer } from './auth.js';
 import { IdentityClient } from './proto.js';
 import { hasStatus } from './status.js';
+import { BlobAssembler, type BlobLimits } from './blob.js';
+import type { BlobChunk, BlobHeader } from './proto.js';
+import { InvalidFieldError } from '../errors.js';
 import { sleep } from '../util/index.js';
 
 /** Per-call options: every outbound call has a deadline. */
@@ -168,6 +171,37 @@ export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSign
     }
     await sleep(waitMs, signal);
   }
+}
+
+/**
+ * Receives a blob that a server streams as a header and then chunks, over a stream that may be
+ * cut off: while the answer stops coming ({@link untilAnswered}: a deadline passed, the
+ * connection dropped), it is asked for again from the first chunk not yet received, and the
+ * bytes already in are kept. Each new stream's header must name the same blob.
+ */
+export async function receiveResumable(
+  open: (fromChunk: number) => AsyncIterable<{ part?: string; header?: BlobHeader | null; chunk?: BlobChunk | null }>,
+  limits: BlobLimits, signal: AbortSignal,
+): Promise<Buffer> {
+  let asm: BlobAssembler | null = null;
+  return untilAnswered(async () => {
+    let first = true;
+    for await (const msg of open(asm?.chunksReceived ?? 0)) {
+      if (msg.part === 'header' && first) {
+        if (!asm) asm = new BlobAssembler(msg.header, limits);
+        else if (!asm.sameBlob(msg.header)) throw new InvalidFieldError('header', 'the blob the download began (same length, chunks and sha256)', 'another blob');
+      } else if (msg.part !== 'chunk' || !msg.chunk) {
+        throw new InvalidFieldError('stream', first ? 'a header first' : 'a chunk', msg.part ?? 'an empty message');
+      } else if (first || !asm) {
+        throw new InvalidFieldError('stream', 'a header first', 'a chunk');
+      } else {
+        asm.push(msg.chunk);
+      }
+      first = false;
+    }
+    if (!asm) throw new InvalidFieldError('stream', 'a header and chunks', 'an empty stream');
+    return asm.finish();
+  }, signal);
 }
 
 /** A server stream's messages, and a way to stop it. */
