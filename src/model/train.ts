@@ -69,7 +69,7 @@ export class TrainingAbortedError extends Error {
 }
 
 /** The model's input shape without the batch dimension. */
-export function inputShapeOf(model: tf.LayersModel): number[] {
+function inputShapeOf(model: tf.LayersModel): number[] {
   return model.inputs[0]!.shape.slice(1).map((d) => d ?? 1);
 }
 
