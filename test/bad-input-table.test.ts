@@ -81,7 +81,7 @@ describe('bad input, table', () => {
     const header = (over: Partial<UpdateHeader>): BlobPart<UpdateHeader> => ({
       part: 'header', header: { nodeId: P, taskId: 't', jobId: 'job-1', round: 1, numSamples: 1, trainLoss: 0, numParams: 16, blob: blob.header, trainSeconds: 1, masked: false, ...over },
     });
-    const shardWith = (l: unknown, shardId = shard) => stream(data, 'StreamShard', { shardId, lease: l });
+    const shardWith = (l: unknown, shardId = shard, fromChunk = 0) => stream(data, 'StreamShard', { shardId, lease: l, fromChunk });
     const fault = { datasetNodeId: D, shardId: 'x', reason: 'r' };
     const cases: [string, () => Promise<{ code: status; details: string }>, status, RegExp][] = [
       // Registration, lookups, scores.
@@ -137,6 +137,7 @@ describe('bad input, table', () => {
       ['StreamShard, expired lease', () => shardWith(lease(leaseKey!, D, P, [shard], Date.now() - 1_000)), status.PERMISSION_DENIED, /^lease\.expires_unix_ms: expected a time still to come, got \d+\.\d s ago \(an expired lease\)$/],
       ['StreamShard, foreign lease', () => shardWith(lease(leaseKey!, 'elsewhere', P, [shard])), status.PERMISSION_DENIED, /^lease\.dataset_node_id: expected this node, 5\w+, got "elsewhere"/],
       ['StreamShard, another trainer\'s lease', () => shardWith(lease(leaseKey!, D, G, [shard])), status.PERMISSION_DENIED, /^lease\.trainer: expected the signing hotkey 5\w+, got "5\w+" \(another trainer's lease\)$/],
+      ['StreamShard, from a chunk past the shard\'s last', () => shardWith(lease(leaseKey!, D, P, [shard]), shard, 1_000_000), status.INVALID_ARGUMENT, /^from_chunk: expected a chunk index from 0 to \d+ \(the shard is \d+ chunks\), got 1000000$/],
       ['StreamShard, unknown shard', () => shardWith(lease(leaseKey!, D, P, ['nope']), 'nope'), status.NOT_FOUND, /^shard nope: not in this node's manifest$/],
       // Job specs and jobs.
       ['SubmitJob, not YAML', () => unary(jobs, 'SubmitJob', { spec: 'task: [exercise' }), status.INVALID_ARGUMENT, /^spec: expected a YAML or JSON job spec, got /],

@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
-import { BlobAssembler, bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
+import { bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset, type TrainThreads } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -32,6 +32,8 @@ interface LocalUpdate {
 
 /** Longest a shard may be (bytes). */
 const MAX_SHARD_BYTES = 1 << 30;
+/** Streams a shard download may take (0.25 s, 0.5 s, 1 s apart) before a dataset node is given up on. */
+const SHARD_ATTEMPTS = 4;
 
 /** State a trainer keeps across tasks. */
 export class TaskRunner {
@@ -114,25 +116,16 @@ export class TaskRunner {
     return c;
   }
 
-  private async receiveBlob(stream: AsyncIterable<{ part?: string; header?: BlobPart['header']; chunk?: BlobPart['chunk'] }>, limits: ConstructorParameters<typeof BlobAssembler>[1]): Promise<Buffer> {
-    let asm: BlobAssembler | null = null;
-    for await (const msg of stream) {
-      if (msg.part === 'header' && msg.header) asm = new BlobAssembler(msg.header, limits);
-      else if (msg.part !== 'chunk' || !msg.chunk) throw new InvalidFieldError('stream', 'a header or a chunk', msg.part ?? 'an empty message');
-      else if (!asm) throw new InvalidFieldError('stream', 'a header first', 'a chunk');
-      else asm.push(msg.chunk);
-    }
-    if (!asm) throw new InvalidFieldError('stream', 'a header and chunks', 'an empty stream');
-    const bytes = asm.finish();
-    this.deps.metrics.receivedBytes.inc(bytes.length);
-    return bytes;
-  }
-
   private async fetchShard(ref: ShardRef, taskName: string, lease: ShardLease | undefined, signal: AbortSignal): Promise<{ count: number; features: Float32Array; labels: Uint8Array }> {
     const cached = this.shardCache.get(ref.sha256);
     if (cached) return cached;
-    const stream = callServerStream(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId, lease: lease ?? null }, { timeoutMs: 60_000, signal });
-    const bytes = await this.receiveBlob(stream, { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 });
+    // A download cut off (a deadline passed, the connection dropped) goes on from the chunk it
+    // lacks, a few times ({@link SHARD_ATTEMPTS}): a dataset node that stays down fails the task.
+    const bytes = await receiveResumable(
+      (fromChunk) => callServerStream(this.datasetClient(ref.datasetAddress), 'StreamShard', { shardId: ref.shardId, lease: lease ?? null, fromChunk }, { timeoutMs: 60_000, signal }),
+      { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 }, signal, SHARD_ATTEMPTS,
+    );
+    this.deps.metrics.receivedBytes.inc(bytes.length);
     const { header, samples } = decodeShard(bytes);
     if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
     const task = getTask(taskName);

@@ -68,6 +68,10 @@ describe('untilAnswered', () => {
       expect(calls).toBe(3);
       expect((await untilAnswered(call, new AbortController().signal)).nodeId).toBe('site-a');
       expect(calls).toBe(4);
+      // At most the attempts given.
+      calls = 0;
+      await expect(untilAnswered(call, new AbortController().signal, 2)).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+      expect(calls).toBe(2);
       // A signal that has ended: the first lost answer is the last.
       calls = 0;
       const ended = new AbortController();

@@ -159,15 +159,15 @@ export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(clien
 /**
  * Calls `call` again while it fails for want of an answer (its deadline passed, the connection
  * dropped: a busy or restarting server), waiting 0.25 s doubling to 4 s between tries, until
- * `signal` (a task's deadline, say) ends it. Any other error is the call's answer. Only for
- * calls the server answers alike when it gets them twice.
+ * `signal` (a task's deadline, say) ends it, or `attempts` calls were made. Any other error is
+ * the call's answer. Only for calls the server answers alike when it gets them twice.
  */
-export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
-  for (let waitMs = 250; ; waitMs = Math.min(2 * waitMs, 4_000)) {
+export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSignal, attempts = Infinity): Promise<T> {
+  for (let waitMs = 250, attempt = 1; ; waitMs = Math.min(2 * waitMs, 4_000), attempt++) {
     try {
       return await call();
     } catch (err) {
-      if (signal.aborted || !(hasStatus(err, grpc.status.DEADLINE_EXCEEDED) || hasStatus(err, grpc.status.UNAVAILABLE))) throw err;
+      if (signal.aborted || attempt >= attempts || !(hasStatus(err, grpc.status.DEADLINE_EXCEEDED) || hasStatus(err, grpc.status.UNAVAILABLE))) throw err;
     }
     await sleep(waitMs, signal);
   }
@@ -177,11 +177,12 @@ export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSign
  * Receives a blob that a server streams as a header and then chunks, over a stream that may be
  * cut off: while the answer stops coming ({@link untilAnswered}: a deadline passed, the
  * connection dropped), it is asked for again from the first chunk not yet received, and the
- * bytes already in are kept. Each new stream's header must name the same blob.
+ * bytes already in are kept, for at most `attempts` streams. Each new stream's header must
+ * name the same blob.
  */
 export async function receiveResumable(
   open: (fromChunk: number) => AsyncIterable<{ part?: string; header?: BlobHeader | null; chunk?: BlobChunk | null }>,
-  limits: BlobLimits, signal: AbortSignal,
+  limits: BlobLimits, signal: AbortSignal, attempts = Infinity,
 ): Promise<Buffer> {
   let asm: BlobAssembler | null = null;
   return untilAnswered(async () => {
@@ -201,7 +202,7 @@ export async function receiveResumable(
     }
     if (!asm) throw new InvalidFieldError('stream', 'a header and chunks', 'an empty stream');
     return asm.finish();
-  }, signal);
+  }, signal, attempts);
 }
 
 /** A server stream's messages, and a way to stop it. */
