@@ -21,12 +21,12 @@ import { inputBatch, type Dataset } from './train.js';
 import { getFlatParams } from './params.js';
 
 /** The trainable variables of `model`, in order. */
-export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
 /** Floats in the flat vector of the trainable variables. */
-export function trainableCount(model: tf.LayersModel): number {
+function trainableCount(model: tf.LayersModel): number {
   return trainableVariables(model).reduce((n, v) => n + v.size, 0);
 }
 
@@ -132,12 +132,12 @@ class TrainWorker {
     return this.failure !== null;
   }
 
-  call(message: Record<string, unknown>, transfer: Transferable[] = []): Promise<{ sum: number; weight: number }> {
+  call(message: Record<string, unknown>): Promise<{ sum: number; weight: number }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id }, transfer as never);
+      this.worker.postMessage({ ...message, id });
     });
   }
 }
@@ -199,8 +199,8 @@ export class TrainThreads {
 
   /**
    * The steps of one call of local training. Sharing a batch costs a copy of the weights and
-   * gradients each step, which a small model's step does not repay (the exercise MLP ran 2.8
-   * times slower on 2 threads; the pose CNN 1.6 times faster): the first time a model and batch
+   * gradients each step, which a small model's step does not repay (the exercise MLP is slower
+   * shared, the pose CNN faster): the first time a model and batch
    * size are trained, {@link PROBE_STEPS} full batches are timed on this thread and as many
    * shared (each after an untimed one), and the faster way is kept for them from then on.
    */
