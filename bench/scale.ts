@@ -14,7 +14,11 @@
  * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), its garbage collector's pauses
  * (`nodejs_gc_duration_seconds`, by kind), the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
- * outside the heap held, and its update bytes in and model bytes out. Options: --runs
+ * outside the heap held, and its update bytes in and model bytes out. The coordinator's CPU
+ * and its slow event-loop windows are also told by the phase its round was in (its
+ * `actiquest_round_phase` gauge), and each of the three goals (a round's overhead under 10 s,
+ * peak RSS under 1,024 MiB, event-loop delay p99 under 100 ms) is said met or missed, with the
+ * phase that holds it. Options: --runs
  * 100x1000000,300x1000000 --rounds 2 --procs N (default: one process per 100 trainers, at
  * least 4) --min-group-size 5, and --coordinator-args
  * '--max-sum-mib 0' (extra coordinator flags). The trainers run at the lowest CPU priority
@@ -68,6 +72,9 @@ function sample(pid: number): { cpu: number; faults: number; rss: number; peak: 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
+/** The scale goals: a round's coordinator overhead at N = 1,000 and P = 1M, peak RSS at N = 100 and P = 10M, event-loop delay p99 at N = 1,000. */
+const GOALS = { overheadS: 10, peakBytes: 2 ** 30, p99Ms: 100 };
+
 interface RoundRow { round: number; durationSeconds: number; participants: number; groups: number; phaseSeconds?: Record<string, number> }
 
 async function runOnce(n: number, p: number): Promise<void> {
@@ -111,6 +118,10 @@ async function runOnce(n: number, p: number): Promise<void> {
     let done = false;
     let trainersCpu = 0, heapPeak = 0, externalPeak = 0;
     const lags: number[] = [];
+    // What the coordinator did, by the phase its job was in at each reading: CPU seconds, the
+    // event-loop delay windows over the goal's 100 ms, and the phase at the highest RSS.
+    const byPhase = new Map<string, { cpu: number; slow: number; windows: number }>();
+    let phase = 'starting', peakPhase = phase, peakRss = 0;
     let watched: ReturnType<typeof watch.stop> | null = null;
     void exited.then(() => {
       done = true;
@@ -119,12 +130,21 @@ async function runOnce(n: number, p: number): Promise<void> {
     while (!done) {
       try {
         const now = sample(coordinator.pid!);
+        const spent = last.cpu > 0 ? now.cpu - last.cpu : 0;
         // An exiting process's status has no memory lines: keep the last real reading.
         if (now.peak > 0) last = now;
         text = await (await fetch(`http://${metrics}/metrics`)).text();
+        const at = byPhase.get(phase) ?? byPhase.set(phase, { cpu: 0, slow: 0, windows: 0 }).get(phase)!;
+        at.cpu += spent;
+        if (now.rss > peakRss) [peakRss, peakPhase] = [now.rss, phase];
         // The coordinator's own event-loop delay in the window since the last read (prom-client resets it each read).
         const lagMax = metric(text, 'nodejs_eventloop_lag_max_seconds');
-        if (lagMax > 0) lags.push(lagMax * 1000);
+        if (lagMax > 0) {
+          lags.push(lagMax * 1000);
+          at.windows++;
+          if (lagMax * 1000 > GOALS.p99Ms) at.slow++;
+        }
+        phase = /^actiquest_round_phase\{[^}]*phase="([a-z]+)"[^}]*\} 1$/m.exec(text)?.[1] ?? 'between rounds';
         heapPeak = Math.max(heapPeak, metric(text, 'nodejs_heap_size_used_bytes'));
         externalPeak = Math.max(externalPeak, metric(text, 'nodejs_external_memory_bytes'));
         const completed = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
@@ -167,6 +187,20 @@ async function runOnce(n: number, p: number): Promise<void> {
     const gc = (kind: string) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{[^}]*kind="${kind}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     console.log(`  coordinator's garbage collection, main-thread pauses in all: major ${gc('major').toFixed(1)} s, incremental marking ${gc('incremental').toFixed(1)} s, minor ${gc('minor').toFixed(1)} s`);
     console.log(`  the simulated trainers' processes: ${trainersCpu.toFixed(1)} CPU s in all (masking, uploads; the machine's ${os.cpus().length} cores are shared with the coordinator)`);
+    const phases = [...byPhase].filter(([, v]) => v.cpu >= 0.05 || v.slow > 0).sort((a, b) => b[1].cpu - a[1].cpu);
+    console.log(`  coordinator CPU by the job's phase (a secure group's evaluation and aggregation run within collect): ${phases.map(([k, v]) => `${k} ${v.cpu.toFixed(1)} s`).join(', ')}`);
+    console.log(`  event-loop delay windows over ${GOALS.p99Ms} ms, by phase: ${phases.filter(([, v]) => v.slow > 0).map(([k, v]) => `${k} ${v.slow} of ${v.windows}`).join(', ') || 'none'}`);
+    // The goals: each run is measured against all three; the targets name the N and P they are set for.
+    const lastRound = history.at(-1);
+    const lastOverhead = lastRound && atRound[history.length] ? atRound[history.length]!.cpu - atRound[history.length - 1]!.cpu
+      + ['gradient', 'evaluate', 'validate'].reduce((sum, k) => sum + (lastRound.phaseSeconds?.[k] ?? 0), 0) : NaN;
+    const held = phases[0]?.[0] ?? 'none';
+    const p99 = quantile(lags, 0.99);
+    const worstLag = [...byPhase].sort((a, b) => b[1].slow - a[1].slow)[0]?.[0] ?? 'none';
+    const verdict = (ok: boolean, why: string) => (ok ? 'met' : `missed; ${why}`);
+    console.log(`  goal, round overhead under ${GOALS.overheadS} s (set for N = 1,000, P = 1M): last round ${lastOverhead.toFixed(1)} s, ${verdict(lastOverhead < GOALS.overheadS, `most coordinator CPU in ${held}`)}`);
+    console.log(`  goal, peak RSS under ${mib(GOALS.peakBytes)} (set for N = 100, P = 10M): ${mib(last.peak)}, ${verdict(last.peak < GOALS.peakBytes, `the highest reading was in ${peakPhase}`)}`);
+    console.log(`  goal, event-loop delay p99 under ${GOALS.p99Ms} ms (set for N = 1,000): ${p99.toFixed(1)} ms, ${verdict(p99 < GOALS.p99Ms, `most slow windows in ${worstLag}`)}`);
     console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}; V8 heap at most ${mib(heapPeak)}, buffers outside it at most ${mib(externalPeak)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
   } finally {
     await Promise.all(children.map(stop));

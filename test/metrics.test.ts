@@ -36,12 +36,24 @@ function promtool(): string | null {
 const run = promtool() ? describe : describe.skip;
 
 run('metrics', () => {
-  it('pass promtool check metrics on every role, under their standard names, with job_id and never job; the dashboards query only them', async () => {
+  it('pass promtool check metrics on every role, under their standard names, with job_id and never job; the dashboards query only them; the phase a round is in is told as it runs', async () => {
     h = new Harness();
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '8',
       '--local-epochs', '1', '--validation-samples', '70']);
     const d = await h.dataset(c.address, 'ds-a');
+    // The phase under way, one at 1 and the others 0: waiting for trainers, then collecting.
+    const phaseNow = async (want: string) => {
+      for (let i = 0; i < 600; i++) {
+        const ones = [...(await (await fetch(`http://${c.metricsAddress!}/metrics`)).text()).matchAll(/^actiquest_round_phase\{(?=[^}]*job_id="job-1")[^}]*phase="(\w+)"[^}]*\} (\S+)$/gm)];
+        const on = ones.filter((m) => m[2] === '1').map((m) => m[1]);
+        if (on.length === 1 && on[0] === want) return ones.length;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the round was never seen in ${want}`);
+    };
+    expect(await phaseNow('waiting')).toBe(8);
     const trainers = [await h.trainer(c.address, 't0'), await h.trainer(c.address, 't1')];
+    expect(await phaseNow('collect')).toBe(8);
     expect(await c.done).toBe('DONE');
     for (const [role, address] of [['coordinator', c.metricsAddress], ['dataset', d.metricsAddress], ['trainer', trainers[0]!.metricsAddress]] as const) {
       const text = await (await fetch(`http://${address!}/metrics`)).text();
@@ -87,5 +99,6 @@ run('metrics', () => {
     expect(p.plan + p.collect + p.evaluate + p.aggregate + p.validate).toBeLessThanOrEqual(record.durationSeconds + 0.5);
     // The job has ended: its gauges are gone.
     expect(coord).not.toMatch(/^actiquest_round\{/m);
+    expect(coord).not.toMatch(/^actiquest_round_phase\{/m);
   }, 120_000);
 });

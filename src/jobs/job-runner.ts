@@ -317,6 +317,7 @@ export class JobRunner {
       // A job's gauges describe a job in progress: once it ends its series go (its counters stay).
       const { metrics } = this.deps;
       for (const g of [metrics.currentRound, metrics.validationAccuracy, metrics.validationLoss]) g.remove({ job_id: cfg.jobId });
+      for (const phase of PHASES_UNDER_WAY) metrics.roundPhase.remove({ job_id: cfg.jobId, phase });
     }
   }
 
@@ -430,7 +431,9 @@ export class JobRunner {
     let open: OpenRound | null = null;
     try {
       // Scores are first-order loss decreases at this round's global model: -grad . update.
-      const phases = new PhaseClock();
+      const phases = new PhaseClock((now) => {
+        for (const phase of PHASES_UNDER_WAY) this.deps.metrics.roundPhase.set({ job_id: cfg.jobId, phase }, phase === now ? 1 : 0);
+      });
       const grad = await this.global.lossGradient();
       phases.lap('gradient');
       await this.waitForNodes(signal);
@@ -679,20 +682,45 @@ function isDiskFull(err: unknown): boolean {
   return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT';
 }
 
-/** Times a round's phases: each lap ends the phase named and starts the next. */
+/** What a round can be doing: one of its phases, or waiting for trainers before its plan. */
+type PhaseUnderWay = RoundPhase | 'waiting';
+const PHASES_UNDER_WAY: readonly PhaseUnderWay[] = ['waiting', ...ROUND_PHASES];
+/** The phase that follows each lap (after the gradient, the round waits for trainers). */
+const NEXT_PHASE: Record<RoundPhase, PhaseUnderWay | null> = { gradient: 'waiting', plan: 'collect', collect: 'aggregate', evaluate: 'aggregate', aggregate: 'validate', validate: 'checkpoint', checkpoint: null };
+
+/**
+ * Times a round's phases: each lap ends the phase named and starts the next. `onPhase` hears
+ * the phase under way whenever it changes (null once the round is over).
+ */
 class PhaseClock {
   private readonly laps = new Map<RoundPhase, number>();
   private last = performance.now();
+  private base: PhaseUnderWay | null = 'gradient';
+  /** Phases run `within` another, by how many runs of each are under way (groups overlap). */
+  private readonly inner = new Map<RoundPhase, number>();
 
-  /** Starts timing afresh (time before it is no phase's, such as waiting for trainers). */
+  constructor(private readonly onPhase: (phase: PhaseUnderWay | null) => void = () => {}) {
+    onPhase(this.base);
+  }
+
+  /** The phase under way: an inner one (evaluate before aggregate) over the lapped one. */
+  private announce(): void {
+    this.onPhase((['evaluate', 'aggregate'] as const).find((p) => (this.inner.get(p) ?? 0) > 0) ?? this.base);
+  }
+
+  /** Starts timing afresh (time before it is no phase's, such as waiting for trainers); the plan is next. */
   restart(): void {
     this.last = performance.now();
+    this.base = 'plan';
+    this.announce();
   }
 
   lap(phase: RoundPhase): void {
     const now = performance.now();
     this.laps.set(phase, (this.laps.get(phase) ?? 0) + (now - this.last) / 1000);
     this.last = now;
+    this.base = NEXT_PHASE[phase];
+    this.announce();
   }
 
   /**
@@ -701,9 +729,13 @@ class PhaseClock {
    */
   async within<T>(phase: RoundPhase, fn: () => Promise<T> | T): Promise<T> {
     const t0 = performance.now();
+    this.inner.set(phase, (this.inner.get(phase) ?? 0) + 1);
+    this.announce();
     try {
       return await fn();
     } finally {
+      this.inner.set(phase, this.inner.get(phase)! - 1);
+      this.announce();
       const ms = performance.now() - t0;
       this.laps.set(phase, (this.laps.get(phase) ?? 0) + ms / 1000);
       this.last += ms;

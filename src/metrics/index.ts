@@ -47,6 +47,9 @@ export function coordinatorMetrics() {
     updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job_id'] as const, registers: [r] }),
     updatesRejected: new Counter({ name: 'actiquest_updates_rejected_total', help: 'Updates refused, by reason', labelNames: ['reason'] as const, registers: [r] }),
     liveTrainers: new Gauge({ name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r] }),
+    roundPhase: new Gauge({
+      name: 'actiquest_round_phase', help: 'Phase a job\'s round is in: 1 for the phase under way, 0 for the others (waiting: for trainers before a round is planned), by job', labelNames: ['job_id', 'phase'] as const, registers: [r],
+    }),
     currentRound: new Gauge({ name: 'actiquest_round', help: 'Round in progress (or next), by job', labelNames: ['job_id'] as const, registers: [r] }),
     validationAccuracy: new Gauge({ name: 'actiquest_validation_accuracy_ratio', help: 'Validation metric of the latest global model (accuracy, or PCK@0.2 for keypoints), by job', labelNames: ['job_id'] as const, registers: [r] }),
     validationLoss: new Gauge({ name: 'actiquest_validation_loss', help: 'Validation loss of the latest global model, by job', labelNames: ['job_id'] as const, registers: [r] }),
