@@ -24,7 +24,8 @@
  * '--max-sum-mib 0' (extra coordinator flags). The trainers run at the lowest CPU priority
  * (nice 19): they stand in for other machines, and the coordinator's figures are its own.
  * `AQ_CPU_PROF_DIR`: the coordinator and the trainers write CPU profiles there; `AQ_NODE_ARGS`:
- * more Node flags for the coordinator (`--perf-basic-prof`, for `perf record -p`).
+ * more Node flags for the coordinator (`--perf-basic-prof`, for `perf record -p`); `AQ_WRAPPER`: a
+ * command that runs the coordinator (`heaptrack -o FILE`, for where its native memory goes).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -53,6 +54,20 @@ function stop(c: ChildProcess): Promise<void> {
     c.once('exit', () => resolve());
     c.kill('SIGTERM');
   });
+}
+
+/** The first process at or below `pid` that runs this Node binary (a wrapper's child, say). */
+function nodeBelow(pid: number): number {
+  const queue = [pid];
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    try {
+      if (fs.readlinkSync(`/proc/${p}/exe`) === fs.realpathSync(process.execPath)) return p;
+      queue.push(...fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no Node process runs under ${pid} (AQ_WRAPPER)`);
 }
 
 /** Clock ticks a second in /proc/<pid>/stat (Linux's USER_HZ). */
@@ -93,12 +108,14 @@ async function runOnce(n: number, p: number): Promise<void> {
       // the coordinator at about half a core while the round waited (Performance).
       '--heartbeat-interval-ms', '10000', '--live-timeout-ms', '120000',
       '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'),
-      { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean) });
+      { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean), wrapper: process.env.AQ_WRAPPER?.split(' ').filter(Boolean) });
     children.push(coordinator);
     const exited = new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     const { grpc, metrics } = await waitListening(coordinator);
+    // Under AQ_WRAPPER the child is the wrapper: what is sampled is the Node process it runs.
+    const pid = process.env.AQ_WRAPPER ? nodeBelow(coordinator.pid!) : coordinator.pid!;
     // The coordinator's responsiveness meanwhile: a GetStatus call every 100 ms from this process.
-    const watch = probe(grpc, coordinator.pid!);
+    const watch = probe(grpc, pid);
     children.push(spawnRole(['dataset', '--listen', '127.0.0.1:0', '--metrics-port', '-1', '--coordinator', grpc, '--seed', 'scale',
       '--shards', String(n), '--samples-per-shard', '8', '--data-dir', path.join(dir, 'datasets')], path.join(dir, 'dataset.log')));
     const trainerProcs: ChildProcess[] = [];
@@ -112,7 +129,7 @@ async function runOnce(n: number, p: number): Promise<void> {
       trainerProcs.push(t);
     }
     // Samples until the coordinator exits: CPU at each completed round, the last metrics read.
-    const first = sample(coordinator.pid!);
+    const first = sample(pid);
     const atRound: { cpu: number; faults: number }[] = [{ cpu: first.cpu, faults: first.faults }];
     let last = { cpu: 0, faults: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
     let done = false;
@@ -129,7 +146,7 @@ async function runOnce(n: number, p: number): Promise<void> {
     });
     while (!done) {
       try {
-        const now = sample(coordinator.pid!);
+        const now = sample(pid);
         const spent = last.cpu > 0 ? now.cpu - last.cpu : 0;
         // An exiting process's status has no memory lines: keep the last real reading.
         if (now.peak > 0) last = now;

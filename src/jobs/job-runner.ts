@@ -457,7 +457,6 @@ export class JobRunner {
         }));
         await phases.within('aggregate', () => {
           round.aggregate.addWeighted(r.weightedSum, r.totalWeight, r.members.length);
-          r.weightedSum = new Float32Array(0);
         });
       };
       const collected = await collectRound(open, { registry: this.deps.registry, localEpochs: cfg.localEpochs, log: this.deps.log, signal, unitWeights: cfg.dp !== null, clipNorm: cfg.clipNorm, onSum });

@@ -94,8 +94,9 @@ export interface CollectOptions {
   clipNorm?: number;
   /**
    * Secure rounds: each group's sum as soon as it is unmasked and checked, while other groups
-   * may still collect (the caller scores it and folds it into the round's aggregate, and may
-   * let go of its vector).
+   * may still collect (the caller scores it and folds it into the round's aggregate). Once it
+   * returns, the group's words, which the sum's vector is a view of, are let go: the round holds
+   * one group's vector at a time, not every settled group's until the last.
    */
   onSum?: (sum: GroupResult) => Promise<void>;
 }
@@ -188,7 +189,10 @@ export async function collectRound(open: OpenRound, o: CollectOptions): Promise<
         }
         for (const sum of checked.kept) {
           kept.push(sum);
-          await o.onSum?.(sum);
+          if (!o.onSum) continue;
+          await o.onSum(sum);
+          sum.weightedSum = new Float32Array(0);
+          g.release(true);
         }
       }
       secure.close();

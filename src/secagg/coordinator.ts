@@ -360,9 +360,12 @@ export class SecAggGroup {
     return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
   }
 
-  /** Lets go of the group's words (memory, or its file): its sum was aggregated, or it gave none. */
-  release(): void {
-    this.sum.release();
+  /**
+   * Lets go of the group's words (memory, or its file): its sum was aggregated, or it gave none.
+   * `recycle`: nothing holds its weighted sum (a view of the words) any more.
+   */
+  release(recycle = false): void {
+    this.sum.release(recycle);
   }
 
   /** The running sum before unmasking (what the coordinator holds; for tests and audits). */

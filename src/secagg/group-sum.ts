@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { sharedWords } from './mask-pool.js';
+import { recycleWords, sharedWords } from './mask-pool.js';
 import { addWordsInto } from '../crypto/index.js';
 
 /** Words added at a time into a file sum. */
@@ -24,8 +24,11 @@ export interface SumWords {
   load(): Uint32Array;
   /** A copy of the words as they stand (audits and tests). */
   copy(): Uint32Array;
-  /** Lets go of the words (memory back, file removed). */
-  release(): void;
+  /**
+   * Lets go of the words (memory back, file removed). `recycle`: nothing holds a view of them
+   * any more (the group's sum was consumed), so their memory may serve the next sum.
+   */
+  release(recycle?: boolean): void;
 }
 
 /** A sum in shared memory. */
@@ -48,8 +51,10 @@ export class MemorySum implements SumWords {
     return new Uint32Array(this.words);
   }
 
-  release(): void {
+  release(recycle = false): void {
+    const words = this.words;
     this.words = new Uint32Array(0);
+    if (recycle) recycleWords(words);
   }
 }
 
@@ -98,7 +103,8 @@ export class FileSum implements SumWords {
     return words;
   }
 
-  release(): void {
+  release(recycle = false): void {
+    if (recycle && this.loaded) recycleWords(this.loaded);
     this.loaded = null;
     if (this.fd === null) return;
     fs.closeSync(this.fd);

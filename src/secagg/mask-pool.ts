@@ -18,9 +18,38 @@ export interface MaskJob {
 /** Below this many words a vector is masked inline. */
 export const INLINE_WORDS = 1 << 18;
 
+/**
+ * Shared vectors given back, by length, for the next vector of that length. V8 does not count
+ * shared memory toward when to collect garbage: a SharedArrayBuffer let go of stays resident
+ * until a collection that a small JS heap may not need for a long time (forty of 40 MB, each
+ * dropped for the next, kept 1.5 GiB resident). A round's group vectors are therefore given
+ * back and used again, up to {@link SPARE_BYTES} kept.
+ */
+const spare = new Map<number, Uint32Array[]>();
+const spareBuffers = new WeakSet<ArrayBufferLike>();
+let spareBytes = 0;
+/** The most bytes of shared vectors kept for reuse. */
+export const SPARE_BYTES = 1 << 30;
+
 /** A zeroed uint32 vector in shared memory, which the pool's threads can write. */
 export function sharedWords(length: number): Uint32Array {
-  return new Uint32Array(new SharedArrayBuffer(length * 4));
+  const reused = spare.get(length)?.pop();
+  if (!reused) return new Uint32Array(new SharedArrayBuffer(length * 4));
+  spareBuffers.delete(reused.buffer);
+  spareBytes -= reused.byteLength;
+  return reused.fill(0);
+}
+
+/**
+ * Gives back a vector {@link sharedWords} made, for a later one of its length. Nothing may read
+ * or write it, or any view of it, afterwards.
+ */
+export function recycleWords(words: Uint32Array): void {
+  const whole = words.buffer instanceof SharedArrayBuffer && words.byteOffset === 0 && words.byteLength === words.buffer.byteLength;
+  if (!whole || words.length === 0 || spareBuffers.has(words.buffer) || spareBytes + words.byteLength > SPARE_BYTES) return;
+  spareBuffers.add(words.buffer);
+  spareBytes += words.byteLength;
+  (spare.get(words.length) ?? spare.set(words.length, []).get(words.length)!).push(words);
 }
 
 /** A pool of mask threads. */
