@@ -20,8 +20,8 @@
  * peak RSS under 1,024 MiB, event-loop delay p99 under 100 ms) is said met or missed, with the
  * phase that holds it. Options: --runs
  * 100x1000000,300x1000000 --rounds 2 --procs N (default: one process per 100 trainers, at
- * least 4) --min-group-size 5, and --coordinator-args
- * '--max-sum-mib 0' (extra coordinator flags). The trainers run at the lowest CPU priority
+ * least 4) --min-group-size 5, and --coordinator-args='--max-sum-mib 0' (extra coordinator
+ * flags; the `=` is needed, as the value starts with a dash). The trainers run at the lowest CPU priority
  * (nice 19): they stand in for other machines, and the coordinator's figures are its own.
  * `AQ_CPU_PROF_DIR`: the coordinator and the trainers write CPU profiles there; `AQ_NODE_ARGS`:
  * more Node flags for the coordinator (`--perf-basic-prof`, for `perf record -p`); `AQ_WRAPPER`: a

@@ -50,7 +50,7 @@ export const COORDINATOR_OPTIONS = {
   'max-buffered-mib-per-connection': { type: 'number', default: 16, min: 8, max: 65_536, description: 'MiB of incomplete messages one connection may hold (the stream that passes it is reset)' },
   'message-deadline-s': { type: 'number', default: 60, min: 1, max: 3600, description: 'longest one message (a 4 MiB chunk at most) may take to arrive once its first byte has' },
   'max-upload-mib': { type: 'number', default: 1024, min: 16, max: 65_536, description: 'MiB of updates all trainers together may have in flight (an upload past it is refused with RESOURCE_EXHAUSTED before a byte is taken); masked inputs wait apart until whole (--spool-memory-mib), plaintext updates in memory' },
-  'spool-memory-mib': { type: 'number', default: 256, min: 0, max: 65_536, description: 'MiB of masked inputs held in memory until each is whole and folded into its group\'s sum; past it they wait in files in <out>/uploads (0: always files)' },
+  'spool-memory-mib': { type: 'number', default: 128, min: 0, max: 65_536, description: 'MiB of masked inputs held in memory until each is whole and folded into its group\'s sum; past it they wait in files in <out>/uploads (0: always files)' },
   'max-sum-mib': { type: 'number', default: 512, min: 0, max: 65_536, description: 'MiB of memory secure groups\' running sums may take; a round whose groups need more keeps them in files in <out>/sums (0: always files)' },
   'upload-idle-s': { type: 'number', default: 30, min: 1, max: 3600, description: 'longest an upload may go without a chunk before it is ended' },
   ...SERVER_TLS_OPTIONS,
