@@ -14,7 +14,7 @@ import { sleep, type Logger } from '../src/util/index.js';
 import type { TrainerMetrics } from '../src/metrics/index.js';
 import type { Identity } from '../src/crypto/index.js';
 import { SecureSession } from './secure-session.js';
-import { MaskPool, type HotkeyBinding, type UnmaskShare } from '../src/secagg/index.js';
+import { MaskPool, recycleWords, type HotkeyBinding, type UnmaskShare } from '../src/secagg/index.js';
 import { decodeAddress } from '@polkadot/util-crypto';
 
 /** An update ready to mask and send, and what made it. */
@@ -213,12 +213,15 @@ export class TaskRunner {
     const trained = this.deps.syntheticUpdate ? await this.syntheticUpdate(task, signal) : await this.train(task, signal);
     const { delta, count, loss, seconds, dp } = trained;
     let payload: Buffer = float32ToBytes(delta);
+    /** The masked input, in shared memory: given back once sent (V8 would not collect it soon). */
+    let masked: Uint32Array | null = null;
     if (secure) {
       await keysReady;
       // Large models are masked in threads; small ones inline (the pool decides).
       const y = await secure.node.maskInputAsync(delta, dp ? 1 : count, this.maskPool, { onQuantized: (q) => this.deps.onQuantized?.(task.taskId, q) });
       this.deps.plantMasked?.(y);
       payload = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+      masked = y;
     }
     const { header: blob, chunks } = encodeBlob(payload, MAX_CHUNK_BYTES);
     const header: UpdateHeader = {
@@ -228,7 +231,13 @@ export class TaskRunner {
     if (seconds > 0) this.lastSamplesPerSecond = (count * train.localEpochs) / seconds;
     log.info('trained', { round: task.round, samples: count, loss: +loss.toFixed(4), seconds: +seconds.toFixed(2), updateNorm: +trained.norm.toFixed(3) });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
-    const res = await this.submit(messages, signal);
+    let res: SubmitUpdateResponse;
+    try {
+      res = await this.submit(messages, signal);
+    } finally {
+      // Every message was encoded (copied) by the time the upload ended, answered or not.
+      if (masked) recycleWords(masked);
+    }
     metrics.sentBytes.inc(blob.totalBytes);
     onSubmitted?.();
     if (secure) await secure.unmask(unmaskSignal);

@@ -7,7 +7,7 @@
  * the threads that expand masks off the event loop (`mask-pool.ts`).
  */
 export { GroupHistory } from './group-history.js';
-export { MaskPool } from './mask-pool.js';
+export { MaskPool, recycleWords } from './mask-pool.js';
 export { SecAggGroup } from './coordinator.js';
 export { SecAggNode, type HotkeyBinding } from './node.js';
 export { quantBitsFor, quantStep, weightErrorBound, quantErrorBound } from './quantize.js';
