@@ -10,8 +10,8 @@ import { applyMasks } from '../crypto/index.js';
 /**
  * A full collection of this thread's heap. Each job brings the vector's SharedArrayBuffer into
  * this thread; the memory behind it is freed only once every thread that saw it has collected
- * its handle, and a thread that allocates almost nothing never collects on its own: without
- * this, every group's vector of a round stayed in memory (4 bytes a parameter a group).
+ * its handle, and a thread that allocates little collects seldom on its own (V8 does not count
+ * shared memory toward collecting), so the vectors it saw would stay resident meanwhile.
  */
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc') as () => void;
