@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { autoThreads, configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, topologyJson, trainingForward, TrainThreads } from '../src/model/index.js';
+import { autoThreads, configureBackends, selectBackend, buildModel, type ModelSpec, meanLoss, targetsOf, FlatAdam, registerOnesGrads, registerReduceGrads, ReplayedSteps, TARGET_KEYS, topologyJson, trainingForward, TrainThreads } from '../src/model/index.js';
 import { getTask } from '../src/tasks/index.js';
 import { CONV_CASES, convGrads, maxRelErr } from '../test/fixtures/conv-check.js';
 
@@ -43,6 +43,8 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '0' },
   },
 });
+// As on trainers: AQ_WEBGPU_SOFTWARE=1 runs webgpu on Mesa's llvmpipe (slow; checks the kernels and the replay without a GPU).
+if (process.env.AQ_WEBGPU_SOFTWARE === '1') configureBackends({ webGpuSoftware: true });
 const task = getTask('pose');
 const MODELS: Record<string, ModelSpec> = {
   cnn: task.defaultModel,
@@ -64,6 +66,7 @@ const images = task.generateValidation('bench-train', maxBatch);
 interface Row { backend: string; device: string; model: string; params: number; batch: number; imagesPerSecond: number; stepMs: number; loss?: [number, number] }
 const rows: Row[] = [];
 const stockRows: Row[] = [];
+const plainRows: Row[] = [];
 const threadRows: Row[] = [];
 const onesRows: Row[] = [];
 const stockBnRows: Row[] = [];
@@ -71,7 +74,7 @@ const stockLnRows: Row[] = [];
 const profiles: Record<string, { kernel: string; ms: number; share: number }[]> = {};
 const dispatches = new Map<string, number>();
 
-async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false, stockBn = false): Promise<{ stepMs: number; params: number; loss: [number, number]; kernels?: { kernel: string; ms: number }[] }> {
+async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stockAdam = false, stockBn = false, replay = true): Promise<{ stepMs: number; params: number; loss: [number, number]; kernels?: { kernel: string; ms: number }[]; replay?: string }> {
   const model = buildModel(spec, task.inputShape, task.head, 1);
   // The trainers' forward pass (batch norm + ReLU as one op on webgpu), or tfjs-layers' own.
   const forward = stockBn ? (a: tf.Tensor) => model.apply(a, { training: true }) as tf.Tensor : trainingForward(model);
@@ -81,12 +84,29 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
   const x = tf.tensor(images.x.subarray(0, batch * 64 * 64 * 3), [batch, 64, 64, 3]);
   const t = targetsOf(task.head, { labels: images.y, keypoints: images.keypoints }, (b) => b, batch);
   const losses: number[] = [];
-  const step = async () => {
+  const plainStep = async () => {
     const loss = tf.tidy(() => optimizer.minimize(() => meanLoss(task.head, t, forward(x)), true)!);
     losses.push((await loss.data())[0]!);
     loss.dispose();
   };
-  for (let i = 0; i < WARMUP; i++) await step();
+  // On webgpu the trainers' step is recorded once and replayed (step-replay.ts), each step
+  // writing its batch into the input tensors as a trainer does.
+  let stepper: ReplayedSteps | null = null;
+  let inputs: ArrayBufferView[] = [];
+  if (replay && tf.getBackend() === 'webgpu') {
+    const slots = [x, ...TARGET_KEYS.filter((k) => t[k]).map((k) => t[k]!)];
+    inputs = await Promise.all(slots.map(async (s) => (await s.data()) as Float32Array));
+    stepper = new ReplayedSteps(slots, () => optimizer.minimize(() => meanLoss(task.head, t, forward(x)), true)!);
+  }
+  // A replayed step is issued before the last one's loss is read back, as trainers do.
+  const inFlight: { loss: Promise<number> | null } = { loss: null };
+  const step = stepper ? async () => {
+    const { loss } = await stepper.submit(inputs);
+    if (inFlight.loss) losses.push(await inFlight.loss);
+    inFlight.loss = loss;
+  } : plainStep;
+  // Warm-up, and on webgpu until the step replays (one step, then two recorded).
+  for (let i = 0; i < WARMUP || (stepper && !stepper.replaying && !stepper.refused && i < WARMUP + 3); i++) await step();
   const times: number[] = [];
   for (let i = 0; i < STEPS; i++) {
     const t0 = performance.now();
@@ -94,8 +114,12 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
     times.push(performance.now() - t0);
   }
   let kernels: { kernel: string; ms: number }[] | undefined;
+  if (inFlight.loss) losses.push(await inFlight.loss);
+  const lastTimed = losses.at(-1)!;
+  const replayNote = stepper ? (stepper.replaying ? `replayed, ${stepper.dispatches} dispatches a step, issued in ${stepper.issueMs.toFixed(2)} ms` : `not replayed: ${stepper.refused ?? 'not recorded yet'}`) : undefined;
+  stepper?.dispose();
   if (profile) {
-    const info = await tf.profile(step);
+    const info = await tf.profile(plainStep);
     const by = new Map<string, number>();
     for (const k of info.kernels) {
       const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
@@ -109,7 +133,7 @@ async function timeSteps(spec: ModelSpec, batch: number, profile: boolean, stock
   optimizer.dispose();
   model.dispose();
   // The same batch every step: a falling, finite loss says the steps timed did the work.
-  return { stepMs: median(times), params, loss: [losses[0]!, losses[WARMUP + STEPS - 1]!], kernels };
+  return { stepMs: median(times), params, loss: [losses[0]!, lastTimed], kernels, replay: replayNote };
 }
 
 /**
@@ -175,7 +199,7 @@ for (const name of values.backends.split(',')) {
       const r = await timeSteps(MODELS[m]!, batch, profile);
       const ips = (batch * 1000) / r.stepMs;
       rows.push({ backend: name, device, model: m, params: r.params, batch, imagesPerSecond: ips, stepMs: r.stepMs, loss: r.loss });
-      console.log(`  ${m.padEnd(5)}  ${r.params.toLocaleString('en-US').padStart(9)}  ${String(batch).padStart(6)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}   ${r.loss[0].toFixed(4)} -> ${r.loss[1].toFixed(4)}`);
+      console.log(`  ${m.padEnd(5)}  ${r.params.toLocaleString('en-US').padStart(9)}  ${String(batch).padStart(6)}  ${ips.toFixed(0).padStart(8)}  ${r.stepMs.toFixed(1).padStart(8)}   ${r.loss[0].toFixed(4)} -> ${r.loss[1].toFixed(4)}${r.replay ? `   (${r.replay})` : ''}`);
       if (r.kernels) {
         const total = r.kernels.reduce((s, k) => s + k.ms, 0);
         profiles[`${name}/${m}/${batch}`] = r.kernels.map((k) => ({ ...k, share: total > 0 ? k.ms / total : 0 }));
@@ -201,27 +225,36 @@ for (const name of values.backends.split(',')) {
     await threads.close();
   }
   if (name !== 'wasm' && batches.includes(256)) {
-    // Baseline in the same run: the same steps with tf.train.adam's per-variable updates.
+    // Baseline in the same run: the same steps, each kernel issued through TF.js (not replayed).
     for (const m of values.models.split(',')) {
-      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
-      const stock = await timeSteps(MODELS[m]!, 256, false, true);
+      const replayed = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      const each = await timeSteps(MODELS[m]!, 256, false, false, false, false);
+      const ips = (256 * 1000) / each.stepMs;
+      plainRows.push({ backend: name, device, model: m, params: each.params, batch: 256, imagesPerSecond: ips, stepMs: each.stepMs, loss: each.loss });
+      console.log(`  ${m} batch 256 with each kernel issued through TF.js (not replayed): ${ips.toFixed(0)} images/s, ${each.stepMs.toFixed(1)} ms a step, loss ${each.loss[0].toFixed(4)} -> ${each.loss[1].toFixed(4)}; replaying is ${(replayed.imagesPerSecond / ips).toFixed(2)}x that`);
+    }
+    // The baselines below are not replayed either, and are compared with the row above.
+    // And with tf.train.adam's per-variable updates.
+    for (const m of values.models.split(',')) {
+      const flat = plainRows.find((r) => r.backend === name && r.model === m)!;
+      const stock = await timeSteps(MODELS[m]!, 256, false, true, false, false);
       const ips = (256 * 1000) / stock.stepMs;
       stockRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tf.train.adam instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the flat Adam is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
     }
     // And tfjs-layers' batch norm and ReLU in place of the fused op (the ViT has no batch norm).
     for (const m of values.models.split(',').filter((k) => MODELS[k]!.family === 'cnn')) {
-      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
-      const stock = await timeSteps(MODELS[m]!, 256, false, false, true);
+      const flat = plainRows.find((r) => r.backend === name && r.model === m)!;
+      const stock = await timeSteps(MODELS[m]!, 256, false, false, true, false);
       const ips = (256 * 1000) / stock.stepMs;
       stockBnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
       console.log(`  ${m} batch 256 with tfjs-layers' batch norm and ReLU instead: ${ips.toFixed(0)} images/s, ${stock.stepMs.toFixed(1)} ms a step; the fused op is ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
     }
     // And the ViT with tfjs's composite layer norm in place of the fused one.
     for (const m of values.models.split(',').filter((k) => MODELS[k]!.family === 'vit')) {
-      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
+      const flat = plainRows.find((r) => r.backend === name && r.model === m)!;
       configureBackends({ fusedLayerNorm: false });
-      const stock = await timeSteps(MODELS[m]!, 256, false);
+      const stock = await timeSteps(MODELS[m]!, 256, false, false, false, false);
       configureBackends({ fusedLayerNorm: true });
       const ips = (256 * 1000) / stock.stepMs;
       stockLnRows.push({ backend: name, device, model: m, params: stock.params, batch: 256, imagesPerSecond: ips, stepMs: stock.stepMs });
@@ -230,8 +263,8 @@ for (const name of values.backends.split(',')) {
     // And tfjs-core's Sum and Mean gradients (a product with ones built on the CPU) instead of ours.
     registerOnesGrads();
     for (const m of values.models.split(',')) {
-      const flat = rows.find((r) => r.backend === name && r.model === m && r.batch === 256)!;
-      const ones = await timeSteps(MODELS[m]!, 256, false);
+      const flat = plainRows.find((r) => r.backend === name && r.model === m)!;
+      const ones = await timeSteps(MODELS[m]!, 256, false, false, false, false);
       const ips = (256 * 1000) / ones.stepMs;
       onesRows.push({ backend: name, device, model: m, params: ones.params, batch: 256, imagesPerSecond: ips, stepMs: ones.stepMs });
       console.log(`  ${m} batch 256 with tfjs-core's Sum and Mean gradients instead: ${ips.toFixed(0)} images/s, ${ones.stepMs.toFixed(1)} ms a step; ours are ${(flat.imagesPerSecond / ips).toFixed(2)}x that`);
@@ -287,4 +320,4 @@ if (torchRows.length > 0) {
 } else if (values.torch === 'on') {
   console.log(`\n== PyTorch yardstick: not run (${existsSync(script) ? 'python3 with torch and CUDA not found, or it failed' : `${script} missing`})`);
 }
-if (values.out) writeFileSync(values.out, JSON.stringify({ torch: { ...torchInfo, rows: torchRows }, rows, threads: threadRows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));
+if (values.out) writeFileSync(values.out, JSON.stringify({ torch: { ...torchInfo, rows: torchRows }, rows, threads: threadRows, notReplayed: plainRows, stockAdam: stockRows, stockBatchNorm: stockBnRows, stockLayerNorm: stockLnRows, onesGrads: onesRows, profiles }, null, 2));

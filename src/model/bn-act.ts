@@ -21,6 +21,7 @@
  * before. The model itself is unchanged: it saves and loads as plain TF.js layers.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assignInPlace, gpuInternals } from './gpu-internals.js';
 
 import { columnPairSums, flatProgram as flat, sumBlocks, webGpuKernels, type Info, type WebGpuBackend } from './wgsl.js';
 
@@ -281,8 +282,15 @@ export function trainingForward(model: tf.LayersModel): (x: tf.Tensor) => tf.Ten
         gamma: bn.gamma!.read(), beta: bn.beta!.read(), movingMean: bn.movingMean!.read(), movingVariance: bn.movingVariance!.read(),
         epsilon: bn.epsilon, momentum: bn.momentum,
       }, act ?? { kind: 'none' });
-      bn.movingMean!.write(out.movingMean);
-      bn.movingVariance!.write(out.movingVariance);
+      // In place, so that the moving statistics keep their buffers (a replayed step needs them to).
+      const gpu = gpuInternals();
+      if (gpu) {
+        assignInPlace(gpu, bn.movingMean!.read() as tf.Variable, out.movingMean);
+        assignInPlace(gpu, bn.movingVariance!.read() as tf.Variable, out.movingVariance);
+      } else {
+        bn.movingMean!.write(out.movingMean);
+        bn.movingVariance!.write(out.movingVariance);
+      }
       x = out.y;
       if (act) i++;
     }

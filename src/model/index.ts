@@ -5,6 +5,7 @@
  */
 export { BACKENDS, selectBackend } from './backend.js';
 export { FlatAdam } from './flat-adam.js';
+export { ReplayedSteps, TARGET_KEYS } from './step-replay.js';
 export { buildCheckedModel, checkOnnxExportable, DEFAULT_BUDGET, precheckModel, type ModelBudget, type ModelCost } from './budget.js';
 export { buildModel, modelFromTopology, validateModelSpec, type ModelSpec } from './spec.js';
 export { clippedDelta, getFlatParams, setFlatParams } from './params.js';
