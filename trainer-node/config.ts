@@ -17,6 +17,7 @@ export const TRAINER_OPTIONS = {
   backend: { type: 'string', default: 'auto', choices: BACKENDS, env: 'AQ_BACKEND', description: 'TF.js backend; auto picks tensorflow (if installed), webgpu, wasm, cpu' },
   capacity: { type: 'number', default: 0, min: 0, description: 'samples a second this trainer advertises (0: what a short self-benchmark at start measures on the pose CNN; the coordinator refines it from what it observes)' },
   'wait-ms': { type: 'number', default: 10_000, min: 0, max: 30_000, description: 'how long a task request may wait at the coordinator' },
+  'replay-steps': { type: 'boolean', default: true, env: 'AQ_REPLAY_STEPS', description: 'on webgpu, record a training step once and replay it (false: every kernel of every step through TF.js, several times slower)' },
   'webgpu-software': { type: 'boolean', default: false, env: 'AQ_WEBGPU_SOFTWARE', description: 'run webgpu on Mesa\'s llvmpipe instead of a GPU (slow; for tests of the WGSL kernels on machines without a GPU)' },
   threads: { type: 'number', default: 0, min: 0, max: 256, env: 'AQ_THREADS', description: 'threads that share each training batch on a CPU backend (wasm, cpu): 0 uses every core this process may use; each model and batch size is timed both ways once and the faster kept (GPU backends train on one thread)' },
   'delay-per-batch-ms': { type: 'number', default: 0, min: 0, max: 60_000, description: 'sleep after each batch, to simulate a slow device (stragglers in tests and demos)' },
@@ -39,6 +40,8 @@ export interface TrainerConfig extends LogConfig, MetricsConfig, ClientTlsConfig
   backend: string;
   /** webgpu on Mesa's llvmpipe (tests without a GPU). */
   webGpuSoftware: boolean;
+  /** On webgpu, training steps recorded once and replayed. */
+  replaySteps: boolean;
   capacity: number;
   waitMs: number;
   delayPerBatchMs: number;
@@ -70,6 +73,7 @@ export function loadTrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     nodeId,
     backend: o.backend,
     webGpuSoftware: o['webgpu-software'],
+    replaySteps: o['replay-steps'],
     capacity: o.capacity,
     waitMs: o['wait-ms'],
     delayPerBatchMs: o['delay-per-batch-ms'],

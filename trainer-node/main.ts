@@ -97,7 +97,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
   const { nodeId, signer } = await nodeIdentity(given.hotkey, given.nodeId, given.nodeId);
   const config = { ...given, nodeId };
   const log = roleLogger(`trainer.${config.nodeId}`, config);
-  configureBackends({ webGpuSoftware: config.webGpuSoftware });
+  configureBackends({ webGpuSoftware: config.webGpuSoftware, replaySteps: config.replaySteps });
   const backend = await selectBackend(config.backend);
   // What this machine trains at, for the operator and (unless --capacity names it) the coordinator.
   const speeds = config.capacity > 0 ? [] : await selfBenchmark();

@@ -31,9 +31,9 @@ export interface Targets {
   torso?: tf.Tensor1D;
 }
 
-/** Builds the targets of rows [start, start + n) (labels, or 17 x 3 keypoints a row). */
-export function targetsOf(head: Head, rows: { labels: Uint8Array; keypoints?: Float32Array }, index: (b: number) => number, n: number): Targets {
-  if (head.kind === 'classes') return { labels: tf.tensor1d(Int32Array.from({ length: n }, (_, b) => rows.labels[index(b)]!), 'int32') };
+/** The targets' values of `n` rows picked by `index`, as {@link targetsOf} makes them into tensors. */
+export function targetValues(head: Head, rows: { labels: Uint8Array; keypoints?: Float32Array }, index: (b: number) => number, n: number): { labels?: Int32Array; coords?: Float32Array; mask?: Float32Array; torso?: Float32Array } {
+  if (head.kind === 'classes') return { labels: Int32Array.from({ length: n }, (_, b) => rows.labels[index(b)]!) };
   if (!rows.keypoints) throw new RangeError('keypoint head: expected samples with keypoints');
   const coords = new Float32Array(n * NUM_JOINTS * 2), mask = new Float32Array(n * NUM_JOINTS * 2), torso = new Float32Array(n);
   for (let b = 0; b < n; b++) {
@@ -48,7 +48,14 @@ export function targetsOf(head: Head, rows: { labels: Uint8Array; keypoints?: Fl
     const [sx, sy, hx, hy] = [kp[KP.left_shoulder * 3]!, kp[KP.left_shoulder * 3 + 1]!, kp[KP.right_hip * 3]!, kp[KP.right_hip * 3 + 1]!];
     torso[b] = Math.max(Math.hypot(sx - hx, sy - hy), 1e-3);
   }
-  return { coords: tf.tensor2d(coords, [n, NUM_JOINTS * 2]), mask: tf.tensor2d(mask, [n, NUM_JOINTS * 2]), torso: tf.tensor1d(torso) };
+  return { coords, mask, torso };
+}
+
+/** Builds the targets of `n` rows picked by `index` (labels, or 17 x 3 keypoints a row). */
+export function targetsOf(head: Head, rows: { labels: Uint8Array; keypoints?: Float32Array }, index: (b: number) => number, n: number): Targets {
+  const v = targetValues(head, rows, index, n);
+  if (v.labels) return { labels: tf.tensor1d(v.labels, 'int32') };
+  return { coords: tf.tensor2d(v.coords!, [n, NUM_JOINTS * 2]), mask: tf.tensor2d(v.mask!, [n, NUM_JOINTS * 2]), torso: tf.tensor1d(v.torso!) };
 }
 
 /**

@@ -14,9 +14,14 @@ export interface BackendSettings {
   webGpuSoftware: boolean;
   /** Layer norm as one op on webgpu (`layer-norm.ts`); false: tfjs's composite (a baseline). */
   fusedLayerNorm: boolean;
+  /**
+   * On webgpu, training steps of a full batch are recorded once and replayed (`step-replay.ts`);
+   * false: every kernel of every step is issued through TF.js.
+   */
+  replaySteps: boolean;
 }
 
-const settings: BackendSettings = { webGpuSoftware: false, fusedLayerNorm: true };
+const settings: BackendSettings = { webGpuSoftware: false, fusedLayerNorm: true, replaySteps: true };
 
 /** Sets some of the backend settings. */
 export function configureBackends(s: Partial<BackendSettings>): void {

@@ -11,6 +11,7 @@ import { FlatAdam } from './flat-adam.js';
 import { buildModel, type ModelSpec } from './spec.js';
 import { meanLoss, targetsOf, type Head, type Targets } from './head.js';
 import { ReplayedSteps } from './step-replay.js';
+import { trainLocal, type Dataset } from './train.js';
 
 configureBackends({ webGpuSoftware: true });
 
@@ -33,15 +34,20 @@ async function weightsOf(model: tf.LayersModel): Promise<Float32Array[]> {
 
 const INITIAL = new Map<string, Float32Array[]>();
 
-/** `steps` steps of a fresh `spec` through plain TF.js calls, or replayed: losses and weights. */
-async function train(spec: ModelSpec, steps: number, replayed: boolean, opts: { stockAdam?: boolean; setWeightsAt?: number } = {}) {
+/** A new `spec` model with the same weights every time (initialisers draw at random). */
+async function freshModel(spec: ModelSpec): Promise<tf.LayersModel> {
   const model = buildModel(spec, SHAPE, head, 5);
-  // Both runs start from the same weights (initialisers draw at random).
   const key = JSON.stringify(spec);
   if (!INITIAL.has(key)) INITIAL.set(key, await weightsOf(model));
   const init = INITIAL.get(key)!.map((w, i) => tf.tensor(w, model.getWeights()[i]!.shape));
   model.setWeights(init);
   tf.dispose(init);
+  return model;
+}
+
+/** `steps` steps of a fresh `spec` through plain TF.js calls, or replayed: losses and weights. */
+async function train(spec: ModelSpec, steps: number, replayed: boolean, opts: { stockAdam?: boolean; setWeightsAt?: number } = {}) {
+  const model = await freshModel(spec);
   const forward = trainingForward(model);
   const optimizer = opts.stockAdam ? tf.train.adam(0.01) : new FlatAdam(0.01);
   const losses: number[] = [];
@@ -149,5 +155,35 @@ describe('replayed training steps on webgpu, on a software adapter', () => {
     expect(stock.replays).toBe(0);
     const plainStock = await train(CNN, 6, false, { stockAdam: true });
     expect(stock.losses).toEqual(plainStock.losses);
+  });
+
+  it('trainLocal replays full batches: the same model and progress as without replaying', async () => {
+    // 44 rows in batches of 8: five full batches an epoch, replayed once recorded, and a short one not.
+    const rows = 44;
+    const features = new Float32Array(rows * 16 * 16 * 3).map((_, j) => ((j * 7919) % 1009) / 1009);
+    const keypoints = new Float32Array(rows * 17 * 3).map((_, j) => (j % 3 === 2 ? (j % 7 === 0 ? 0 : 2) : ((j * 31) % 97) / 97));
+    const data: Dataset = { count: rows, features, labels: new Uint8Array(rows), keypoints };
+    const run = async (replay: boolean) => {
+      configureBackends({ replaySteps: replay });
+      const model = await freshModel(CNN);
+      const progress: [number, number][] = [];
+      const r = await trainLocal(model, data, { epochs: 2, batchSize: N, learningRate: 0.01, optimizer: 'adam', head, seed: 3, onProgress: (s, l) => void progress.push([s, l]) });
+      const weights = await weightsOf(model);
+      model.dispose();
+      return { ...r, progress, weights };
+    };
+    try {
+      const replayed = await run(true);
+      const plain = await run(false);
+      expect(plain.replayedSteps).toBe(0);
+      // 12 steps: a warm-up and two recorded, the two short ones not replayed.
+      expect(replayed.replayedSteps).toBe(7);
+      expect(replayed.progress).toEqual(plain.progress);
+      expect(replayed.progress.map(([s]) => s)).toEqual([8, 16, 24, 32, 40, 44, 52, 60, 68, 76, 84, 88]);
+      expect(replayed.loss).toBe(plain.loss);
+      expect(replayed.weights).toEqual(plain.weights);
+    } finally {
+      configureBackends({ replaySteps: true });
+    }
   });
 });

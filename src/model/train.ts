@@ -8,7 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { FlatAdam } from './flat-adam.js';
 import { trainingForward } from './bn-act.js';
 import { Random } from '../util/index.js';
-import { lossSum, meanLoss, metricCounts, targetsOf, type Head } from './head.js';
+import { lossSum, meanLoss, metricCounts, targetsOf, targetValues, type Head } from './head.js';
+import { ReplayedSteps, TARGET_KEYS } from './step-replay.js';
+import { backendSettings } from './settings.js';
 import type { TrainThreads, Stepper } from './train-threads.js';
 
 export type { Head } from './head.js';
@@ -46,6 +48,8 @@ export interface LocalTrainResult {
   loss: number;
   samplesTrained: number;
   seconds: number;
+  /** Steps that ran as replays of a recorded one (webgpu, step-replay.ts). */
+  replayedSteps: number;
 }
 
 /**
@@ -73,13 +77,48 @@ function inputShapeOf(model: tf.LayersModel): number[] {
   return model.inputs[0]!.shape.slice(1).map((d) => d ?? 1);
 }
 
-/** Rows of `features` picked by `index`, as a batch tensor of the model's input shape. */
-export function inputBatch(model: tf.LayersModel, data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): tf.Tensor {
-  const shape = inputShapeOf(model);
+/** Rows of `features` picked by `index`, one after another in `scratch` (or a new array). */
+function batchValues(data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): Float32Array {
   const dim = data.features.length / data.count;
   const buf = scratch && scratch.length >= n * dim ? scratch.subarray(0, n * dim) : new Float32Array(n * dim);
   for (let b = 0; b < n; b++) buf.set(data.features.subarray(index(b) * dim, (index(b) + 1) * dim), b * dim);
-  return tf.tensor(buf, [n, ...shape]);
+  return buf;
+}
+
+/** Rows of `features` picked by `index`, as a batch tensor of the model's input shape. */
+export function inputBatch(model: tf.LayersModel, data: Dataset, index: (b: number) => number, n: number, scratch?: Float32Array): tf.Tensor {
+  return tf.tensor(batchValues(data, index, n, scratch), [n, ...inputShapeOf(model)]);
+}
+
+/**
+ * Full batches on webgpu as replayed steps (step-replay.ts): input tensors kept for the whole
+ * round, each batch written into them. Null where steps are not replayed (other backends,
+ * SGD with momentum, threads, `replaySteps` off).
+ */
+function replayedBatches(model: tf.LayersModel, data: Dataset, options: LocalTrainOptions, optimizer: tf.Optimizer, forward: (x: tf.Tensor) => tf.Tensor) {
+  const n = options.batchSize;
+  if (tf.getBackend() !== 'webgpu' || !(optimizer instanceof FlatAdam) || data.count < n || !backendSettings().replaySteps) return null;
+  const x = tf.zeros([n, ...inputShapeOf(model)]);
+  // Of the right shapes and dtypes; each step writes its own values.
+  const targets = targetsOf(options.head, data, (b) => b, n);
+  const keys = TARGET_KEYS.filter((k) => targets[k]);
+  const slots = [x, ...keys.map((k) => targets[k]!)];
+  const steps = new ReplayedSteps(slots, () => optimizer.minimize(() => meanLoss(options.head, targets, forward(x)), true)!);
+  const scratch = new Float32Array(x.size);
+  return {
+    get replays() {
+      return steps.replays;
+    },
+    submit: (rows: Int32Array) => {
+      const index = (b: number) => rows[b]!;
+      const v = targetValues(options.head, data, index, n);
+      return steps.submit([batchValues(data, index, n, scratch), ...keys.map((k) => v[k]!)]);
+    },
+    dispose: () => {
+      steps.dispose();
+      tf.dispose(slots);
+    },
+  };
 }
 
 /**
@@ -110,6 +149,23 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
     return loss;
   };
   let stepper: Stepper | null = null;
+  let replayedSteps = 0;
+  const replayed = options.parallel && options.parallel.threads.threads > 1 ? null : replayedBatches(model, data, options, optimizer, forward);
+  // A replayed batch's loss is read once the next batch is issued: the GPU runs one while the
+  // next is prepared.
+  let pending: { loss: Promise<number>; n: number } | null = null;
+  let lossSumEpoch = 0;
+  let epochSamples = 0;
+  const settle = async () => {
+    if (!pending) return;
+    const { loss: lossP, n } = pending;
+    pending = null;
+    const loss = await lossP;
+    lossSumEpoch += loss * n;
+    epochSamples += n;
+    samplesTrained += n;
+    await options.onProgress?.(samplesTrained, loss);
+  };
   try {
     const par = options.parallel;
     stepper = par && par.threads.threads > 1
@@ -117,26 +173,30 @@ export async function trainLocal(model: tf.LayersModel, data: Dataset, options: 
       : { step: single, end: async () => {} };
     for (let epoch = 0; epoch < options.epochs; epoch++) {
       rng.shuffle(order);
-      let lossSumEpoch = 0;
-      let epochSamples = 0;
+      lossSumEpoch = 0;
+      epochSamples = 0;
       for (let start = 0; start < data.count; start += options.batchSize) {
         if (options.signal?.aborted) throw new TrainingAbortedError();
         const n = Math.min(options.batchSize, data.count - start);
-        const loss = await stepper.step(Int32Array.from(order.slice(start, start + n)));
-        lossSumEpoch += loss * n;
-        epochSamples += n;
-        samplesTrained += n;
-        await options.onProgress?.(samplesTrained, loss);
+        const rows = Int32Array.from(order.slice(start, start + n));
+        const issued = replayed && n === options.batchSize ? await replayed.submit(rows) : { loss: Promise.resolve(await stepper.step(rows)) };
+        await settle();
+        pending = { loss: issued.loss, n };
         // Let heartbeats and cancellations through between batches.
         await new Promise((r) => setImmediate(r));
       }
+      await settle();
       lastEpochLoss = lossSumEpoch / Math.max(epochSamples, 1);
     }
   } finally {
+    // A step still in flight finishes before what it uses is freed.
+    await (pending as { loss: Promise<number> } | null)?.loss.catch(() => {});
+    replayedSteps = replayed?.replays ?? 0;
+    replayed?.dispose();
     optimizer.dispose();
     await stepper?.end();
   }
-  return { loss: lastEpochLoss, samplesTrained, seconds: (performance.now() - started) / 1000 };
+  return { loss: lastEpochLoss, samplesTrained, seconds: (performance.now() - started) / 1000, replayedSteps };
 }
 
 /** Loss and the task metric of a model on a dataset. */
