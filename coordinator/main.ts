@@ -100,6 +100,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   // (dataset nodes learn it when they register, again after a restart).
   const leaseSigner = await loadSigner(config.leaseKeyUri ? { uri: config.leaseKeyUri } : config.chain ? config.chain.hotkey : { uri: `0x${randomBytes(32).toString('hex')}` });
   let roundsDone = 0;
+  metrics.liveTrainers.count = () => registry.liveCount();
   metrics.jobStates.count = () => {
     const n: Record<string, number> = {};
     for (const j of jobs.list()) n[jobs.stateOf(j)] = (n[jobs.stateOf(j)] ?? 0) + 1;

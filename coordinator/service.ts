@@ -135,7 +135,6 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       }
       const known = registry.get(req.nodeId) !== undefined;
       registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '', Buffer.from(req.identityKey));
-      metrics.liveTrainers.set(registry.live().length);
       log.info(known ? 'trainer re-registered' : 'trainer registered', { nodeId: req.nodeId, backend: req.capacity?.backend, capacity: cap });
       return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES };
     }),
@@ -168,7 +167,6 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         return { taskActive: false };
       }
       if (!registry.touch(req.nodeId)) throw new NodeNotFoundError(req.nodeId);
-      metrics.liveTrainers.set(registry.live().length);
       const faults = req.shardFaults ?? [];
       if (faults.length > 1000) throw new InvalidFieldError('shard_faults', 'at most 1000 a heartbeat', String(faults.length));
       for (const f of faults) {
@@ -362,7 +360,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           jobId: j.config.jobId, task: j.config.task, state: jobs.stateOf(j), roundsTotal: j.config.rounds,
           roundsDone: jobs.historyOf(j).length, history: jobs.historyOf(j), phase: j.runner?.current?.phase ?? 'NONE',
         })),
-        liveTrainers: registry.live().length,
+        liveTrainers: registry.liveCount(),
         datasetNodes: deps.datasets.size,
         ...weightsStatusOf(deps.weightsStatus?.() ?? null),
       };

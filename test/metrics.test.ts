@@ -85,6 +85,8 @@ run('metrics', () => {
     }
     const coord = await (await fetch(`http://${c.metricsAddress!}/metrics`)).text();
     expect(coord).toMatch(/^actiquest_rounds_total\{job_id="job-1",result="completed",role="coordinator"\} 1$/m);
+    // Counted at the scrape: both trainers heartbeat.
+    expect(coord).toMatch(/^actiquest_live_trainers\{role="coordinator"\} 2$/m);
     // Where the round's time went, phase by phase: once each; all but the checkpoint's in the
     // round's record too (the record is what the checkpoint stores).
     const record = c.job.history[0]!;

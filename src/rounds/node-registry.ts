@@ -117,6 +117,14 @@ export class NodeRegistry {
     return [...this.nodes.values()].filter((r) => this.now() - r.lastSeenMs <= this.liveTimeoutMs);
   }
 
+  /** How many trainers were seen within the live timeout (counted without a list). */
+  liveCount(): number {
+    const since = this.now() - this.liveTimeoutMs;
+    let n = 0;
+    for (const r of this.nodes.values()) if (r.lastSeenMs >= since) n++;
+    return n;
+  }
+
   /** Every trainer's record (to be saved; identity keys as hex). */
   snapshot(): (Omit<TrainerRecord, 'identityKey'> & { identityKey: string })[] {
     return [...this.nodes.values()].map((r) => ({ ...r, identityKey: r.identityKey.toString('hex') }));

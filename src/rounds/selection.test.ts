@@ -59,9 +59,18 @@ describe('NodeRegistry', () => {
     reg.recordTask('a', false);
     expect(reg.get('a')!.reliability).toBeCloseTo(3 / 5);
     expect(reg.get('a')!.capacity).toBe(300);
+    reg.register('b', 500, 'wasm', 'cpu');
+    expect(reg.liveCount()).toBe(2);
+    now = 1000;
+    expect(reg.liveCount()).toBe(2);
+    reg.touch('b');
     now = 1500;
     expect(reg.isLive('a')).toBe(false);
+    expect(reg.live().map((r) => r.nodeId)).toEqual(['b']);
+    expect(reg.liveCount()).toBe(1);
+    now = 2500;
     expect(reg.live()).toHaveLength(0);
+    expect(reg.liveCount()).toBe(0);
     // A returning trainer keeps its record.
     reg.register('a', 500, 'wasm', 'cpu');
     expect(reg.isLive('a')).toBe(true);
