@@ -28,6 +28,8 @@ interface LocalUpdate {
   dp: boolean;
   /** Its L2 norm before clipping. */
   norm: number;
+  /** Training steps replayed from a recorded one (webgpu). */
+  replayedSteps: number;
 }
 
 /** Longest a shard may be (bytes). */
@@ -229,7 +231,7 @@ export class TaskRunner {
       trainLoss: loss, numParams: delta.length, blob, trainSeconds: seconds, masked: secure !== null,
     };
     if (seconds > 0) this.lastSamplesPerSecond = (count * train.localEpochs) / seconds;
-    log.info('trained', { round: task.round, samples: count, loss: +loss.toFixed(4), seconds: +seconds.toFixed(2), updateNorm: +trained.norm.toFixed(3) });
+    log.info('trained', { round: task.round, samples: count, loss: +loss.toFixed(4), seconds: +seconds.toFixed(2), updateNorm: +trained.norm.toFixed(3), replayedSteps: trained.replayedSteps });
     const messages: BlobPart<UpdateHeader>[] = [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
     let res: SubmitUpdateResponse;
     try {
@@ -266,7 +268,7 @@ export class TaskRunner {
     // Differential privacy: this member's share of its group's noise; every update weighs 1.
     const dp = train.dpNoiseMultiplier > 0 && task.secagg && train.clipNorm > 0;
     if (dp) privatize(delta, { clip: train.clipNorm, noiseMultiplier: train.dpNoiseMultiplier, members: task.secagg!.members.length });
-    return { delta, count: data.count, loss: result.loss, seconds: result.seconds, dp: Boolean(dp), norm };
+    return { delta, count: data.count, loss: result.loss, seconds: result.seconds, dp: Boolean(dp), norm, replayedSteps: result.replayedSteps };
   }
 
   /**
@@ -277,7 +279,7 @@ export class TaskRunner {
     await this.fetchGlobal(task, signal);
     // As many samples as the shards dealt hold (the coordinator checks the count).
     const count = task.shards.reduce((n, s) => n + s.numSamples, 0);
-    return { delta: this.deps.syntheticUpdate!(task.model!.numParams), count, loss: 0, seconds: 0, dp: false, norm: 0 };
+    return { delta: this.deps.syntheticUpdate!(task.model!.numParams), count, loss: 0, seconds: 0, dp: false, norm: 0, replayedSteps: 0 };
   }
 
   /**
