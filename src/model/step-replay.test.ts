@@ -53,6 +53,7 @@ async function train(spec: ModelSpec, steps: number, replayed: boolean, opts: { 
   const losses: number[] = [];
   let stepper: ReplayedSteps | null = null;
   let slots: tf.Tensor[] = [];
+  let inFlight: Promise<number> | null = null;
   for (let i = 0; i < steps; i++) {
     if (i === opts.setWeightsAt) {
       // As a trainer does at a round's start: the variables get new buffers.
@@ -79,8 +80,12 @@ async function train(spec: ModelSpec, steps: number, replayed: boolean, opts: { 
       stepper = new ReplayedSteps(slots, () => optimizer.minimize(() => meanLoss(head, tt, forward(sx!)), true)!);
     }
     tf.dispose(KEYS.map((k) => t[k]!));
-    losses.push(await stepper.step([x, ...values]));
+    // As trainLocal does: the next step issued before the last one's loss is read.
+    const { loss } = await stepper.submit([x, ...values]);
+    if (inFlight) losses.push(await inFlight);
+    inFlight = loss;
   }
+  if (inFlight) losses.push(await inFlight);
   const weights = await weightsOf(model);
   const out = { losses, weights, replays: stepper?.replays ?? 0, refused: stepper?.refused ?? null, dispatches: stepper?.dispatches ?? 0 };
   stepper?.dispose();

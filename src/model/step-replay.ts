@@ -2,10 +2,11 @@
  * A training step recorded once on webgpu and replayed: the same dispatches and copies,
  * encoded again from a list, with no TF.js in between.
  *
- * On webgpu in Node a step's cost is issuing its kernels, not running them: at batch 256 the
- * pose CNN's 273 kernels took 3.9 ms of GPU time in an 18.9 ms step, the rest being TF.js
- * working out each kernel (shapes, shader keys, uniforms, bind groups) in JavaScript. For a
- * fixed model and batch shape that work comes out the same every step, so it is done once:
+ * On webgpu in Node a step's cost is issuing its kernels, not running them: on an H200 at batch
+ * 256, the pose CNN's step issued kernel by kernel took 19.1 ms for 3.1 ms of GPU kernel time,
+ * the rest being TF.js working out each kernel (shapes, shader keys, uniforms, bind groups) in
+ * JavaScript (bench:train, docs/performance.md). For a fixed model and batch shape that work
+ * comes out the same every step, so it is done once:
  *
  * - **Recording.** While one step runs through TF.js as usual, every dispatch (pipeline, bind
  *   group, workgroups) and every buffer copy it encodes is listed. Each uniform buffer it writes
@@ -21,7 +22,8 @@
  *   or reads a tensor it was not given is not replayed, with that reason.
  * - **Replay.** The inputs are written into the slots, the participants' hooks run (FlatAdam
  *   writes the next step's coefficients), the list is encoded into one command buffer and
- *   submitted, and the loss is read back. Before each, the variables' and slots' buffers are
+ *   submitted; the call returns then, with the loss to come once the GPU is done, so the next
+ *   step can be issued meanwhile. Before each, the variables' and slots' buffers are
  *   checked to be the ones recorded (setting a model's weights gives its variables new ones);
  *   when they are not, the next steps record again.
  *
@@ -239,6 +241,7 @@ function giveBack(gpu: WebGpuInternals, b: Buf): void {
 class Replay {
   private readonly reads: Buf[] = [];
   private readonly busy = new Set<Buf>();
+  private disposed = false;
 
   constructor(
     private readonly gpu: WebGpuInternals,
@@ -301,6 +304,7 @@ class Replay {
       const loss = new Float32Array(read.getMappedRange(0, 4))[0]!;
       read.unmap();
       this.busy.delete(read);
+      if (this.disposed) read.destroy();
       return loss;
     });
   }
@@ -312,9 +316,12 @@ class Replay {
   }
 
   dispose(): void {
+    this.disposed = true;
     flush(this.gpu);
+    // Buffers in submitted work are freed once it is done (destroy waits); a loss still being
+    // read back is read first.
     this.rec.discard();
-    for (const b of this.reads) b.destroy();
+    for (const b of this.reads) if (!this.busy.has(b)) b.destroy();
     for (const b of this.taken) giveBack(this.gpu, b);
   }
 }
@@ -441,9 +448,9 @@ export class ReplayedSteps {
       return value;
     }
     // Every buffer the step made is the replay's from now on.
-    const taken = [...this.touched(rec)].filter((b) => rec.acquired.has(b) && !rec.made.has(b));
-    for (const b of taken) disown(gpu, b, 'free');
     const touched = this.touched(rec);
+    const taken = [...touched].filter((b) => rec.acquired.has(b) && !rec.made.has(b));
+    for (const b of taken) disown(gpu, b, 'free');
     const holders: { t: tf.Tensor; buf: Buf }[] = [];
     for (const v of vars) {
       const b = before.get(v);
