@@ -45,18 +45,32 @@ describe('the upload spool', () => {
     });
   }
 
-  it('holds inputs in memory while the budget has room for the whole of each, and spools the rest to files', () => {
+  it('holds the bytes received in memory while the budget has room, and moves an input that would pass it to a file', () => {
     const spool = new UploadSpool(path.join(tempDir(), 'uploads'), 100);
-    const a = spool.open('a', 60);
-    const b = spool.open('b', 60);
-    const c = spool.open('c', 40);
-    expect(spool.heldBytes).toBe(100);
+    const bytes = (n: number, v: number) => new Uint8Array(n).fill(v);
+    // Opening holds nothing: the budget counts bytes that came.
+    const [a, b, c] = [spool.open('a', 60), spool.open('b', 60), spool.open('c', 40)];
+    expect(spool.heldBytes).toBe(0);
+    a.append(bytes(60, 1));
+    b.append(bytes(30, 2));
+    expect(spool.heldBytes).toBe(90);
+    expect(spool.files()).toEqual([]);
+    // b's next 30 would pass the budget: b goes to disk, its 30 held bytes written out and let go.
+    b.append(bytes(30, 3));
+    expect(spool.heldBytes).toBe(60);
     expect(spool.files()).toHaveLength(1);
+    expect(new Uint8Array(b.readAll())).toEqual(Uint8Array.from([...bytes(30, 2), ...bytes(30, 3)]));
+    expect(Array.from(b.words(8)).reduce((n, w) => n + w.length, 0)).toBe(15);
+    c.append(bytes(40, 4));
+    expect(spool.heldBytes).toBe(100);
     a.remove();
-    const d = spool.open('d', 60);
-    expect(spool.heldBytes).toBe(100);
-    expect(spool.files()).toHaveLength(1);
-    for (const x of [b, c, d]) x.remove();
+    expect(spool.heldBytes).toBe(40);
+    // An input once on disk stays there; one that can never fit goes there at once.
+    b.append(bytes(10, 5));
+    expect(spool.heldBytes).toBe(40);
+    const big = spool.open('big', 101);
+    expect(spool.files()).toHaveLength(2);
+    for (const x of [b, c, big]) x.remove();
     expect(spool.heldBytes).toBe(0);
     expect(spool.files()).toEqual([]);
   });

@@ -1,9 +1,12 @@
 /**
- * Masked inputs on their way into a group sum are held apart until whole: in memory while the
- * inputs held together stay within a budget (`--spool-memory-mib`), else spooled to disk, each
- * upload's chunks appended to a file of its own as they arrive. Once the whole input is in and
+ * Masked inputs on their way into a group sum are held apart until whole: in memory as their
+ * bytes arrive, while the bytes held by all inputs stay within a budget (`--spool-memory-mib`);
+ * an input whose next chunk would pass it moves to disk (what it held is written to a file of
+ * its own and let go, and its later chunks are appended there). Once the whole input is in and
  * its digest checked, it is read back in pieces and folded into the group's running sum, then
- * let go (the file removed). The coordinator's memory thus stays the group sums, the budget and a
+ * let go (the file removed). The budget counts bytes received, not bytes announced: a thousand
+ * uploads that start together hold little until their data comes, and most are folded before
+ * the budget fills. The coordinator's memory thus stays the group sums, the budget and a
  * piece, however many members upload at once and however large the model. A masked input alone
  * reveals nothing (its masks are uniform), so its bytes on disk are no more sensitive than on
  * the wire.
@@ -58,15 +61,23 @@ export class UploadSpool {
     fs.mkdirSync(dir, { recursive: true });
   }
 
-  /** A place for one upload of `expectedBytes`: memory if the budget has room for all of it, else a new file. */
+  /** A place for one upload of `expectedBytes`: memory while the budget has room (see above), else a new file. */
   open(label: string, expectedBytes: number): SpooledInput {
-    if (this.held + expectedBytes <= this.memoryBytes) {
-      this.held += expectedBytes;
-      return new HeldInput(() => {
-        this.held -= expectedBytes;
-      });
-    }
-    return new SpoolFile(path.join(this.dir, `${label.replace(/[^\w.-]/g, '_').slice(0, 64)}-${randomBytes(6).toString('hex')}.part`));
+    const file = () => new SpoolFile(path.join(this.dir, `${label.replace(/[^\w.-]/g, '_').slice(0, 64)}-${randomBytes(6).toString('hex')}.part`));
+    // One that could never fit goes to disk at once.
+    return expectedBytes > this.memoryBytes ? file() : new TieredInput(this, file);
+  }
+
+  /** Takes `bytes` of the budget; false (nothing taken) when it has no room. */
+  hold(bytes: number): boolean {
+    if (this.held + bytes > this.memoryBytes) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  /** Gives back `bytes` of the budget. */
+  letGo(bytes: number): void {
+    this.held -= bytes;
   }
 
   /** Bytes of inputs held in memory now. */
@@ -80,13 +91,14 @@ export class UploadSpool {
   }
 }
 
-/** One upload's chunks, held in memory as they came. */
-class HeldInput implements SpooledInput {
+/** One upload's chunks in memory as they came, until the budget has no room: then in a file. */
+class TieredInput implements SpooledInput {
   private chunks: Uint8Array[] = [];
   private total = 0;
+  private file: SpoolFile | null = null;
   private released = false;
 
-  constructor(private readonly release: () => void) {}
+  constructor(private readonly spool: UploadSpool, private readonly makeFile: () => SpoolFile) {}
 
   get bytes(): number {
     return this.total;
@@ -94,11 +106,24 @@ class HeldInput implements SpooledInput {
 
   append(data: Uint8Array): void {
     if (this.released) throw new Error('input already let go');
-    this.chunks.push(data);
+    if (!this.file && !this.spool.hold(data.length)) {
+      // To disk: what is held is written out and let go; a write that fails leaves the file to remove().
+      this.file = this.makeFile();
+      const held = this.chunks;
+      this.chunks = [];
+      this.spool.letGo(held.reduce((n, c) => n + c.length, 0));
+      for (const c of held) this.file.append(c);
+    }
+    if (this.file) this.file.append(data);
+    else this.chunks.push(data);
     this.total += data.length;
   }
 
   *words(pieceBytes = PIECE_BYTES): Generator<Uint32Array> {
+    if (this.file) {
+      yield* this.file.words(pieceBytes);
+      return;
+    }
     // Copied into an aligned piece: a chunk may start at any byte of its message.
     const buf = pieceBuffer(pieceBytes).subarray(0, pieceBytes & ~3);
     let fill = 0;
@@ -118,14 +143,15 @@ class HeldInput implements SpooledInput {
   }
 
   readAll(): Buffer {
-    return Buffer.concat(this.chunks);
+    return this.file ? this.file.readAll() : Buffer.concat(this.chunks);
   }
 
   remove(): void {
     if (this.released) return;
     this.released = true;
+    this.file?.remove();
+    this.spool.letGo(this.chunks.reduce((n, c) => n + c.length, 0));
     this.chunks = [];
-    this.release();
   }
 }
 
