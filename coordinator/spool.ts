@@ -111,7 +111,7 @@ class TieredInput implements SpooledInput {
       this.file = this.makeFile();
       const held = this.chunks;
       this.chunks = [];
-      this.spool.letGo(held.reduce((n, c) => n + c.length, 0));
+      this.spool.letGo(this.total);
       for (const c of held) this.file.append(c);
     }
     if (this.file) this.file.append(data);
@@ -149,8 +149,9 @@ class TieredInput implements SpooledInput {
   remove(): void {
     if (this.released) return;
     this.released = true;
-    this.file?.remove();
-    this.spool.letGo(this.chunks.reduce((n, c) => n + c.length, 0));
+    // Until it moves to a file, all an input's bytes are held.
+    if (this.file) this.file.remove();
+    else this.spool.letGo(this.total);
     this.chunks = [];
   }
 }

@@ -31,6 +31,14 @@ export function coordinatorMetrics() {
   // Read at each scrape: the coordinator sets where the jobs are counted from.
   const jobStates = { count: (): Record<string, number> => ({}) };
   const liveTrainers = { count: (): number => 0 };
+  // Counted at each scrape, not at each heartbeat: with a thousand trainers, a count at every
+  // heartbeat costs a thousand records a call, and the gauge went stale once heartbeats stopped.
+  new Gauge({
+    name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r],
+    collect() {
+      this.set(liveTrainers.count());
+    },
+  });
   return {
     jobStates,
     registry: r,
@@ -48,14 +56,6 @@ export function coordinatorMetrics() {
     updatesAccepted: new Counter({ name: 'actiquest_updates_accepted_total', help: 'Updates accepted into a round, by job', labelNames: ['job_id'] as const, registers: [r] }),
     updatesRejected: new Counter({ name: 'actiquest_updates_rejected_total', help: 'Updates refused, by reason', labelNames: ['reason'] as const, registers: [r] }),
     liveTrainers,
-    // Counted at each scrape, not at each heartbeat: with a thousand trainers, a count at every
-    // heartbeat costs a thousand records a call, and the gauge went stale once heartbeats stopped.
-    liveTrainersGauge: new Gauge({
-      name: 'actiquest_live_trainers', help: 'Trainers with a recent heartbeat', registers: [r],
-      collect() {
-        this.set(liveTrainers.count());
-      },
-    }),
     roundPhase: new Gauge({
       name: 'actiquest_round_phase', help: 'Phase a job\'s round is in: 1 for the phase under way, 0 for the others (waiting: for trainers before a round is planned), by job', labelNames: ['job_id', 'phase'] as const, registers: [r],
     }),

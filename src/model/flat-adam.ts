@@ -16,7 +16,7 @@
  * coefficients come from a uniform buffer written before each step rather than from new scalars.
  */
 import * as tf from '@tensorflow/tfjs';
-import { encoderOf, flush, gpuInternals, ownBuffer, USAGE, wroteOnGpu, type Buf, type WebGpuInternals } from './gpu-internals.js';
+import { bufferOf, encoderOf, flush, gpuInternals, ownBuffer, USAGE, wroteOnGpu, type Buf, type WebGpuInternals } from './gpu-internals.js';
 import { recording } from './step-replay.js';
 
 const ADAM_WGSL = `
@@ -125,9 +125,7 @@ export class FlatAdam extends tf.Optimizer {
     const enc = encoderOf(s.gpu);
     let at = 0;
     grads.forEach((g, i) => {
-      s.gpu.uploadToGPU(g.dataId);
-      const gb = s.gpu.tensorMap.get(g.dataId)!.resource!;
-      enc.copyBufferToBuffer(gb, 0, s.g, at * 4, g.size * 4);
+      enc.copyBufferToBuffer(bufferOf(s.gpu, g), 0, s.g, at * 4, g.size * 4);
       enc.copyBufferToBuffer(own[i]!, 0, s.w, at * 4, g.size * 4);
       s.gpu.commandQueueOwnedIds.add(g.dataId);
       s.gpu.commandQueueOwnedIds.add(vars[i]!.dataId);

@@ -51,7 +51,6 @@ export interface TensorData {
 }
 export interface BufferManager {
   acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): Buf;
-  releaseBuffer(b: Buf, reuse?: boolean): void;
   freeBuffers: Map<string, Buf[]>;
   usedBuffers: Map<string, Buf[]>;
   numFreeBuffers: number;
@@ -65,10 +64,8 @@ export interface WebGpuInternals {
   tensorMap: { get(dataId: object): TensorData | undefined };
   bufferManager: BufferManager;
   commandEncoder: Encoder | null;
-  computePassEncoder: Pass | null;
   commandQueueOwnedIds: WeakSet<object>;
   uniformPendingDisposal: Buf[];
-  activeTimers: unknown;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
