@@ -84,6 +84,26 @@ function sample(pid: number): { cpu: number; faults: number; rss: number; peak: 
   return { cpu, faults, rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
+/**
+ * Nanoseconds the coordinator's main thread (its tid is the pid) has run and has waited
+ * runnable for a CPU (/proc/<pid>/task/<pid>/schedstat), and what its other threads ran (mask
+ * threads, the garbage collector's helpers, libuv's pool).
+ */
+function threads(pid: number): { mainRun: number; mainWait: number; othersRun: number } {
+  const read = (tid: string) => fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+  const [mainRun = 0, mainWait = 0] = read(String(pid));
+  let othersRun = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    if (tid === String(pid)) continue;
+    try {
+      othersRun += read(tid)[0] ?? 0;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return { mainRun, mainWait, othersRun };
+}
+
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
@@ -138,6 +158,11 @@ async function runOnce(n: number, p: number): Promise<void> {
     // What the coordinator did, by the phase its job was in at each reading: CPU seconds, the
     // event-loop delay windows over the goal's 100 ms, and the phase at the highest RSS.
     const byPhase = new Map<string, { cpu: number; slow: number; windows: number }>();
+    // The main thread's time running and waiting for a CPU, in all and in the windows whose
+    // event-loop delay passed the goal: a delay with the thread waiting is the cores' contention,
+    // one with it running is its own work.
+    let sched = { mainRun: 0, mainWait: 0, othersRun: 0 }, readAt = 0;
+    const waits = { run: 0, wait: 0, others: 0, slowRun: 0, slowWait: 0, slowOthers: 0, slowWindows: 0, slowMs: 0, slowWall: 0 };
     let phase = 'starting', peakPhase = phase, peakRss = 0;
     let watched: ReturnType<typeof watch.stop> | null = null;
     void exited.then(() => {
@@ -156,10 +181,23 @@ async function runOnce(n: number, p: number): Promise<void> {
         if (now.rss > peakRss) [peakRss, peakPhase] = [now.rss, phase];
         // The coordinator's own event-loop delay in the window since the last read (prom-client resets it each read).
         const lagMax = metric(text, 'nodejs_eventloop_lag_max_seconds');
+        const t = threads(pid);
+        const d = { run: t.mainRun - sched.mainRun, wait: t.mainWait - sched.mainWait, others: t.othersRun - sched.othersRun };
+        const primed = sched.mainRun > 0, wall = performance.now() - readAt;
+        [sched, readAt] = [t, performance.now()];
+        if (primed) [waits.run, waits.wait, waits.others] = [waits.run + d.run, waits.wait + d.wait, waits.others + d.others];
         if (lagMax > 0) {
           lags.push(lagMax * 1000);
           at.windows++;
-          if (lagMax * 1000 > GOALS.p99Ms) at.slow++;
+          if (lagMax * 1000 > GOALS.p99Ms) {
+            at.slow++;
+            if (primed) {
+              waits.slowWindows++;
+              waits.slowMs += lagMax * 1000;
+              waits.slowWall += wall;
+              [waits.slowRun, waits.slowWait, waits.slowOthers] = [waits.slowRun + d.run, waits.slowWait + d.wait, waits.slowOthers + d.others];
+            }
+          }
         }
         phase = /^actiquest_round_phase\{[^}]*phase="([a-z]+)"[^}]*\} 1$/m.exec(text)?.[1] ?? 'between rounds';
         heapPeak = Math.max(heapPeak, metric(text, 'nodejs_heap_size_used_bytes'));
@@ -202,6 +240,11 @@ async function runOnce(n: number, p: number): Promise<void> {
     console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
     console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);
     const gc = (kind: string) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{[^}]*kind="${kind}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const s_ = (ns: number) => `${(ns / 1e9).toFixed(1)} s`;
+    console.log(`  coordinator's main thread: ran ${s_(waits.run)}, waited ${s_(waits.wait)} runnable for a CPU; its other threads ran ${s_(waits.others)}`);
+    if (waits.slowWindows > 0) {
+      console.log(`  in the ${waits.slowWindows} readings whose event-loop delay passed ${GOALS.p99Ms} ms (the delay ${(waits.slowMs / waits.slowWindows).toFixed(0)} ms on average, the readings ${(waits.slowWall / waits.slowWindows).toFixed(0)} ms apart), the main thread ran ${(waits.slowRun / 1e6 / waits.slowWindows).toFixed(0)} ms and waited ${(waits.slowWait / 1e6 / waits.slowWindows).toFixed(0)} ms for a CPU a reading on average; its other threads ran ${(waits.slowOthers / 1e6 / waits.slowWindows).toFixed(0)} ms`);
+    }
     console.log(`  coordinator's garbage collection, main-thread pauses in all: major ${gc('major').toFixed(1)} s, incremental marking ${gc('incremental').toFixed(1)} s, minor ${gc('minor').toFixed(1)} s`);
     console.log(`  the simulated trainers' processes: ${trainersCpu.toFixed(1)} CPU s in all (masking, uploads; the machine's ${os.cpus().length} cores are shared with the coordinator)`);
     const phases = [...byPhase].filter(([, v]) => v.cpu >= 0.05 || v.slow > 0).sort((a, b) => b[1].cpu - a[1].cpu);

@@ -2,14 +2,16 @@
  * Where a CPU profile's time went (a `.cpuprofile` written by `node --cpu-prof`, as
  * `AQ_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' npm run bench:scale` makes the coordinator
  * write): seconds of self time by function, and, for `--callers NAME`, the call paths that
- * spent them in NAME. Usage: node scripts/profile-top.mjs FILE [--top 30] [--callers NAME]
+ * spent them in NAME; for `--long MS`, the stretches of MS or more in which the thread never went
+ * idle (what holds the event loop: each stretch's length, what it spent its time in, and the
+ * calls it began from). Usage: node scripts/profile-top.mjs FILE [--top 30] [--callers NAME | --long MS]
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '30' }, callers: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '30' }, callers: { type: 'string' }, long: { type: 'string' } } });
 if (positionals.length !== 1) {
-  console.error('usage: node scripts/profile-top.mjs FILE.cpuprofile [--top 30] [--callers NAME]');
+  console.error('usage: node scripts/profile-top.mjs FILE.cpuprofile [--top 30] [--callers NAME | --long MS]');
   process.exit(2);
 }
 const profile = JSON.parse(fs.readFileSync(positionals[0], 'utf8'));
@@ -25,7 +27,46 @@ const idle = [...spent].filter(([id]) => byId.get(id).callFrame.functionName ===
 console.log(`${positionals[0]}: ${(total / 1e6).toFixed(1)} s sampled, ${((total - idle) / 1e6).toFixed(1)} s not idle`);
 
 const rank = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
-if (!values.callers) {
+/** The outermost JavaScript frame of a sample: the call its task began from. */
+const entry = (id) => {
+  let outer = byId.get(id);
+  for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+    const n = byId.get(cur);
+    if (n.callFrame.url) outer = n;
+  }
+  return where(outer);
+};
+if (values.long) {
+  const limitUs = Number(values.long) * 1000;
+  const stretches = [];
+  let start = 0, us = 0;
+  const close = (end) => {
+    if (us >= limitUs) stretches.push({ start, end, us });
+    us = 0;
+  };
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    if (byId.get(id).callFrame.functionName === '(idle)') return close(i);
+    if (us === 0) start = i;
+    us += dt;
+  });
+  close(profile.samples.length);
+  const held = stretches.reduce((a, s) => a + s.us, 0);
+  console.log(`${stretches.length} stretches of ${values.long} ms or more without idling, ${(held / 1e6).toFixed(2)} s in all; the longest ${(Math.max(0, ...stretches.map((s) => s.us)) / 1e3).toFixed(0)} ms`);
+  const self = new Map(), entries = new Map();
+  for (const s of stretches) {
+    for (let i = s.start; i < s.end; i++) {
+      const id = profile.samples[i], dt = profile.timeDeltas[i] ?? 0;
+      const k = where(byId.get(id)), e = entry(id);
+      self.set(k, (self.get(k) ?? 0) + dt);
+      entries.set(e, (entries.get(e) ?? 0) + dt);
+    }
+  }
+  console.log('self time within them:');
+  for (const [k, t] of rank(self)) console.log(`${seconds(t)}  ${k}`);
+  console.log('by the call each sample began from:');
+  for (const [k, t] of rank(entries)) console.log(`${seconds(t)}  ${k}`);
+} else if (!values.callers) {
   const self = new Map();
   for (const [id, us] of spent) {
     const k = where(byId.get(id));
