@@ -7,6 +7,7 @@
  * message as received is `X__Output` (every field present); one being sent is `X` (every field
  * optional). The names exported here are the received shapes, which the code builds too.
  */
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
@@ -26,21 +27,51 @@ const definition = protoLoader.loadSync(
 export const packageDefinition = definition;
 const pkg = (loadPackageDefinition(definition) as unknown as CoordinatorProto & DatasetProto & JobsProto & IdentityProto).actiquest.v1;
 
-const ENCODED = Symbol('actiquest.encoded');
+const FRAMED = Symbol('actiquest.framed');
 /**
- * A response message already serialized (by its method's `responseSerialize`): servers send its bytes as
- * they are. A message sent to many callers, such as a chunk of the round's model that every
- * trainer downloads, is then encoded once rather than once per caller.
+ * A response message already serialized (by its method's `responseSerialize`): servers send its
+ * bytes as they are. A message sent to many callers, such as a chunk of the round's model that
+ * every trainer downloads, is then encoded once rather than once per caller, and framed once:
+ * its bytes are kept behind gRPC's 5-byte message prefix, and the server writes that very
+ * buffer to each caller's stream (see {@link framesPreEncoded}).
  */
 export function preEncoded<T>(bytes: Buffer): T {
-  return { [ENCODED]: bytes } as T;
+  const framed = Buffer.allocUnsafe(bytes.length + 5);
+  framed.writeUInt8(0, 0); // not compressed
+  framed.writeUInt32BE(bytes.length, 1);
+  bytes.copy(framed, 5);
+  return { [FRAMED]: framed } as T;
 }
+const framedOf = (msg: unknown): Buffer | undefined => (msg as { [FRAMED]?: Buffer } | null)?.[FRAMED];
 for (const service of [pkg.Coordinator, pkg.Jobs, pkg.Dataset, pkg.Identity]) {
   for (const method of Object.values(service.service)) {
     const serialize = method.responseSerialize;
-    method.responseSerialize = (msg: unknown) => (msg as { [ENCODED]?: Buffer })[ENCODED] ?? serialize(msg);
+    method.responseSerialize = (msg: unknown) => framedOf(msg)?.subarray(5) ?? serialize(msg);
   }
 }
+
+/**
+ * grpc-js frames each response into a fresh buffer (`serializeMessage`: the 5-byte prefix, then
+ * a copy of the serialized message). For a pre-encoded message the framed buffer is ready, and
+ * one buffer serves every stream it is written to: a thousand trainers downloading a 4 MB model
+ * cost no copies and no fresh memory (4 GB of each a round, and the garbage collection of it).
+ * The hook is on grpc-js's own class (its build/src/server-interceptors.js, one module instance
+ * with the package's entry); every other message is framed by grpc-js as before. False when
+ * that class no longer has the method (a grpc-js that changed): the copy is made then, and
+ * `framing.test.ts` fails.
+ */
+export const framesPreEncoded: boolean = (() => {
+  const internals = createRequire(import.meta.url)('@grpc/grpc-js/build/src/server-interceptors.js') as {
+    BaseServerInterceptingCall?: { prototype: { serializeMessage?: (value: unknown) => Buffer } };
+  };
+  const proto = internals.BaseServerInterceptingCall?.prototype;
+  const original = proto?.serializeMessage;
+  if (!proto || typeof original !== 'function') return false;
+  proto.serializeMessage = function serializeMessage(this: unknown, value: unknown): Buffer {
+    return framedOf(value) ?? original.call(this, value);
+  };
+  return true;
+})();
 
 /** Client constructor and service definition of `actiquest.v1.Coordinator`. */
 export const CoordinatorClient = pkg.Coordinator;
