@@ -4,9 +4,13 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
-/** Importing a file of another src/ folder other than its index.ts. */
+/**
+ * Importing a file of another src/ folder other than its public face: index.ts, or where part of
+ * a folder needs TF.js and a process that never runs a model must not load it, the second face
+ * of that part (model/contract.ts: what needs no TF.js; tasks/autolabel.ts: the TF.js teachers).
+ */
 const deep = (up) => ({
-  regex: `^${up}(?!index\\.js$)[a-z-]+/(?!index\\.js$)[^/]+`,
+  regex: `^${up}(?!index\\.js$)[a-z-]+/(?!(index|contract|autolabel)\\.js$)[^/]+`,
   message: 'import another src/ folder through its index.ts (its public face), not one of its files',
 });
 

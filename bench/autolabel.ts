@@ -10,7 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/model/index.js';
-import { labelPerson, loadTeacher, TEACHERS, type TeacherName } from '../src/tasks/index.js';
+import { labelPerson, loadTeacher, TEACHERS, type TeacherName } from '../src/tasks/autolabel.js';
 import { renderedPerson } from '../test/fixtures/rendered-people.js';
 import { KP, NUM_JOINTS } from '../src/skeleton/index.js';
 import { Random } from '../src/util/index.js';

@@ -24,12 +24,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
       listenForStop('coordinator');
       const { loadCoordinatorConfig } = await import('../coordinator/config.js');
       const { startCoordinator } = await import('../coordinator/main.js');
-      const { selectBackend } = await import('../src/model/index.js');
       const config = loadCoordinatorConfig(argv);
-      // A busy port is said before the backends are probed (their probes print to stderr).
+      // A busy port is said before a job's model process probes the backends (their probes print to stderr).
       const { ensureCanListen } = await import('../src/wire/index.js');
       await ensureCanListen('listen', config.listen);
-      await selectBackend('auto');
       const c = await startCoordinator(config);
       await untilSignal(() => c.close(), config.exitWhenDone ? c.done.then(() => c.jobs.idle()).then(() => c.flushWeights()) : undefined);
     },

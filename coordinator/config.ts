@@ -8,7 +8,7 @@ import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfi
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
 import type { HotkeySource } from '../src/chain/index.js';
-import { validateModelSpec, type ModelSpec, type ModelBudget } from '../src/model/index.js';
+import { BACKENDS, validateModelSpec, type BackendName, type ModelSpec, type ModelBudget } from '../src/model/contract.js';
 import { getTask } from '../src/tasks/index.js';
 import { JOB_OPTIONS, resolveJobConfig, type JobConfig } from '../src/jobs/index.js';
 
@@ -21,6 +21,7 @@ export const COORDINATOR_OPTIONS = {
   ...JOB_OPTIONS,
   'max-params': { type: 'number', default: 5_000_000, min: 1, max: 20_000_000, description: 'largest model (parameters) a job may train: models are for edge devices' },
   'max-flops': { type: 'number', default: 1e9, min: 1, max: 1e12, description: 'largest forward FLOPs a sample a job\'s model may take' },
+  'model-backend': { type: 'string', default: 'auto', choices: [...BACKENDS], env: 'AQ_MODEL_BACKEND', description: 'TF.js backend of each job\'s model process (validation gradient, scores of group sums, validation); auto: the fastest that loads' },
   'max-activation-bytes': { type: 'number', default: 2 ** 30, min: 1 << 20, max: 2 ** 31, description: 'most activation memory a training step or validation pass of a job\'s model may take at its batch (every layer\'s outputs and their gradients; the wasm backend has 4 GiB)' },
   'max-active-jobs': { type: 'number', default: 8, min: 1, max: 1000, description: 'most jobs pending or running at once, the built-in one included (each holds a model process); a submission beyond is refused with RESOURCE_EXHAUSTED' },
   'max-model-memory-mib': { type: 'number', default: 4096, min: 256, max: 1_048_576, description: 'most resident memory the process holding one job\'s model (its evaluations, gradients and export) may take; past it the process is stopped and that job fails, nothing else' },
@@ -75,6 +76,8 @@ export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsCo
   budget: ModelBudget;
   /** Most resident memory a job's model process may take, in bytes. */
   modelMemoryBytes: number;
+  /** The TF.js backend each job's model process selects. */
+  modelBackend: BackendName;
   /** Most jobs pending or running at once. */
   maxActiveJobs: number;
   heartbeatIntervalMs: number;
@@ -159,6 +162,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
     job: o.job ? job : null,
     budget: Object.freeze({ maxParams: o['max-params'], maxFlops: o['max-flops'], maxActivationBytes: o['max-activation-bytes'] }),
     modelMemoryBytes: o['max-model-memory-mib'] * 2 ** 20,
+    modelBackend: o['model-backend'] as BackendName,
     maxActiveJobs: o['max-active-jobs'],
     heartbeatIntervalMs: o['heartbeat-interval-ms'],
     liveTimeoutMs: o['live-timeout-ms'],

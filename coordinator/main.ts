@@ -118,7 +118,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     }));
   };
   const jobs = new JobManager({
-    maskPool, sumStorage: new SumStorage(path.join(config.out, 'sums'), config.limits.sumBytes), store, ledger, out: config.out, budget: config.budget, modelMemoryBytes: config.modelMemoryBytes, maxActiveJobs: config.maxActiveJobs, leaseSigner,
+    maskPool, sumStorage: new SumStorage(path.join(config.out, 'sums'), config.limits.sumBytes), store, ledger, out: config.out, budget: config.budget, modelMemoryBytes: config.modelMemoryBytes, modelBackend: config.modelBackend, maxActiveJobs: config.maxActiveJobs, leaseSigner,
     registry, datasets: liveDatasets, metrics, log, progress, onBeforeUnmask: hooks.onBeforeUnmask,
     onRound: async (): Promise<void> => {
       roundsDone = jobs.list().reduce((n, j) => n + jobs.historyOf(j).length, 0);

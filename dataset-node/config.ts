@@ -8,7 +8,8 @@ import type { HotkeySource } from '../src/chain/index.js';
 import { checkLeaseKey, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from '../src/wire/index.js';
 import { ID_RULE, isId, parseOptions, type OptionTable } from '../src/util/index.js';
 import { ConfigError } from '../src/errors.js';
-import { TASK_NAMES, type TeacherName } from '../src/tasks/index.js';
+import { TASK_NAMES } from '../src/tasks/index.js';
+import type { TeacherName } from '../src/tasks/autolabel.js';
 
 export const DATASET_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50061', env: 'AQ_DATASET_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one)' },

@@ -10,7 +10,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sha256, type ShardInfo } from '../src/wire/index.js';
-import { autoLabel, encodeShard, getTask, importCoco, type Samples, type TeacherName } from '../src/tasks/index.js';
+import { encodeShard, getTask, importCoco, type Samples } from '../src/tasks/index.js';
+import { autoLabel, type TeacherName } from '../src/tasks/autolabel.js';
 import { selectBackend } from '../src/model/index.js';
 import { InvalidFieldError, ShardNotFoundError } from '../src/errors.js';
 import type { Logger } from '../src/util/index.js';

@@ -63,7 +63,7 @@ export class Harness {
     await selectBackend('wasm');
     const config = loadCoordinatorConfig([
       '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', path.join(this.dir, 'out'), '--log-level', 'warn', '--log-file', this.logFile('coordinator'),
-      '--validation-seed', 'test-validation', ...flags,
+      '--validation-seed', 'test-validation', '--model-backend', 'wasm', ...flags,
     ], {});
     const c = await startCoordinator(config, { progress: (l) => this.progress.push(l), ...hooks });
     this.defer(() => c.close());

@@ -5,18 +5,21 @@
  * (as the kernel's OOM killer would) fails with that reason; meanwhile the coordinator answers
  * and its built-in job trains to the end. A restart lists both failed jobs with their reasons and
  * starts no process for them (no crash loop). A coordinator runs at most --max-active-jobs jobs
- * (each holds a model process).
+ * (each holds a model process). The coordinator's own process never loads TF.js.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError, kill, until } from './helpers.js';
 import { spawnRole, waitListening } from '../bin/demo.js';
 import { callUnary, makeClient, JobsClient } from '../src/wire/index.js';
+import { tsxLoaderUrl } from '../src/util/index.js';
 
 let h: Harness;
-afterEach(async () => h.close());
+afterEach(async () => h?.close());
 
 const T = { timeoutMs: 30_000 };
 
@@ -103,4 +106,16 @@ describe('a job\'s model in its own process', () => {
     await callUnary(jobs, 'CancelJob', { jobId: 'first' }, T);
     expect((await callUnary(jobs, 'SubmitJob', spec('second'), T)).jobId).toBe('second');
   }, 120_000);
+
+  it('leaves TF.js out of the coordinator\'s process: its job is built and scored in the model process', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-modules-'));
+    try {
+      const printed = execFileSync(process.execPath, ['--import', tsxLoaderUrl(), path.join(import.meta.dirname, 'fixtures/coordinator-modules.ts'), out], { encoding: 'utf8', timeout: 60_000 });
+      const seen = JSON.parse(printed.trim().split('\n').at(-1)!) as { scored: string; tfModules: number; heapMiB: number };
+      expect(seen.scored).toMatch(/^job job-1: exercise, [\d,]+ parameters, .*initial val acc \d+\.\d%$/);
+      expect(seen.tfModules).toBe(0);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
 });

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonFile, Notifier } from '../util/index.js';
-import { ONNX_FILE, PORTABLE_LAYERS_FILE, precheckModel, type ModelCost } from '../model/index.js';
+import { ONNX_FILE, PORTABLE_LAYERS_FILE, precheckSpec, type ModelCost } from '../model/contract.js';
 import { getTask } from '../tasks/index.js';
 import { sha256, type JobInfo, type Task } from '../wire/index.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError, TooManyJobsError } from '../errors.js';
@@ -99,9 +99,10 @@ export class JobManager {
     // Each job holds a model process: a new one past the limit is refused (resumed ones are not).
     const max = this.deps.maxActiveJobs ?? Infinity;
     if (!opts.resume && this.running().length + this.starting.size >= max) throw new TooManyJobsError(max);
-    // What can be refused without building the model is refused before a process starts.
+    // What can be refused without TF.js is refused before a process starts; a `layers`
+    // topology's cost is worked out in the job's model process, before its model is built.
     const task = getTask(config.task);
-    precheckModel(config.model, task.inputShape, task.head, this.deps.budget, config.batchSize);
+    precheckSpec(config.model, task.inputShape, task.head, this.deps.budget);
     this.starting.add(config.jobId);
     try {
       return await this.launch(config, opts);

@@ -17,9 +17,8 @@
  * Timers and listeners of a round are released however it ends; the job's promise never
  * rejects.
  */
-import { getBackend } from '@tensorflow/tfjs';
 import { createStrategy, type Strategy } from '../aggregation/index.js';
-import type { Evaluation, ModelBudget, ModelCost } from '../model/index.js';
+import type { BackendName, Evaluation, ModelBudget, ModelCost } from '../model/index.js';
 import type { Scoreboard, ScoredGroup } from '../scoring/index.js';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import {
@@ -74,6 +73,8 @@ export interface JobRunnerDeps {
   budget: ModelBudget;
   /** Most resident memory a job's model process may have, in bytes (it is killed past it, and the job fails). */
   modelMemoryBytes: number;
+  /** The TF.js backend the model process selects ('auto': the fastest that loads). */
+  modelBackend: BackendName;
   /** Signs each trainer's shard leases (absent: tasks carry none, and dataset nodes refuse them). */
   leaseSigner?: Signer;
 }
@@ -169,7 +170,7 @@ export class JobRunner {
     }
     const validationSeed = saved?.validationSeed ?? cfg.validationSeed;
     const { host, built } = await ModelHost.start(
-      { task: cfg.task, spec: cfg.model, modelSeed: cfg.modelSeed, budget: this.deps.budget, batch: cfg.batchSize, validationSeed, validationSamples: cfg.validationSamples, backend: getBackend() },
+      { task: cfg.task, spec: cfg.model, modelSeed: cfg.modelSeed, budget: this.deps.budget, batch: cfg.batchSize, validationSeed, validationSamples: cfg.validationSamples, backend: this.deps.modelBackend },
       { memoryLimitBytes: this.deps.modelMemoryBytes, jobId: cfg.jobId, log: this.deps.log, onFailure: (err) => this.modelFailed.abort(err) },
     );
     this.host = host;

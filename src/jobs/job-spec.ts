@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { InvalidFieldError } from '../errors.js';
 import { ID_RULE, isId, type OptionValues } from '../util/index.js';
-import { validateModelSpec } from '../model/index.js';
+import { validateModelSpec } from '../model/contract.js';
 import { JOB_OPTIONS, JOB_SPEC_FIELDS, resolveJobConfig, SPEC_FIELD_OF, type JobConfig, type JobOption } from './job-config.js';
 
 /** Largest spec accepted (a Layers topology of a few hundred layers fits easily). */

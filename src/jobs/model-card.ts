@@ -5,7 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { headUnits, ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT, PORTABLE_LAYERS_FILE, type ModelCost } from '../model/index.js';
+import { headUnits, ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT, PORTABLE_LAYERS_FILE, type ModelCost } from '../model/contract.js';
 import { KP } from '../skeleton/index.js';
 import { sha256 } from '../wire/index.js';
 import type { JobConfig } from './job-config.js';

@@ -18,9 +18,9 @@ import { registerLayerNormKernels } from './layer-norm.js';
 import { registerTransposeFirstMatMul } from './matmul-fix.js';
 import { registerReduceGrads } from './reduce-grad.js';
 
-/** Backends a user may ask for. */
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
+import { BACKENDS, type BackendName } from './contract.js';
+
+export { BACKENDS, type BackendName };
 
 /** What was chosen. */
 export interface BackendInfo {

@@ -11,9 +11,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidFieldError } from '../errors.js';
-import { headUnits, type Head } from './head.js';
+import { checkCost, EVAL_BATCH, headUnits, precheckSpec, type Head, type ModelBudget, type ModelCost } from './contract.js';
+
+export { activationBytes, checkCost, DEFAULT_BUDGET, EVAL_BATCH, precheckSpec, type ModelBudget, type ModelCost } from './contract.js';
 import { onnxUnsupported } from './onnx-export.js';
-import { buildModel, familyParams, pythonicToTs, topologyJson, validateModelSpec, type ModelSpec } from './spec.js';
+import { buildModel, pythonicToTs, topologyJson, type ModelSpec } from './spec.js';
 
 type Shape = (number | null)[];
 type Config = Record<string, unknown>;
@@ -79,44 +81,7 @@ const LAYERS: Record<string, (inputs: Shape[], out: Shape, c: Config) => Cost> =
 /** Layer class names a submitted topology may use. */
 export const ALLOWED_LAYERS: readonly string[] = Object.keys(LAYERS);
 
-/** The budgets a model must fit (edge devices, and the coordinator that evaluates it). */
-export interface ModelBudget {
-  maxParams: number;
-  /** Forward FLOPs a sample. */
-  maxFlops: number;
-  /** Activation memory of a training step or a validation-gradient pass at the job's largest batch ({@link activationBytes}). */
-  maxActivationBytes: number;
-}
 
-/**
- * Default budgets: MobileNetV2-sized (3.5M parameters, 0.6 GFLOPs at 224 x 224) and below, and
- * 1 GiB of activations (the wasm backend's whole memory is 4 GiB, shared by every job).
- */
-export const DEFAULT_BUDGET: ModelBudget = { maxParams: 5_000_000, maxFlops: 1_000_000_000, maxActivationBytes: 1 << 30 };
-
-/** The batch the coordinator's validation passes (loss, gradient) run at. */
-export const EVAL_BATCH = 64;
-
-/**
- * Memory a training step (or the coordinator's validation gradient) takes for activations at
- * `batch`: every layer's float32 output, kept for the backward pass, and its gradient.
- */
-export function activationBytes(cost: Pick<ModelCost, 'activations'>, batch: number): number {
-  return cost.activations * 4 * 2 * batch;
-}
-
-/** What a topology was found to be. */
-export interface ModelCost {
-  params: number;
-  flops: number;
-  layers: number;
-  inputShape: number[];
-  outputShape: number[];
-  /** The activation of the layer that makes the output. */
-  outputActivation: string;
-  /** Floats every layer's output holds for one sample, summed (what a backward pass keeps). */
-  activations: number;
-}
 
 interface LayerEntry {
   class_name?: unknown;
@@ -266,49 +231,17 @@ export function topologyCost(topology: unknown, field = 'model.topology', visit?
   };
 }
 
-/**
- * Checks a topology's cost against budgets and its shapes against a task's: input `inputShape`,
- * output `[outputUnits]`, and a softmax output when the task's head wants class probabilities.
- */
-export function checkCost(cost: ModelCost, budget: ModelBudget, inputShape: number[], outputUnits: number, softmax: boolean, field = 'model', batch = EVAL_BATCH): void {
-  if (cost.params > budget.maxParams) {
-    throw new InvalidFieldError(field, `at most ${budget.maxParams.toLocaleString('en-US')} parameters (the coordinator's --max-params budget)`, `${cost.params.toLocaleString('en-US')} parameters`);
-  }
-  if (cost.flops > budget.maxFlops) {
-    throw new InvalidFieldError(field, `at most ${budget.maxFlops.toLocaleString('en-US')} forward FLOPs a sample (the coordinator's --max-flops budget)`, `${cost.flops.toLocaleString('en-US')} FLOPs`);
-  }
-  const bytes = activationBytes(cost, batch);
-  if (bytes > budget.maxActivationBytes) {
-    throw new InvalidFieldError(field, `at most ${mib(budget.maxActivationBytes)} of activations for a step at batch ${batch} (the coordinator's --max-activation-bytes budget)`,
-      `${mib(bytes)} (${cost.activations.toLocaleString('en-US')} floats a sample)`);
-  }
-  if (cost.inputShape.join('x') !== inputShape.join('x')) {
-    throw new InvalidFieldError(`${field} input shape`, `[${inputShape.join(', ')}] (the task's input)`, `[${cost.inputShape.join(', ')}]`);
-  }
-  if (cost.outputShape.join('x') !== String(outputUnits)) {
-    throw new InvalidFieldError(`${field} output shape`, `[${outputUnits}] (the task's head)`, `[${cost.outputShape.join(', ')}]`);
-  }
-  if (softmax && cost.outputActivation !== 'softmax') {
-    throw new InvalidFieldError(`${field} output activation`, '"softmax" (the task predicts class probabilities)', JSON.stringify(cost.outputActivation));
-  }
-}
-
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 1 })} MiB`;
 
 /**
- * The checks of a spec that need no model built: its fields, a family's parameter count, a
- * `layers` topology's whole cost (parameters, FLOPs, activations at `batch`). Returns the
- * validated spec.
+ * The checks of a spec that need no model built: {@link precheckSpec}'s, and a `layers`
+ * topology's whole cost (parameters, FLOPs, activations at `batch`), worked out from its layers'
+ * configs with TF.js's layer classes. Returns the validated spec.
  */
 export function precheckModel(spec: ModelSpec, inputShape: number[], head: Head, budget: ModelBudget, batch = EVAL_BATCH): ModelSpec {
-  const valid = validateModelSpec(spec);
-  const softmax = head.kind === 'classes';
+  const valid = precheckSpec(spec, inputShape, head, budget);
   if (valid.family === 'layers') {
-    checkCost(topologyCost(valid.topology), budget, inputShape, headUnits(head), softmax, 'model', Math.max(batch, EVAL_BATCH));
+    checkCost(topologyCost(valid.topology), budget, inputShape, headUnits(head), head.kind === 'classes', 'model', Math.max(batch, EVAL_BATCH));
     checkOnnxExportable(valid.topology);
-  } else {
-    const estimate = familyParams(valid, inputShape, head);
-    if (estimate > budget.maxParams) checkCost({ params: estimate, flops: 0, layers: 0, activations: 0, inputShape, outputShape: [headUnits(head)], outputActivation: softmax ? 'softmax' : 'sigmoid' }, budget, inputShape, headUnits(head), softmax);
   }
   return valid;
 }

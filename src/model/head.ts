@@ -8,18 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { KP, NUM_JOINTS } from '../skeleton/index.js';
+import { headUnits, type Head } from './contract.js';
 
-/**
- * Classes, or COCO keypoints. A classes head with `steps` (the work-step task) has 2 x steps
- * classes: each step in order, then each step out of order; it is scored by step accuracy (the
- * step right, whatever the flag) and the F1 of the out-of-order flag.
- */
-export type Head = { kind: 'classes'; numClasses: number; steps?: number } | { kind: 'keypoints' };
+export { headUnits, type Head };
 
-/** Outputs of the model's last layer. */
-export function headUnits(head: Head): number {
-  return head.kind === 'classes' ? head.numClasses : NUM_JOINTS * 2;
-}
 
 /** A batch's targets as tensors. */
 export interface Targets {

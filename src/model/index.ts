@@ -3,7 +3,7 @@
  * allowed layers and budgets, flat parameter vectors, local training and evaluation, export, the
  * TF.js backends (wasm, webgpu on Dawn, cpu) and the project's WGSL kernels for webgpu.
  */
-export { BACKENDS, selectBackend } from './backend.js';
+export { BACKENDS, selectBackend, type BackendName } from './backend.js';
 export { FlatAdam } from './flat-adam.js';
 export { ReplayedSteps, TARGET_KEYS } from './step-replay.js';
 export { buildCheckedModel, checkOnnxExportable, DEFAULT_BUDGET, precheckModel, type ModelBudget, type ModelCost } from './budget.js';

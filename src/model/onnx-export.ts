@@ -16,15 +16,10 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
-/** The operator set the exported models use (ONNX Runtime 1.12 and later run it). */
-export const ONNX_OPSET = 17;
-/** The ONNX IR version written (the one opset 17 came with). */
-export const ONNX_IR_VERSION = 8;
-/** The names of the exported graph's input and output. */
-export const ONNX_INPUT = 'input';
-export const ONNX_OUTPUT = 'output';
-/** The file name of the exported model beside the TF.js files. */
-export const ONNX_FILE = 'model.onnx';
+import { ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT } from './contract.js';
+
+export { ONNX_FILE, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUT } from './contract.js';
+
 
 type Config = Record<string, unknown>;
 

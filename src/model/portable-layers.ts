@@ -10,8 +10,7 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
-/** The file name of the script beside a model. */
-export const PORTABLE_LAYERS_FILE = 'aq-layers.js';
+export { PORTABLE_LAYERS_FILE } from './contract.js';
 
 /** True when a model's topology (JSON) uses a layer of the project's own. */
 export function usesProjectLayers(topologyJson: string): boolean {

@@ -12,95 +12,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InvalidFieldError } from '../errors.js';
-import { headUnits, type Head } from './head.js';
+import { familyParams, headUnits, imageShape, MAX_PARAMS, validateModelSpec, type CnnSpec, type Head, type LayersSpec, type MlpSpec, type ModelSpec, type VitSpec } from './contract.js';
+
+export { familyParams, MAX_PARAMS, validateModelSpec, type CnnSpec, type LayersSpec, type MlpSpec, type ModelSpec, type VitSpec } from './contract.js';
 import { PositionEmbedding, SelfAttention, TokenNorm } from './vit-layers.js';
 
-/** A multi-layer perceptron over a flat input. */
-export interface MlpSpec {
-  family: 'mlp';
-  /** Units of each hidden layer (ReLU). */
-  hidden: number[];
-  /** Dropout after each hidden layer, 0 to < 1. */
-  dropout?: number;
-}
 
-/** A MobileNet-style CNN over images. */
-export interface CnnSpec {
-  family: 'cnn';
-  /** Filters of the stem, then of each depthwise-separable block (each halves the resolution). */
-  widths: number[];
-  /** How the last feature map reaches the head. Default `flatten`. */
-  pool?: 'flatten' | 'avg';
-  dropout?: number;
-}
-
-/** A small ViT over images. */
-export interface VitSpec {
-  family: 'vit';
-  /** Patch side in pixels (the image side must be a multiple). */
-  patch: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  /** MLP width as a multiple of dim. Default 2. */
-  mlpRatio?: number;
-  dropout?: number;
-}
-
-/**
- * A TF.js Layers topology (`model.toJSON()`'s `modelTopology`, Sequential or functional), of
- * the layer types in `budget.ts` only. Its initializers' seeds are its own.
- */
-export interface LayersSpec {
-  family: 'layers';
-  topology: Record<string, unknown>;
-}
-
-/** Any model spec the project can build. */
-export type ModelSpec = MlpSpec | CnnSpec | VitSpec | LayersSpec;
-
-/** Largest parameter count a spec may produce (models must fit edge devices). */
-export const MAX_PARAMS = 20_000_000;
-
-const isInt = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
-
-/** Checks a spec's fields and returns it typed, or throws naming the field. */
-export function validateModelSpec(spec: unknown): ModelSpec {
-  if (typeof spec !== 'object' || spec === null) throw new InvalidFieldError('model', 'an object', typeof spec);
-  const s = spec as Record<string, unknown>;
-  if (s.dropout !== undefined && !((s.dropout as number) >= 0 && (s.dropout as number) < 1)) {
-    throw new InvalidFieldError('model.dropout', 'a number in [0, 1)', JSON.stringify(s.dropout));
-  }
-  switch (s.family) {
-    case 'mlp':
-      if (!Array.isArray(s.hidden) || s.hidden.length === 0 || s.hidden.some((u) => !isInt(u, 1, 4096))) {
-        throw new InvalidFieldError('model.hidden', 'a non-empty list of integers 1 to 4096', JSON.stringify(s.hidden));
-      }
-      return s as unknown as MlpSpec;
-    case 'cnn':
-      if (!Array.isArray(s.widths) || s.widths.length < 1 || s.widths.length > 8 || s.widths.some((u) => !isInt(u, 1, 1024))) {
-        throw new InvalidFieldError('model.widths', 'a list of 1 to 8 integers 1 to 1024', JSON.stringify(s.widths));
-      }
-      if (s.pool !== undefined && s.pool !== 'flatten' && s.pool !== 'avg') throw new InvalidFieldError('model.pool', '"flatten" or "avg"', JSON.stringify(s.pool));
-      return s as unknown as CnnSpec;
-    case 'vit':
-      for (const [k, lo, hi] of [['patch', 2, 32], ['dim', 8, 1024], ['depth', 1, 24], ['heads', 1, 32]] as const) {
-        if (!isInt(s[k], lo, hi)) throw new InvalidFieldError(`model.${k}`, `an integer ${lo} to ${hi}`, JSON.stringify(s[k]));
-      }
-      if ((s.dim as number) % (s.heads as number) !== 0) throw new InvalidFieldError('model.dim', `a multiple of heads (${String(s.heads)})`, JSON.stringify(s.dim));
-      if (s.mlpRatio !== undefined && !((s.mlpRatio as number) >= 1 && (s.mlpRatio as number) <= 8)) {
-        throw new InvalidFieldError('model.mlpRatio', 'a number 1 to 8', JSON.stringify(s.mlpRatio));
-      }
-      return s as unknown as VitSpec;
-    case 'layers':
-      if (typeof s.topology !== 'object' || s.topology === null || Array.isArray(s.topology)) {
-        throw new InvalidFieldError('model.topology', 'a TF.js Layers topology object (model.toJSON().modelTopology)', JSON.stringify(s.topology)?.slice(0, 80) ?? 'nothing');
-      }
-      return s as unknown as LayersSpec;
-    default:
-      throw new InvalidFieldError('model.family', '"mlp", "cnn", "vit" or "layers"', JSON.stringify(s.family));
-  }
-}
 
 /** The head's last layer: softmax over classes, or sigmoid x, y in image units. */
 function headLayer(head: Head, seed: number): tf.layers.Layer {
@@ -122,10 +39,6 @@ function buildMlp(spec: MlpSpec, inputShape: number[], head: Head, seed: number)
   return tf.sequential({ layers });
 }
 
-function imageShape(inputShape: number[], family: string): [number, number, number] {
-  if (inputShape.length !== 3) throw new InvalidFieldError('model.family', `a family for flat inputs (the task's input is ${inputShape.join(' x ')})`, JSON.stringify(family));
-  return inputShape as [number, number, number];
-}
 
 function buildCnn(spec: CnnSpec, inputShape: number[], head: Head, seed: number): tf.LayersModel {
   const [h, w] = imageShape(inputShape, 'cnn');
@@ -174,38 +87,6 @@ function buildVit(spec: VitSpec, inputShape: number[], head: Head, seed: number)
   return tf.model({ inputs: input, outputs: headLayer(head, seed).apply(x) as tf.SymbolicTensor });
 }
 
-/**
- * Parameters a family spec will have, worked out without building it (so an oversized spec is
- * refused before its memory is taken); `layers` specs are costed by `budget.ts`.
- */
-export function familyParams(spec: MlpSpec | CnnSpec | VitSpec, inputShape: number[], head: Head): number {
-  const out = headUnits(head);
-  if (spec.family === 'mlp') {
-    let prev = inputShape.reduce((a, b) => a * b, 1), p = 0;
-    for (const h of spec.hidden) {
-      p += prev * h + h;
-      prev = h;
-    }
-    return p + prev * out + out;
-  }
-  const [h, w, c] = imageShape(inputShape, spec.family);
-  if (spec.family === 'cnn') {
-    const w0 = spec.widths[0]!;
-    let p = 9 * c * w0 + 4 * w0, prev = w0, sh = Math.ceil(h / 2), sw = Math.ceil(w / 2);
-    for (const width of spec.widths.slice(1)) {
-      p += 9 * prev + 4 * prev + prev * width + 4 * width;
-      prev = width;
-      sh = Math.ceil(sh / 2);
-      sw = Math.ceil(sw / 2);
-    }
-    const features = (spec.pool ?? 'flatten') === 'flatten' ? sh * sw * prev : prev;
-    return p + features * out + out;
-  }
-  const d = spec.dim, m = Math.round(d * (spec.mlpRatio ?? 2));
-  const tokens = Math.floor(h / spec.patch) * Math.floor(w / spec.patch);
-  const block = 2 * d + (4 * d * d + 4 * d) + 2 * d + (d * m + m) + (m * d + d);
-  return spec.patch * spec.patch * c * d + d + tokens * d + spec.depth * block + 2 * d + d * out + out;
-}
 
 const camel = (id: string) => (id.length > 1 && id.includes('_') ? id.replace(/_+(\w|$)/g, (_, c: string) => c.toUpperCase()) : id);
 

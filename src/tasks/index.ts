@@ -173,5 +173,4 @@ export function getTask(name: string): TaskDefinition {
 export { decodeShard, encodeShard } from './shard-file.js';
 export { imageFloats, renderPerson, siteStyle } from './pose/render.js';
 export { importCoco } from './pose/coco.js';
-export { autoLabel, decodeImage, labelPerson, loadTeacher, TEACHERS, type AutoLabel, type Teacher, type TeacherName } from './pose/autolabel.js';
 export { type Samples } from './exercise/generator.js';
