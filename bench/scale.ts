@@ -12,7 +12,9 @@
  * validation). Then, for the run: the latency of
  * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
  * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), its garbage collector's pauses
- * (`nodejs_gc_duration_seconds`, by kind), the simulated trainers' CPU
+ * (`nodejs_gc_duration_seconds`, by kind), its main thread's time running and waiting runnable for
+ * a core (/proc schedstat, in all and over the readings whose delay passed 100 ms, which tells
+ * the thread's own work from the cores' contention) and its other threads' CPU, the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
  * outside the heap held, and its update bytes in and model bytes out. The coordinator's CPU
  * and its slow event-loop windows are also told by the phase its round was in (its

@@ -3,8 +3,8 @@
  * `AQ_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' npm run bench:scale` makes the coordinator
  * write): seconds of self time by function, and, for `--callers NAME`, the call paths that
  * spent them in NAME; for `--long MS`, the stretches of MS or more in which the thread never went
- * idle (what holds the event loop: each stretch's length, what it spent its time in, and the
- * calls it began from). Usage: node scripts/profile-top.mjs FILE [--top 30] [--callers NAME | --long MS]
+ * idle (what holds the event loop: each stretch's start, length and what it spent most in, then
+ * what they all spent their time in, and the calls they began from). Usage: node scripts/profile-top.mjs FILE [--top 30] [--callers NAME | --long MS]
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -54,6 +54,17 @@ if (values.long) {
   const held = stretches.reduce((a, s) => a + s.us, 0);
   console.log(`${stretches.length} stretches of ${values.long} ms or more without idling, ${(held / 1e6).toFixed(2)} s in all; the longest ${(Math.max(0, ...stretches.map((s) => s.us)) / 1e3).toFixed(0)} ms`);
   const self = new Map(), entries = new Map();
+  const at = [];
+  profile.timeDeltas.reduce((t, dt, i) => (at[i] = t + dt), 0);
+  for (const s of stretches) {
+    const own = new Map();
+    for (let i = s.start; i < s.end; i++) {
+      const k = where(byId.get(profile.samples[i]));
+      own.set(k, (own.get(k) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    }
+    const top = [...own].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, t]) => `${k} ${(t / 1e3).toFixed(0)} ms`).join('; ');
+    console.log(`  at ${((at[s.start] - at[0]) / 1e6).toFixed(1)} s, ${(s.us / 1e3).toFixed(0)} ms: ${top}`);
+  }
   for (const s of stretches) {
     for (let i = s.start; i < s.end; i++) {
       const id = profile.samples[i], dt = profile.timeDeltas[i] ?? 0;
