@@ -96,7 +96,9 @@ describe('logs for a person', () => {
   it('are readable lines on a terminal and JSON in a pipe', async () => {
     h = new Harness();
     const address = '127.0.0.1:1';
-    const args = [process.execPath, '--import', tsxLoaderUrl(), path.resolve(import.meta.dirname, '../bin/actiquest.ts'), 'trainer', '--coordinator', address, '--node-id', 'tty', '--backend', 'cpu', '--metrics-port', '-1'];
+    const args = [process.execPath, '--import', tsxLoaderUrl(), path.resolve(import.meta.dirname, '../bin/actiquest.ts'), 'trainer', '--coordinator', address, '--node-id', 'tty', '--backend', 'cpu', '--metrics-port', '-1',
+      // A stated capacity: no self-benchmark first (about 30 s on the cpu backend, more on a busy machine).
+      '--capacity', '1000'];
     // A pseudo-terminal (Python's pty module) for stderr, as an operator's shell gives.
     const line = await lineOf(['python3', '-c', 'import pty, sys; pty.spawn(sys.argv[1:])', ...args], 'stdout', 'register failed; retrying');
     expect(line).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} WARN  trainer\\.tty: register failed; retrying coordinator=${address.replace(/\./g, '\\.')} error=".*ECONNREFUSED.*" retryMs=250$`));
