@@ -282,8 +282,9 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           round.checkUpload(header.taskId, header.nodeId, header.numParams);
           const file = spooled!;
           if (deps.onUpdateBytes) deps.onUpdateBytes(header.taskId, file.readAll(), header.numSamples);
-          // Read back in pieces into the group's running sum mod 2^32; the input is let go in `finally`.
-          secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words() });
+          // Into the group's running sum mod 2^32: in a mask thread when its chunks are in memory
+          // (handed over), else read back in pieces; the input is let go in `finally`.
+          secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words(), chunks: () => file.takeChunks() });
           round.markReported(header.taskId, header.nodeId, info);
         } else {
           const bytes = assembler.finish();

@@ -38,6 +38,11 @@ describe('the upload spool', () => {
       expect(Uint32Array.from(back)).toEqual(words);
       expect(buffers.size).toBe(1);
       expect(new Uint8Array(input.readAll())).toEqual(bytes);
+      // Chunks held in memory are handed over as appended, once; a file's are read back.
+      const taken = input.takeChunks();
+      if (memory) expect(Buffer.concat(taken!)).toEqual(Buffer.from(bytes));
+      else expect(taken).toBeNull();
+      expect(input.takeChunks()).toEqual(memory ? [] : null);
       input.remove();
       input.remove();
       expect(spool.files()).toEqual([]);

@@ -3,10 +3,10 @@
  * bytes arrive, while the bytes held by all inputs stay within a budget (`--spool-memory-mib`);
  * an input whose next chunk would pass it moves to disk (what it held is written to a file of
  * its own and let go, and its later chunks are appended there). Once the whole input is in and
- * its digest checked, it is read back in pieces and folded into the group's running sum, then
- * let go (the file removed). The budget counts bytes received, not bytes announced: a thousand
- * uploads that start together hold little until their data comes, and most are folded before
- * the budget fills. The coordinator's memory thus stays the group sums, the budget and a
+ * its digest checked, it is folded into the group's running sum (the chunks held in memory
+ * handed to a mask thread, a file read back in pieces), then let go (the file removed). The
+ * budget counts bytes received, not bytes announced: a thousand uploads that start together
+ * hold little until their data comes, and most are folded before the budget fills. The coordinator's memory thus stays the group sums, the budget and a
  * piece, however many members upload at once and however large the model. A masked input alone
  * reveals nothing (its masks are uniform), so its bytes on disk are no more sensitive than on
  * the wire.
@@ -38,6 +38,11 @@ export interface SpooledInput {
   words(pieceBytes?: number): Generator<Uint32Array>;
   /** The whole input in memory (tests that look at what the coordinator received). */
   readAll(): Buffer;
+  /**
+   * The chunks as appended, given up to the caller (to be added into a sum in a mask thread), or
+   * null when the input is in a file. Nothing else may be read of the input afterwards.
+   */
+  takeChunks(): Uint8Array[] | null;
   /** Lets the bytes go (once). */
   remove(): void;
 }
@@ -146,6 +151,13 @@ class TieredInput implements SpooledInput {
     return this.file ? this.file.readAll() : Buffer.concat(this.chunks);
   }
 
+  takeChunks(): Uint8Array[] | null {
+    if (this.file || this.released) return null;
+    const chunks = this.chunks;
+    this.chunks = [];
+    return chunks;
+  }
+
   remove(): void {
     if (this.released) return;
     this.released = true;
@@ -203,6 +215,11 @@ export class SpoolFile implements SpooledInput {
 
   readAll(): Buffer {
     return fs.readFileSync(this.path);
+  }
+
+  /** A file's bytes are read back in pieces, never handed over whole. */
+  takeChunks(): null {
+    return null;
   }
 
   /** Closes and removes the file (once). */

@@ -107,4 +107,24 @@ describe('SIMD add', () => {
       expect(Buffer.from(target.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
     }
   });
+
+  it('adds the words of byte chunks cut at any boundary, across its megabyte stage, and refuses a length that is not the vector\'s', async () => {
+    const { addBytesInto } = await import('./simd-add.js');
+    const len = (1 << 18) + 12_345;
+    const target = Uint32Array.from({ length: len }, (_, i) => (i * 2654435761) >>> 0);
+    const words = Uint32Array.from({ length: len }, (_, i) => (0xffffffff - i * 40503) >>> 0);
+    const expected = Uint32Array.from(target, (t, i) => (t + words[i]!) >>> 0);
+    const bytes = new Uint8Array(words.buffer);
+    const chunks: Uint8Array[] = [];
+    for (let at = 0, k = 0; at < bytes.length; k++) {
+      const n = Math.min(bytes.length - at, [1, 2, 5, 1 << 20, 3, 65_537][k % 6]!);
+      chunks.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    const before = Uint32Array.from(target);
+    expect(() => addBytesInto(target, chunks.slice(1))).toThrow(`expected ${len * 4} bytes (${len} words), got ${len * 4 - 1}`);
+    expect(Buffer.from(target.buffer).equals(Buffer.from(before.buffer))).toBe(true);
+    addBytesInto(target, chunks);
+    expect(Buffer.from(target.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+  });
 });

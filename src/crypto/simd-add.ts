@@ -131,3 +131,35 @@ export function addWordsInto(target: Uint32Array, off: number, words: Uint32Arra
     piece.store(target, off + done, n);
   }
 }
+
+/** Bytes staged at a time by {@link addBytesInto}: aligned words whatever the chunks' boundaries. */
+const STAGE_BYTES = 1 << 20;
+let stage = new Uint8Array(0);
+
+/**
+ * target[i] += the i-th little-endian 32-bit word of `chunks` taken end to end (mod 2^32). A
+ * chunk may start and end at any byte (a masked input as its upload's messages brought it); the
+ * bytes are staged in aligned words a megabyte at a time. Throws a RangeError, having added
+ * nothing, when the chunks do not hold exactly `target.length` words.
+ */
+export function addBytesInto(target: Uint32Array, chunks: readonly Uint8Array[]): void {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  if (total !== target.length * 4) throw new RangeError(`expected ${target.length * 4} bytes (${target.length} words), got ${total}`);
+  if (stage.length === 0) stage = new Uint8Array(STAGE_BYTES);
+  let fill = 0, at = 0;
+  const flush = () => {
+    addWordsInto(target, at, new Uint32Array(stage.buffer, 0, fill >> 2), 1);
+    at += fill >> 2;
+    fill = 0;
+  };
+  for (const c of chunks) {
+    for (let from = 0; from < c.length;) {
+      const n = Math.min(c.length - from, stage.length - fill);
+      stage.set(c.subarray(from, from + n), fill);
+      fill += n;
+      from += n;
+      if (fill === stage.length) flush();
+    }
+  }
+  if (fill > 0) flush();
+}

@@ -33,6 +33,11 @@ import { dequantizeSum } from './quantize.js';
 export interface MaskedInput {
   length: number;
   pieces: () => Iterable<Uint32Array>;
+  /**
+   * The input's bytes as they are held in memory, given up to the group (its caller must not
+   * use them afterwards), or null when they are not in memory (read back from disk by `pieces`).
+   */
+  chunks?: () => Uint8Array[] | null;
 }
 
 /** What an unmasked group yields. */
@@ -66,6 +71,11 @@ export class SecAggGroup {
   /** CONSISTENCY: survivors' signatures over the survivor set. */
   private readonly consistency = new Map<string, SurvivorSignature>();
   private readonly sum: SumWords;
+  /** Additions of inputs into the sum in a mask thread, in order; and how many are under way. */
+  private folding: Promise<void> = Promise.resolve();
+  private foldsPending = 0;
+  /** What `release` was asked while additions were under way (done once they end). */
+  private releaseAsked: boolean | null = null;
   private failure: GroupBelowThresholdError | CorruptShareError | PartialInputError | null = null;
   /** Masks expanded at unmask (self masks of survivors, pairwise masks of dropped nodes). */
   masksRemoved = 0;
@@ -179,13 +189,34 @@ export class SecAggGroup {
    * input is `length` words, given whole or as consecutive pieces (read back from disk, say), so
    * that no whole input need be in memory. A piece source that fails part-way has left part of
    * the input in the sum, which nothing can take out: the group fails, naming why.
+   *
+   * With `pool`, an input held in memory (`chunks`) whose group sum is in shared memory is added
+   * in a mask thread, off the event loop: it counts as received at once, and the group's
+   * additions run one after another; unmasking and `maskedSum` wait for them ({@link folded}).
    */
-  receiveMaskedInput(nodeId: string, y: Uint32Array | MaskedInput): void {
+  receiveMaskedInput(nodeId: string, y: Uint32Array | MaskedInput, pool?: MaskPool): void {
     this.expect('MASKED_INPUT', nodeId);
     if (this.inputs.has(nodeId)) throw new DuplicateMessageError(this.groupId, 'MASKED_INPUT', nodeId);
-    const input = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
+    const input: MaskedInput = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
     if (input.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, input.length - 1);
     const s = this.sum;
+    const chunks = pool && s instanceof MemorySum ? input.chunks?.() ?? null : null;
+    if (chunks) {
+      const bytes = chunks.reduce((n, c) => n + c.length, 0);
+      if (bytes !== s.length * 4) throw new UpdateLengthError(s.length - 1, Math.floor(bytes / 4) - 1);
+      this.inputs.add(nodeId);
+      this.foldsPending++;
+      this.folding = this.folding.then(() => pool!.fold(s.load(), chunks)).catch((err: unknown) => {
+        // Part of the input may be in the sum: nothing can take it out.
+        if (this.state !== 'FAILED') {
+          this.state = 'FAILED';
+          this.failure = new PartialInputError(this.groupId, nodeId, (err as Error).message);
+        }
+      }).finally(() => {
+        if (--this.foldsPending === 0 && this.releaseAsked !== null) this.sum.release(this.releaseAsked);
+      });
+      return;
+    }
     let at = 0;
     try {
       for (const piece of input.pieces()) {
@@ -319,6 +350,8 @@ export class SecAggGroup {
    */
   async finish(pool?: MaskPool): Promise<GroupResult> {
     this.expectAfter('UNMASK');
+    await this.folded();
+    if (this.state === 'FAILED') throw this.failure!;
     const t = this.params.threshold;
     const byOwner = new Map<string, Uint8Array[]>();
     for (const list of this.reveals.values()) {
@@ -365,10 +398,18 @@ export class SecAggGroup {
    * `recycle`: nothing holds its weighted sum (a view of the words) any more.
    */
   release(recycle = false): void {
-    this.sum.release(recycle);
+    // Additions still under way write the words: they are let go once those end (the first ask
+    // counts, as it would have now).
+    if (this.foldsPending > 0) this.releaseAsked ??= recycle;
+    else this.sum.release(recycle);
   }
 
-  /** The running sum before unmasking (what the coordinator holds; for tests and audits). */
+  /** Resolves once every input received so far is in the sum (see receiveMaskedInput). */
+  folded(): Promise<void> {
+    return this.folding;
+  }
+
+  /** The running sum before unmasking (what the coordinator holds; for tests and audits); after {@link folded}. */
   maskedSum(): Uint32Array {
     return this.sum.copy();
   }

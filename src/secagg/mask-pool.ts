@@ -1,12 +1,13 @@
 /**
  * Expanding and adding masks off the event loop: a pool of worker threads, each applying every
  * mask to its own slice of a SharedArrayBuffer-backed vector (AES-CTR can start at any block,
- * so slices are independent). Small vectors are masked inline, where a thread hop costs more
- * than it saves.
+ * so slices are independent). Adding a masked input into its group's sum goes to one thread
+ * too, the input's bytes handed over as they arrived. Small vectors are masked and added
+ * inline, where a thread hop costs more than it saves.
  */
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { applyMasks } from '../crypto/index.js';
+import { addBytesInto, applyMasks } from '../crypto/index.js';
 import { tsxApiUrl } from '../util/index.js';
 
 /** A mask to add (1) or subtract (-1). */
@@ -52,10 +53,17 @@ export function recycleWords(words: Uint32Array): void {
   (spare.get(words.length) ?? spare.set(words.length, []).get(words.length)!).push(words);
 }
 
+/**
+ * A chunk whose ArrayBuffer is at most this much larger than the chunk owns it (an upload's
+ * message: the chunk's bytes and their protobuf header); Node's pooled small buffers share 8 KiB.
+ */
+const OWN_SLACK_BYTES = 256;
+
 /** A pool of mask threads. */
 export class MaskPool {
   private workers: Worker[] | null = null;
   private nextId = 1;
+  private nextFold = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
 
   /** `threads` defaults to the machine's available parallelism. */
@@ -104,11 +112,34 @@ export class MaskPool {
       const id = this.nextId++;
       jobs.push(new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject })));
       w.postMessage({
-        id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, start, end,
+        kind: 'masks', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, start, end,
         masks: masks.map((m) => ({ seed: Uint8Array.from(m.seed), sign: m.sign })),
       });
     });
     await Promise.all(jobs);
+  }
+
+  /**
+   * Adds the words of `chunks`, taken end to end, into `target` (mod 2^32; see addBytesInto),
+   * in one thread when `target` is large and in shared memory. The chunks are handed over: a
+   * chunk whose memory is its own (an upload's message) is moved to the thread, not copied, and
+   * is empty here afterwards; one that shares its memory (a slice of Node's buffer pool) is
+   * copied. Two additions into one target must not overlap: the caller orders them.
+   */
+  async fold(target: Uint32Array, chunks: readonly Uint8Array[]): Promise<void> {
+    if (target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1) {
+      addBytesInto(target, chunks);
+      return;
+    }
+    const workers = this.start();
+    const w = workers[this.nextFold++ % workers.length]!;
+    const id = this.nextId++;
+    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const own = (c: Uint8Array) => c.buffer instanceof ArrayBuffer && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
+    const handed = chunks.map((c) => (own(c) ? c : c.slice()));
+    w.postMessage({ kind: 'fold', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, chunks: handed },
+      [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);
+    await done;
   }
 
   /** Stops the threads. */

@@ -1,11 +1,12 @@
 /**
  * Worker thread of the mask pool: applies a list of masks to its word range of a shared
- * vector. Ranges of different workers are disjoint, so no locking is needed.
+ * vector (ranges of different workers are disjoint, so no locking is needed), or adds a masked
+ * input's bytes into a group's sum (the pool gives one sum's additions one at a time).
  */
 import { parentPort } from 'node:worker_threads';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { applyMasks } from '../crypto/index.js';
+import { addBytesInto, applyMasks } from '../crypto/index.js';
 
 /**
  * A full collection of this thread's heap. Each job brings the vector's SharedArrayBuffer into
@@ -16,7 +17,19 @@ import { applyMasks } from '../crypto/index.js';
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc') as () => void;
 
-interface Job {
+type Job = MaskJob | FoldJob;
+
+interface FoldJob {
+  kind: 'fold';
+  id: number;
+  sab: SharedArrayBuffer;
+  byteOffset: number;
+  length: number;
+  chunks: Uint8Array[];
+}
+
+interface MaskJob {
+  kind: 'masks';
   id: number;
   sab: SharedArrayBuffer;
   byteOffset: number;
@@ -30,8 +43,9 @@ parentPort!.on('message', (job: Job) => {
   // Once this job's handles are gone.
   setImmediate(collect);
   try {
-    const target = new Uint32Array(job.sab, job.byteOffset, job.length).subarray(job.start, job.end);
-    applyMasks(target, job.masks, job.start);
+    const words = new Uint32Array(job.sab, job.byteOffset, job.length);
+    if (job.kind === 'fold') addBytesInto(words, job.chunks);
+    else applyMasks(words.subarray(job.start, job.end), job.masks, job.start);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: (err as Error).message });

@@ -9,6 +9,8 @@ import { Random } from '../util/index.js';
 import { signerFromSecret, sr25519Ready, verifySr25519 } from '../wire/index.js';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { SecAggGroup } from './coordinator.js';
+import { MemorySum } from './group-sum.js';
+import { INLINE_WORDS, MaskPool, sharedWords } from './mask-pool.js';
 import { SecAggNode } from './node.js';
 import { defaultNeighbours, defaultThreshold, survivorSetMessage, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
 import { neighbourGraph } from './graph.js';
@@ -47,8 +49,12 @@ function setup(n: number, P: number, opts: { k?: number; t?: number; clip?: numb
   };
 }
 
-/** Runs the protocol; `drop[stage]` lists nodes that vanish before sending that stage's message. */
-async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}, pieceWords = 0) {
+/**
+ * Runs the protocol; `drop[stage]` lists nodes that vanish before sending that stage's message.
+ * `pieceWords`: each input is read in pieces of that many words; `pool`: each is handed over as
+ * chunks (`chunksOf`), added in the pool's threads.
+ */
+async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}, pieceWords = 0, pool?: MaskPool) {
   const { group, nodes } = s;
   const gone = new Set<string>();
   const live = () => [...nodes.keys()].filter((m) => !gone.has(m));
@@ -65,6 +71,7 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
 
   vanish(drop.masked);
   const received: Uint32Array[] = [];
+  const handed: Uint8Array[] = [];
   for (const m of live()) {
     const node = nodes.get(m)!;
     node.receiveShares(group.sharesFor(m));
@@ -84,6 +91,10 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
           }
         },
       });
+    } else if (pool) {
+      const chunks = chunksOf(y);
+      handed.push(...chunks);
+      group.receiveMaskedInput(m, { length: y.length, pieces: () => { throw new Error('read whole'); }, chunks: () => chunks }, pool);
     } else {
       group.receiveMaskedInput(m, y);
     }
@@ -97,30 +108,52 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
   vanish(drop.unmask);
   const req = group.unmaskRequest();
   for (const m of live()) group.receiveUnmask(m, nodes.get(m)!.unmask(req));
+  await group.folded();
   const maskedSum = group.maskedSum();
-  const result = await group.finish();
-  return { result, inSum, received, maskedSum };
+  const result = await group.finish(pool);
+  return { result, inSum, received, maskedSum, handed };
 }
 
 /**
  * Runs a group to the end of MASKED_INPUT, every member but `silent` sending its input; the stage
  * closes after `beforeClose`.
  */
-async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () => void, open: string[] = []): Promise<void> {
+async function throughMaskedInput(s: Setup, silent?: string, beforeClose?: () => void, open: string[] = []): Promise<Map<string, Uint32Array>> {
   const { group: g, nodes } = s;
   for (const [m, n] of nodes) g.receiveAdvertisement(m, n.advertise());
   g.closeStage();
   for (const [m, n] of nodes) g.receiveShares(m, await n.shareKeys(g.advertisementsFor(m), s.identities));
   g.closeStage();
+  const unsent = new Map<string, Uint32Array>();
   for (const [m, n] of nodes) {
     n.receiveShares(g.sharesFor(m));
     const y = n.maskInput(s.updates.get(m)!.x, s.updates.get(m)!.n);
-    if (m !== silent && !open.includes(m)) g.receiveMaskedInput(m, y);
+    if (open.includes(m)) unsent.set(m, y);
+    else if (m !== silent) g.receiveMaskedInput(m, y);
   }
-  // Members in `open` have not sent theirs: the stage stays open for the caller.
-  if (open.length > 0) return;
+  // Members in `open` have not sent theirs (returned): the stage stays open for the caller.
+  if (open.length > 0) return unsent;
   beforeClose?.();
   g.closeStage();
+  return unsent;
+}
+
+/**
+ * A masked input's bytes as an upload brings them, at odd boundaries: chunks that own their
+ * memory (messages) and chunks that share one buffer (as Node's pooled small buffers do).
+ */
+function chunksOf(y: Uint32Array): Uint8Array[] {
+  const bytes = new Uint8Array(y.buffer, y.byteOffset, y.byteLength);
+  // Half of an 8 KiB buffer, as Node pools small buffers.
+  const shared = new Uint8Array(8192);
+  shared.set(bytes.subarray(0, 4096));
+  const out = [shared.subarray(0, 1), shared.subarray(1, 8), shared.subarray(8, 4096)];
+  for (let at = 4096, k = 0; at < bytes.length; k++) {
+    const n = Math.min(bytes.length - at, (1 << 18) + 3 + k);
+    out.push(bytes.slice(at, at + n));
+    at += n;
+  }
+  return out;
 }
 
 function plainSum(s: Setup, members: string[]): { sum: Float64Array; weight: number } {
@@ -170,6 +203,34 @@ describe('SecAgg+ sums', () => {
     const s = setup(6, 1000, { k: 4, t: 3 });
     const out = await run(s, { masked: ['node-002'] }, 97);
     expectExact(s, out.result!, out.inSum!);
+  });
+
+  it('adds masked inputs handed over as chunks in the pool\'s threads exactly as given whole, moving the chunks that own their memory, and lets go of its words only once the additions end', async () => {
+    const pool = new MaskPool(2);
+    try {
+      const s = setup(5, INLINE_WORDS + 999, { k: 4, t: 3 });
+      const out = await run(s, { masked: ['node-003'] }, 0, pool);
+      expectExact(s, out.result!, out.inSum!);
+      // Messages moved to the threads, not copied: empty here. Slices of one buffer were copied.
+      const handed = out.handed!;
+      expect(handed.filter((c) => c.byteLength === 0).length).toBe(handed.length - 3 * 4);
+      expect(handed.filter((c) => c.byteLength > 0).every((c) => c.buffer.byteLength === 8192)).toBe(true);
+
+      // Words let go while an addition runs are given back for reuse only after it.
+      const t = setup(5, INLINE_WORDS + 999, { k: 4, t: 3 });
+      const words = new MemorySum(t.params.vectorLength);
+      const g = new SecAggGroup(t.params, t.identities, words);
+      const buffer = words.load().buffer;
+      t.group = g;
+      const y = (await throughMaskedInput(t, undefined, undefined, ['node-000'])).get('node-000')!;
+      g.receiveMaskedInput('node-000', { length: t.params.vectorLength, pieces: () => [], chunks: () => chunksOf(y) }, pool);
+      g.release(true);
+      expect(sharedWords(t.params.vectorLength).buffer).not.toBe(buffer);
+      await g.folded();
+      expect(sharedWords(t.params.vectorLength).buffer).toBe(buffer);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('a piece source that fails before a piece changes nothing; one that fails part-way fails the group, naming the member', async () => {

@@ -143,7 +143,7 @@ export class SecureAggregation {
   submitMaskedInput(nodeId: string, y: Uint32Array | MaskedInput): void {
     const g = this.groupOf(nodeId);
     try {
-      g.receiveMaskedInput(nodeId, y);
+      g.receiveMaskedInput(nodeId, y, this.options.pool);
     } finally {
       // A refused input changes nothing; one folded in part failed the group, whose members the round stops waiting for.
       this.advance(g);
@@ -242,6 +242,7 @@ export class SecureAggregation {
   /** Unmasks `g` if it can be (it must have settled): its sum, or why it gave none. */
   async finishGroup(g: SecAggGroup): Promise<{ result: GroupResult } | { failed: FailedGroup }> {
     if (g.stage === 'UNMASK') {
+      await g.folded();
       this.options.onBeforeUnmask?.(g.groupId, g.maskedSum());
       try {
         return { result: await g.finish(this.options.pool) };
