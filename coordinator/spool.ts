@@ -6,10 +6,10 @@
  * its digest checked, it is folded into the group's running sum (the chunks held in memory
  * handed to a mask thread, a file read back in pieces), then let go (the file removed). The
  * budget counts bytes received, not bytes announced: a thousand uploads that start together
- * hold little until their data comes, and most are folded before the budget fills. The coordinator's memory thus stays the group sums, the budget and a
- * piece, however many members upload at once and however large the model. A masked input alone
- * reveals nothing (its masks are uniform), so its bytes on disk are no more sensitive than on
- * the wire.
+ * hold little until their data comes, and most are folded before the budget fills. The
+ * coordinator's memory thus stays the group sums, the budget and a piece, however many members
+ * upload at once and however large the model. A masked input alone reveals nothing (its masks
+ * are uniform), so its bytes on disk are no more sensitive than on the wire.
  *
  * An upload that ends early (cancelled, replaced, refused) leaves nothing in any sum: its bytes
  * are let go. Every write checks its byte count; a full disk fails the upload with
@@ -40,11 +40,20 @@ export interface SpooledInput {
   readAll(): Buffer;
   /**
    * The chunks as appended, given up to the caller (to be added into a sum in a mask thread), or
-   * null when the input is in a file. Nothing else may be read of the input afterwards.
+   * null when the input is in a file. Nothing else may be read of the input afterwards. Their
+   * bytes count against the memory budget until `done` is called (once they are in the sum),
+   * not when the input is removed: additions that fall behind fill the budget, and later uploads
+   * go to files.
    */
-  takeChunks(): Uint8Array[] | null;
+  takeChunks(): TakenChunks | null;
   /** Lets the bytes go (once). */
   remove(): void;
+}
+
+/** An input's chunks handed over, and what lets go of their bytes in the memory budget. */
+export interface TakenChunks {
+  chunks: Uint8Array[];
+  done: () => void;
 }
 
 /** The buffer pieces are read into, at least `bytes` long. */
@@ -99,6 +108,7 @@ export class UploadSpool {
 /** One upload's chunks in memory as they came, until the budget has no room: then in a file. */
 class TieredInput implements SpooledInput {
   private chunks: Uint8Array[] = [];
+  private taken = false;
   private total = 0;
   private file: SpoolFile | null = null;
   private released = false;
@@ -151,19 +161,27 @@ class TieredInput implements SpooledInput {
     return this.file ? this.file.readAll() : Buffer.concat(this.chunks);
   }
 
-  takeChunks(): Uint8Array[] | null {
-    if (this.file || this.released) return null;
-    const chunks = this.chunks;
+  takeChunks(): TakenChunks | null {
+    if (this.file || this.released || this.taken) return null;
+    this.taken = true;
+    const chunks = this.chunks, bytes = this.total;
     this.chunks = [];
-    return chunks;
+    let held = true;
+    return {
+      chunks,
+      done: () => {
+        if (held) this.spool.letGo(bytes);
+        held = false;
+      },
+    };
   }
 
   remove(): void {
     if (this.released) return;
     this.released = true;
-    // Until it moves to a file, all an input's bytes are held.
+    // Until it moves to a file, all an input's bytes are held (taken ones until they are done).
     if (this.file) this.file.remove();
-    else this.spool.letGo(this.total);
+    else if (!this.taken) this.spool.letGo(this.total);
     this.chunks = [];
   }
 }

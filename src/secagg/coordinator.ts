@@ -35,9 +35,10 @@ export interface MaskedInput {
   pieces: () => Iterable<Uint32Array>;
   /**
    * The input's bytes as they are held in memory, given up to the group (its caller must not
-   * use them afterwards), or null when they are not in memory (read back from disk by `pieces`).
+   * use them afterwards) with what to call once they are in the sum (or refused), or null when
+   * they are not in memory (read back from disk by `pieces`).
    */
-  chunks?: () => Uint8Array[] | null;
+  chunks?: () => { chunks: Uint8Array[]; done: () => void } | null;
 }
 
 /** What an unmasked group yields. */
@@ -200,10 +201,14 @@ export class SecAggGroup {
     const input: MaskedInput = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
     if (input.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, input.length - 1);
     const s = this.sum;
-    const chunks = pool && s instanceof MemorySum ? input.chunks?.() ?? null : null;
-    if (chunks) {
+    const taken = pool && s instanceof MemorySum ? input.chunks?.() ?? null : null;
+    if (taken) {
+      const { chunks, done } = taken;
       const bytes = chunks.reduce((n, c) => n + c.length, 0);
-      if (bytes !== s.length * 4) throw new UpdateLengthError(s.length - 1, Math.floor(bytes / 4) - 1);
+      if (bytes !== s.length * 4) {
+        done();
+        throw new UpdateLengthError(s.length - 1, Math.floor(bytes / 4) - 1);
+      }
       this.inputs.add(nodeId);
       this.foldsPending++;
       this.folding = this.folding.then(() => pool!.fold(s.load(), chunks)).catch((err: unknown) => {
@@ -213,6 +218,7 @@ export class SecAggGroup {
           this.failure = new PartialInputError(this.groupId, nodeId, (err as Error).message);
         }
       }).finally(() => {
+        done();
         if (--this.foldsPending === 0 && this.releaseAsked !== null) this.sum.release(this.releaseAsked);
       });
       return;

@@ -54,9 +54,12 @@ export function recycleWords(words: Uint32Array): void {
 }
 
 /**
- * A chunk whose ArrayBuffer is at most this much larger than the chunk owns it (an upload's
- * message: the chunk's bytes and their protobuf header); Node's pooled small buffers share 8 KiB.
+ * A chunk of at least OWN_MIN_BYTES whose ArrayBuffer is at most OWN_SLACK_BYTES larger owns
+ * it: grpc-js gathers a message longer than one HTTP/2 frame (16 KiB) into a buffer of its own,
+ * which holds the chunk's bytes and their protobuf header. Smaller chunks may share their
+ * buffer with other messages (Node pools small buffers in 8 KiB), so they are copied.
  */
+const OWN_MIN_BYTES = 64 << 10;
 const OWN_SLACK_BYTES = 256;
 
 /** A pool of mask threads. */
@@ -135,7 +138,7 @@ export class MaskPool {
     const w = workers[this.nextFold++ % workers.length]!;
     const id = this.nextId++;
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    const own = (c: Uint8Array) => c.buffer instanceof ArrayBuffer && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
+    const own = (c: Uint8Array) => c.buffer instanceof ArrayBuffer && c.byteLength >= OWN_MIN_BYTES && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
     const handed = chunks.map((c) => (own(c) ? c : c.slice()));
     w.postMessage({ kind: 'fold', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, chunks: handed },
       [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);

@@ -94,7 +94,7 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
     } else if (pool) {
       const chunks = chunksOf(y);
       handed.push(...chunks);
-      group.receiveMaskedInput(m, { length: y.length, pieces: () => { throw new Error('read whole'); }, chunks: () => chunks }, pool);
+      group.receiveMaskedInput(m, { length: y.length, pieces: () => { throw new Error('read whole'); }, chunks: () => ({ chunks, done: () => {} }) }, pool);
     } else {
       group.receiveMaskedInput(m, y);
     }
@@ -223,7 +223,7 @@ describe('SecAgg+ sums', () => {
       const buffer = words.load().buffer;
       t.group = g;
       const y = (await throughMaskedInput(t, undefined, undefined, ['node-000'])).get('node-000')!;
-      g.receiveMaskedInput('node-000', { length: t.params.vectorLength, pieces: () => [], chunks: () => chunksOf(y) }, pool);
+      g.receiveMaskedInput('node-000', { length: t.params.vectorLength, pieces: () => [], chunks: () => ({ chunks: chunksOf(y), done: () => {} }) }, pool);
       g.release(true);
       expect(sharedWords(t.params.vectorLength).buffer).not.toBe(buffer);
       await g.folded();
