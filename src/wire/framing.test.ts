@@ -41,7 +41,7 @@ describe('pre-encoded responses', () => {
     expect(c.equals(a)).toBe(true);
   });
 
-  it('reach two clients downloading at once whole and in order, from one set of framed buffers', async () => {
+  it('reach two clients downloading the same framed messages at once, whole and in order', async () => {
     const model = randomBytes((3 << 20) + 12_345);
     const { header, chunks } = encodeBlob(model, 1 << 20, sha256(model));
     const parts: BlobPart[] = [{ part: 'header', header }, ...chunks.map((chunk): BlobPart => ({ part: 'chunk', chunk }))];
