@@ -2,6 +2,12 @@
  * A coordinator whose stderr nobody reads: 12,000 logged calls (some 1.8 MB of log lines) are
  * all answered, at most 1 MiB of lines waits in its memory (the rest are dropped and counted),
  * and once the reader comes back one line says how many were dropped.
+ *
+ * It runs with tsx's cache off, so that every module it loads is compiled by esbuild's service:
+ * a child process that inherits its stderr and, as libuv starts it, puts that descriptor's open
+ * file in blocking mode. That is how a role first run after a change (or on a fresh machine)
+ * found its output: without the sink setting the descriptor back to non-blocking, the
+ * coordinator stops inside write(2) once the socket's buffer is full.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -20,7 +26,7 @@ describe('output nobody reads', () => {
     h = new Harness();
     const port = await freePort();
     const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.resolve(import.meta.dirname, '../bin/actiquest.ts'), 'coordinator', '--listen', `127.0.0.1:${port}`,
-      '--metrics-port', '-1', '--out', path.join(h.dir, 'out'), '--job', 'false'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--metrics-port', '-1', '--out', path.join(h.dir, 'out'), '--job', 'false'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TSX_DISABLE_CACHE: '1' } });
     h.defer(() => kill(child, 'SIGKILL'));
     // Nothing reads its stdout or stderr until the calls are done.
     child.stdout.pause();

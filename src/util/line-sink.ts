@@ -4,6 +4,14 @@
  * every line written meanwhile in the process's memory, without limit. Here at most
  * {@link MAX_PENDING} bytes wait; lines beyond are dropped and counted, and once the reader has
  * caught up one line says how many. Terminals and files are written as Node writes them.
+ *
+ * A pipe or socket is written in non-blocking mode, set again before every line. The mode
+ * belongs to the open file, which a child process that inherits the descriptor shares: libuv
+ * puts a child's stdio in blocking mode as it starts it, and so turns the parent's writes
+ * blocking too. esbuild's service, which tsx starts to compile a module missing from its cache,
+ * is such a child (its stderr is inherited), in any thread, at any time. From then on a reader
+ * that fell behind held the whole process in `write(2)`: its event loop stopped, and no call,
+ * not even a new connection's handshake, was answered until the reader read again.
  */
 import fs from 'node:fs';
 
@@ -34,9 +42,13 @@ function open(fd: 1 | 2): LineWriter {
     // not a descriptor we can look at: bound it
   }
   if (!bounded) return (line) => void stream.write(line);
+  // libuv's stream handle: setBlocking(false) sets O_NONBLOCK on the descriptor (one ioctl).
+  const handle = (stream as unknown as { _handle?: { setBlocking?: (blocking: boolean) => number } })._handle;
+  const nonBlocking = () => void handle?.setBlocking?.(false);
   let dropped = 0;
   stream.on('drain', () => {
     if (dropped === 0) return;
+    nonBlocking();
     stream.write(`${JSON.stringify({ t: new Date().toISOString(), level: 'warn', component: 'output', msg: 'lines dropped: the reader of this output fell behind', dropped })}\n`);
     dropped = 0;
   });
@@ -47,6 +59,7 @@ function open(fd: 1 | 2): LineWriter {
       dropped++;
       return;
     }
+    nonBlocking();
     stream.write(line);
   };
 }

@@ -26,7 +26,8 @@ const { workerData } = require('node:worker_threads');
 const inspector = require('node:inspector');
 const fs = require('node:fs');
 const beat = new Int32Array(workerData.sab);
-const log = (level, msg, fields) => fs.writeSync(2, JSON.stringify({ t: new Date().toISOString(), level, component: workerData.component, msg, ...fields }) + '\\n');
+// A full pipe or socket (EAGAIN: its reader fell behind) loses the line, not the watchdog.
+const log = (level, msg, fields) => { try { fs.writeSync(2, JSON.stringify({ t: new Date().toISOString(), level, component: workerData.component, msg, ...fields }) + '\\n'); } catch {} };
 const read = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch { return ''; } };
 let last = Atomics.load(beat, 0), since = Date.now(), reported = false;
 setInterval(() => {
