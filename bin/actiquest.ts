@@ -12,7 +12,7 @@
  * A role whose event loop stops turning says where (src/util/stall-watchdog.ts): after 5 s for
  * the coordinator and dataset nodes, 60 s for trainers (a training step holds the loop).
  */
-import { HelpRequested, watchStalls } from '../src/util/index.js';
+import { HelpRequested, lineSink, watchStalls } from '../src/util/index.js';
 import { ActiquestError } from '../src/errors.js';
 import { JOB_COMMANDS } from './jobs-cli.js';
 import { status } from '@grpc/grpc-js';
@@ -99,7 +99,8 @@ function listenForStop(role: string): void {
   failure ??= new Promise<void>((resolve) => {
     const report = (what: string, err: unknown) => {
       const error = err instanceof Error ? err.stack ?? err.message : String(err);
-      process.stderr.write(`${JSON.stringify({ level: 'fatal', time: new Date().toISOString(), role, msg: `${what}: stopping cleanly for the supervisor to restart`, error })}\n`);
+      // Through the sink: a write that blocked here would also hold the exit below.
+      lineSink(2)(`${JSON.stringify({ level: 'fatal', time: new Date().toISOString(), role, msg: `${what}: stopping cleanly for the supervisor to restart`, error })}\n`);
       if (failed) return;
       failed = true;
       // The close itself may hang on the state the bug left: it gets a bounded time.

@@ -74,6 +74,8 @@ export function watchStalls(options: StallWatchOptions): () => Promise<void> {
   timer.unref();
   const worker = new Worker(WORKER, { eval: true, workerData: { sab, component: options.component, stallMs: options.stallMs ?? 5000 } });
   worker.unref();
+  // A diagnostic: should its thread fail, the role goes on without it.
+  worker.on('error', () => {});
   return async () => {
     clearInterval(timer);
     await worker.terminate();
