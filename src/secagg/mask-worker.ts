@@ -39,9 +39,19 @@ interface MaskJob {
   masks: { seed: Uint8Array; sign: 1 | -1 }[];
 }
 
+/**
+ * Collections at most this often, rather than one after every job: a round brings a thread a
+ * job for every masked input of the groups it adds.
+ */
+const COLLECT_EVERY_MS = 100;
+let collecting: NodeJS.Timeout | null = null;
+
 parentPort!.on('message', (job: Job) => {
-  // Once this job's handles are gone.
-  setImmediate(collect);
+  // Once this job's handles (and those of the jobs that come meanwhile) are gone.
+  collecting ??= setTimeout(() => {
+    collecting = null;
+    collect();
+  }, COLLECT_EVERY_MS);
   try {
     const words = new Uint32Array(job.sab, job.byteOffset, job.length);
     if (job.kind === 'fold') addBytesInto(words, job.chunks);
