@@ -3,9 +3,10 @@
  * as a chunk stream, and updates received as chunk streams (checked against the round before a
  * byte is stored, digest-verified, then folded into the round's sum).
  */
+import { Metadata } from '@grpc/grpc-js';
 import { clientStream, serverStream, unary, preEncoded, coordinatorService, BlobAssembler, bytesToFloat32, encodeBlob, sha256, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, BufferPool, type BlobPart, type FetchGlobalModelRequest, type GetStatusRequest, type GetStatusResponse, type GetTaskRequest, type GetTaskResponse, type HeartbeatRequest, type HeartbeatResponse, type RegisterDatasetRequest, type RegisterDatasetResponse, type RegisterTrainerRequest, type RegisterTrainerResponse, type GetScoreResponse, type SecAggAwaitRequest, type SecAggAwaitResponse, type SecAggSubmitRequest, type SubmitUpdateResponse, type UpdateHeader, checkNodeIsCaller, type CoordinatorHandlers } from '../src/wire/index.js';
 import {
-  ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError,
+  ActiquestError, InvalidFieldError, NodeNotFoundError, ShuttingDownError, WrongRoundError, NotScoredError, UploadIdleError, UploadBudgetError,
 } from '../src/errors.js';
 import { UploadSlots } from './uploads.js';
 import type { SpooledInput, UploadSpool } from './spool.js';
@@ -136,7 +137,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       const known = registry.get(req.nodeId) !== undefined;
       registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '', Buffer.from(req.identityKey));
       log.info(known ? 'trainer re-registered' : 'trainer registered', { nodeId: req.nodeId, backend: req.capacity?.backend, capacity: cap });
-      return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES };
+      return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES, uploadAdmission: true };
     }),
 
     RegisterDataset: unary(log, 'RegisterDataset', (req: RegisterDatasetRequest): RegisterDatasetResponse => {
@@ -263,6 +264,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
               maxBytes: MAX_UPDATE_BYTES, expectedBytes,
               ...(file ? { sink: (data: Buffer) => file.append(data) } : { allocate: (n: number) => (received = pool.acquire(n)) }),
             });
+            // Admitted: the response headers tell the trainer to send its chunks (upload_admission).
+            call.sendMetadata(new Metadata());
           } else {
             if (!assembler) throw new InvalidFieldError('SubmitUpdateRequest', 'a header first', 'a chunk');
             assembler.push(msg.chunk);
@@ -301,7 +304,8 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           log.info('upload cancelled by the trainer');
         } else {
           metrics.updatesRejected.inc({ reason: rejectReason(err) });
-          log.warn('update rejected', { error: (err as Error).message });
+          // No room yet is flow control (the trainer sends again shortly), not a bad update: counted, not logged.
+          if (!(err instanceof UploadBudgetError)) log.warn('update rejected', { error: (err as Error).message });
         }
         throw err;
       } finally {

@@ -148,8 +148,10 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const own = new AbortController();
     const signal = AbortSignal.any([stop.signal, own.signal]);
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey, hooks.channelOptions);
+    // Whether the coordinator admits each upload before its chunks (learned at registration).
+    let uploadAdmission = false;
     const runner = new TaskRunner({
-      nodeId: config.nodeId, coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
+      nodeId: config.nodeId, coordinator, uploadAdmission: () => uploadAdmission, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
       ...(admitPeer ? { admitPeer } : {}),
       ...(hooks.syntheticUpdate ? { syntheticUpdate: hooks.syntheticUpdate } : {}),
       ...(hooks.maskPool ? { maskPool: hooks.maskPool } : {}),
@@ -169,7 +171,10 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       currentTask: () => currentTask,
       takeShardFaults: () => runner.shardFaults.splice(0),
       returnShardFaults: (faults) => runner.shardFaults.push(...faults),
-      onRegistered: () => { registered = true; },
+      onRegistered: (res) => {
+        uploadAdmission = res.uploadAdmission;
+        registered = true;
+      },
       onHeartbeat: (res, aboutTask) => {
         // Only an answer about the task in hand counts (an answer about the previous one can arrive
         // after the next began). Once the update is in, a secure task still owes its unmask answer.

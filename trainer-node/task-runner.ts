@@ -51,6 +51,8 @@ export class TaskRunner {
     private readonly deps: {
       nodeId: string;
       coordinator: CoordinatorStub;
+      /** Whether the coordinator admits an upload by its header before the chunks are sent (upload_admission). */
+      uploadAdmission?: () => boolean;
       metrics: TrainerMetrics;
       log: Logger;
       delayPerBatchMs: number;
@@ -292,7 +294,7 @@ export class TaskRunner {
   private async submit(messages: BlobPart<UpdateHeader>[], signal: AbortSignal): Promise<SubmitUpdateResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal });
+        return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal, awaitAdmission: this.deps.uploadAdmission?.() ?? false });
       } catch (err) {
         const full = hasStatus(err, status.RESOURCE_EXHAUSTED) && /updates in flight hold/.test(err.details);
         const unanswered = hasStatus(err, status.DEADLINE_EXCEEDED) || hasStatus(err, status.UNAVAILABLE);

@@ -236,12 +236,22 @@ export function callServerStream<C extends grpc.Client, M extends ServerStreamMe
   return Object.assign(messages, { cancel() { cancelled = true; call?.cancel(); } });
 }
 
+/** Options of a client stream. */
+export interface ClientStreamOptions extends CallOptions {
+  /**
+   * After the first message, wait for the server's response headers (its admission) before
+   * writing the rest; a call refused meanwhile writes nothing more. For servers that send them
+   * early (the coordinator's SubmitUpdate, RegisterTrainerResponse.upload_admission).
+   */
+  awaitAdmission?: boolean;
+}
+
 /**
  * Opens a client stream, writes every message of `messages` (awaiting back-pressure) and
  * resolves with the server's response.
  */
 export async function callClientStream<C extends grpc.Client, M extends ClientStreamMethod<C>>(
-  client: C, method: M, messages: Iterable<RequestOf<C, M>> | AsyncIterable<RequestOf<C, M>>, options: CallOptions,
+  client: C, method: M, messages: Iterable<RequestOf<C, M>> | AsyncIterable<RequestOf<C, M>>, options: ClientStreamOptions,
 ): Promise<ResponseOf<C, M>> {
   type Req = RequestOf<C, M>;
   type Res = ResponseOf<C, M>;
@@ -262,16 +272,27 @@ export async function callClientStream<C extends grpc.Client, M extends ClientSt
     });
   });
   unlink = linkSignal(call, options.signal);
-  let failed = false;
-  result.catch(() => { failed = true; });
+  // Answered (a refusal, or an upload already taken) or failed: nothing more to write.
+  let ended = false;
+  result.then(() => { ended = true; }, () => { ended = true; });
+  // Settles on the response headers, or on the call's end (refused, failed) when none came first.
+  let admitted = options.awaitAdmission ? new Promise<void>((resolve) => {
+    call.once('metadata', () => resolve());
+    result.then(() => resolve(), () => resolve());
+  }) : null;
   for await (const msg of messages) {
-    if (failed) break;
+    if (ended) break;
     if (!call.write(msg)) {
       await new Promise<void>((resolve) => {
         const done = () => { call.off('drain', done); call.off('close', done); resolve(); };
         call.on('drain', done);
         call.on('close', done);
       });
+    }
+    if (admitted) {
+      await admitted;
+      admitted = null;
+      if (ended) break;
     }
   }
   call.end();
