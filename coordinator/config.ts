@@ -2,6 +2,7 @@
  * Coordinator options: every flag, its default and its environment variable, parsed once into
  * a frozen config.
  */
+import os from 'node:os';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { HOTKEY_OPTIONS, hotkeySourceOf, LOG_OPTIONS, logConfigOf, type LogConfig, metricsOptions, metricsConfigOf, SERVER_TLS_OPTIONS, serverTlsOf, type MetricsConfig, type ServerTlsConfig } from '../src/node/index.js';
@@ -13,6 +14,18 @@ import { getTask } from '../src/tasks/index.js';
 import { JOB_OPTIONS, resolveJobConfig, type JobConfig } from '../src/jobs/index.js';
 
 export type { JobConfig, SecureAggregationConfig } from '../src/jobs/index.js';
+
+/**
+ * Mask threads by default, at most: each is a V8 isolate with tsx loaded, about 30 MiB resident.
+ * At 100 trainers and 10M parameters on a 16-core machine, sixteen peaked at 1,318 MiB and four
+ * at 825 MiB (`npm run bench:scale -- --runs 100x10000000`, docs/performance.md).
+ */
+export const DEFAULT_MASK_THREADS = 4;
+
+/** `--mask-threads` resolved: the flag, or (0) the machine's cores up to {@link DEFAULT_MASK_THREADS}. */
+export function resolveMaskThreads(flag: number, cores = os.availableParallelism()): number {
+  return flag || Math.min(cores, DEFAULT_MASK_THREADS);
+}
 
 export const COORDINATOR_OPTIONS = {
   listen: { type: 'string', default: '127.0.0.1:50051', env: 'AQ_COORDINATOR_LISTEN', description: 'host:port the gRPC server binds (port 0 picks one; 0.0.0.0 for other machines)' },
@@ -50,7 +63,8 @@ export const COORDINATOR_OPTIONS = {
   'max-buffered-mib': { type: 'number', default: 256, min: 16, max: 65_536, description: 'MiB of incomplete messages all connections together may hold (the stream holding most is reset beyond)' },
   'max-buffered-mib-per-connection': { type: 'number', default: 16, min: 8, max: 65_536, description: 'MiB of incomplete messages one connection may hold (the stream that passes it is reset)' },
   'message-deadline-s': { type: 'number', default: 60, min: 1, max: 3600, description: 'longest one message (a 4 MiB chunk at most) may take to arrive once its first byte has' },
-  'max-upload-mib': { type: 'number', default: 1024, min: 16, max: 65_536, description: 'MiB of updates all trainers together may have in flight (an upload past it is refused with RESOURCE_EXHAUSTED before a byte is taken); masked inputs wait apart until whole (--spool-memory-mib), plaintext updates in memory' },
+  'max-upload-mib': { type: 'number', default: 256, min: 16, max: 65_536, description: 'MiB of updates all trainers together may have in flight (an upload past it is refused with RESOURCE_EXHAUSTED before a byte is taken; at most --max-buffered-mib, since the uploads let in may all send at once); masked inputs wait apart until whole (--spool-memory-mib), plaintext updates in memory' },
+  'mask-threads': { type: 'number', default: 0, min: 0, max: 256, description: `threads that add masked inputs into their groups' sums and expand masks when unmasking (0: the machine's cores, at most ${DEFAULT_MASK_THREADS}; each holds about 30 MiB)` },
   'spool-memory-mib': { type: 'number', default: 128, min: 0, max: 65_536, description: 'MiB of masked inputs held in memory until each is whole and folded into its group\'s sum; past it they wait in files in <out>/uploads (0: always files)' },
   'max-sum-mib': { type: 'number', default: 512, min: 0, max: 65_536, description: 'MiB of memory secure groups\' running sums may take; a round whose groups need more keeps them in files in <out>/sums (0: always files)' },
   'upload-idle-s': { type: 'number', default: 30, min: 1, max: 3600, description: 'longest an upload may go without a chunk before it is ended' },
@@ -106,6 +120,8 @@ export interface PeerLimits {
   sumBytes: number;
   /** Masked inputs held in memory until folded, at most (`--spool-memory-mib`); beyond, in files. */
   spoolMemoryBytes: number;
+  /** Mask threads (`--mask-threads`, resolved). */
+  maskThreads: number;
   uploadIdleMs: number;
 }
 
@@ -156,6 +172,11 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   if (o['max-buffered-mib-per-connection'] > o['max-buffered-mib']) {
     throw new ConfigError('max-buffered-mib-per-connection', `at most --max-buffered-mib (${o['max-buffered-mib']})`, String(o['max-buffered-mib-per-connection']));
   }
+  if (!Number.isInteger(o['mask-threads'])) throw new ConfigError('mask-threads', 'a whole number of threads (0: the default)', String(o['mask-threads']));
+  // Admitted uploads send their chunks at once: past the guard's total, it would reset honest ones.
+  if (o['max-upload-mib'] > o['max-buffered-mib']) {
+    throw new ConfigError('max-upload-mib', `at most --max-buffered-mib (${o['max-buffered-mib']}): the uploads let in may all be sending at once`, String(o['max-upload-mib']));
+  }
   if (o.allowlist && o.auth !== 'signed') throw new ConfigError('allowlist', 'nothing unless --auth signed (an open server admits everyone)', JSON.stringify(o.allowlist));
   return Object.freeze({
     listen: o.listen,
@@ -180,6 +201,7 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
       bufferedBytes: o['max-buffered-mib'] * MIB, bufferedBytesPerConnection: o['max-buffered-mib-per-connection'] * MIB,
       messageDeadlineMs: o['message-deadline-s'] * 1000, uploadBytes: o['max-upload-mib'] * MIB, uploadIdleMs: o['upload-idle-s'] * 1000,
       sumBytes: o['max-sum-mib'] * MIB, spoolMemoryBytes: o['spool-memory-mib'] * MIB,
+      maskThreads: resolveMaskThreads(o['mask-threads']),
     }),
     auth: o.auth === 'signed' ? Object.freeze({ allowlist: o.allowlist ? path.resolve(o.allowlist) : '', maxSkewMs: o['auth-max-skew'] * 1000 }) : null,
     ...logConfigOf(o),

@@ -89,7 +89,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   const registry = new NodeRegistry(config.liveTimeoutMs);
   const datasets = new Map<string, DatasetRecord>();
   const liveDatasets = () => [...datasets.values()].filter((d) => Date.now() - d.lastSeenMs <= config.liveTimeoutMs);
-  const maskPool = new MaskPool();
+  const maskPool = new MaskPool(config.limits.maskThreads);
   const store = new CoordinatorStore(config.out);
   const ledger = new NodeLedger(registry, liveDatasets);
   // Nodes' records and the ledger from before a restart (the scores are rebuilt from the rounds).
