@@ -39,7 +39,8 @@ describe('bad input', () => {
       .toEqual({ code: status.INVALID_ARGUMENT, details: 'task: expected one of exercise, pose, worksteps, got "dance"' });
 
     // The rogue registers properly and keeps its heartbeats up while it misbehaves.
-    await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 } }, T);
+    // It learns, as trainers do, that the coordinator admits an upload by its header before the chunks.
+    expect(await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 } }, T)).toMatchObject({ uploadAdmission: true });
     let beating = true;
     const beat = (async () => {
       while (beating) {
@@ -70,7 +71,9 @@ describe('bad input', () => {
       const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
       const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false, ...header };
       const msgs = parts ?? [{ part: 'header', header: h2 }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
-      return grpcError(callClientStream(client, 'SubmitUpdate', msgs, T));
+      // Chunks go once the coordinator admitted the header (its response headers): the refusals
+      // of the chunks below come only if it sent them.
+      return grpcError(callClientStream(client, 'SubmitUpdate', msgs, { ...T, awaitAdmission: true }));
     };
     const short = new Float32Array(P - 1);
     const shortBlob = encodeBlob(float32ToBytes(short), 64 * 1024);
