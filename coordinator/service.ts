@@ -179,6 +179,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
           log.debug('shard fault report ignored: the trainer was never dealt that shard', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
         }
       }
+      if (faults.length > 0) jobs.release(req.nodeId, (s) => ledger.shardFailedFor(req.nodeId, s.datasetNodeId, s.shardId));
       return { taskActive: jobs.isTaskActive(req.taskId) };
     }),
 

@@ -76,4 +76,27 @@ describe('scores and weights without a chain', () => {
     // The operational factor of its score falls with it (the score's quality part is noisier).
     expect(bad.reliability).toBeLessThan(good.reliability);
   });
+
+  it('lets a trainer that can read none of its shards out of the round at once, and deals it none it reported again', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '1', '--min-trainers', '1', '--hidden', '16',
+      '--local-epochs', '1', '--validation-samples', '70', '--heartbeat-interval-ms', '100', '--max-attempts', '2', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-bad');
+    const dir = path.join(h.dir, 'datasets', 'ds-bad');
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.aqs'))) {
+      const bytes = fs.readFileSync(path.join(dir, f));
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+      fs.writeFileSync(path.join(dir, f), bytes);
+    }
+    await h.trainer(c.address, 't0');
+    expect(await c.done).toBe('FAILED');
+    const rounds = h.progress.filter((l) => l.startsWith('round 1:') && !l.includes('waiting'));
+    // Its report ends its part in the round (not the 60 s deadline), and the next attempt finds
+    // nothing it can be dealt: one trainer's report keeps the shards from it alone.
+    expect(rounds).toEqual([
+      'round 1: only 0 of 1 updates (members-lost); need 1, retrying',
+      'round 1: only 0 trainers can be dealt a shard they did not report failing its digest check; need 1, retrying',
+    ]);
+    expect(fs.readFileSync(h.logFile('coordinator'), 'utf8')).toContain('trainer can read none of its shards; letting it out of the round');
+  });
 });

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { writeJsonFile, Notifier } from '../util/index.js';
 import { ONNX_FILE, PORTABLE_LAYERS_FILE, precheckSpec, type ModelCost } from '../model/contract.js';
 import { getTask } from '../tasks/index.js';
-import { sha256, type JobInfo, type Task } from '../wire/index.js';
+import { sha256, type JobInfo, type ShardRef, type Task } from '../wire/index.js';
 import { JobExistsError, JobNotFoundError, JobStateError, NoSecureRoundError, TaskNotFoundError, InvalidFieldError, TooManyJobsError } from '../errors.js';
 import { fairShare } from './fair-share.js';
 import { modelCard } from './model-card.js';
@@ -269,6 +269,13 @@ export class JobManager {
       if (left <= 0 || signal.aborted) return null;
       await this.taskChanged.wait(left, signal);
     }
+  }
+
+  /** Lets `nodeId` out of any running round in which it can read none of its shards ({@link JobRunner.release}). */
+  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): boolean {
+    let released = false;
+    for (const r of this.running()) released = r.release(nodeId, unreadable) || released;
+    return released;
   }
 
   /** True while `taskId` of some job's running round still wants an update. */

@@ -29,7 +29,7 @@ import { GroupHistory, type GroupResult, type MaskPool, type SecureAggregation, 
 import { Notifier, Random, sleep, type Logger } from '../util/index.js';
 import { RdpAccountant } from '../privacy/index.js';
 import { ModelMemoryError, ModelProcessError, RoundNotFoundError } from '../errors.js';
-import type { RoundResult, Signer, Task } from '../wire/index.js';
+import type { RoundResult, ShardRef, Signer, Task } from '../wire/index.js';
 import type { CoordinatorMetrics } from '../metrics/index.js';
 import type { CoordinatorStore } from '../store/index.js';
 import type { JobConfig } from './job-config.js';
@@ -279,6 +279,21 @@ export class JobRunner {
     return m.task;
   }
 
+  /**
+   * Lets `nodeId` out of the current round when it cannot read any shard of its task (each one
+   * `unreadable`, as it reported them failing their digest check): it would only time out, and
+   * be benched for the dataset node's fault. True when it was in the round and is let out.
+   */
+  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): boolean {
+    const r = this.current;
+    const m = r?.member(nodeId);
+    if (!r || !m || !r.isTaskActive(m.taskId) || !m.task.shards.every(unreadable)) return false;
+    this.deps.log.warn('trainer can read none of its shards; letting it out of the round', { nodeId, round: r.round });
+    this.secure?.drop(nodeId);
+    r.drop(nodeId);
+    return true;
+  }
+
   /** Waits until a task may exist for `nodeId`, at most `ms`. */
   async waitForTask(nodeId: string, ms: number, signal: AbortSignal): Promise<Task | null> {
     const deadline = Date.now() + ms;
@@ -404,7 +419,9 @@ export class JobRunner {
     while (!signal.aborted) {
       const { trainers, cap, shared } = this.available();
       const live = Math.min(trainers.length, cap);
-      const shards = this.deps.datasets().reduce((n, d) => n + d.shards.length, 0);
+      // Shards two trainers found failing their digest check are dealt to none: they are not data.
+      const { ledger } = this.deps;
+      const shards = this.deps.datasets().reduce((n, d) => n + d.shards.filter((s) => !ledger.shardFailedFor(null, d.nodeId, s.shardId)).length, 0);
       if (live >= this.minLive && shards > 0) {
         // Before the first round, give the rest of the cohort a moment to register. A job
         // alone waits for its whole cohort (its cap is just the number live so far); one that
@@ -443,6 +460,7 @@ export class JobRunner {
       phases.restart();
       const plan = this.plan(attempt);
       if (!plan) return await this.noGrouping(signal);
+      if (plan.members.length < this.minLive) return await this.unreadable(plan, signal);
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
       phases.lap('plan');
@@ -512,12 +530,23 @@ export class JobRunner {
       config: cohort === this.config.cohort ? this.config : { ...this.config, cohort }, round: this.currentRound, attempt, trainers: free.trainers, cap: free.cap, datasets: this.deps.datasets(),
       model: { topologyJson: this.topology, numParams: this.paramCount, paramsSha256: this.global.sha256 },
       rng: this.rng, history: this.groupHistory, leaseSigner: this.deps.leaseSigner,
+      shardFailed: (trainer, s) => this.deps.ledger.shardFailedFor(trainer, s.datasetNodeId, s.shardId),
     });
   }
 
   /** No grouping of the cohort respects the differencing rule: a pause, then a fresh cohort. */
   private async noGrouping(signal: AbortSignal): Promise<false> {
     this.deps.progress(`round ${this.currentRound}: no grouping of the cohort avoids one differing by a single member from a recent group; retrying with a fresh cohort`);
+    await sleep(1000, signal);
+    return false;
+  }
+
+  /**
+   * Too few of the cohort were dealt a shard they can read (each reported every other one failing
+   * its digest check): a pause, then a fresh cohort.
+   */
+  private async unreadable(plan: RoundPlan, signal: AbortSignal): Promise<false> {
+    this.failRound(`only ${plan.members.length} trainers can be dealt a shard they did not report failing its digest check; need ${this.minLive}, retrying`);
     await sleep(1000, signal);
     return false;
   }

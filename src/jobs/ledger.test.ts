@@ -25,5 +25,24 @@ describe('shard fault reports', () => {
     const again = new NodeLedger(new NodeRegistry(60_000), () => [ds]);
     again.restore(ledger.snapshot());
     expect(again.shardsVerified('ds-a')).toBeCloseTo(0.8, 12);
+    expect(again.shardFailedFor(null, 'ds-a', 's0')).toBe(true);
+  });
+
+  it('keep a shard from the trainer that reported it, and from every trainer once two did', () => {
+    const ledger = new NodeLedger(new NodeRegistry(60_000), () => [ds]);
+    for (const t of ['t0', 't1', 't2']) ledger.dealt(t, [{ datasetNodeId: 'ds-a', shardId: 's0' }, { datasetNodeId: 'ds-a', shardId: 's1' }]);
+    ledger.reportShardFault('ds-a', 's0', 't0');
+    // One report: kept from its reporter only.
+    expect(ledger.shardFailedFor('t0', 'ds-a', 's0')).toBe(true);
+    expect(ledger.shardFailedFor('t1', 'ds-a', 's0')).toBe(false);
+    expect(ledger.shardFailedFor(null, 'ds-a', 's0')).toBe(false);
+    expect(ledger.shardFailedFor('t0', 'ds-a', 's1')).toBe(false);
+    // A report from a trainer never dealt the shard keeps nothing from anyone.
+    ledger.reportShardFault('ds-a', 's1', 'stranger');
+    expect(ledger.shardFailedFor('stranger', 'ds-a', 's1')).toBe(false);
+    // A second trainer: kept from all.
+    ledger.reportShardFault('ds-a', 's0', 't1');
+    expect(ledger.shardFailedFor('t2', 'ds-a', 's0')).toBe(true);
+    expect(ledger.shardFailedFor(null, 'ds-a', 's0')).toBe(true);
   });
 });

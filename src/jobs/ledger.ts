@@ -36,6 +36,17 @@ export class NodeLedger {
     return true;
   }
 
+  /**
+   * Whether a shard is not to be dealt to `trainerId`: it reported that shard failing itself, or
+   * two trainers did (then it is dealt to none). One trainer's report keeps the shard only from
+   * that trainer, so a trainer that slanders shards cannot take them from the others. With
+   * `trainerId` null: whether the shard is kept from every trainer.
+   */
+  shardFailedFor(trainerId: string | null, datasetNodeId: string, shardId: string): boolean {
+    const by = this.shardFaults.get(datasetNodeId)?.get(shardId);
+    return by !== undefined && (by.size >= 2 || (trainerId !== null && by.has(trainerId)));
+  }
+
   /** A round dealt `shards` of dataset nodes to `trainerId`. */
   dealt(trainerId: string, shards: readonly { datasetNodeId: string; shardId: string }[]): void {
     const set = this.dealtTo.get(trainerId) ?? this.dealtTo.set(trainerId, new Set()).get(trainerId)!;

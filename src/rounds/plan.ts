@@ -67,6 +67,11 @@ export interface PlanInput {
   rng: Random;
   /** Secure jobs: groups of recent rounds (the differencing rule). */
   history: GroupHistory;
+  /**
+   * Shards not to deal to a trainer (null: to any), such as those reported failing their digest
+   * check (absent: none).
+   */
+  shardFailed?: (trainerId: string | null, shard: ShardRef) => boolean;
   /** Signs each trainer's shard leases (absent: tasks carry none). */
   leaseSigner?: Signer;
   now?: number;
@@ -80,17 +85,49 @@ function leasesFor(signer: Signer, trainer: string, shards: readonly ShardRef[],
 }
 
 /**
+ * Moves each shard dealt to a trainer that reported it failing to a trainer that did not: swapped
+ * for one of that trainer's shards the first can read, or else handed over; a shard every trainer
+ * reported is left out of the round. Only reported shards move: the rest of the deal stands.
+ */
+export function keepFailedShardsAway(members: readonly string[], dealt: ShardRef[][], failed: (trainerId: string, shard: ShardRef) => boolean): void {
+  members.forEach((id, i) => {
+    const mine = dealt[i]!;
+    const readable = (x: ShardRef) => !failed(id, x);
+    for (let k = mine.length - 1; k >= 0; k--) {
+      const s = mine[k]!;
+      if (readable(s)) continue;
+      mine.splice(k, 1);
+      const takers = members.flatMap((other, j) => (j !== i && !failed(other, s) ? [j] : []));
+      const swap = takers.find((j) => dealt[j]!.some(readable));
+      if (swap !== undefined) {
+        const theirs = dealt[swap]!;
+        const t = theirs.findIndex(readable);
+        mine.push(theirs[t]!);
+        theirs[t] = s;
+      } else if (takers.length > 0) {
+        dealt[takers[0]!]!.push(s);
+      }
+    }
+  });
+}
+
+/**
  * The plan of one round attempt; null when the job is secure and no grouping of the cohort
  * avoids a group differing by one member from a recent one (the caller retries with a fresh
  * cohort).
  */
 export function planRound(input: PlanInput): RoundPlan | null {
   const { config: cfg, rng } = input;
-  const cohort = selectCohort(input.trainers, Math.min(cfg.cohort, input.cap), rng);
+  const selected = selectCohort(input.trainers, Math.min(cfg.cohort, input.cap), rng);
+  const failed = input.shardFailed ?? (() => false);
   const pool: ShardRef[] = input.datasets.flatMap((d) => d.shards.map((s) => ({
     datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
-  })));
-  const dealt = assignShards(cohort, cfg.shardsPerRound > 0 ? rng.shuffle(pool).slice(0, cfg.shardsPerRound) : pool, rng);
+  }))).filter((s) => !failed(null, s));
+  const deal = assignShards(selected, cfg.shardsPerRound > 0 ? rng.shuffle(pool).slice(0, cfg.shardsPerRound) : pool, rng);
+  if (input.shardFailed) keepFailedShardsAway(selected.map((c) => c.nodeId), deal, input.shardFailed);
+  // A trainer dealt nothing it can read has nothing to train on: it is not in the round.
+  const cohort = selected.filter((_, i) => deal[i]!.length > 0);
+  const dealt = deal.filter((d) => d.length > 0);
   const deadlineMs = (input.now ?? Date.now()) + cfg.roundTimeoutMs;
   const members: PlannedMember[] = cohort.map((c, i) => {
     const taskId = randomUUID();
