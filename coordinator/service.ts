@@ -281,14 +281,18 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         const info = { numSamples: header.numSamples, trainLoss: header.trainLoss, trainSeconds: header.trainSeconds };
         if (header.masked) {
           assembler.verify();
+          const file = spooled!;
+          // Its writes to a file, if it went to one, are done (a full disk fails the upload here).
+          await file.flush();
+          if (signal.aborted) return { accepted: false, receivedUpdates: round.counts().reported };
           const secure = job.secure;
           if (!secure) throw new InvalidFieldError('masked', 'a plaintext update (secure aggregation is off)', 'a masked input');
+          if (job.current !== round) throw new WrongRoundError(header.jobId, job.current?.round ?? null, header.round);
           round.checkUpload(header.taskId, header.nodeId, header.numParams);
-          const file = spooled!;
           if (deps.onUpdateBytes) deps.onUpdateBytes(header.taskId, file.readAll(), header.numSamples);
-          // Into the group's running sum mod 2^32: in a mask thread when its chunks are in memory
-          // (handed over), else read back in pieces; the input is let go in `finally`.
-          secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words(), chunks: () => file.takeChunks() });
+          // Into the group's running sum mod 2^32, in a mask thread: its chunks handed over if in
+          // memory, else its file, read there. The input is let go in `finally`.
+          secure.submitMaskedInput(header.nodeId, { length: file.bytes / 4, pieces: () => file.words(), chunks: () => file.takeChunks(), file: () => file.takeFile() });
           round.markReported(header.taskId, header.nodeId, info);
         } else {
           const bytes = assembler.finish();
@@ -313,7 +317,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         clearTimeout(idle);
         release();
         if (received) pool.release(received);
-        spooled?.remove();
+        void spooled?.remove();
       }
     }),
 

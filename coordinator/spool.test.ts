@@ -19,7 +19,7 @@ function tempDir(): string {
 
 describe('the upload spool', () => {
   for (const [where, memory] of [['in a file', 0], ['in memory', 1 << 20]] as const) {
-    it(`gives back what was appended as words, piece by piece in one buffer, and lets go of it once removed (${where})`, () => {
+    it(`gives back what was appended as words, piece by piece in one buffer, and lets go of it once removed (${where})`, async () => {
       const spool = new UploadSpool(path.join(tempDir(), 'uploads'), memory);
       const words = Uint32Array.from({ length: 10_001 }, (_, i) => (i * 2654435761) >>> 0);
       const bytes = new Uint8Array(words.buffer);
@@ -27,6 +27,9 @@ describe('the upload spool', () => {
       // Chunks of odd sizes, as a sender may cut them (held ones start at odd offsets too).
       for (let at = 0; at < bytes.length; at += 4099) input.append(bytes.slice(at, at + 4099));
       expect(input.bytes).toBe(bytes.length);
+      // A file's writes go on in the background: reading back waits for them.
+      if (!memory) expect(() => [...input.words(4096)]).toThrow(/read before its writes are done/);
+      await input.flush();
       expect(spool.files()).toHaveLength(memory ? 0 : 1);
       expect(spool.heldBytes).toBe(memory ? bytes.length : 0);
       const back: number[] = [];
@@ -44,8 +47,8 @@ describe('the upload spool', () => {
       if (memory) expect(Buffer.concat(taken!.chunks)).toEqual(Buffer.from(bytes));
       else expect(taken).toBeNull();
       expect(input.takeChunks()).toBeNull();
-      input.remove();
-      input.remove();
+      await input.remove();
+      await input.remove();
       expect(spool.files()).toEqual([]);
       expect(spool.heldBytes).toBe(memory ? bytes.length : 0);
       taken?.done();
@@ -54,7 +57,7 @@ describe('the upload spool', () => {
     });
   }
 
-  it('holds the bytes received in memory while the budget has room, and moves an input that would pass it to a file', () => {
+  it('holds the bytes received in memory while the budget has room, and moves an input that would pass it to a file', async () => {
     const spool = new UploadSpool(path.join(tempDir(), 'uploads'), 100);
     const bytes = (n: number, v: number) => new Uint8Array(n).fill(v);
     // Opening holds nothing: the budget counts bytes that came.
@@ -68,18 +71,19 @@ describe('the upload spool', () => {
     b.append(bytes(30, 3));
     expect(spool.heldBytes).toBe(60);
     expect(spool.files()).toHaveLength(1);
+    await b.flush();
     expect(new Uint8Array(b.readAll())).toEqual(Uint8Array.from([...bytes(30, 2), ...bytes(30, 3)]));
     expect(Array.from(b.words(8)).reduce((n, w) => n + w.length, 0)).toBe(15);
     c.append(bytes(40, 4));
     expect(spool.heldBytes).toBe(100);
-    a.remove();
+    await a.remove();
     expect(spool.heldBytes).toBe(40);
     // An input once on disk stays there; one that can never fit goes there at once.
     b.append(bytes(10, 5));
     expect(spool.heldBytes).toBe(40);
     const big = spool.open('big', 101);
     expect(spool.files()).toHaveLength(2);
-    for (const x of [b, c, big]) x.remove();
+    await Promise.all([b, c, big].map((x) => x.remove()));
     expect(spool.heldBytes).toBe(0);
     expect(spool.files()).toEqual([]);
   });
@@ -104,14 +108,33 @@ describe('the upload spool', () => {
     const file = spool.open('t0', 2 << 20);
     let err: unknown = null;
     try {
+      // The writes go on in the background: one that failed throws at a later append or at flush.
       for (let i = 0; i < 4; i++) file.append(new Uint8Array(512 << 10));
+      await file.flush();
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(SpoolWriteError);
     expect((err as SpoolWriteError).kind).toBe('resource-exhausted');
     expect((err as Error).message).toMatch(/^the coordinator could not store an upload on its disk \(ENOSPC: /);
-    file.remove();
+    await file.remove();
+    expect(spool.files()).toEqual([]);
+  });
+
+  it('hands a file over once, whole: it stays after the input is removed, until its taker is done', async () => {
+    const spool = new UploadSpool(path.join(tempDir(), 'uploads'), 0);
+    const input = spool.open('t0', 8192);
+    for (let i = 0; i < 8; i++) input.append(new Uint8Array(1024).fill(i));
+    expect(input.takeChunks()).toBeNull();
+    await input.flush();
+    const taken = input.takeFile()!;
+    expect(taken.bytes).toBe(8192);
+    expect(fs.readFileSync(taken.path)).toEqual(Buffer.concat(Array.from({ length: 8 }, (_, i) => Buffer.alloc(1024, i))));
+    expect(input.takeFile()).toBeNull();
+    await input.remove();
+    expect(spool.files()).toHaveLength(1);
+    taken.done();
+    for (let i = 0; i < 100 && spool.files().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(spool.files()).toEqual([]);
   });
 });

@@ -2,9 +2,11 @@
  * Masked inputs on their way into a group sum are held apart until whole: in memory as their
  * bytes arrive, while the bytes held by all inputs stay within a budget (`--spool-memory-mib`);
  * an input whose next chunk would pass it moves to disk (what it held is written to a file of
- * its own and let go, and its later chunks are appended there). Once the whole input is in and
- * its digest checked, it is folded into the group's running sum (the chunks held in memory
- * handed to a mask thread, a file read back in pieces), then let go (the file removed). The
+ * its own and let go, and its later chunks are appended there; the writes run in libuv's thread
+ * pool, in order, so the event loop never waits on the disk). Once the whole input is in, its
+ * writes done and its digest checked, it is folded into the group's running sum in a mask
+ * thread (the chunks held in memory handed over, or the file's path, which the thread reads),
+ * then let go (the file removed, in the background). The
  * budget counts bytes received, not bytes announced: a thousand uploads that start together
  * hold little until their data comes, and most are folded before the budget fills. The
  * coordinator's memory thus stays the group sums, the budget and a piece, however many members
@@ -13,7 +15,7 @@
  *
  * An upload that ends early (cancelled, replaced, refused) leaves nothing in any sum: its bytes
  * are let go. Every write checks its byte count; a full disk fails the upload with
- * RESOURCE_EXHAUSTED and removes the file.
+ * RESOURCE_EXHAUSTED (at its next chunk, or once its writes are awaited) and removes the file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,8 +31,14 @@ let readBuffer = new Uint8Array(PIECE_BYTES);
 export interface SpooledInput {
   /** Bytes appended so far. */
   readonly bytes: number;
-  /** Appends `data` (kept as given, or written out: the caller must not change it afterwards). */
+  /**
+   * Appends `data` (kept as given, or written out: the caller must not change it afterwards).
+   * Writes to a file go on in the background; one that failed throws at a later append or
+   * from {@link flush}.
+   */
   append(data: Uint8Array): void;
+  /** Resolves once every byte appended is where it is kept; rejects with a write's {@link SpoolWriteError}. */
+  flush(): Promise<void>;
   /**
    * The bytes as consecutive little-endian 32-bit words, `pieceBytes` at a time, in one buffer
    * reused between pieces (each must be used before the next is asked for).
@@ -46,8 +54,21 @@ export interface SpooledInput {
    * go to files.
    */
   takeChunks(): TakenChunks | null;
-  /** Lets the bytes go (once). */
-  remove(): void;
+  /**
+   * The file the input is in, given up to the caller (to be read and added into a sum in a mask
+   * thread), or null when the input is in memory; after {@link flush}. The file stays until its
+   * `done` is called, not when the input is removed.
+   */
+  takeFile(): TakenFile | null;
+  /** Lets the bytes go (once); resolves once a file is removed. */
+  remove(): Promise<void>;
+}
+
+/** An input's file handed over, and what removes it. */
+export interface TakenFile {
+  path: string;
+  bytes: number;
+  done: () => void;
 }
 
 /** An input's chunks handed over, and what lets go of their bytes in the memory budget. */
@@ -161,6 +182,14 @@ class TieredInput implements SpooledInput {
     return this.file ? this.file.readAll() : Buffer.concat(this.chunks);
   }
 
+  async flush(): Promise<void> {
+    await this.file?.flush();
+  }
+
+  takeFile(): TakenFile | null {
+    return this.file?.takeFile() ?? null;
+  }
+
   takeChunks(): TakenChunks | null {
     if (this.file || this.released || this.taken) return null;
     this.taken = true;
@@ -176,50 +205,63 @@ class TieredInput implements SpooledInput {
     };
   }
 
-  remove(): void {
+  async remove(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    // Until it moves to a file, all an input's bytes are held (taken ones until they are done).
-    if (this.file) this.file.remove();
-    else if (!this.taken) this.spool.letGo(this.total);
     this.chunks = [];
+    // Until it moves to a file, all an input's bytes are held (taken ones until they are done).
+    if (this.file) await this.file.remove();
+    else if (!this.taken) this.spool.letGo(this.total);
   }
 }
 
-/** One upload's file: appended to, read back in pieces, removed. */
+/** One upload's file: appended to (written in the background), read back in pieces, removed. */
 export class SpoolFile implements SpooledInput {
   private fd: number | null;
-  private written = 0;
+  private appended = 0;
+  /** The writes in order: each starts once the one before it is done. */
+  private writing: Promise<void> = Promise.resolve();
+  private writesPending = 0;
+  private failure: SpoolWriteError | null = null;
+  private handedOver = false;
+  private closed: Promise<void> = Promise.resolve();
 
   constructor(readonly path: string) {
     this.fd = fs.openSync(path, 'wx+', 0o600);
   }
 
   get bytes(): number {
-    return this.written;
+    return this.appended;
   }
 
-  /** Writes `data` out; throws {@link SpoolWriteError} when the disk takes fewer bytes than given. */
+  /**
+   * Writes `data` out in libuv's thread pool, after the writes before it: the event loop does not
+   * wait on the disk. A write that failed (the disk took fewer bytes than given) throws its
+   * {@link SpoolWriteError} here at the next append, or from {@link flush}.
+   */
   append(data: Uint8Array): void {
+    if (this.failure) throw this.failure;
     const fd = this.open();
-    let at = 0;
-    try {
-      while (at < data.length) {
-        const n = fs.writeSync(fd, data, at, data.length - at, this.written + at);
-        if (n <= 0) throw Object.assign(new Error(`wrote ${at} of ${data.length} bytes`), { code: 'ENOSPC' });
-        at += n;
-      }
-    } catch (err) {
-      throw new SpoolWriteError(this.path, (err as NodeJS.ErrnoException).code ?? 'EIO', (err as Error).message);
-    }
-    this.written += data.length;
+    const at = this.appended;
+    this.appended += data.length;
+    this.writesPending++;
+    this.writing = this.writing.then(() => writeAll(fd, data, at)).catch((err: unknown) => {
+      this.failure ??= new SpoolWriteError(this.path, (err as NodeJS.ErrnoException).code ?? 'EIO', (err as Error).message);
+    }).finally(() => {
+      this.writesPending--;
+    });
+  }
+
+  async flush(): Promise<void> {
+    await this.writing;
+    if (this.failure) throw this.failure;
   }
 
   *words(pieceBytes = PIECE_BYTES): Generator<Uint32Array> {
-    const fd = this.open();
-    const buf = pieceBuffer(pieceBytes).subarray(0, Math.min(pieceBytes, this.written) & ~3);
-    for (let at = 0; at < this.written;) {
-      const want = Math.min(buf.length, this.written - at);
+    const fd = this.readable();
+    const buf = pieceBuffer(pieceBytes).subarray(0, Math.min(pieceBytes, this.appended) & ~3);
+    for (let at = 0; at < this.appended;) {
+      const want = Math.min(buf.length, this.appended - at);
       let got = 0;
       while (got < want) {
         const n = fs.readSync(fd, buf, got, want - got, at + got);
@@ -232,24 +274,60 @@ export class SpoolFile implements SpooledInput {
   }
 
   readAll(): Buffer {
+    this.readable();
     return fs.readFileSync(this.path);
   }
 
-  /** A file's bytes are read back in pieces, never handed over whole. */
+  /** A file's bytes are not in memory: they are handed over as the file ({@link takeFile}). */
   takeChunks(): null {
     return null;
   }
 
-  /** Closes and removes the file (once). */
-  remove(): void {
-    if (this.fd === null) return;
-    fs.closeSync(this.fd);
+  takeFile(): TakenFile | null {
+    if (this.handedOver || this.fd === null) return null;
+    this.readable();
+    this.handedOver = true;
+    return { path: this.path, bytes: this.appended, done: () => void this.close() };
+  }
+
+  /** Removes the file once its writes are done (once), unless it was handed over: then its taker's `done` does. */
+  remove(): Promise<void> {
+    return this.handedOver ? Promise.resolve() : this.close();
+  }
+
+  /** Closes and removes the file in the background; a removal that fails leaves a file the next start clears (UploadSpool). */
+  private close(): Promise<void> {
+    if (this.fd === null) return this.closed;
+    const fd = this.fd;
     this.fd = null;
-    fs.rmSync(this.path, { force: true });
+    this.closed = this.writing
+      .then(() => fs.promises.rm(this.path, { force: true }))
+      .catch(() => {})
+      .finally(() => new Promise<void>((resolve) => fs.close(fd, () => resolve())));
+    return this.closed;
+  }
+
+  /** The descriptor, for reading back: every write must be done ({@link flush} awaited). */
+  private readable(): number {
+    const fd = this.open();
+    if (this.writesPending > 0) throw new Error(`${this.path}: read before its writes are done`);
+    if (this.failure) throw this.failure;
+    return fd;
   }
 
   private open(): number {
     if (this.fd === null) throw new Error(`${this.path}: already removed`);
     return this.fd;
+  }
+}
+
+/** Writes all of `data` at `position` of `fd`; rejects when the disk takes fewer bytes. */
+async function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
+  for (let at = 0; at < data.length;) {
+    const n = await new Promise<number>((resolve, reject) => {
+      fs.write(fd, data, at, data.length - at, position + at, (err, written) => (err ? reject(err) : resolve(written)));
+    });
+    if (n <= 0) throw Object.assign(new Error(`wrote ${at} of ${data.length} bytes`), { code: 'ENOSPC' });
+    at += n;
   }
 }

@@ -15,6 +15,8 @@
  *     end end)
  */
 
+import fs from 'node:fs';
+
 /** Scratch bytes per operand: the largest piece added at once (small enough to stay in L2). */
 export const SIMD_PIECE_BYTES = 64 << 10;
 
@@ -163,3 +165,30 @@ export function addBytesInto(target: Uint32Array, chunks: readonly Uint8Array[])
   }
   if (fill > 0) flush();
 }
+
+/**
+ * target[i] += the i-th little-endian 32-bit word of the file at `path` (mod 2^32), read a
+ * megabyte at a time with blocking reads: for a thread off the event loop (a mask thread). Throws
+ * a RangeError, having added nothing, when the file does not hold exactly `target.length` words.
+ */
+export function addFileInto(target: Uint32Array, path: string): void {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size !== target.length * 4) throw new RangeError(`expected ${target.length * 4} bytes (${target.length} words), got ${size}`);
+    if (stage.length === 0) stage = new Uint8Array(STAGE_BYTES);
+    for (let at = 0; at < size;) {
+      const want = Math.min(stage.length, size - at);
+      for (let got = 0; got < want;) {
+        const n = fs.readSync(fd, stage, got, want - got, at + got);
+        if (n <= 0) throw new Error(`${path}: read ${at + got} of ${size} bytes`);
+        got += n;
+      }
+      addWordsInto(target, at >> 2, new Uint32Array(stage.buffer, 0, want >> 2), 1);
+      at += want;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+

@@ -39,6 +39,23 @@ export interface MaskedInput {
    * they are not in memory (read back from disk by `pieces`).
    */
   chunks?: () => { chunks: Uint8Array[]; done: () => void } | null;
+  /**
+   * The file the input's bytes are in, given up to the group likewise (read and added in a mask
+   * thread), with what to call once they are in the sum (or refused); null when there is none.
+   */
+  file?: () => { path: string; bytes: number; done: () => void } | null;
+}
+
+/**
+ * A masked input's bytes given up to a mask thread, which adds them into `sum`: its chunks in
+ * memory, or the file it was spooled to; null when it offers neither (read back by `pieces`).
+ */
+function handOver(input: MaskedInput, pool: MaskPool, sum: MemorySum): { bytes: number; add: () => Promise<void>; done: () => void } | null {
+  const held = input.chunks?.();
+  if (held) return { bytes: held.chunks.reduce((n, c) => n + c.length, 0), add: () => pool.fold(sum.load(), held.chunks), done: held.done };
+  const file = input.file?.();
+  if (file) return { bytes: file.bytes, add: () => pool.foldFile(sum.load(), file.path), done: file.done };
+  return null;
 }
 
 /** What an unmasked group yields. */
@@ -48,6 +65,9 @@ export interface GroupResult {
   weightedSum: Float32Array;
   /** Sum over survivors of numSamples_i. */
   totalWeight: number;
+  /** The largest magnitude in `weightedSum`, and the sum of its squares (the plausibility check's). */
+  maxAbs: number;
+  sumSquares: number;
   /** Whose inputs are in the sum. */
   members: string[];
   /** Members that revealed a corrupted, forged or short share: their sum is aggregated, never scored in their favour. */
@@ -201,17 +221,16 @@ export class SecAggGroup {
     const input: MaskedInput = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
     if (input.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, input.length - 1);
     const s = this.sum;
-    const taken = pool && s instanceof MemorySum ? input.chunks?.() ?? null : null;
+    const taken = pool && s instanceof MemorySum ? handOver(input, pool, s) : null;
     if (taken) {
-      const { chunks, done } = taken;
-      const bytes = chunks.reduce((n, c) => n + c.length, 0);
+      const { bytes, add, done } = taken;
       if (bytes !== s.length * 4) {
         done();
         throw new UpdateLengthError(s.length - 1, Math.floor(bytes / 4) - 1);
       }
       this.inputs.add(nodeId);
       this.foldsPending++;
-      this.folding = this.folding.then(() => pool!.fold(s.load(), chunks)).catch((err: unknown) => {
+      this.folding = this.folding.then(add).catch((err: unknown) => {
         // Part of the input may be in the sum: nothing can take it out.
         if (this.state !== 'FAILED') {
           this.state = 'FAILED';
@@ -391,12 +410,10 @@ export class SecAggGroup {
     if (pool) await pool.apply(sum, masks);
     else applyMasks(sum, masks);
     // Dequantized in place: the group's words become its weighted sum, with no second vector.
-    const { weightedSum, totalWeight } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits, new Float32Array(sum.buffer, sum.byteOffset, sum.length - 1));
-    // Weights were numSamples / maxWeight: scale back to sample counts.
-    const k = this.params.maxWeight;
-    for (let i = 0; i < weightedSum.length; i++) weightedSum[i]! *= k;
+    // Weights were numSamples / maxWeight: scaled back to sample counts in the same pass.
+    const { weightedSum, totalWeight, maxAbs, sumSquares } = dequantizeSum(sum, this.u3.size, this.params.clipRange, this.params.quantBits, new Float32Array(sum.buffer, sum.byteOffset, sum.length - 1), this.params.maxWeight);
     this.state = 'DONE';
-    return { groupId: this.groupId, weightedSum, totalWeight: totalWeight * k, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
+    return { groupId: this.groupId, weightedSum, totalWeight, maxAbs, sumSquares, members: [...this.u3].sort(), culprits: [...this.culprits].sort() };
   }
 
   /**

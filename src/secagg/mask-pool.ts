@@ -2,12 +2,12 @@
  * Expanding and adding masks off the event loop: a pool of worker threads, each applying every
  * mask to its own slice of a SharedArrayBuffer-backed vector (AES-CTR can start at any block,
  * so slices are independent). Adding a masked input into its group's sum goes to one thread
- * too, the input's bytes handed over as they arrived. Small vectors are masked and added
+ * too, the input's bytes handed over as they arrived or read there from its spool file. Small vectors are masked and added
  * inline, where a thread hop costs more than it saves.
  */
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { addBytesInto, applyMasks } from '../crypto/index.js';
+import { addBytesInto, addFileInto, applyMasks } from '../crypto/index.js';
 import { tsxApiUrl } from '../util/index.js';
 
 /** A mask to add (1) or subtract (-1). */
@@ -142,6 +142,23 @@ export class MaskPool {
     const handed = chunks.map((c) => (own(c) ? c : c.slice()));
     w.postMessage({ kind: 'fold', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, chunks: handed },
       [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);
+    await done;
+  }
+
+  /**
+   * Adds the words of the file at `path` into `target` (mod 2^32; see addFileInto), read and
+   * added in one thread when `target` is large and in shared memory: the event loop neither
+   * reads the file nor adds. Two additions into one target must not overlap: the caller orders them.
+   */
+  async foldFile(target: Uint32Array, path: string): Promise<void> {
+    if (target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1) {
+      addFileInto(target, path);
+      return;
+    }
+    const w = this.start()[this.nextFold++ % this.threads]!;
+    const id = this.nextId++;
+    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    w.postMessage({ kind: 'fold-file', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, path });
     await done;
   }
 

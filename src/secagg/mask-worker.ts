@@ -1,12 +1,13 @@
 /**
  * Worker thread of the mask pool: applies a list of masks to its word range of a shared
  * vector (ranges of different workers are disjoint, so no locking is needed), or adds a masked
- * input's bytes into a group's sum (the pool gives one sum's additions one at a time).
+ * input's bytes (handed over, or read from its spool file) into a group's sum (the pool gives
+ * one sum's additions one at a time).
  */
 import { parentPort } from 'node:worker_threads';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { addBytesInto, applyMasks } from '../crypto/index.js';
+import { addBytesInto, addFileInto, applyMasks } from '../crypto/index.js';
 
 /**
  * A full collection of this thread's heap. Each job brings the vector's SharedArrayBuffer into
@@ -17,7 +18,16 @@ import { addBytesInto, applyMasks } from '../crypto/index.js';
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc') as () => void;
 
-type Job = MaskJob | FoldJob;
+type Job = MaskJob | FoldJob | FoldFileJob;
+
+interface FoldFileJob {
+  kind: 'fold-file';
+  id: number;
+  sab: SharedArrayBuffer;
+  byteOffset: number;
+  length: number;
+  path: string;
+}
 
 interface FoldJob {
   kind: 'fold';
@@ -55,6 +65,7 @@ parentPort!.on('message', (job: Job) => {
   try {
     const words = new Uint32Array(job.sab, job.byteOffset, job.length);
     if (job.kind === 'fold') addBytesInto(words, job.chunks);
+    else if (job.kind === 'fold-file') addFileInto(words, job.path);
     else applyMasks(words.subarray(job.start, job.end), job.masks, job.start);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {

@@ -77,15 +77,26 @@ export function seededWords(rng: Random): (words: Uint32Array) => void {
   };
 }
 
-/** Turns a sum of m quantized vectors into the sum of weighted updates and of weights. */
-export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bits: number, into?: Float32Array): { weightedSum: Float32Array; totalWeight: number } {
-  const step = quantStep(clipRange, bits);
-  const offset = m * clipRange;
+/**
+ * Turns a sum of m quantized vectors into the sum of weighted updates and of weights, both
+ * multiplied by `scale`, and gives the largest magnitude and the sum of squares of the weighted
+ * sum (all in one pass over the vector).
+ */
+export function dequantizeSum(sum: Uint32Array, m: number, clipRange: number, bits: number, into?: Float32Array, scale = 1): { weightedSum: Float32Array; totalWeight: number; maxAbs: number; sumSquares: number } {
+  const step = quantStep(clipRange, bits) * scale;
+  const offset = m * clipRange * scale;
   const P = sum.length - 1;
-  const totalWeight = sum[P]! / (2 ** bits - 1);
+  const totalWeight = (sum[P]! / (2 ** bits - 1)) * scale;
   // `into` may be a view of `sum`'s own memory: each word is read before its place is written.
   const weightedSum = into ?? new Float32Array(P);
   if (weightedSum.length !== P) throw new RangeError(`dequantizeSum: expected room for ${P} values, got ${weightedSum.length}`);
-  for (let i = 0; i < P; i++) weightedSum[i] = sum[i]! * step - offset;
-  return { weightedSum, totalWeight };
+  let maxAbs = 0, sumSquares = 0;
+  for (let i = 0; i < P; i++) {
+    const v = Math.fround(sum[i]! * step - offset);
+    weightedSum[i] = v;
+    const a = Math.abs(v);
+    if (!(a <= maxAbs)) maxAbs = a;
+    sumSquares += v * v;
+  }
+  return { weightedSum, totalWeight, maxAbs, sumSquares };
 }

@@ -4,6 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { generateIdentity, type Identity } from '../crypto/index.js';
 import { Random } from '../util/index.js';
 import { signerFromSecret, sr25519Ready, verifySr25519 } from '../wire/index.js';
@@ -54,7 +57,7 @@ function setup(n: number, P: number, opts: { k?: number; t?: number; clip?: numb
  * `pieceWords`: each input is read in pieces of that many words; `pool`: each is handed over as
  * chunks (`chunksOf`), added in the pool's threads.
  */
-async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}, pieceWords = 0, pool?: MaskPool) {
+async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'masked' | 'unmask', string[]>> = {}, pieceWords = 0, pool?: MaskPool, spoolDir?: string) {
   const { group, nodes } = s;
   const gone = new Set<string>();
   const live = () => [...nodes.keys()].filter((m) => !gone.has(m));
@@ -91,6 +94,11 @@ async function run(s: Setup, drop: Partial<Record<'advertise' | 'share' | 'maske
           }
         },
       });
+    } else if (pool && spoolDir) {
+      // Spooled to a file, as an upload past the memory budget is: the thread reads it.
+      const file = path.join(spoolDir, `${m}.part`);
+      fs.writeFileSync(file, y);
+      group.receiveMaskedInput(m, { length: y.length, pieces: () => { throw new Error('read on the event loop'); }, file: () => ({ path: file, bytes: y.byteLength, done: () => fs.rmSync(file) }) }, pool);
     } else if (pool) {
       const chunks = chunksOf(y);
       handed.push(...chunks);
@@ -230,6 +238,20 @@ describe('SecAgg+ sums', () => {
       expect(sharedWords(t.params.vectorLength).buffer).toBe(buffer);
     } finally {
       await pool.close();
+    }
+  });
+
+  it('adds masked inputs handed over as files in the pool\'s threads exactly as given whole, and is done with each file once it is added', async () => {
+    const pool = new MaskPool(2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-fold-'));
+    try {
+      const s = setup(5, INLINE_WORDS + 999, { k: 4, t: 3 });
+      const out = await run(s, { masked: ['node-003'] }, 0, pool, dir);
+      expectExact(s, out.result!, out.inSum!);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      await pool.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
