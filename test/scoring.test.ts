@@ -12,6 +12,16 @@ import { callUnary, makeClient, CoordinatorClient } from '../src/wire/index.js';
 let h: Harness;
 afterEach(async () => h.close());
 
+/** Changes every shard file of a dataset node on disk, after it listed their digests. */
+function corruptShards(nodeId: string): void {
+  const dir = path.join(h.dir, 'datasets', nodeId);
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.aqs'))) {
+    const bytes = fs.readFileSync(path.join(dir, f));
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    fs.writeFileSync(path.join(dir, f), bytes);
+  }
+}
+
 describe('scores and weights without a chain', () => {
   it('writes the weights it would set, and each node reads its own score', async () => {
     h = new Harness();
@@ -55,13 +65,7 @@ describe('scores and weights without a chain', () => {
       '--local-epochs', '2', '--validation-samples', '70', '--heartbeat-interval-ms', '100', '--exit-when-done']);
     await h.dataset(c.address, 'ds-good');
     await h.dataset(c.address, 'ds-bad');
-    // Every shard file of ds-bad changes on disk after it listed their digests.
-    const dir = path.join(h.dir, 'datasets', 'ds-bad');
-    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.aqs'))) {
-      const bytes = fs.readFileSync(path.join(dir, f));
-      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
-      fs.writeFileSync(path.join(dir, f), bytes);
-    }
+    corruptShards('ds-bad');
     for (const id of ['t0', 't1', 't2']) await h.trainer(c.address, id);
     expect(await c.done).toBe('DONE');
     // All three trained every round, on ds-good's shards.
@@ -82,12 +86,7 @@ describe('scores and weights without a chain', () => {
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '1', '--min-trainers', '1', '--hidden', '16',
       '--local-epochs', '1', '--validation-samples', '70', '--heartbeat-interval-ms', '100', '--max-attempts', '2', '--exit-when-done']);
     await h.dataset(c.address, 'ds-bad');
-    const dir = path.join(h.dir, 'datasets', 'ds-bad');
-    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.aqs'))) {
-      const bytes = fs.readFileSync(path.join(dir, f));
-      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
-      fs.writeFileSync(path.join(dir, f), bytes);
-    }
+    corruptShards('ds-bad');
     await h.trainer(c.address, 't0');
     expect(await c.done).toBe('FAILED');
     const rounds = h.progress.filter((l) => l.startsWith('round 1:') && !l.includes('waiting'));
