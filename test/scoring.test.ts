@@ -94,7 +94,7 @@ describe('scores and weights without a chain', () => {
     // nothing it can be dealt: one trainer's report keeps the shards from it alone.
     expect(rounds).toEqual([
       'round 1: only 0 of 1 updates (members-lost); need 1, retrying',
-      'round 1: only 0 trainers can be dealt a shard they did not report failing its digest check; need 1, retrying',
+      'round 1: only 0 trainers can be dealt a shard they did not report failing its digest check (1 left out); need 1, retrying',
     ]);
     expect(fs.readFileSync(h.logFile('coordinator'), 'utf8')).toContain('trainer can read none of its shards; letting it out of the round');
   });

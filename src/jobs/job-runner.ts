@@ -460,7 +460,7 @@ export class JobRunner {
       phases.restart();
       const plan = this.plan(attempt);
       if (!plan) return await this.noGrouping(signal);
-      if (plan.members.length < this.minLive) return await this.unreadable(plan, signal);
+      if (plan.members.length < this.minLive && plan.unreadable.length > 0) return await this.unreadable(plan, signal);
       open = this.open(plan, attempt, grad);
       for (const m of plan.members) this.deps.ledger.dealt(m.nodeId, m.task.shards);
       phases.lap('plan');
@@ -546,7 +546,7 @@ export class JobRunner {
    * its digest check): a pause, then a fresh cohort.
    */
   private async unreadable(plan: RoundPlan, signal: AbortSignal): Promise<false> {
-    this.failRound(`only ${plan.members.length} trainers can be dealt a shard they did not report failing its digest check; need ${this.minLive}, retrying`);
+    this.failRound(`only ${plan.members.length} trainers can be dealt a shard they did not report failing its digest check (${plan.unreadable.length} left out); need ${this.minLive}, retrying`);
     await sleep(1000, signal);
     return false;
   }

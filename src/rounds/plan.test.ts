@@ -40,6 +40,7 @@ describe('dealing around shards that failed their digest check', () => {
     for (let seed = 1; seed <= 50; seed++) {
       const p = plan(seed, ['t0', 't1', 't2', 't3'], [dataset('good', 6), dataset('bad', 6)], failed);
       expect(p.members.map((m) => m.nodeId).sort()).toEqual(['t0', 't1', 't2', 't3']);
+      expect(p.unreadable).toEqual([]);
       for (const m of p.members) {
         expect(m.task.shards.length).toBeGreaterThan(0);
         for (const s of m.task.shards) expect(failed(m.nodeId, s)).toBe(false);
@@ -54,6 +55,7 @@ describe('dealing around shards that failed their digest check', () => {
     const failed = (t: string | null, s: ShardRef) => t === 't0' && s.datasetNodeId === 'bad';
     const p = plan(3, ['t0', 't1'], [dataset('bad', 4)], failed);
     expect(p.members.map((m) => m.nodeId)).toEqual(['t1']);
+    expect(p.unreadable).toEqual(['t0']);
     expect(p.members[0]!.task.shards).toHaveLength(4);
   });
 

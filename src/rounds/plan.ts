@@ -32,6 +32,8 @@ export interface RoundPlan {
   /** Secure rounds: each member's Ed25519 identity key, which its group's peers check signatures with. */
   identities: ReadonlyMap<string, Uint8Array>;
   deadlineMs: number;
+  /** Trainers selected but left out: nothing there was to deal them was a shard they can read. */
+  unreadable: string[];
 }
 
 /** The job settings a plan follows (a job's resolved config has them all). */
@@ -124,10 +126,12 @@ export function planRound(input: PlanInput): RoundPlan | null {
     datasetAddress: d.address, datasetNodeId: d.nodeId, shardId: s.shardId, numSamples: s.numSamples, sha256: s.sha256,
   }))).filter((s) => !failed(null, s));
   const deal = assignShards(selected, cfg.shardsPerRound > 0 ? rng.shuffle(pool).slice(0, cfg.shardsPerRound) : pool, rng);
+  const hadShards = deal.map((d) => d.length > 0);
   if (input.shardFailed) keepFailedShardsAway(selected.map((c) => c.nodeId), deal, input.shardFailed);
   // A trainer dealt nothing it can read has nothing to train on: it is not in the round.
   const cohort = selected.filter((_, i) => deal[i]!.length > 0);
   const dealt = deal.filter((d) => d.length > 0);
+  const unreadable = selected.filter((_, i) => hadShards[i] && deal[i]!.length === 0).map((c) => c.nodeId);
   const deadlineMs = (input.now ?? Date.now()) + cfg.roundTimeoutMs;
   const members: PlannedMember[] = cohort.map((c, i) => {
     const taskId = randomUUID();
@@ -143,7 +147,7 @@ export function planRound(input: PlanInput): RoundPlan | null {
     return { nodeId: c.nodeId, taskId, task };
   });
   const identities = new Map<string, Uint8Array>(cohort.map((c) => [c.nodeId, c.identityKey]));
-  if (!cfg.secure) return { members, groups: null, identities, deadlineMs };
+  if (!cfg.secure) return { members, groups: null, identities, deadlineMs, unreadable };
   // Under differential privacy each update weighs 1: the sum's sensitivity to one trainer is the clip.
   const groups = planGroups(members.map((m) => ({ nodeId: m.nodeId, samples: cfg.dp ? 1 : m.task.shards.reduce((n, s) => n + s.numSamples, 0) })), {
     roundId: `${cfg.jobId}/${input.round}/${input.attempt}`, vectorLength: input.model.numParams + 1,
@@ -156,5 +160,5 @@ export function planRound(input: PlanInput): RoundPlan | null {
     for (const id of g.members) byId.get(id)!.task.secagg = { ...g, identityKeys: g.members.map((x) => Buffer.from(identities.get(x)!)) };
   }
   const grouped = new Set(groups.flatMap((g) => g.members));
-  return { members: members.filter((m) => grouped.has(m.nodeId)), groups, identities, deadlineMs };
+  return { members: members.filter((m) => grouped.has(m.nodeId)), groups, identities, deadlineMs, unreadable };
 }
