@@ -174,7 +174,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         // Only shards the node lists count; others (a node that left, say) are dropped.
         if (!deps.datasets.get(f.datasetNodeId)?.shards.some((s) => s.shardId === f.shardId)) continue;
         if (ledger.reportShardFault(f.datasetNodeId, f.shardId, req.nodeId)) {
-          log.warn('trainer reports a shard that failed its digest check', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
+          log.warn('trainer reports a shard that failed its checks', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId, reason: f.reason.slice(0, 200) });
         } else {
           log.debug('shard fault report ignored: the trainer was never dealt that shard', { trainer: req.nodeId, datasetNodeId: f.datasetNodeId, shardId: f.shardId });
         }

@@ -65,6 +65,14 @@ export class DigestMismatchError extends ActiquestError {
   }
 }
 
+/** A shard whose bytes match their digest but are not a shard of the task as its dataset node listed it. */
+export class BadShardError extends ActiquestError {
+  readonly kind = 'invalid-argument';
+  constructor(readonly shardId: string, readonly reason: string) {
+    super(`shard ${shardId}: ${reason}`);
+  }
+}
+
 /** Chunks arrived out of order, or more chunks than announced. */
 export class ChunkOrderError extends ActiquestError {
   readonly kind = 'invalid-argument';

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Harness, grpcError } from './helpers.js';
@@ -81,6 +82,31 @@ describe('scores and weights without a chain', () => {
     expect(bad.reliability).toBeLessThan(good.reliability);
   });
 
+  it('has trainers report and leave out shards whose bytes match their digest but do not decode as the task\'s shards', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '2', '--cohort', '3', '--min-trainers', '3', '--hidden', '16',
+      '--local-epochs', '1', '--validation-samples', '70', '--heartbeat-interval-ms', '100', '--exit-when-done']);
+    await h.dataset(c.address, 'ds-good');
+    // ds-bad's node lists, and serves, files cut 4 bytes short, with their digests as they are now.
+    const first = await h.dataset(c.address, 'ds-bad');
+    await first.close();
+    const dir = path.join(h.dir, 'datasets', 'ds-bad');
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { shards: { file: string; sha256: string; sizeBytes: number }[] };
+    for (const shard of manifest.shards) {
+      const bytes = fs.readFileSync(path.join(dir, shard.file)).subarray(0, -4);
+      fs.writeFileSync(path.join(dir, shard.file), bytes);
+      Object.assign(shard, { sha256: createHash('sha256').update(bytes).digest('hex'), sizeBytes: bytes.length });
+    }
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+    await h.dataset(c.address, 'ds-bad');
+    for (const id of ['t0', 't1', 't2']) await h.trainer(c.address, id);
+    expect(await c.done).toBe('DONE');
+    expect(c.job.history.map((r) => r.participants)).toEqual([3, 3]);
+    const reports = fs.readFileSync(h.logFile('coordinator'), 'utf8').split('\n').filter((l) => l.includes('trainer reports a shard that failed its checks'));
+    expect(reports.length).toBeGreaterThan(0);
+    for (const l of reports) expect(l).toMatch(/"datasetNodeId":"ds-bad".*"reason":"shard ds-bad-\d+: shard file: expected \d+ bytes, got \d+"/);
+  });
+
   it('lets a trainer that can read none of its shards out of the round at once, and deals it none it reported again', async () => {
     h = new Harness();
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '1', '--min-trainers', '1', '--hidden', '16',
@@ -94,7 +120,7 @@ describe('scores and weights without a chain', () => {
     // nothing it can be dealt: one trainer's report keeps the shards from it alone.
     expect(rounds).toEqual([
       'round 1: only 0 of 1 updates (members-lost); need 1, retrying',
-      'round 1: only 0 trainers can be dealt a shard they did not report failing its digest check (1 left out); need 1, retrying',
+      'round 1: only 0 trainers can be dealt a shard they did not report failing its checks (1 left out); need 1, retrying',
     ]);
     expect(fs.readFileSync(h.logFile('coordinator'), 'utf8')).toContain('trainer can read none of its shards; letting it out of the round');
   });

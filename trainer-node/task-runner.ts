@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
 import { bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
-import { DigestMismatchError, InvalidFieldError } from '../src/errors.js';
+import { BadShardError, DigestMismatchError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset, type TrainThreads } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
 import { sleep, type Logger } from '../src/util/index.js';
@@ -40,7 +40,7 @@ const SHARD_ATTEMPTS = 4;
 /** State a trainer keeps across tasks. */
 export class TaskRunner {
   private readonly shardCache = new Map<string, Dataset>();
-  /** Shards that failed their digest check, not yet reported. */
+  /** Shards that failed their checks (digest or contents), not yet reported. */
   readonly shardFaults: ShardFault[] = [];
   /** Samples a second of the last local training (epochs counted), for the status page. */
   lastSamplesPerSecond = 0;
@@ -130,13 +130,7 @@ export class TaskRunner {
       { maxBytes: MAX_SHARD_BYTES, expectedSha256: ref.sha256 }, signal, SHARD_ATTEMPTS,
     );
     this.deps.metrics.receivedBytes.inc(bytes.length);
-    const { header, samples } = decodeShard(bytes);
-    if (header.task !== taskName) throw new InvalidFieldError(`shard ${ref.shardId}.task`, JSON.stringify(taskName), JSON.stringify(header.task));
-    const task = getTask(taskName);
-    if ((header.keypoints ?? 0) !== task.keypoints) {
-      throw new InvalidFieldError(`shard ${ref.shardId}.keypoints`, String(task.keypoints), String(header.keypoints ?? 0));
-    }
-    const entry: Dataset = { count: samples.count, features: task.features(samples.x, samples.count), labels: samples.y, keypoints: samples.keypoints };
+    const entry = readShard(bytes, ref, taskName);
     this.shardCache.set(ref.sha256, entry);
     return entry;
   }
@@ -151,17 +145,17 @@ export class TaskRunner {
         try {
           parts.push(await this.fetchShard(ref, task.task, task.leases?.find((l) => l.datasetNodeId === ref.datasetNodeId), signal));
         } catch (err) {
-          // A shard that is not what its dataset node listed is reported and left out; the
-          // rest still train.
-          if (!(err instanceof DigestMismatchError)) throw err;
+          // A shard that is not what its dataset node listed (its digest, or its contents) is
+          // reported and left out; the rest still train. Fetching it again would not change it.
+          if (!(err instanceof DigestMismatchError || err instanceof BadShardError)) throw err;
           this.shardFaults.push({ datasetNodeId: ref.datasetNodeId, shardId: ref.shardId, reason: err.message });
-          this.deps.log.warn('shard failed its digest check; training without it', { shardId: ref.shardId, datasetNodeId: ref.datasetNodeId });
+          this.deps.log.warn('shard failed its checks; training without it', { shardId: ref.shardId, datasetNodeId: ref.datasetNodeId, error: err.message });
           failed.push(ref.shardId);
         }
       }
     });
     await Promise.all(workers);
-    if (parts.length === 0) throw new Error(`every shard of the task failed its digest check (${failed.join(', ')})`);
+    if (parts.length === 0) throw new Error(`every shard of the task failed its checks (${failed.join(', ')})`);
     const count = parts.reduce((n, p) => n + p.count, 0);
     const dim = count > 0 ? parts[0]!.features.length / parts[0]!.count : 0;
     const features = new Float32Array(count * dim);
@@ -306,3 +300,27 @@ export class TaskRunner {
     }
   }
 }
+
+/**
+ * A downloaded shard's samples as model inputs, checked against what its dataset node listed
+ * and the task: a file that does not decode, or holds another task's samples, another shape,
+ * another sample count or labels past the task's classes, is a {@link BadShardError}.
+ */
+function readShard(bytes: Uint8Array, ref: ShardRef, taskName: string): Dataset {
+  const task = getTask(taskName);
+  try {
+    const { header, samples } = decodeShard(bytes);
+    const check = (field: string, expected: unknown, got: unknown) => {
+      if (JSON.stringify(expected) !== JSON.stringify(got)) throw new Error(`${field}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
+    };
+    check('task', taskName, header.task);
+    check('keypoints', task.keypoints, header.keypoints ?? 0);
+    check('sample shape', task.sampleShape, header.sampleShape);
+    check('classes', task.classes.length, header.numClasses);
+    check('samples (as listed)', ref.numSamples, samples.count);
+    return { count: samples.count, features: task.features(samples.x, samples.count), labels: samples.y, keypoints: samples.keypoints };
+  } catch (err) {
+    throw new BadShardError(ref.shardId, (err as Error).message);
+  }
+}
+

@@ -281,7 +281,7 @@ export class JobRunner {
 
   /**
    * Lets `nodeId` out of the current round when it cannot read any shard of its task (each one
-   * `unreadable`, as it reported them failing their digest check): it would only time out, and
+   * `unreadable`, as it reported them failing their checks): it would only time out, and
    * be benched for the dataset node's fault. True when it was in the round and is let out.
    */
   release(nodeId: string, unreadable: (shard: ShardRef) => boolean): boolean {
@@ -419,7 +419,7 @@ export class JobRunner {
     while (!signal.aborted) {
       const { trainers, cap, shared } = this.available();
       const live = Math.min(trainers.length, cap);
-      // Shards two trainers found failing their digest check are dealt to none: they are not data.
+      // Shards two trainers found failing their checks are dealt to none: they are not data.
       const { ledger } = this.deps;
       const shards = this.deps.datasets().reduce((n, d) => n + d.shards.filter((s) => !ledger.shardFailedFor(null, d.nodeId, s.shardId)).length, 0);
       if (live >= this.minLive && shards > 0) {
@@ -543,10 +543,10 @@ export class JobRunner {
 
   /**
    * Too few of the cohort were dealt a shard they can read (each reported every other one failing
-   * its digest check): a pause, then a fresh cohort.
+   * its checks): a pause, then a fresh cohort.
    */
   private async unreadable(plan: RoundPlan, signal: AbortSignal): Promise<false> {
-    this.failRound(`only ${plan.members.length} trainers can be dealt a shard they did not report failing its digest check (${plan.unreadable.length} left out); need ${this.minLive}, retrying`);
+    this.failRound(`only ${plan.members.length} trainers can be dealt a shard they did not report failing its checks (${plan.unreadable.length} left out); need ${this.minLive}, retrying`);
     await sleep(1000, signal);
     return false;
   }

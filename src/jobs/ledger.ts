@@ -11,7 +11,7 @@ const DEALT_KEPT = 10_000;
 
 export class NodeLedger {
   readonly scoreboard = new Scoreboard();
-  /** Trainers that reported each dataset node's shard failing its digest check. */
+  /** Trainers that reported each dataset node's shard failing its checks (its digest, or its contents). */
   private readonly shardFaults = new Map<string, Map<string, Set<string>>>();
   /**
    * Shards each trainer was dealt under a lease ("dataset/shard"), the most recent
