@@ -272,10 +272,8 @@ export class JobManager {
   }
 
   /** Lets `nodeId` out of any running round in which it can read none of its shards ({@link JobRunner.release}). */
-  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): boolean {
-    let released = false;
-    for (const r of this.running()) released = r.release(nodeId, unreadable) || released;
-    return released;
+  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): void {
+    for (const r of this.running()) r.release(nodeId, unreadable);
   }
 
   /** True while `taskId` of some job's running round still wants an update. */

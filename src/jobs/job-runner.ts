@@ -282,16 +282,15 @@ export class JobRunner {
   /**
    * Lets `nodeId` out of the current round when it cannot read any shard of its task (each one
    * `unreadable`, as it reported them failing their checks): it would only time out, and
-   * be benched for the dataset node's fault. True when it was in the round and is let out.
+   * be benched for the dataset node's fault.
    */
-  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): boolean {
+  release(nodeId: string, unreadable: (shard: ShardRef) => boolean): void {
     const r = this.current;
     const m = r?.member(nodeId);
-    if (!r || !m || !r.isTaskActive(m.taskId) || !m.task.shards.every(unreadable)) return false;
+    if (!r || !m || !r.isTaskActive(m.taskId) || !m.task.shards.every(unreadable)) return;
     this.deps.log.warn('trainer can read none of its shards; letting it out of the round', { nodeId, round: r.round });
     this.secure?.drop(nodeId);
     r.drop(nodeId);
-    return true;
   }
 
   /** Waits until a task may exist for `nodeId`, at most `ms`. */

@@ -130,19 +130,13 @@ export class MaskPool {
    * copied. Two additions into one target must not overlap: the caller orders them.
    */
   async fold(target: Uint32Array, chunks: readonly Uint8Array[]): Promise<void> {
-    if (target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1) {
+    if (this.inline(target)) {
       addBytesInto(target, chunks);
       return;
     }
-    const workers = this.start();
-    const w = workers[this.nextFold++ % workers.length]!;
-    const id = this.nextId++;
-    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     const own = (c: Uint8Array) => c.buffer instanceof ArrayBuffer && c.byteLength >= OWN_MIN_BYTES && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
     const handed = chunks.map((c) => (own(c) ? c : c.slice()));
-    w.postMessage({ kind: 'fold', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, chunks: handed },
-      [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);
-    await done;
+    await this.addInThread(target, { kind: 'fold', chunks: handed }, [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);
   }
 
   /**
@@ -151,14 +145,21 @@ export class MaskPool {
    * reads the file nor adds. Two additions into one target must not overlap: the caller orders them.
    */
   async foldFile(target: Uint32Array, path: string): Promise<void> {
-    if (target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1) {
-      addFileInto(target, path);
-      return;
-    }
+    if (this.inline(target)) addFileInto(target, path);
+    else await this.addInThread(target, { kind: 'fold-file', path });
+  }
+
+  /** Whether an addition into `target` is done here: it is small, not shared, or there are no threads to spare. */
+  private inline(target: Uint32Array): boolean {
+    return target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1;
+  }
+
+  /** Runs one addition into `target` in the next thread in turn; resolves when it is done. */
+  private async addInThread(target: Uint32Array, job: { kind: 'fold'; chunks: Uint8Array[] } | { kind: 'fold-file'; path: string }, transfer: ArrayBuffer[] = []): Promise<void> {
     const w = this.start()[this.nextFold++ % this.threads]!;
     const id = this.nextId++;
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    w.postMessage({ kind: 'fold-file', id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length, path });
+    w.postMessage({ ...job, id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length }, transfer);
     await done;
   }
 
