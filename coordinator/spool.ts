@@ -6,7 +6,7 @@
  * pool, in order, so the event loop never waits on the disk). Once the whole input is in, its
  * writes done and its digest checked, it is folded into the group's running sum in a mask
  * thread (the chunks held in memory handed over, or the file's path, which the thread reads;
- * read back here in pieces when the sum itself is in a file), then let go (the file removed, in
+ * the sum may itself be in a file, which the thread updates), then let go (the file removed, in
  * the background). The
  * budget counts bytes received, not bytes announced: a thousand uploads that start together
  * hold little until their data comes, and most are folded before the budget fills. The

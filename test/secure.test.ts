@@ -2,7 +2,7 @@
  * Secure aggregation over real gRPC: trainers mask their updates in groups; the coordinator
  * learns group sums only, and they are exact even when a trainer dies mid-round.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -91,7 +91,8 @@ describe('secure aggregation', () => {
     await kill(doomed, 'SIGKILL');
 
     expect(await c.done).toBe('DONE');
-    expect(fs.readdirSync(path.join(h.dir, 'out', 'sums'))).toEqual([]);
+    // Removed once the round is done (in the background).
+    await vi.waitFor(() => expect(fs.readdirSync(path.join(h.dir, 'out', 'sums'))).toEqual([]));
     const r = c.job.history[0]!;
     expect(r.groups).toBe(1);
     expect(r.participants).toBe(4);

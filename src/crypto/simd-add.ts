@@ -192,3 +192,95 @@ export function addFileInto(target: Uint32Array, path: string): void {
   }
 }
 
+
+/**
+ * The words of the file at `sumPath` (a sum of `length` words kept in a file) += the words of
+ * `source` (mod 2^32): a masked input's chunks taken end to end, or the file it was spooled to.
+ * The sum is read, added to and written back a megabyte at a time with blocking calls, so that
+ * no more than that of either is in memory: for a thread off the event loop (a mask thread).
+ * Throws a RangeError, having added nothing, when `source` does not hold exactly `length` words.
+ */
+export function addIntoFile(sumPath: string, length: number, source: readonly Uint8Array[] | string): void {
+  const bytes = length * 4;
+  const from = typeof source === 'string' ? fileReader(source, bytes) : chunkReader(source, bytes);
+  try {
+    if (stage.length === 0) stage = new Uint8Array(STAGE_BYTES);
+    if (sumStage.length === 0) sumStage = new Uint8Array(STAGE_BYTES);
+    const fd = fs.openSync(sumPath, 'r+');
+    try {
+      for (let at = 0; at < bytes;) {
+        const n = Math.min(STAGE_BYTES, bytes - at);
+        readAt(fd, sumStage, n, at, sumPath);
+        from.next(stage, n);
+        addWordsInto(new Uint32Array(sumStage.buffer, 0, n >> 2), 0, new Uint32Array(stage.buffer, 0, n >> 2), 1);
+        for (let put = 0; put < n;) {
+          const w = fs.writeSync(fd, sumStage, put, n - put, at + put);
+          if (w <= 0) throw Object.assign(new Error(`${sumPath}: wrote ${at + put} of ${bytes} bytes`), { code: 'ENOSPC' });
+          put += w;
+        }
+        at += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  } finally {
+    from.close();
+  }
+}
+
+/** The sum's piece in {@link addIntoFile}, beside `stage` (the source's). */
+let sumStage = new Uint8Array(0);
+
+/** Reads `n` bytes of `fd` at `pos` into the start of `into`. */
+function readAt(fd: number, into: Uint8Array, n: number, pos: number, file: string): void {
+  for (let got = 0; got < n;) {
+    const r = fs.readSync(fd, into, got, n - got, pos + got);
+    if (r <= 0) throw new Error(`${file}: read ${pos + got} bytes, expected more`);
+    got += r;
+  }
+}
+
+/** The next bytes of a source, copied into the start of a buffer in turn. */
+interface SourceReader {
+  next(into: Uint8Array, n: number): void;
+  close(): void;
+}
+
+function fileReader(path: string, bytes: number): SourceReader {
+  const fd = fs.openSync(path, 'r');
+  const size = fs.fstatSync(fd).size;
+  if (size !== bytes) {
+    fs.closeSync(fd);
+    throw new RangeError(`expected ${bytes} bytes (${bytes / 4} words), got ${size}`);
+  }
+  let at = 0;
+  return {
+    next(into, n) {
+      readAt(fd, into, n, at, path);
+      at += n;
+    },
+    close: () => fs.closeSync(fd),
+  };
+}
+
+function chunkReader(chunks: readonly Uint8Array[], bytes: number): SourceReader {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  if (total !== bytes) throw new RangeError(`expected ${bytes} bytes (${bytes / 4} words), got ${total}`);
+  let i = 0, off = 0;
+  return {
+    next(into, n) {
+      for (let put = 0; put < n;) {
+        const c = chunks[i]!;
+        const k = Math.min(c.length - off, n - put);
+        into.set(c.subarray(off, off + k), put);
+        put += k;
+        off += k;
+        if (off === c.length) {
+          i++;
+          off = 0;
+        }
+      }
+    },
+    close: () => {},
+  };
+}

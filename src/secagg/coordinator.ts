@@ -17,7 +17,7 @@
  */
 import { verifySignature, agree, agreementPublicKey, combineShares, applyMasks, type Mask } from '../crypto/index.js';
 import type { MaskPool } from './mask-pool.js';
-import { MemorySum, type SumWords } from './group-sum.js';
+import { FileSum, MemorySum, type SumWords } from './group-sum.js';
 import {
   CorruptShareError, CorruptUnmaskShareError, PartialInputError, DuplicateMessageError, ForgedAdvertisementError, GroupBelowThresholdError, InvalidFieldError, NotAMemberError, StageError,
   UpdateLengthError,
@@ -47,14 +47,19 @@ export interface MaskedInput {
 }
 
 /**
- * A masked input's bytes given up to a mask thread, which adds them into `sum`: its chunks in
- * memory, or the file it was spooled to; null when it offers neither (read back by `pieces`).
+ * A masked input's bytes given up to a mask thread, which adds them into `sum` (in shared memory
+ * or in its file): its chunks in memory, or the file it was spooled to; null when it offers
+ * neither (read back by `pieces`).
  */
-function handOver(input: MaskedInput, pool: MaskPool, sum: MemorySum): { bytes: number; add: () => Promise<void>; done: () => void } | null {
+function handOver(input: MaskedInput, pool: MaskPool, sum: SumWords): { bytes: number; add: () => Promise<void>; done: () => void } | null {
+  // Into shared memory, or into the sum's file (read, added and written back in the thread).
+  const into = (source: readonly Uint8Array[] | string) => sum instanceof FileSum
+    ? pool.foldIntoFile(sum.path, sum.length, source)
+    : typeof source === 'string' ? pool.foldFile(sum.load(), source) : pool.fold(sum.load(), source);
   const held = input.chunks?.();
-  if (held) return { bytes: held.chunks.reduce((n, c) => n + c.length, 0), add: () => pool.fold(sum.load(), held.chunks), done: held.done };
+  if (held) return { bytes: held.chunks.reduce((n, c) => n + c.length, 0), add: () => into(held.chunks), done: held.done };
   const file = input.file?.();
-  if (file) return { bytes: file.bytes, add: () => pool.foldFile(sum.load(), file.path), done: file.done };
+  if (file) return { bytes: file.bytes, add: () => into(file.path), done: file.done };
   return null;
 }
 
@@ -221,7 +226,7 @@ export class SecAggGroup {
     const input: MaskedInput = ArrayBuffer.isView(y) ? { length: y.length, pieces: () => [y] } : y;
     if (input.length !== this.params.vectorLength) throw new UpdateLengthError(this.params.vectorLength - 1, input.length - 1);
     const s = this.sum;
-    const taken = pool && s instanceof MemorySum ? handOver(input, pool, s) : null;
+    const taken = pool ? handOver(input, pool, s) : null;
     if (taken) {
       const { bytes, add, done } = taken;
       if (bytes !== s.length * 4) {

@@ -75,7 +75,8 @@ export class FileSum implements SumWords {
 
   add(piece: Uint32Array, at: number): void {
     const fd = this.open();
-    // One buffer for every file sum: additions run one at a time, to the end, on the main thread.
+    // One buffer for every file sum: additions made here (not handed to a mask thread, see
+    // MaskPool.foldIntoFile) run one at a time, to the end, on the calling thread.
     const buf = scratch;
     const bytes = new Uint8Array(buf.buffer);
     for (let done = 0; done < piece.length;) {
@@ -109,7 +110,9 @@ export class FileSum implements SumWords {
     if (this.fd === null) return;
     fs.closeSync(this.fd);
     this.fd = null;
-    fs.rmSync(this.path, { force: true });
+    // Freeing the file's blocks is the kernel's work, not the event loop's. One left behind (a
+    // failure) is removed with its directory when the coordinator starts again (SumStorage).
+    fs.rm(this.path, { force: true }, () => {});
   }
 
   private open(): number {

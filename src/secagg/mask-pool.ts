@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { addBytesInto, addFileInto, applyMasks } from '../crypto/index.js';
+import { addBytesInto, addFileInto, addIntoFile, applyMasks } from '../crypto/index.js';
 import { tsxApiUrl } from '../util/index.js';
 
 /** A mask to add (1) or subtract (-1). */
@@ -61,6 +61,10 @@ export function recycleWords(words: Uint32Array): void {
  */
 const OWN_MIN_BYTES = 64 << 10;
 const OWN_SLACK_BYTES = 256;
+
+function ownsItsMemory(c: Uint8Array): boolean {
+  return c.buffer instanceof ArrayBuffer && c.byteLength >= OWN_MIN_BYTES && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
+}
 
 /** A pool of mask threads. */
 export class MaskPool {
@@ -134,8 +138,7 @@ export class MaskPool {
       addBytesInto(target, chunks);
       return;
     }
-    const own = (c: Uint8Array) => c.buffer instanceof ArrayBuffer && c.byteLength >= OWN_MIN_BYTES && c.buffer.byteLength - c.byteLength < OWN_SLACK_BYTES;
-    const handed = chunks.map((c) => (own(c) ? c : c.slice()));
+    const handed = chunks.map((c) => (ownsItsMemory(c) ? c : c.slice()));
     await this.addInThread(target, { kind: 'fold', chunks: handed }, [...new Set(handed.map((c) => c.buffer as ArrayBuffer))]);
   }
 
@@ -149,17 +152,39 @@ export class MaskPool {
     else await this.addInThread(target, { kind: 'fold-file', path });
   }
 
+  /**
+   * Adds a masked input, its chunks taken end to end or the file at `source`, into the sum of
+   * `length` words kept in the file at `sumPath` (mod 2^32; see addIntoFile): read, added and
+   * written back in one thread, so that the event loop does none of it; here when there are no
+   * threads to spare. Chunks are handed over as {@link fold}'s are. Two additions into one sum
+   * must not overlap: the caller orders them.
+   */
+  async foldIntoFile(sumPath: string, length: number, source: readonly Uint8Array[] | string): Promise<void> {
+    if (this.threads <= 1) {
+      addIntoFile(sumPath, length, source);
+      return;
+    }
+    const handed = typeof source === 'string' ? source : source.map((c) => (ownsItsMemory(c) ? c : c.slice()));
+    const transfer = typeof handed === 'string' ? [] : [...new Set(handed.map((c) => c.buffer as ArrayBuffer))];
+    await this.inThread({ kind: 'fold-into-file', sumPath, length, source: handed }, transfer);
+  }
+
   /** Whether an addition into `target` is done here: it is small, not shared, or there are no threads to spare. */
   private inline(target: Uint32Array): boolean {
     return target.length < INLINE_WORDS || !(target.buffer instanceof SharedArrayBuffer) || this.threads <= 1;
   }
 
   /** Runs one addition into `target` in the next thread in turn; resolves when it is done. */
-  private async addInThread(target: Uint32Array, job: { kind: 'fold'; chunks: Uint8Array[] } | { kind: 'fold-file'; path: string }, transfer: ArrayBuffer[] = []): Promise<void> {
+  private addInThread(target: Uint32Array, job: { kind: 'fold'; chunks: Uint8Array[] } | { kind: 'fold-file'; path: string }, transfer: ArrayBuffer[] = []): Promise<void> {
+    return this.inThread({ ...job, sab: target.buffer, byteOffset: target.byteOffset, length: target.length }, transfer);
+  }
+
+  /** Runs one addition in the next thread in turn; resolves when it is done. */
+  private async inThread(job: object, transfer: ArrayBuffer[]): Promise<void> {
     const w = this.start()[this.nextFold++ % this.threads]!;
     const id = this.nextId++;
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    w.postMessage({ ...job, id, sab: target.buffer, byteOffset: target.byteOffset, length: target.length }, transfer);
+    w.postMessage({ ...job, id }, transfer);
     await done;
   }
 

@@ -1,13 +1,13 @@
 /**
  * Worker thread of the mask pool: applies a list of masks to its word range of a shared
  * vector (ranges of different workers are disjoint, so no locking is needed), or adds a masked
- * input's bytes (handed over, or read from its spool file) into a group's sum (the pool gives
- * one sum's additions one at a time).
+ * input's bytes (handed over, or read from its spool file) into a group's sum, in shared memory
+ * or in a file (the pool gives one sum's additions one at a time).
  */
 import { parentPort } from 'node:worker_threads';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { addBytesInto, addFileInto, applyMasks } from '../crypto/index.js';
+import { addBytesInto, addFileInto, addIntoFile, applyMasks } from '../crypto/index.js';
 
 /**
  * A full collection of this thread's heap. Each job brings the vector's SharedArrayBuffer into
@@ -18,7 +18,16 @@ import { addBytesInto, addFileInto, applyMasks } from '../crypto/index.js';
 v8.setFlagsFromString('--expose-gc');
 const collect = vm.runInNewContext('gc') as () => void;
 
-type Job = MaskJob | FoldJob | FoldFileJob;
+type Job = MaskJob | FoldJob | FoldFileJob | FoldIntoFileJob;
+
+/** An input (chunks or its spool file) added into a sum kept in a file. */
+interface FoldIntoFileJob {
+  kind: 'fold-into-file';
+  id: number;
+  sumPath: string;
+  length: number;
+  source: Uint8Array[] | string;
+}
 
 interface FoldFileJob {
   kind: 'fold-file';
@@ -63,10 +72,14 @@ parentPort!.on('message', (job: Job) => {
     collect();
   }, COLLECT_EVERY_MS);
   try {
-    const words = new Uint32Array(job.sab, job.byteOffset, job.length);
-    if (job.kind === 'fold') addBytesInto(words, job.chunks);
-    else if (job.kind === 'fold-file') addFileInto(words, job.path);
-    else applyMasks(words.subarray(job.start, job.end), job.masks, job.start);
+    if (job.kind === 'fold-into-file') {
+      addIntoFile(job.sumPath, job.length, job.source);
+    } else {
+      const words = new Uint32Array(job.sab, job.byteOffset, job.length);
+      if (job.kind === 'fold') addBytesInto(words, job.chunks);
+      else if (job.kind === 'fold-file') addFileInto(words, job.path);
+      else applyMasks(words.subarray(job.start, job.end), job.masks, job.start);
+    }
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: (err as Error).message });

@@ -12,7 +12,7 @@ import { Random } from '../util/index.js';
 import { signerFromSecret, sr25519Ready, verifySr25519 } from '../wire/index.js';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { SecAggGroup } from './coordinator.js';
-import { MemorySum } from './group-sum.js';
+import { FileSum, MemorySum } from './group-sum.js';
 import { INLINE_WORDS, MaskPool, sharedWords } from './mask-pool.js';
 import { SecAggNode } from './node.js';
 import { defaultNeighbours, defaultThreshold, survivorSetMessage, type EncryptedShare, type KeyAdvertisement, type SecAggParams } from './constants.js';
@@ -249,6 +249,31 @@ describe('SecAgg+ sums', () => {
       const out = await run(s, { masked: ['node-003'] }, 0, pool, dir);
       expectExact(s, out.result!, out.inSum!);
       expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      await pool.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('adds masked inputs, as chunks or as files, into a sum kept in a file in the pool\'s threads exactly as into one in memory', async () => {
+    const pool = new MaskPool(2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-fold-'));
+    try {
+      for (const spooled of [false, true]) {
+        const s = setup(5, INLINE_WORDS + 999, { k: 4, t: 3 });
+        // Neither way reads the input on this thread (run's `pieces` throw): the threads read it.
+        const sum = new FileSum(path.join(dir, `sum-${spooled}`), s.params.vectorLength);
+        s.group = new SecAggGroup(s.params, s.identities, sum);
+        const spool = path.join(dir, 'spool');
+        if (spooled) fs.mkdirSync(spool);
+        const out = await run(s, { masked: ['node-001'] }, 0, pool, spooled ? spool : undefined);
+        expectExact(s, out.result!, out.inSum!);
+        // The file holds exactly the masked inputs' sum mod 2^32.
+        const expected = new Uint32Array(s.params.vectorLength);
+        for (const y of out.received!) for (let i = 0; i < y.length; i++) expected[i] = (expected[i]! + y[i]!) >>> 0;
+        expect(out.maskedSum).toEqual(expected);
+        if (spooled) expect(fs.readdirSync(spool)).toEqual([]);
+      }
     } finally {
       await pool.close();
       fs.rmSync(dir, { recursive: true, force: true });

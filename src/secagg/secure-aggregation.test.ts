@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -78,8 +78,8 @@ describe('SecureAggregation', () => {
     expect(results[0]!.members).toEqual(['a', 'b', 'c']);
     expect(results[0]!.totalWeight).toBeCloseTo(30, 4);
     expect(results[0]!.weightedSum[0]).toBeCloseTo(15, 4);
-    // Closed: nothing of the sums is left, in memory or on disk.
-    expect(fs.readdirSync(storage.dir)).toEqual([]);
+    // Closed: nothing of the sums is left, in memory or on disk (files removed in the background).
+    await vi.waitFor(() => expect(fs.readdirSync(storage.dir)).toEqual([]));
     expect(storage.heldBytes).toBe(0);
     fs.rmSync(dir, { recursive: true, force: true });
   });
