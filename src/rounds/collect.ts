@@ -61,6 +61,7 @@ export function openRound(plan: RoundPlan, o: OpenOptions): OpenRound {
   const secure = plan.groups && new SecureAggregation({
     groups: plan.groups, identities: plan.identities, stageTimeoutMs: o.stageTimeoutMs, unmaskTimeoutMs: o.unmaskTimeoutMs,
     onBeforeUnmask: o.onBeforeUnmask, pool: o.maskPool, storage: o.sumStorage,
+    onStageTimeout: (groupId, stage, waitingFor) => o.log.warn('secure group stage timed out', { round: o.round, groupId, stage, waitingFor }),
     onMembersLost: (ids, reason) => {
       o.log.warn('secure aggregation lost members', { round: o.round, nodeIds: ids, reason });
       for (const id of ids) round.drop(id);

@@ -141,6 +141,12 @@ export class SecAggGroup {
     return true;
   }
 
+  /** Remaining members that have not sent this stage's message (sorted). */
+  get waitingFor(): string[] {
+    const got = this.received();
+    return [...this.active].filter((m) => !got.has(m)).sort();
+  }
+
   private received(): ReadonlySet<string> {
     switch (this.state) {
       case 'ADVERTISE_KEYS': return new Set(this.ads.keys());

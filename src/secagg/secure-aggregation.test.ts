@@ -131,16 +131,42 @@ describe('SecureAggregation', () => {
     sa.close();
   });
 
-  it('closes a stage at its deadline without the members that did not answer', async () => {
+  it('closes a stage at its deadline without the members that did not answer, and names them', async () => {
     const groups = [params('g0', ['a', 'b', 'c', 'd'], 4)];
     const ids = new Map([...'abcd'].map((m) => [m, generateIdentity()]));
     const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
     const lost: string[] = [];
-    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 50, unmaskTimeoutMs: 50, onMembersLost: (l) => lost.push(...l) });
-    for (const m of ['a', 'b', 'c']) sa.submitAdvertisement(m, new SecAggNode(groups[0]!, m, ids.get(m)!).advertise());
+    const timedOut: [string, string, string[]][] = [];
+    const sa = new SecureAggregation({
+      groups, identities, stageTimeoutMs: 50, unmaskTimeoutMs: 50, onMembersLost: (l) => lost.push(...l),
+      onStageTimeout: (g, stage, waiting) => timedOut.push([g, stage, waiting]),
+    });
+    const nodes = new Map([...'abc'].map((m) => [m, new SecAggNode(groups[0]!, m, ids.get(m)!)]));
+    for (const [m, n] of nodes) sa.submitAdvertisement(m, n.advertise());
     await until(() => sa.groupOf('a').stage === 'SHARE_KEYS');
     expect(lost).toEqual(['d']);
     expect(sa.canStart('d')).toBe(false);
+    expect(timedOut).toEqual([['g0', 'ADVERTISE_KEYS', ['d']]]);
+    for (const [m, n] of nodes) {
+      const r = sa.inputFor(m, 'SHARE_KEYS');
+      if (r?.kind !== 'advertisements') throw new Error('expected advertisements');
+      sa.submitShares(m, await n.shareKeys(r.advertisements, identities));
+    }
+    for (const [m, n] of nodes) {
+      const r = sa.inputFor(m, 'MASKED_INPUT');
+      if (r?.kind !== 'shares') throw new Error('expected shares');
+      n.receiveShares(r.shares);
+      sa.submitMaskedInput(m, n.maskInput(new Float32Array(4).fill(0.5), 10));
+    }
+    // c sent its input, then goes quiet: CONSISTENCY waits for it until its deadline, and says so.
+    for (const m of ['a', 'b']) {
+      const r = sa.inputFor(m, 'CONSISTENCY');
+      if (r?.kind !== 'survivors') throw new Error('expected the survivor set');
+      sa.submitConsistency(m, nodes.get(m)!.signSurvivors(r.set));
+    }
+    expect(sa.groupOf('a').stage).toBe('CONSISTENCY');
+    await until(() => sa.groupOf('a').stage !== 'CONSISTENCY');
+    expect(timedOut.slice(1)).toEqual([['g0', 'CONSISTENCY', ['c']]]);
     sa.close();
   });
 });

@@ -40,6 +40,12 @@ export interface SecureAggregationOptions {
   unmaskTimeoutMs: number;
   /** Members that will never send their masked input (their group failed, or they dropped out). */
   onMembersLost?: (nodeIds: string[], reason: string) => void;
+  /**
+   * A group's stage reached its deadline with members that had not acted (`waitingFor`); the
+   * stage closes without them. At CONSISTENCY and UNMASK that is not a loss of their inputs, but a
+   * round held for the whole timeout by members that sent their inputs and then went quiet.
+   */
+  onStageTimeout?: (groupId: string, stage: string, waitingFor: string[]) => void;
   /** Threads that expand masks at unmask; inline when absent. */
   pool?: MaskPool;
   /** Sees each group's running masked sum just before unmasking (audits and tests). */
@@ -88,6 +94,7 @@ export class SecureAggregation {
     const stage = g.stage;
     this.timers.set(g, setTimeout(() => {
       if (g.stage !== stage) return;
+      this.options.onStageTimeout?.(g.groupId, stage, g.waitingFor);
       if (stage === 'UNMASK') this.unmaskReady.add(g);
       else g.closeStage();
       this.advance(g);
