@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { status } from '@grpc/grpc-js';
 import { privatize } from '../src/privacy/index.js';
-import { bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
+import { bytesToFloat32, encodeBlob, float32ToBytes, MAX_CHUNK_BYTES, callClientStream, hasStatus, callServerStream, receiveResumable, unanswered, makeClient, DatasetClient, type CoordinatorStub, type DatasetStub, type BlobPart, type ShardLease, type ShardFault, type ShardRef, type SubmitUpdateResponse, type Task, type UpdateHeader, type Signer, verifySr25519 } from '../src/wire/index.js';
 import { BadShardError, DigestMismatchError } from '../src/errors.js';
 import { modelFromTopology, clippedDelta, getFlatParams, setFlatParams, trainLocal, type Dataset, type TrainThreads } from '../src/model/index.js';
 import { decodeShard, getTask } from '../src/tasks/index.js';
@@ -291,8 +291,8 @@ export class TaskRunner {
         return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal, awaitAdmission: this.deps.uploadAdmission?.() ?? false });
       } catch (err) {
         const full = hasStatus(err, status.RESOURCE_EXHAUSTED) && /updates in flight hold/.test(err.details);
-        const unanswered = hasStatus(err, status.DEADLINE_EXCEEDED) || hasStatus(err, status.UNAVAILABLE);
-        if (!(full || unanswered) || signal.aborted || attempt >= 20) throw err;
+        const cutOff = unanswered(err, signal);
+        if (!(full || cutOff) || signal.aborted || attempt >= 20) throw err;
         const ms = Math.min(4000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
         this.deps.log.info(full ? 'upload budget full; retrying' : 'upload cut off; retrying', { inMs: Math.round(ms), attempt: attempt + 1, error: (err as Error).message });
         await sleep(ms, signal);

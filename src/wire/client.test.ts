@@ -6,7 +6,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGrpcServer, type GrpcServer, serverStream, unary } from './server.js';
 import { CoordinatorClient, coordinatorService, DatasetClient, datasetService, type BlobPart, type CoordinatorHandlers, type DatasetHandlers, type DatasetStub, type FetchGlobalModelRequest } from './proto.js';
-import { callServerStream, callUnary, makeClient, receiveResumable, untilAnswered } from './client.js';
+import { callServerStream, callUnary, makeClient, receiveResumable, unanswered, untilAnswered } from './client.js';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { encodeBlob } from './blob.js';
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
@@ -80,6 +82,48 @@ describe('untilAnswered', () => {
       expect(calls).toBe(1);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('untilAnswered and a reset stream', () => {
+  it('calls again when the server side resets the stream with CANCEL (as a connection that closes does), not when its own signal cancelled it', async () => {
+    // A plain HTTP/2 server: the first two streams are reset with CANCEL, as Node reports the
+    // streams of a connection that closed; the third is answered as gRPC answers.
+    let streams = 0;
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      streams++;
+      if (streams <= 2) {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
+      const body = datasetService.GetManifest.responseSerialize({ nodeId: 'site-a', task: 'pose', shards: [] });
+      const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), body]);
+      framed.writeUInt32BE(body.length, 1);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(framed);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = makeClient(DatasetClient, `127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const call = (signal?: AbortSignal) => callUnary(client, 'GetManifest', {}, { timeoutMs: 5_000, ...(signal ? { signal } : {}) });
+      // A reset alone reads as CANCELLED: the caller did not cancel it, so it is no answer.
+      const reset = await call().catch((err: unknown) => err);
+      expect(reset).toMatchObject({ code: status.CANCELLED });
+      expect(unanswered(reset)).toBe(true);
+      expect((await untilAnswered(() => call(), new AbortController().signal)).nodeId).toBe('site-a');
+      expect(streams).toBe(3);
+      // Cancelled by its own signal: that is the answer, not called again.
+      const mine = new AbortController();
+      const pending = untilAnswered(() => call(mine.signal), mine.signal);
+      mine.abort();
+      await expect(pending).rejects.toMatchObject({ code: status.CANCELLED });
+      expect(unanswered({ code: status.CANCELLED, details: 'Cancelled on client' }, mine.signal)).toBe(false);
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

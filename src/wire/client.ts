@@ -157,6 +157,17 @@ export function callUnary<C extends grpc.Client, M extends UnaryMethod<C>>(clien
 }
 
 /**
+ * Whether `err` says a call got no answer rather than a refusal: its deadline passed, or its
+ * connection dropped. A dropped connection reads as UNAVAILABLE, or as CANCELLED ("Call
+ * cancelled") when Node reports the connection's streams as reset with CANCEL before grpc-js
+ * has seen the connection go; a call its own `signal` cancelled is not unanswered.
+ */
+export function unanswered(err: unknown, signal?: AbortSignal): boolean {
+  if (hasStatus(err, grpc.status.DEADLINE_EXCEEDED) || hasStatus(err, grpc.status.UNAVAILABLE)) return true;
+  return hasStatus(err, grpc.status.CANCELLED) && !signal?.aborted;
+}
+
+/**
  * Calls `call` again while it fails for want of an answer (its deadline passed, the connection
  * dropped: a busy or restarting server), waiting 0.25 s doubling to 4 s between tries, until
  * `signal` (a task's deadline, say) ends it, or `attempts` calls were made. Any other error is
@@ -167,7 +178,7 @@ export async function untilAnswered<T>(call: () => Promise<T>, signal: AbortSign
     try {
       return await call();
     } catch (err) {
-      if (signal.aborted || attempt >= attempts || !(hasStatus(err, grpc.status.DEADLINE_EXCEEDED) || hasStatus(err, grpc.status.UNAVAILABLE))) throw err;
+      if (signal.aborted || attempt >= attempts || !unanswered(err, signal)) throw err;
     }
     await sleep(waitMs, signal);
   }
