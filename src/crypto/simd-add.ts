@@ -192,7 +192,6 @@ export function addFileInto(target: Uint32Array, path: string): void {
   }
 }
 
-
 /**
  * The words of the file at `sumPath` (a sum of `length` words kept in a file) += the words of
  * `source` (mod 2^32): a masked input's chunks taken end to end, or the file it was spooled to.
