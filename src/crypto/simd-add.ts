@@ -172,23 +172,18 @@ export function addBytesInto(target: Uint32Array, chunks: readonly Uint8Array[])
  * a RangeError, having added nothing, when the file does not hold exactly `target.length` words.
  */
 export function addFileInto(target: Uint32Array, path: string): void {
-  const fd = fs.openSync(path, 'r');
+  const bytes = target.length * 4;
+  const from = fileReader(path, bytes);
   try {
-    const size = fs.fstatSync(fd).size;
-    if (size !== target.length * 4) throw new RangeError(`expected ${target.length * 4} bytes (${target.length} words), got ${size}`);
     if (stage.length === 0) stage = new Uint8Array(STAGE_BYTES);
-    for (let at = 0; at < size;) {
-      const want = Math.min(stage.length, size - at);
-      for (let got = 0; got < want;) {
-        const n = fs.readSync(fd, stage, got, want - got, at + got);
-        if (n <= 0) throw new Error(`${path}: read ${at + got} of ${size} bytes`);
-        got += n;
-      }
-      addWordsInto(target, at >> 2, new Uint32Array(stage.buffer, 0, want >> 2), 1);
-      at += want;
+    for (let at = 0; at < bytes;) {
+      const n = Math.min(STAGE_BYTES, bytes - at);
+      from.next(stage, n);
+      addWordsInto(target, at >> 2, new Uint32Array(stage.buffer, 0, n >> 2), 1);
+      at += n;
     }
   } finally {
-    fs.closeSync(fd);
+    from.close();
   }
 }
 
