@@ -180,7 +180,10 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
         }
       }
       if (faults.length > 0) jobs.release(req.nodeId, (s) => ledger.shardFailedFor(req.nodeId, s.datasetNodeId, s.shardId));
-      return { taskActive: jobs.isTaskActive(req.taskId) };
+      // Its update in, a task stays active until its round closes: an answer that reaches the
+      // trainer before its upload's own (another connection) must not stop a secure member that
+      // still owes its group the signature and unmask answers.
+      return { taskActive: jobs.isTaskInRound(req.taskId) };
     }),
 
     GetTask: unary(log, 'GetTask', async (req: GetTaskRequest, signal): Promise<GetTaskResponse> => {

@@ -160,6 +160,47 @@ describe('an upload sent again', () => {
   });
 });
 
+describe('a heartbeat about a task', () => {
+  it('says it is active while its round is open, its update in or not, and not once the round closed', async () => {
+    h = new Harness();
+    const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
+      '--validation-samples', '70', '--cohort-wait', '30']);
+    await h.dataset(c.address, 'ds-a');
+    const client = makeClient(CoordinatorClient, c.address);
+    h.defer(() => client.close());
+    // Two trainers driven by hand: the round stays open until both updates are in.
+    const tasks = new Map<string, string>();
+    const beat = setInterval(() => {
+      for (const nodeId of ['a', 'b']) void callUnary(client, 'Heartbeat', { nodeId, taskId: tasks.get(nodeId) ?? '' }, T).catch(() => {});
+    }, 300);
+    h.defer(() => clearInterval(beat));
+    for (const nodeId of ['a', 'b']) await callUnary(client, 'RegisterTrainer', { nodeId, capacity: { samplesPerSecond: 100 } }, T);
+    const [a, b] = await Promise.all(['a', 'b'].map(async (nodeId) => {
+      const task = (await callUnary(client, 'GetTask', { nodeId, waitMs: 20_000 }, { timeoutMs: 30_000 })).task as Task;
+      tasks.set(nodeId, task.taskId);
+      return task;
+    }));
+    const P = c.job.paramCount;
+    const upload = (nodeId: string, task: Task) => {
+      const { header: blob, chunks } = encodeBlob(float32ToBytes(new Float32Array(P).fill(1e-3)), 64 * 1024);
+      const header: UpdateHeader = { nodeId, taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 1, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false };
+      return callClientStream(client, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))], T);
+    };
+    const active = async (nodeId: string, task: Task) => (await callUnary(client, 'Heartbeat', { nodeId, taskId: task.taskId }, T)).taskActive;
+    expect(await active('a', a!)).toBe(true);
+    expect((await upload('a', a!)).accepted).toBe(true);
+    // a's update is in; the round is open (b's is not): a's task is still active, as is b's.
+    expect(await active('a', a!)).toBe(true);
+    expect(await active('b', b!)).toBe(true);
+    expect(await active('a', { ...a!, taskId: 'no-such-task' })).toBe(false);
+    expect((await upload('b', b!)).accepted).toBe(true);
+    // Both in: the round closed its training.
+    expect(await active('a', a!)).toBe(false);
+    expect(await active('b', b!)).toBe(false);
+    expect(await c.done).toBe('DONE');
+  });
+});
+
 async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const m of stream) out.push(m);

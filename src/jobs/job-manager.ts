@@ -276,9 +276,9 @@ export class JobManager {
     for (const r of this.running()) r.release(nodeId, unreadable);
   }
 
-  /** True while `taskId` of some job's running round still wants an update. */
-  isTaskActive(taskId: string): boolean {
-    return taskId !== '' && this.running().some((r) => r.current?.isTaskActive(taskId) === true);
+  /** True while `taskId` is in some job's open round, its update still wanted or already in (`Round.isTaskInRound`). */
+  isTaskInRound(taskId: string): boolean {
+    return taskId !== '' && this.running().some((r) => r.current?.isTaskInRound(taskId) === true);
   }
 
   /** The running job whose id is `jobId`. */

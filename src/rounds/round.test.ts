@@ -79,6 +79,21 @@ describe('Round', () => {
     expect(r.isTaskActive('t0')).toBe(false);
   });
 
+  it('keeps a task in the round once its update is in, until it is dropped or the round closes', () => {
+    const r = makeRound(3);
+    r.acceptUpdate('t0', 'n0', Float32Array.from([1, 1, 1]), info);
+    expect(r.isTaskInRound('t0')).toBe(true);
+    expect(r.isTaskInRound('t1')).toBe(true);
+    r.drop('n1');
+    expect(r.isTaskInRound('t1')).toBe(false);
+    expect(r.isTaskInRound('nope')).toBe(false);
+    // The last update in ends TRAIN.
+    r.acceptUpdate('t2', 'n2', Float32Array.from([1, 1, 1]), info);
+    expect(r.phase).toBe('AGGREGATE');
+    expect(r.isTaskInRound('t0')).toBe(false);
+    expect(r.isTaskInRound('t2')).toBe(false);
+  });
+
   it('with no members at all, ends at once', async () => {
     expect(await makeRound(0).trained).toMatchObject({ reason: 'members-lost', reported: 0 });
   });

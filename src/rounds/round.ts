@@ -102,6 +102,16 @@ export class Round<T> {
   }
 
   /**
+   * True while `taskId` is in this round and the round is open: its update still wanted, or in
+   * (a secure member still owes its group the survivor-set signature and unmask answers). False
+   * once the task was dropped or the round closed.
+   */
+  isTaskInRound(taskId: string): boolean {
+    const status = this.byTask.get(taskId)?.status;
+    return this.current === 'TRAIN' && (status === 'assigned' || status === 'reported');
+  }
+
+  /**
    * Checks, before any bytes are read, that `nodeId` may upload for `taskId` now. Throws the
    * error the trainer should see.
    */
