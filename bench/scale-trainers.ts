@@ -30,7 +30,7 @@ const nodes: TrainerNode[] = [];
 for (let i = 0; i < count; i++) {
   nodes.push(await startTrainer(loadTrainerConfig([
     '--coordinator', values.coordinator!, '--node-id', `sim-${String(from + i).padStart(5, '0')}`, '--backend', 'cpu', '--metrics-port', '-1',
-    '--capacity', '1000', '--log-level', 'warn', ...(values.log ? ['--log-file', values.log] : []), '--wait-ms', '10000',
+    '--capacity', '1000', '--log-level', process.env.AQ_TRAINER_LOG_LEVEL ?? 'warn', ...(values.log ? ['--log-file', values.log] : []), '--wait-ms', '10000',
   ], {}), { syntheticUpdate: update, maskPool: pool, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
 }
 console.log(JSON.stringify({ started: count }));

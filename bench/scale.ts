@@ -27,7 +27,9 @@
  * (nice 19): they stand in for other machines, and the coordinator's figures are its own.
  * `AQ_CPU_PROF_DIR`: the coordinator and the trainers write CPU profiles there; `AQ_NODE_ARGS`:
  * more Node flags for the coordinator (`--perf-basic-prof`, for `perf record -p`); `AQ_WRAPPER`: a
- * command that runs the coordinator (`heaptrack -o FILE`, for where its native memory goes).
+ * command that runs the coordinator (`heaptrack -o FILE`, for where its native memory goes);
+ * `AQ_TRAINER_LOG_LEVEL`: the simulated trainers' log level (warn; info tells each task's
+ * steps, in the trainers-N.log kept with `AQ_KEEP=1`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
