@@ -131,6 +131,28 @@ describe('SecureAggregation', () => {
     sa.close();
   });
 
+  it("wakes a member's long poll for its own group's changes only", async () => {
+    const groups = [params('g0', ['a', 'b', 'c'], 8), params('g1', ['d', 'e', 'f'], 8)];
+    const ids = new Map([...'abcdef'].map((m) => [m, generateIdentity()]));
+    const identities = new Map([...ids].map(([m, id]) => [m, id.publicKey as Uint8Array]));
+    const sa = new SecureAggregation({ groups, identities, stageTimeoutMs: 10_000, unmaskTimeoutMs: 10_000 });
+    const nodes = new Map(groups.flatMap((g) => g.members.map((m) => [m, new SecAggNode(g, m, ids.get(m)!)] as const)));
+    const looks = vi.spyOn(sa, 'inputFor');
+    const looksFor = (m: string) => looks.mock.calls.filter(([nodeId]) => nodeId === m).length;
+    const ac = new AbortController();
+    const waiting = sa.awaitInput('a', 'SHARE_KEYS', 10_000, ac.signal);
+    expect(looksFor('a')).toBe(1);
+    // g1 advertises and moves to SHARE_KEYS: a's long poll does not look again.
+    for (const m of 'def') sa.submitAdvertisement(m, nodes.get(m)!.advertise());
+    expect(sa.groupOf('d').stage).toBe('SHARE_KEYS');
+    await new Promise((r) => setImmediate(r));
+    expect(looksFor('a')).toBe(1);
+    // Its own group's stage closing wakes it, with the advertisements.
+    for (const m of 'abc') sa.submitAdvertisement(m, nodes.get(m)!.advertise());
+    expect((await waiting)?.kind).toBe('advertisements');
+    sa.close();
+  });
+
   it('closes a stage at its deadline without the members that did not answer, and names them', async () => {
     const groups = [params('g0', ['a', 'b', 'c', 'd'], 4)];
     const ids = new Map([...'abcd'].map((m) => [m, generateIdentity()]));

@@ -63,7 +63,10 @@ export class SecureAggregation {
   private readonly byNode = new Map<string, SecAggGroup>();
   private readonly timers = new Map<SecAggGroup, NodeJS.Timeout>();
   private readonly unmaskReady = new Set<SecAggGroup>();
+  /** Wakes the round's waiters (which groups settled): a few, whatever group changed. */
   private readonly changed = new Notifier();
+  /** Wakes a group's members' long polls: only the group's own changes do, not the other groups'. */
+  private readonly groupChanged = new Map<SecAggGroup, Notifier>();
   private readonly lost = new Set<string>();
   private closed = false;
   private readonly releaseSums: () => void;
@@ -78,6 +81,7 @@ export class SecureAggregation {
     this.groups = options.groups.map((p) => new SecAggGroup(p, options.identities, taken?.sums.get(p.groupId)));
     for (const g of this.groups) {
       for (const m of g.params.members) this.byNode.set(m, g);
+      this.groupChanged.set(g, new Notifier());
       this.arm(g, options.stageTimeoutMs);
     }
   }
@@ -119,6 +123,7 @@ export class SecureAggregation {
       for (const m of gone) this.lost.add(m);
       this.options.onMembersLost?.(gone, g.stage === 'FAILED' ? g.error!.message : `dropped out of group ${g.groupId}`);
     }
+    this.groupChanged.get(g)!.notify();
     this.changed.notify();
   }
 
@@ -192,14 +197,19 @@ export class SecureAggregation {
     return { kind: 'unmask', request: g.unmaskRequest() };
   }
 
-  /** Long poll for {@link inputFor}: null when `ms` passed first. */
+  /**
+   * Long poll for {@link inputFor}: null when `ms` passed first. Woken by changes to the member's
+   * own group only: at a thousand members, each change waking every long poll (to look again
+   * and wait again) held the event loop for hundreds of milliseconds at a time.
+   */
   async awaitInput(nodeId: string, stage: AwaitStage, ms: number, signal: AbortSignal): Promise<AwaitResult | null> {
     const deadline = Date.now() + ms;
+    const changed = this.groupChanged.get(this.groupOf(nodeId))!;
     for (;;) {
       const r = this.inputFor(nodeId, stage);
       const left = deadline - Date.now();
       if (r || left <= 0 || signal.aborted) return r;
-      await this.changed.wait(left, signal);
+      await changed.wait(left, signal);
     }
   }
 
@@ -282,6 +292,7 @@ export class SecureAggregation {
     for (const g of this.groups) g.release();
     this.releaseSums();
     for (const t of this.timers.values()) clearTimeout(t);
+    for (const n of this.groupChanged.values()) n.notify();
     this.changed.notify();
   }
 }
