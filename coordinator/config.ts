@@ -67,6 +67,7 @@ export const COORDINATOR_OPTIONS = {
   'mask-threads': { type: 'number', default: 0, min: 0, max: 256, description: `threads that add masked inputs into their groups' sums and expand masks when unmasking (0: the machine's cores, at most ${DEFAULT_MASK_THREADS}; each holds about 30 MiB)` },
   'spool-memory-mib': { type: 'number', default: 128, min: 0, max: 65_536, description: 'MiB of masked inputs held in memory until each is whole and folded into its group\'s sum; past it they wait in files in <out>/uploads (0: always files)' },
   'max-sum-mib': { type: 'number', default: 512, min: 0, max: 65_536, description: 'MiB of memory secure groups\' running sums may take; a round whose groups need more keeps them in files in <out>/sums (0: always files)' },
+  'data-listen': { type: 'string', default: 'auto', env: 'AQ_DATA_LISTEN', description: 'host:port of the data plane, a gRPC server on a thread of its own that serves the round\'s model and takes trainers\' updates, so that their bytes do not hold the event loop answering heartbeats and long polls; trainers learn its port when they register and reach it on the host they reached --listen at (auto: --listen\'s host, a free port; name one that your firewall lets through on a public validator; off: both go to --listen, where trainers that cannot reach the data plane go too)' },
   'upload-idle-s': { type: 'number', default: 30, min: 1, max: 3600, description: 'longest an upload may go without a chunk before it is ended' },
   ...SERVER_TLS_OPTIONS,
   ...LOG_OPTIONS,
@@ -84,6 +85,8 @@ function announceOf(value: string): { host: string; port: number } | null {
 /** The resolved coordinator configuration. */
 export interface CoordinatorConfig extends LogConfig, MetricsConfig, ServerTlsConfig {
   listen: string;
+  /** Where the data plane listens (`--data-listen`); null: updates go to `listen`. */
+  dataListen: string | null;
   /** The built-in job (null with --job false). */
   job: JobConfig | null;
   /** Budgets every job's model must fit. */
@@ -177,9 +180,12 @@ export function loadCoordinatorConfig(argv: readonly string[], env: NodeJS.Proce
   if (o['max-upload-mib'] > o['max-buffered-mib']) {
     throw new ConfigError('max-upload-mib', `at most --max-buffered-mib (${o['max-buffered-mib']}): the uploads let in may all be sending at once`, String(o['max-upload-mib']));
   }
+  const dataListen = o['data-listen'] === 'off' ? null : o['data-listen'] === 'auto' ? `${o.listen.slice(0, o.listen.lastIndexOf(':'))}:0` : o['data-listen'];
+  if (dataListen && !/^[^:]+:\d+$/.test(dataListen)) throw new ConfigError('data-listen', 'host:port, auto or off', JSON.stringify(o['data-listen']));
   if (o.allowlist && o.auth !== 'signed') throw new ConfigError('allowlist', 'nothing unless --auth signed (an open server admits everyone)', JSON.stringify(o.allowlist));
   return Object.freeze({
     listen: o.listen,
+    dataListen,
     job: o.job ? job : null,
     budget: Object.freeze({ maxParams: o['max-params'], maxFlops: o['max-flops'], maxActivationBytes: o['max-activation-bytes'] }),
     modelMemoryBytes: o['max-model-memory-mib'] * 2 ** 20,

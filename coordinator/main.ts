@@ -16,7 +16,9 @@ import { NodeRegistry, type DatasetRecord } from '../src/rounds/index.js';
 import { MaskPool, SumStorage } from '../src/secagg/index.js';
 import { coordinatorRole, coordinatorServiceImpl } from './service.js';
 import { UploadSpool } from './spool.js';
-import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { handleClientStreamingCall, handleServerStreamingCall, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { DataPlane } from './data-plane.js';
+import { ConfigError } from '../src/errors.js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type JobRunner, type JobState, JobManager, NodeLedger } from '../src/jobs/index.js';
@@ -28,6 +30,8 @@ import { CoordinatorStore } from '../src/store/index.js';
 /** A running coordinator. */
 export interface Coordinator {
   address: string;
+  /** Where the data plane takes updates (null: `--data-listen off`, they come to `address`). */
+  dataAddress: string | null;
   metricsAddress: string | null;
   /** SS58 address of the key that signs shard leases. */
   leaseKey: string;
@@ -81,6 +85,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   // Before anything is opened: a busy port leaves no store behind.
   await ensureCanListen('listen', config.listen);
   if (config.metricsPort > 0) await ensureCanListen('metrics-port', `${config.metricsHost}:${config.metricsPort}`);
+  if (config.dataListen && !config.dataListen.endsWith(':0')) await ensureCanListen('data-listen', config.dataListen);
   const log = roleLogger('coordinator', config);
   const allowlist = config.auth?.allowlist ? new AllowlistAdmission(config.auth.allowlist) : null;
   const stdout = lineSink(1);
@@ -199,14 +204,20 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
     streamLimits: { connectionBytes: lim.bufferedBytesPerConnection, totalBytes: lim.bufferedBytes, messageMs: lim.messageDeadlineMs },
   });
   const limiter = new CallLimiter(lim.maxCallsPerNode);
-  const serve = (definition: ServiceDefinition, impl: UntypedServiceImplementation, roleOf: (method: string) => string) => {
-    if (!verifier) return grpc.server.addService(definition, impl);
+  /** Adds a service (signed when requests must be); returns the handlers as served. */
+  const serve = (definition: ServiceDefinition, impl: UntypedServiceImplementation, roleOf: (method: string) => string): UntypedServiceImplementation => {
+    if (!verifier) {
+      grpc.server.addService(definition, impl);
+      return impl;
+    }
     const signed = signedService(definition, impl, verifier, roleOf, (err, method) => toServiceError(err, log, method), limiter);
     grpc.server.addService(signed.definition, signed.impl);
+    return signed.impl;
   };
-  serve(coordinatorService, coordinatorServiceImpl({
+  let dataPlane: DataPlane | null = null;
+  const served = serve(coordinatorService, coordinatorServiceImpl({
     jobs, ledger, leaseKey: leaseSigner.address, registry, datasets, metrics, log, heartbeatIntervalMs: config.heartbeatIntervalMs,
-    liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
+    liveTimeoutMs: config.liveTimeoutMs, closing: () => closing, dataPort: () => dataPlane?.port ?? 0, onUpdateBytes: hooks.onUpdateBytes, weightsStatus: () => chain?.status() ?? null,
     uploads: { maxBytes: lim.uploadBytes, idleMs: lim.uploadIdleMs, spool: new UploadSpool(path.join(config.out, 'uploads'), lim.spoolMemoryBytes) },
   }), coordinatorRole);
   serve(jobsService, jobsServiceImpl({ jobs, log, closing: () => closing }), () => 'researcher');
@@ -215,6 +226,24 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   health = serveHealthAndReflection(grpc.server, ['actiquest.v1.Coordinator', 'actiquest.v1.Jobs']);
   health.set(!chain || chain.status().connected ? 'SERVING' : 'NOT_SERVING');
   const address = await grpc.listen(config.listen, serverCredentials(config.tlsCert, config.tlsKey));
+  if (config.dataListen) {
+    try {
+      dataPlane = await DataPlane.start({
+        listen: config.dataListen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, identity, log: { logLevel: config.logLevel, logFile: config.logFile, logFormat: config.logFormat },
+        limits: { maxStreamsPerConnection: lim.maxStreamsPerConnection, bufferedBytes: lim.bufferedBytes, bufferedBytesPerConnection: lim.bufferedBytesPerConnection, messageDeadlineMs: lim.messageDeadlineMs },
+      }, {
+        SubmitUpdate: served.SubmitUpdate as handleClientStreamingCall<unknown, unknown>,
+        FetchGlobalModel: served.FetchGlobalModel as handleServerStreamingCall<unknown, unknown>,
+      }, log.child('data-plane'));
+    } catch (err) {
+      await grpc.close();
+      await jobs.close();
+      store.close();
+      await maskPool.close();
+      await chain?.close();
+      throw new ConfigError('data-listen', 'an address this process can listen on (or off)', `${config.dataListen}: ${(err as Error).message}`);
+    }
+  }
   if (chain) {
     // The endpoint trainers find on chain: --announce, else the listen address when it is routable.
     const [host, port] = [address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(address.slice(address.lastIndexOf(':') + 1))];
@@ -224,7 +253,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   }
   const status = () => coordinatorStatus({ id: identity, jobs, registry, ledger, datasets, weightsStatus: () => chain?.status() ?? null, weightsHistory: () => store.weightsHistory(10), lastWeights: () => lastWeights });
   const metricsServer = config.metricsPort >= 0 ? await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, status) : null;
-  log.info('listening', { grpc: address, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
+  log.info('listening', { grpc: address, data: dataPlane?.address ?? null, metrics: metricsServer?.address ?? null, jobs: jobs.list().map((j) => j.config.jobId) });
   const done = !builtin ? new Promise<JobState>(() => {}) : builtin.done.then((state: JobState) => {
     const runner = builtin.runner!;
     if (state === 'DONE') {
@@ -240,6 +269,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
   });
   return {
     address,
+    dataAddress: dataPlane?.address ?? null,
     metricsAddress: metricsServer?.address ?? null,
     leaseKey: leaseSigner.address,
     get job(): JobRunner {
@@ -266,6 +296,7 @@ export async function startCoordinator(config: CoordinatorConfig, hooks: Coordin
       closing = true;
       health?.stopping();
       await jobs.close();
+      await dataPlane?.close();
       await grpc.close();
       await metricsServer?.close();
       await maskPool.close();

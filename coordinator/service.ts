@@ -55,6 +55,8 @@ export interface CoordinatorServiceDeps {
   weightsStatus?: () => WeightsStatus | null;
   liveTimeoutMs: number;
   closing: () => boolean;
+  /** The data plane's port, told to trainers as they register (0: none; updates come here). */
+  dataPort?: () => number;
   /**
    * Called with each accepted update's raw bytes and weight (tests of what the coordinator
    * stores). The buffer is reused after the call returns: copy what you keep.
@@ -137,7 +139,7 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
       const known = registry.get(req.nodeId) !== undefined;
       registry.register(req.nodeId, cap, req.capacity?.backend ?? '', req.capacity?.device ?? '', Buffer.from(req.identityKey));
       log.info(known ? 'trainer re-registered' : 'trainer registered', { nodeId: req.nodeId, backend: req.capacity?.backend, capacity: cap });
-      return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES, uploadAdmission: true };
+      return { nodeId: req.nodeId, heartbeatIntervalMs: deps.heartbeatIntervalMs, maxChunkBytes: MAX_CHUNK_BYTES, uploadAdmission: true, dataPort: deps.dataPort?.() ?? 0 };
     }),
 
     RegisterDataset: unary(log, 'RegisterDataset', (req: RegisterDatasetRequest): RegisterDatasetResponse => {
@@ -264,8 +266,10 @@ export function coordinatorServiceImpl(deps: CoordinatorServiceDeps): Coordinato
             release = uploads.take(header.taskId, expectedBytes, stop);
             // A masked input is held apart (memory or a file) and folded once whole (spool.ts); a plaintext update goes into a pooled buffer.
             const file = header.masked ? (spooled = deps.uploads.spool.open(header.taskId, expectedBytes)) : null;
+            // The data plane's thread hashed the chunks as they came: they are not read here again.
+            const hashed = (call as Partial<{ digestOfChunks(): Buffer }>).digestOfChunks?.bind(call);
             assembler = new BlobAssembler(header.blob, {
-              maxBytes: MAX_UPDATE_BYTES, expectedBytes,
+              maxBytes: MAX_UPDATE_BYTES, expectedBytes, ...(hashed ? { digestOfChunks: hashed } : {}),
               ...(file ? { sink: (data: Buffer) => file.append(data) } : { allocate: (n: number) => (received = pool.acquire(n)) }),
             });
             // Admitted: the response headers tell the trainer to send its chunks (upload_admission).

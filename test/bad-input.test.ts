@@ -54,47 +54,66 @@ describe('bad input', () => {
     expect(res.result).toBe('task');
     const task = res.task as Task;
 
-    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: 'nope', round: 1 }, T))))
-      .toEqual({ code: status.NOT_FOUND, details: 'job nope: not found' });
-    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 9 }, T))))
-      .toEqual({ code: status.NOT_FOUND, details: `job ${task.jobId}: round 9 not found; the current round is 1` });
-    // A download resumed: the header, then the chunks from the one asked for; none past the last.
-    const whole = await collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1 }, T));
-    const count = whole[0]!.header!.chunkCount;
-    const tail = await collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count }, T));
-    expect(tail.map((m) => m.part)).toEqual(['header']);
-    expect(tail[0]!.header).toEqual(whole[0]!.header);
-    expect(await grpcError(collect(callServerStream(client, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count + 1 }, T))))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: `from_chunk: expected a chunk index from 0 to ${count} (the model is ${count} chunks), got ${count + 1}` });
+    const registered = await callUnary(client, 'RegisterTrainer', { nodeId: 'rogue', capacity: { samplesPerSecond: 100 } }, T);
+    expect(registered.dataPort).toBeGreaterThan(0);
+    expect(c.dataAddress).toBe(`127.0.0.1:${registered.dataPort}`);
+    const data = makeClient(CoordinatorClient, c.dataAddress!);
+    h.defer(() => data.close());
+    expect(await grpcError(callUnary(data, 'GetTask', { nodeId: 'rogue', waitMs: 0 }, T)))
+      .toMatchObject({ code: status.UNIMPLEMENTED });
+    // The model is served alike by the coordinator's server and by its data plane, whose thread
+    // relays each download to the same handler and writes the chunks it is given.
+    const models: Buffer[] = [];
+    for (const from of [client, data]) {
+      expect(await grpcError(collect(callServerStream(from, 'FetchGlobalModel', { jobId: 'nope', round: 1 }, T))))
+        .toEqual({ code: status.NOT_FOUND, details: 'job nope: not found' });
+      expect(await grpcError(collect(callServerStream(from, 'FetchGlobalModel', { jobId: task.jobId, round: 9 }, T))))
+        .toEqual({ code: status.NOT_FOUND, details: `job ${task.jobId}: round 9 not found; the current round is 1` });
+      // A download resumed: the header, then the chunks from the one asked for; none past the last.
+      const whole = await collect(callServerStream(from, 'FetchGlobalModel', { jobId: task.jobId, round: 1 }, T));
+      const count = whole[0]!.header!.chunkCount;
+      models.push(Buffer.concat(whole.slice(1).map((m) => m.chunk!.data)));
+      const tail = await collect(callServerStream(from, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count }, T));
+      expect(tail.map((m) => m.part)).toEqual(['header']);
+      expect(tail[0]!.header).toEqual(whole[0]!.header);
+      expect(await grpcError(collect(callServerStream(from, 'FetchGlobalModel', { jobId: task.jobId, round: 1, fromChunk: count + 1 }, T))))
+        .toEqual({ code: status.INVALID_ARGUMENT, details: `from_chunk: expected a chunk index from 0 to ${count} (the model is ${count} chunks), got ${count + 1}` });
+    }
+    expect(models[1]!.equals(models[0]!)).toBe(true);
+    expect(new Float32Array(bytesToFloat32(models[1]!))).toEqual(global0);
 
-    const submit = (header: Partial<UpdateHeader>, parts: BlobPart<UpdateHeader>[] | null, delta = new Float32Array(P)) => {
-      const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
-      const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false, ...header };
-      const msgs = parts ?? [{ part: 'header', header: h2 }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
-      // Chunks go once the coordinator admitted the header (its response headers): the refusals
-      // of the chunks below come only if it sent them.
-      return grpcError(callClientStream(client, 'SubmitUpdate', msgs, { ...T, awaitAdmission: true }));
-    };
-    const short = new Float32Array(P - 1);
-    const shortBlob = encodeBlob(float32ToBytes(short), 64 * 1024);
-    const nan = new Float32Array(P);
-    nan[5] = NaN;
-    const bad = encodeBlob(float32ToBytes(new Float32Array(P)), 64 * 1024);
+    // Updates are refused alike by both, the data plane relaying each call to the same handler.
+    for (const [via, to] of [['server', client], ['data plane', data]] as const) {
+      const submit = (header: Partial<UpdateHeader>, parts: BlobPart<UpdateHeader>[] | null, delta = new Float32Array(P)) => {
+        const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
+        const h2: UpdateHeader = { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false, ...header };
+        const msgs = parts ?? [{ part: 'header', header: h2 }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))];
+        // Chunks go once the coordinator admitted the header (its response headers): the refusals
+        // of the chunks below come only if it sent them.
+        return grpcError(callClientStream(to, 'SubmitUpdate', msgs, { ...T, awaitAdmission: true })).then((e) => ({ via, ...e }));
+      };
+      const short = new Float32Array(P - 1);
+      const shortBlob = encodeBlob(float32ToBytes(short), 64 * 1024);
+      const nan = new Float32Array(P);
+      nan[5] = NaN;
+      const bad = encodeBlob(float32ToBytes(new Float32Array(P)), 64 * 1024);
 
-    expect(await submit({ numParams: P - 1 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: `update length: expected ${P} float32 parameters, got ${P - 1}` });
-    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: shortBlob.header, trainSeconds: 1, masked: false } }, ...shortBlob.chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))]))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: `blob length: expected ${P * 4} bytes, got ${(P - 1) * 4}` });
-    expect(await submit({ blob: { ...bad.header, sha256: sha256(Buffer.from('something else')) } }, null))
-      .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^blob: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) });
-    expect(await submit({}, null, nan)).toEqual({ code: status.INVALID_ARGUMENT, details: 'update: expected finite numbers, got NaN at parameter 5' });
-    expect(await submit({}, [{ part: 'chunk', chunk: bad.chunks[0]! }]))
-      .toEqual({ code: status.INVALID_ARGUMENT, details: 'SubmitUpdateRequest: expected a header first, got a chunk' });
-    expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: bad.header, trainSeconds: 1, masked: false } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]))
-      .toEqual({ code: status.RESOURCE_EXHAUSTED, details: `chunk size: expected at most ${4 << 20} bytes, got ${(4 << 20) + 100}` });
-    expect(await submit({ nodeId: 'honest-0' }, null)).toEqual({ code: status.NOT_FOUND, details: `task ${task.taskId}: not assigned to node honest-0` });
-    expect(await submit({ round: 2 }, null)).toEqual({ code: status.FAILED_PRECONDITION, details: `job ${task.jobId}: expected an update for round 1 (in TRAIN), got round 2` });
-    const dealt = task.shards.reduce((n, x) => n + x.numSamples, 0);
-    expect(await submit({ numSamples: 0 }, null)).toEqual({ code: status.INVALID_ARGUMENT, details: `num_samples: expected a count from 1 to ${dealt} (the samples of the shards dealt to this task), got 0` });
+      expect(await submit({ numParams: P - 1 }, null)).toEqual({ via, code: status.INVALID_ARGUMENT, details: `update length: expected ${P} float32 parameters, got ${P - 1}` });
+      expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: shortBlob.header, trainSeconds: 1, masked: false } }, ...shortBlob.chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))]))
+        .toEqual({ via, code: status.INVALID_ARGUMENT, details: `blob length: expected ${P * 4} bytes, got ${(P - 1) * 4}` });
+      expect(await submit({ blob: { ...bad.header, sha256: sha256(Buffer.from('something else')) } }, null))
+        .toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^blob: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) });
+      expect(await submit({}, null, nan)).toEqual({ via, code: status.INVALID_ARGUMENT, details: 'update: expected finite numbers, got NaN at parameter 5' });
+      expect(await submit({}, [{ part: 'chunk', chunk: bad.chunks[0]! }]))
+        .toEqual({ via, code: status.INVALID_ARGUMENT, details: 'SubmitUpdateRequest: expected a header first, got a chunk' });
+      expect(await submit({}, [{ part: 'header', header: { nodeId: 'rogue', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 10, trainLoss: 1, numParams: P, blob: bad.header, trainSeconds: 1, masked: false } }, { part: 'chunk', chunk: { index: 0, data: Buffer.alloc((4 << 20) + 100) } }]))
+        .toEqual({ via, code: status.RESOURCE_EXHAUSTED, details: `chunk size: expected at most ${4 << 20} bytes, got ${(4 << 20) + 100}` });
+      expect(await submit({ nodeId: 'honest-0' }, null)).toEqual({ via, code: status.NOT_FOUND, details: `task ${task.taskId}: not assigned to node honest-0` });
+      expect(await submit({ round: 2 }, null)).toEqual({ via, code: status.FAILED_PRECONDITION, details: `job ${task.jobId}: expected an update for round 1 (in TRAIN), got round 2` });
+      const dealt = task.shards.reduce((n, x) => n + x.numSamples, 0);
+      expect(await submit({ numSamples: 0 }, null)).toEqual({ via, code: status.INVALID_ARGUMENT, details: `num_samples: expected a count from 1 to ${dealt} (the samples of the shards dealt to this task), got 0` });
+      expect(await submit({}, [])).toEqual({ via, code: status.INVALID_ARGUMENT, details: 'SubmitUpdateRequest: expected a header and chunks, got an empty stream' });
+    }
 
     // The dataset node too.
     const dc = makeClient(DatasetClient, ds.address);
@@ -121,15 +140,16 @@ describe('bad input', () => {
       const expected = global0[i]! + (accepted[0]!.n * accepted[0]!.delta[i]! + accepted[1]!.n * accepted[1]!.delta[i]!) / total;
       expect(after[i]).toBeCloseTo(expected, 5);
     }
-    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'invalid_argument' })).toBe(6);
-    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'resource_exhausted' })).toBe(1);
-    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'not_found' })).toBe(1);
-    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'failed_precondition' })).toBe(1);
+    // Each refusal above, once through each port.
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'invalid_argument' })).toBe(14);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'resource_exhausted' })).toBe(2);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'not_found' })).toBe(2);
+    expect(await metricValue(c.metricsAddress!, 'actiquest_updates_rejected_total', { reason: 'failed_precondition' })).toBe(2);
   });
 });
 
 describe('an upload sent again', () => {
-  it('is answered as the first was when it is the same blob, counted once; another blob for the task is refused', async () => {
+  it('is answered as the first was when it is the same blob, counted once; another blob for the task is refused (through the data plane)', async () => {
     h = new Harness();
     const accepted: string[] = [];
     const c = await h.coordinator(['--secure-aggregation', 'false', '--rounds', '1', '--cohort', '2', '--min-trainers', '2', '--hidden', '16', '--local-epochs', '1',
@@ -138,6 +158,8 @@ describe('an upload sent again', () => {
     const client = makeClient(CoordinatorClient, c.address);
     h.defer(() => client.close());
     await callUnary(client, 'RegisterTrainer', { nodeId: 'retrier', capacity: { samplesPerSecond: 100 } }, T);
+    const data = makeClient(CoordinatorClient, c.dataAddress!);
+    h.defer(() => data.close());
     const beat = setInterval(() => void callUnary(client, 'Heartbeat', { nodeId: 'retrier', taskId: '' }, T).catch(() => {}), 300);
     h.defer(() => clearInterval(beat));
     await h.trainer(c.address, 'honest');
@@ -146,7 +168,7 @@ describe('an upload sent again', () => {
     const upload = (delta: Float32Array) => {
       const { header: blob, chunks } = encodeBlob(float32ToBytes(delta), 64 * 1024);
       const header: UpdateHeader = { nodeId: 'retrier', taskId: task.taskId, jobId: task.jobId, round: 1, numSamples: 1, trainLoss: 1, numParams: P, blob, trainSeconds: 1, masked: false };
-      return callClientStream(client, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))], T);
+      return callClientStream(data, 'SubmitUpdate', [{ part: 'header', header }, ...chunks.map((chunk) => ({ part: 'chunk' as const, chunk }))], T);
     };
     const delta = new Float32Array(P).fill(1e-3);
     expect((await upload(delta)).accepted).toBe(true);

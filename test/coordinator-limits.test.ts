@@ -21,4 +21,14 @@ describe('coordinator limits', () => {
     expect(loadCoordinatorConfig(['--mask-threads', '12'], {}).limits.maskThreads).toBe(12);
     expect(() => loadCoordinatorConfig(['--mask-threads', '2.5'], {})).toThrow('--mask-threads: expected a whole number of threads (0: the default), got 2.5');
   });
+
+  it("put the data plane on --listen's host at a free port unless told: a host:port, or off", () => {
+    expect(loadCoordinatorConfig(['--listen', '0.0.0.0:50051'], {}).dataListen).toBe('0.0.0.0:0');
+    expect(loadCoordinatorConfig(['--data-listen', '0.0.0.0:50052'], {}).dataListen).toBe('0.0.0.0:50052');
+    expect(loadCoordinatorConfig(['--data-listen', 'off'], {}).dataListen).toBeNull();
+    expect(loadCoordinatorConfig([], { AQ_DATA_LISTEN: 'off' }).dataListen).toBeNull();
+    for (const bad of ['50052', 'host:port', 'on']) {
+      expect(() => loadCoordinatorConfig(['--data-listen', bad], {})).toThrow(`--data-listen: expected host:port, auto or off, got "${bad}"`);
+    }
+  });
 });

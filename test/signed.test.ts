@@ -13,7 +13,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { Harness, actiquest, freePort, grpcError, until } from './helpers.js';
 import { dev, lease, rawStream, rawUnary, sign } from './signed-fixture.js';
-import { newSession, callUnary, makeClient, whoIs, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
+import { newSession, callClientStream, callUnary, makeClient, whoIs, CoordinatorClient, DatasetClient, JobsClient } from '../src/wire/index.js';
 
 let h: Harness;
 afterEach(async () => h.close());
@@ -46,6 +46,10 @@ describe('signed requests', () => {
     const data = makeClient(DatasetClient, d.address, undefined, null, ds!.address);
     h.defer(() => { coord.close(); jobs.close(); data.close(); });
     const hb = (nodeId: string) => ({ nodeId, taskId: '' });
+    const dataPlane = makeClient(CoordinatorClient, c.dataAddress!, undefined, null, leaseKey!.address);
+    const dataPlaneAsMallory = makeClient(CoordinatorClient, c.dataAddress!, undefined, mallory, leaseKey!.address);
+    h.defer(() => { dataPlane.close(); dataPlaneAsMallory.close(); });
+    const upload = (nodeId: string) => ({ part: 'header' as const, header: { nodeId, taskId: 't', jobId: 'job-1', round: 1, numSamples: 1, trainLoss: 0, numParams: 1, trainSeconds: 0, masked: false, blob: null } });
     const replayed = sign(coord, 'Heartbeat', t0!, hb(t0!.address));
     await rawUnary(coord, 'Heartbeat', hb(t0!.address), replayed);
     const asT0 = makeClient(DatasetClient, d.address, undefined, t0);
@@ -129,6 +133,11 @@ describe('signed requests', () => {
         /^lease\.trainer: expected the signing hotkey 5\w+, got "5\w+" \(another trainer's lease\)$/],
       ['lease without this shard', () => stream(t0, lease(leaseKey!, ds!.address, t0!.address, ['other'])), status.PERMISSION_DENIED,
         /^lease\.shard_ids: expected a list holding /],
+      // Uploads to the data plane are checked as at the server: by the same handler, signature first.
+      ['unsigned upload to the data plane', () => grpcError(callClientStream(dataPlane, 'SubmitUpdate', [upload(t0!.address)], { timeoutMs: 5000 })),
+        status.UNAUTHENTICATED, /^request signature: expected x-aq-hotkey, x-aq-timestamp, x-aq-nonce and x-aq-signature-bin metadata \(this server takes signed requests only\), got none$/],
+      ['upload to the data plane by a hotkey not in the allowlist', () => grpcError(callClientStream(dataPlaneAsMallory, 'SubmitUpdate', [upload(mallory!.address)], { timeoutMs: 5000 })),
+        status.PERMISSION_DENIED, /^hotkey 5\w+: not admitted as a trainer \(not in the allowlist .*allowlist\)$/],
     ];
     const got: string[] = [];
     for (const [name, call, code, message] of cases) {

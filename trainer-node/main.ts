@@ -12,7 +12,7 @@ import { sleep } from '../src/util/index.js';
 import { autoThreads, configureBackends, selectBackend, TrainThreads } from '../src/model/index.js';
 import { selfBenchmark } from './self-bench.js';
 import { trainerMetrics, serveMetrics, fmt, type StatusDocument } from '../src/metrics/index.js';
-import { callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
+import { audienceOf, callUnary, makeClient, useTlsForClients, hasStatus, CoordinatorClient, type GetTaskResponse, type RegisterTrainerResponse } from '../src/wire/index.js';
 import { TaskRunner } from './task-runner.js';
 import { generateIdentity } from '../src/crypto/index.js';
 import type { TrainerConfig } from './config.js';
@@ -150,8 +150,19 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
     const coordinator = makeClient(CoordinatorClient, address, undefined, signer, hotkey, hooks.channelOptions);
     // Whether the coordinator admits each upload before its chunks (learned at registration).
     let uploadAdmission = false;
+    // The coordinator's data plane (its port named at registration, on the host reached here).
+    // Made again when the port or the coordinator's hotkey (learned at registration) changes.
+    let data: { key: string; client: InstanceType<typeof CoordinatorClient> } | null = null;
+    const useDataPort = (port: number) => {
+      const audience = audienceOf(coordinator) ?? hotkey;
+      const key = `${port}/${audience}`;
+      if ((data?.key ?? '0/') === key || (port === 0 && data === null)) return;
+      data?.client.close();
+      data = port > 0 ? { key, client: makeClient(CoordinatorClient, `${address.slice(0, address.lastIndexOf(':'))}:${port}`, undefined, signer, audience, hooks.channelOptions) } : null;
+      if (port > 0) log.info('the model and updates go through the coordinator\'s data plane', { coordinator: label, port });
+    };
     const runner = new TaskRunner({
-      nodeId: config.nodeId, coordinator, uploadAdmission: () => uploadAdmission, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
+      nodeId: config.nodeId, coordinator, uploadAdmission: () => uploadAdmission, dataPlane: () => data?.client ?? coordinator, signer, metrics, log, delayPerBatchMs: config.delayPerBatchMs, identity, onQuantized: hooks.onQuantized, plantUpdate: hooks.plantUpdate, plantMasked: hooks.plantMasked, plantReveals: hooks.plantReveals,
       ...(admitPeer ? { admitPeer } : {}),
       ...(hooks.syntheticUpdate ? { syntheticUpdate: hooks.syntheticUpdate } : {}),
       ...(hooks.maskPool ? { maskPool: hooks.maskPool } : {}),
@@ -173,6 +184,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       returnShardFaults: (faults) => runner.shardFaults.push(...faults),
       onRegistered: (res) => {
         uploadAdmission = res.uploadAdmission;
+        useDataPort(res.dataPort);
         registered = true;
       },
       onHeartbeat: (res, aboutTask) => {
@@ -254,6 +266,7 @@ export async function startTrainer(given: TrainerConfig, hooks: TrainerHooks = {
       await Promise.allSettled([loop, registration]);
       runner.close();
       coordinator.close();
+      data?.client.close();
     };
     return session;
   };

@@ -53,6 +53,8 @@ export class TaskRunner {
       coordinator: CoordinatorStub;
       /** Whether the coordinator admits an upload by its header before the chunks are sent (upload_admission). */
       uploadAdmission?: () => boolean;
+      /** Where the model comes from and updates go: the coordinator's data plane once registration names it, else `coordinator`. */
+      dataPlane?: () => CoordinatorStub;
       metrics: TrainerMetrics;
       log: Logger;
       delayPerBatchMs: number;
@@ -178,8 +180,11 @@ export class TaskRunner {
    */
   private async fetchGlobal(task: Task, signal: AbortSignal): Promise<Float32Array> {
     const ref = task.model!;
+    // From the data plane; from the coordinator's own server after two tries (as for uploads).
+    let tries = 0;
+    const from = () => (tries++ < 2 ? this.deps.dataPlane?.() ?? this.deps.coordinator : this.deps.coordinator);
     const bytes = await receiveResumable(
-      (fromChunk) => callServerStream(this.deps.coordinator, 'FetchGlobalModel', { jobId: task.jobId, round: task.round, fromChunk }, { timeoutMs: 60_000, signal }),
+      (fromChunk) => callServerStream(from(), 'FetchGlobalModel', { jobId: task.jobId, round: task.round, fromChunk }, { timeoutMs: 60_000, signal }),
       { maxBytes: ref.numParams * 4, expectedBytes: ref.numParams * 4, expectedSha256: ref.paramsSha256 }, signal,
     );
     this.deps.metrics.receivedBytes.inc(bytes.length);
@@ -286,13 +291,19 @@ export class TaskRunner {
    * until the round ends.
    */
   private async submit(messages: BlobPart<UpdateHeader>[], signal: AbortSignal): Promise<SubmitUpdateResponse> {
+    // Uploads the data plane left unanswered (a firewall that lets only the main port through,
+    // say): after two, the coordinator's own server takes them. Refusals for room do not count.
+    let unansweredByDataPlane = 0;
     for (let attempt = 0; ; attempt++) {
+      const dataPlane = unansweredByDataPlane < 2 ? this.deps.dataPlane?.() : undefined;
       try {
-        return await callClientStream(this.deps.coordinator, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal, awaitAdmission: this.deps.uploadAdmission?.() ?? false });
+        const to = dataPlane ?? this.deps.coordinator;
+        return await callClientStream(to, 'SubmitUpdate', messages, { timeoutMs: 120_000, signal, awaitAdmission: this.deps.uploadAdmission?.() ?? false });
       } catch (err) {
         const full = hasStatus(err, status.RESOURCE_EXHAUSTED) && /updates in flight hold/.test(err.details);
         const cutOff = unanswered(err, signal);
         if (!(full || cutOff) || signal.aborted || attempt >= 20) throw err;
+        if (cutOff && dataPlane && dataPlane !== this.deps.coordinator) unansweredByDataPlane++;
         const ms = Math.min(4000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
         this.deps.log.info(full ? 'upload budget full; retrying' : 'upload cut off; retrying', { inMs: Math.round(ms), attempt: attempt + 1, error: (err as Error).message });
         await sleep(ms, signal);

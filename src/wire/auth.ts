@@ -332,6 +332,17 @@ export function callerOf(reqOrCall: unknown): string {
 
 const BODY_DIGEST = Symbol('actiquest.bodyDigest');
 
+/**
+ * A request deserialized from `body` here, where its bytes arrived elsewhere (the coordinator's
+ * data plane takes them on a thread of its own): marked with their digest, as the deserializer
+ * of {@link signedService} marks what it reads, for the signature check.
+ */
+export function deserializeWithDigest<T>(method: grpc.MethodDefinition<unknown, unknown>, body: Buffer): T {
+  const req = method.requestDeserialize(body) as Record<symbol, unknown>;
+  Object.defineProperty(req, BODY_DIGEST, { value: createHash('sha256').update(body).digest() });
+  return req as T;
+}
+
 /** Normalises an address to the generic SS58 format (prefix 42). */
 export function ss58(address: string): string {
   return encodeAddress(decodeAddress(address), 42);

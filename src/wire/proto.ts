@@ -36,13 +36,25 @@ const FRAMED = Symbol('actiquest.framed');
  * buffer to each caller's stream (see {@link framesPreEncoded}).
  */
 export function preEncoded<T>(bytes: Buffer): T {
-  const framed = Buffer.allocUnsafe(bytes.length + 5);
+  // Shared memory: a thread that serves the message (the coordinator's data plane) is handed
+  // these bytes, not a copy of them.
+  const framed = Buffer.from(new SharedArrayBuffer(bytes.length + 5));
   framed.writeUInt8(0, 0); // not compressed
   framed.writeUInt32BE(bytes.length, 1);
   bytes.copy(framed, 5);
   return { [FRAMED]: framed } as T;
 }
 const framedOf = (msg: unknown): Buffer | undefined => (msg as { [FRAMED]?: Buffer } | null)?.[FRAMED];
+
+/** The framed bytes of a message made by {@link preEncoded} (undefined for any other). */
+export function framedBytes(msg: unknown): Buffer | undefined {
+  return framedOf(msg);
+}
+
+/** A message whose framed bytes {@link framedBytes} gave (in another thread): sent as they are. */
+export function alreadyFramed<T>(framed: Uint8Array): T {
+  return { [FRAMED]: Buffer.from(framed.buffer, framed.byteOffset, framed.byteLength) } as T;
+}
 for (const service of [pkg.Coordinator, pkg.Jobs, pkg.Dataset, pkg.Identity]) {
   for (const method of Object.values(service.service)) {
     const serialize = method.responseSerialize;
