@@ -39,6 +39,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { spawnRole, waitListening } from '../bin/demo.js';
 import { probe, quantile } from './attack-kit.js';
+import { measureTransportFloor, type TransportFloor } from './transport-floor.js';
 
 const { values } = parseArgs({ options: {
   runs: { type: 'string', default: '100x1000000' },
@@ -78,14 +79,15 @@ function nodeBelow(pid: number): number {
 const TICK = 100;
 
 /** The coordinator's CPU seconds (user + system), minor page faults, and resident bytes, now and at peak. */
-function sample(pid: number): { cpu: number; faults: number; rss: number; peak: number } {
+function sample(pid: number): { cpu: number; sys: number; faults: number; rss: number; peak: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpu = (Number(fields[11]) + Number(fields[12])) / TICK;
+  const sys = Number(fields[12]) / TICK;
+  const cpu = Number(fields[11]) / TICK + sys;
   const faults = Number(fields[7]);
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { cpu, faults, rss: kb('VmRSS'), peak: kb('VmHWM') };
+  return { cpu, sys, faults, rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
 /**
@@ -109,6 +111,8 @@ function threads(pid: number): { mainRun: number; mainWait: number; othersRun: n
 }
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+/** CPU seconds node:http2 alone spends on `bytesIn` received and `bytesOut` sent, at the floor measured in this run. */
+const floorSeconds = (f: TransportFloor, bytesIn: number, bytesOut: number) => (bytesIn * f.inNsPerByte + bytesOut * f.outNsPerByte) / 1e9;
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 /** The scale goals: a round's coordinator overhead at N = 1,000 and P = 1M, peak RSS at N = 100 and P = 10M, event-loop delay p99 at N = 1,000. */
@@ -116,7 +120,7 @@ const GOALS = { overheadS: 10, peakBytes: 2 ** 30, p99Ms: 100 };
 
 interface RoundRow { round: number; durationSeconds: number; participants: number; groups: number; phaseSeconds?: Record<string, number> }
 
-async function runOnce(n: number, p: number): Promise<void> {
+async function runOnce(n: number, p: number, floor: TransportFloor): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-bench-scale-'));
   // One hidden layer up to 4,096 units (the most a spec takes), then a second.
   const one = Math.max(1, Math.round((p - 7) / (1632 + 1 + 7)));
@@ -127,10 +131,13 @@ async function runOnce(n: number, p: number): Promise<void> {
     const coordinator = spawnRole(['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', '0', '--out', dir, '--task', 'exercise',
       '--model', JSON.stringify({ family: 'mlp', hidden: hiddenLayers }), '--max-params', '20000000', '--rounds', String(ROUNDS), '--cohort', String(n),
       '--min-trainers', String(Math.ceil(0.9 * n)), '--min-group-size', values['min-group-size'], '--round-timeout', '900', '--stage-timeout', '300', '--unmask-timeout', '300', '--cohort-wait', '0',
-      // Simulated trainers share two cores: their heartbeats run late, which is not what is
-      // measured. Heartbeats every 10 s: at 1 s, 1,000 trainers' heartbeats and long polls kept
-      // the coordinator at about half a core while the round waited (Performance).
-      '--heartbeat-interval-ms', '10000', '--live-timeout-ms', '120000',
+      // Simulated trainers share the machine's cores: their heartbeats run late, which is not
+      // what is measured. On 2 cores at N = 1,000 a trainers' process at nice 19 can be left
+      // without a core for minutes while the coordinator sends the model to all at once; with a
+      // 120 s live timeout a round's first attempt lost a third of its trainers that way.
+      // Heartbeats every 10 s: at 1 s, 1,000 trainers' heartbeats and long polls kept the
+      // coordinator at about half a core while the round waited (Performance).
+      '--heartbeat-interval-ms', '10000', '--live-timeout-ms', '600000',
       '--local-epochs', '1', '--validation-samples', '70', '--exit-when-done', ...values['coordinator-args'].split(' ').filter(Boolean)], path.join(dir, 'coordinator.log'),
       { cpuProfDir: process.env.AQ_CPU_PROF_DIR, nodeArgs: process.env.AQ_NODE_ARGS?.split(' ').filter(Boolean), wrapper: process.env.AQ_WRAPPER?.split(' ').filter(Boolean) });
     children.push(coordinator);
@@ -154,8 +161,8 @@ async function runOnce(n: number, p: number): Promise<void> {
     }
     // Samples until the coordinator exits: CPU at each completed round, the last metrics read.
     const first = sample(pid);
-    const atRound: { cpu: number; faults: number }[] = [{ cpu: first.cpu, faults: first.faults }];
-    let last = { cpu: 0, faults: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
+    const atRound: { cpu: number; faults: number; bytesIn: number; bytesOut: number }[] = [{ cpu: first.cpu, faults: first.faults, bytesIn: 0, bytesOut: 0 }];
+    let last = { cpu: 0, sys: 0, faults: 0, rss: 0, peak: 0 }, text = '', rounds = 0;
     let done = false;
     let trainersCpu = 0, heapPeak = 0, externalPeak = 0;
     const lags: number[] = [];
@@ -209,7 +216,7 @@ async function runOnce(n: number, p: number): Promise<void> {
         const completed = [...text.matchAll(/^actiquest_rounds_total\{[^}]*result="completed"[^}]*\} (\S+)$/gm)].reduce((s, m) => s + Number(m[1]), 0);
         while (rounds < completed) {
           rounds++;
-          atRound.push({ cpu: last.cpu, faults: last.faults });
+          atRound.push({ cpu: last.cpu, faults: last.faults, bytesIn: metric(text, 'actiquest_received_bytes_total'), bytesOut: metric(text, 'actiquest_sent_bytes_total') });
         }
         // The last round is done: the probe stops before the coordinator exits.
         if (rounds >= ROUNDS) watched ??= watch.stop();
@@ -230,16 +237,18 @@ async function runOnce(n: number, p: number): Promise<void> {
     }
     const history = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+, trainers in ${procsFor(n)} processes`);
-    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  page faults  overhead s');
+    console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  page faults  overhead s  floor s');
     history.forEach((r, i) => {
       const ph = r.phaseSeconds ?? {};
       const cpu = atRound[i + 1] ? atRound[i + 1]!.cpu - atRound[i]!.cpu : NaN;
       const faults = atRound[i + 1] ? atRound[i + 1]!.faults - atRound[i]!.faults : NaN;
+      // What node:http2 alone would spend on the round's bytes (the baseline measured above).
+      const bytesFloor = atRound[i + 1] ? floorSeconds(floor, atRound[i + 1]!.bytesIn - atRound[i]!.bytesIn, atRound[i + 1]!.bytesOut - atRound[i]!.bytesOut) : NaN;
       // The model process does the gradient, the sums' scores and the validation: its time there
       // is the coordinator's too (its CPU is not in the coordinator process's own).
       const overhead = cpu + (ph.gradient ?? 0) + (ph.evaluate ?? 0) + (ph.validate ?? 0);
       const f = (k: string) => (ph[k] ?? 0).toFixed(2);
-      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${faults.toLocaleString('en-US').padStart(11)}  ${overhead.toFixed(1).padStart(10)}`);
+      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${faults.toLocaleString('en-US').padStart(11)}  ${overhead.toFixed(1).padStart(10)}  ${bytesFloor.toFixed(1).padStart(7)}`);
     });
     console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
     console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);
@@ -262,10 +271,12 @@ async function runOnce(n: number, p: number): Promise<void> {
     const p99 = quantile(lags, 0.99);
     const worstLag = [...byPhase].sort((a, b) => b[1].slow - a[1].slow)[0]?.[0] ?? 'none';
     const verdict = (ok: boolean, why: string) => (ok ? 'met' : `missed; ${why}`);
-    console.log(`  goal, round overhead under ${GOALS.overheadS} s (set for N = 1,000, P = 1M): last round ${lastOverhead.toFixed(1)} s, ${verdict(lastOverhead < GOALS.overheadS, `most coordinator CPU in ${held}`)}`);
+    const k = history.length;
+    const lastFloor = atRound[k] ? floorSeconds(floor, atRound[k].bytesIn - atRound[k - 1]!.bytesIn, atRound[k].bytesOut - atRound[k - 1]!.bytesOut) : NaN;
+    console.log(`  goal, round overhead under ${GOALS.overheadS} s (set for N = 1,000, P = 1M): last round ${lastOverhead.toFixed(1)} s, ${verdict(lastOverhead < GOALS.overheadS, `most coordinator CPU in ${held}`)}; its bytes alone cost node:http2 ${lastFloor.toFixed(1)} s here (${(lastOverhead / lastFloor).toFixed(1)}x that)`);
     console.log(`  goal, peak RSS under ${mib(GOALS.peakBytes)} (set for N = 100, P = 10M): ${mib(last.peak)}, ${verdict(last.peak < GOALS.peakBytes, `the highest reading was in ${peakPhase}`)}`);
     console.log(`  goal, event-loop delay p99 under ${GOALS.p99Ms} ms (set for N = 1,000): ${p99.toFixed(1)} ms, ${verdict(p99 < GOALS.p99Ms, `most slow windows in ${worstLag}`)}`);
-    console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}; V8 heap at most ${mib(heapPeak)}, buffers outside it at most ${mib(externalPeak)}), ${last.cpu.toFixed(1)} CPU s in all; update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
+    console.log(`  coordinator: peak RSS ${mib(last.peak)} (last ${mib(last.rss)}; V8 heap at most ${mib(heapPeak)}, buffers outside it at most ${mib(externalPeak)}), ${last.cpu.toFixed(1)} CPU s in all (${last.sys.toFixed(1)} s of it in the kernel); update bytes in ${mib(metric(text, 'actiquest_received_bytes_total'))}, model bytes out ${mib(metric(text, 'actiquest_sent_bytes_total'))}`);
   } finally {
     await Promise.all(children.map(stop));
     if (process.env.AQ_KEEP) console.log(`  (kept ${dir})`);
@@ -274,7 +285,10 @@ async function runOnce(n: number, p: number): Promise<void> {
 }
 
 console.log(`actiquest bench:scale (node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${mib(os.totalmem())}); ${ROUNDS} rounds a run`);
+// The baseline, in this run: what Node's HTTP/2 alone costs a server per byte here.
+const floor = await measureTransportFloor();
+console.log(`transport floor: node:http2 alone, ${floor.mib} MiB each way over ${floor.connections} connections (the least of ${floor.tries} passes), cost its server ${floor.inNsPerByte.toFixed(2)} ns of CPU a byte received and ${floor.outNsPerByte.toFixed(2)} ns a byte sent`);
 for (const run of values.runs.split(',')) {
   const [n, p] = run.split('x').map(Number);
-  await runOnce(n!, p!);
+  await runOnce(n!, p!, floor);
 }
