@@ -4,6 +4,11 @@
  * resident memory (Linux /proc, every 100 ms) and kills it past the limit; a trap, a crash or a
  * kill fails what was asked with {@link ModelMemoryError} or {@link ModelProcessError}, and the
  * host is done: the job that owns it fails with that reason, nothing else does.
+ *
+ * Requests go over Node's IPC channel, but a request's vectors (the parameters, a group's sum:
+ * 4 bytes a parameter) go as raw bytes through the process's stdin, in the order their requests
+ * were sent: the channel's serializer would copy each into buffers it grows as it writes, on
+ * the coordinator's event loop, and the fresh memory and its collection cost more than the copy.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +17,7 @@ import { InvalidFieldError, ModelMemoryError, ModelProcessError } from '../error
 import type { Evaluation } from '../model/index.js';
 import { tsxLoaderUrl, type Logger } from '../util/index.js';
 import type { ModelBuilt, ModelExample, ModelInit, ModelReply, ModelRequest, ModelSaved } from './model-process.js';
+import { RAW_VECTOR_FIELDS } from './model-wire.js';
 
 export type { ModelBuilt, ModelExample, ModelInit, ModelSaved } from './model-process.js';
 
@@ -63,8 +69,10 @@ export class ModelHost {
       serialization: 'advanced',
       // It takes only the flags given here: the coordinator's NODE_OPTIONS are not for it.
       env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      stdio: ['pipe', 'ignore', 'pipe', 'ipc'],
     });
+    // A process that is gone closes its stdin: its exit says why.
+    this.child.stdin!.on('error', () => {});
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-STDERR_TAIL);
     });
@@ -131,9 +139,20 @@ export class ModelHost {
     const what = WHAT[req.op];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { what, resolve, reject });
-      this.child.send({ ...req, id }, (err) => {
+      const message: Record<string, unknown> = { ...req, id };
+      const raw: Float32Array[] = [];
+      for (const field of RAW_VECTOR_FIELDS) {
+        const v = message[field];
+        if (!(v instanceof Float32Array)) continue;
+        message[field] = { rawBytes: v.byteLength };
+        raw.push(v);
+      }
+      this.child.send(message, (err) => {
         if (err) this.end(null, `the request could not be sent: ${err.message}`);
       });
+      // Written from the vectors' own memory, not copied: callers leave them unchanged until the
+      // reply, which the process sends only once it has read them.
+      for (const v of raw) this.child.stdin!.write(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       if ('params' in req && req.params) this.loaded = req.sha;
     });
   }

@@ -10,6 +10,7 @@ import { buildCheckedModel, checkOnnx, evaluate, getFlatParams, lossGradient, sa
 import fs from 'node:fs/promises';
 import { getTask, type TaskDefinition } from '../tasks/index.js';
 import { InvalidFieldError } from '../errors.js';
+import { RAW_VECTOR_FIELDS, RawVectors } from './model-wire.js';
 
 /** What builds a job's model and its validation data. */
 export interface ModelInit {
@@ -150,15 +151,28 @@ function failure(err: unknown): ModelFailure {
     : { name: e.name, message: e.message };
 }
 
+const rawVectors = new RawVectors(process.stdin);
+
+/** The request with its vectors read (their reads asked for now, in the order messages came). */
+function withVectors(message: Record<string, unknown>): Promise<ModelRequest> {
+  const reads = RAW_VECTOR_FIELDS.flatMap((field) => {
+    const v = message[field] as { rawBytes?: unknown } | undefined;
+    return typeof v?.rawBytes === 'number' ? [rawVectors.read(v.rawBytes).then((vector) => { message[field] = vector; })] : [];
+  });
+  return Promise.all(reads).then(() => message as unknown as ModelRequest);
+}
+
 // Requests are handled one at a time, in order: the model holds one set of parameters.
 let queue: Promise<void> = Promise.resolve();
-process.on('message', (req: ModelRequest) => {
+process.on('message', (message: Record<string, unknown>) => {
+  const request = withVectors(message);
+  const id = message.id as number;
   queue = queue.then(async () => {
     let reply: ModelReply;
     try {
-      reply = { id: req.id, ok: await handle(req) };
+      reply = { id, ok: await handle(await request) };
     } catch (err) {
-      reply = { id: req.id, error: failure(err) };
+      reply = { id, error: failure(err) };
     }
     process.send!(reply);
   });
