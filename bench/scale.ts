@@ -9,14 +9,15 @@
  * seconds and its phases (from the coordinator's round records), the coordinator process's CPU
  * seconds and minor page faults (fresh memory touched) in the round, and its overhead: that CPU
  * time plus the phases its model process runs (the validation gradient, the sums' scores, the
- * validation). Then, for the run: the latency of
+ * validation); and its transport floor: what Node's HTTP/2 alone spends on the round's bytes,
+ * at the cost a byte measured first, in the same run (`transport-floor.ts`). Then, for the run: the latency of
  * a GetStatus call made every 100 ms from this process, the coordinator's own event-loop delay
  * (its `nodejs_eventloop_lag_max_seconds`, read every 250 ms), its garbage collector's pauses
  * (`nodejs_gc_duration_seconds`, by kind), its main thread's time running and waiting runnable for
  * a core (/proc schedstat, in all and over the readings whose delay passed 100 ms, which tells
  * the thread's own work from the cores' contention) and its other threads' CPU, the simulated trainers' CPU
  * seconds, and the coordinator's peak RSS (VmHWM) beside the most its V8 heap and its buffers
- * outside the heap held, and its update bytes in and model bytes out. The coordinator's CPU
+ * outside the heap held, its CPU in all and in the kernel, and its update bytes in and model bytes out. The coordinator's CPU
  * and its slow event-loop windows are also told by the phase its round was in (its
  * `actiquest_round_phase` gauge), and each of the three goals (a round's overhead under 10 s,
  * peak RSS under 1,024 MiB, event-loop delay p99 under 100 ms) is said met or missed, with the
