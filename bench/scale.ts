@@ -79,7 +79,7 @@ function nodeBelow(pid: number): number {
 /** Clock ticks a second in /proc/<pid>/stat (Linux's USER_HZ). */
 const TICK = 100;
 
-/** The coordinator's CPU seconds (user + system), minor page faults, and resident bytes, now and at peak. */
+/** The coordinator's CPU seconds (user + system, and the system part), minor page faults, and resident bytes, now and at peak. */
 function sample(pid: number): { cpu: number; sys: number; faults: number; rss: number; peak: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -239,17 +239,17 @@ async function runOnce(n: number, p: number, floor: TransportFloor): Promise<voi
     const history = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { rounds: RoundRow[] }).rounds;
     console.log(`\n== N = ${n} trainers, P = ${params.toLocaleString('en-US')} parameters (MLP 1632 -> ${hiddenLayers.join(' -> ')} -> 7), secure aggregation, groups of ${values['min-group-size']}+, trainers in ${procsFor(n)} processes`);
     console.log('  round  trainers  groups  seconds  gradient  plan  collect  evaluate  aggregate  validate  coordinator CPU s  page faults  overhead s  floor s');
+    // What node:http2 alone would spend on each round's bytes (the baseline measured first).
+    const floors = history.map((_, i) => (atRound[i + 1] ? floorSeconds(floor, atRound[i + 1]!.bytesIn - atRound[i]!.bytesIn, atRound[i + 1]!.bytesOut - atRound[i]!.bytesOut) : NaN));
     history.forEach((r, i) => {
       const ph = r.phaseSeconds ?? {};
       const cpu = atRound[i + 1] ? atRound[i + 1]!.cpu - atRound[i]!.cpu : NaN;
       const faults = atRound[i + 1] ? atRound[i + 1]!.faults - atRound[i]!.faults : NaN;
-      // What node:http2 alone would spend on the round's bytes (the baseline measured above).
-      const bytesFloor = atRound[i + 1] ? floorSeconds(floor, atRound[i + 1]!.bytesIn - atRound[i]!.bytesIn, atRound[i + 1]!.bytesOut - atRound[i]!.bytesOut) : NaN;
       // The model process does the gradient, the sums' scores and the validation: its time there
       // is the coordinator's too (its CPU is not in the coordinator process's own).
       const overhead = cpu + (ph.gradient ?? 0) + (ph.evaluate ?? 0) + (ph.validate ?? 0);
       const f = (k: string) => (ph[k] ?? 0).toFixed(2);
-      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${faults.toLocaleString('en-US').padStart(11)}  ${overhead.toFixed(1).padStart(10)}  ${bytesFloor.toFixed(1).padStart(7)}`);
+      console.log(`  ${String(r.round).padStart(5)}  ${String(r.participants).padStart(8)}  ${String(r.groups).padStart(6)}  ${r.durationSeconds.toFixed(1).padStart(7)}  ${f('gradient').padStart(8)}  ${f('plan').padStart(4)}  ${f('collect').padStart(7)}  ${f('evaluate').padStart(8)}  ${f('aggregate').padStart(9)}  ${f('validate').padStart(8)}  ${cpu.toFixed(1).padStart(17)}  ${faults.toLocaleString('en-US').padStart(11)}  ${overhead.toFixed(1).padStart(10)}  ${floors[i]!.toFixed(1).padStart(7)}`);
     });
     console.log(`  GetStatus from a probe every 100 ms (${seen.latencies.length} calls, ${seen.failures.length} failed): p50 ${quantile(seen.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(seen.latencies, 0.99).toFixed(1)} ms, max ${quantile(seen.latencies, 1).toFixed(1)} ms`);
     console.log(`  coordinator event-loop delay, worst in each 250 ms window (${lags.length} windows): p50 ${quantile(lags, 0.5).toFixed(1)} ms, p99 ${quantile(lags, 0.99).toFixed(1)} ms, max ${quantile(lags, 1).toFixed(1)} ms`);
@@ -272,8 +272,7 @@ async function runOnce(n: number, p: number, floor: TransportFloor): Promise<voi
     const p99 = quantile(lags, 0.99);
     const worstLag = [...byPhase].sort((a, b) => b[1].slow - a[1].slow)[0]?.[0] ?? 'none';
     const verdict = (ok: boolean, why: string) => (ok ? 'met' : `missed; ${why}`);
-    const k = history.length;
-    const lastFloor = atRound[k] ? floorSeconds(floor, atRound[k].bytesIn - atRound[k - 1]!.bytesIn, atRound[k].bytesOut - atRound[k - 1]!.bytesOut) : NaN;
+    const lastFloor = floors.at(-1) ?? NaN;
     console.log(`  goal, round overhead under ${GOALS.overheadS} s (set for N = 1,000, P = 1M): last round ${lastOverhead.toFixed(1)} s, ${verdict(lastOverhead < GOALS.overheadS, `most coordinator CPU in ${held}`)}; its bytes alone cost node:http2 ${lastFloor.toFixed(1)} s here (${(lastOverhead / lastFloor).toFixed(1)}x that)`);
     console.log(`  goal, peak RSS under ${mib(GOALS.peakBytes)} (set for N = 100, P = 10M): ${mib(last.peak)}, ${verdict(last.peak < GOALS.peakBytes, `the highest reading was in ${peakPhase}`)}`);
     console.log(`  goal, event-loop delay p99 under ${GOALS.p99Ms} ms (set for N = 1,000): ${p99.toFixed(1)} ms, ${verdict(p99 < GOALS.p99Ms, `most slow windows in ${worstLag}`)}`);
