@@ -401,7 +401,7 @@ export class SecAggGroup {
         throw this.failure!;
       }
     }
-    const sum = this.sum.load();
+    const sum = await this.sum.read();
     const masks: Mask[] = [];
     for (const j of this.u3) masks.push({ seed: await combineShares(byOwner.get(j)!), sign: -1 });
     for (const j of dropped) {

@@ -22,6 +22,8 @@ export interface SumWords {
   add(piece: Uint32Array, at: number): void;
   /** The whole sum in shared memory, where mask threads can unmask it (read in from a file once). */
   load(): Uint32Array;
+  /** {@link load}, a file read off the event loop (in libuv's pool): what unmasking uses. */
+  read(): Promise<Uint32Array>;
   /** A copy of the words as they stand (audits and tests). */
   copy(): Uint32Array;
   /**
@@ -45,6 +47,10 @@ export class MemorySum implements SumWords {
 
   load(): Uint32Array {
     return this.words;
+  }
+
+  read(): Promise<Uint32Array> {
+    return Promise.resolve(this.words);
   }
 
   copy(): Uint32Array {
@@ -95,6 +101,27 @@ export class FileSum implements SumWords {
     readFully(this.open(), new Uint8Array(words.buffer), this.length * 4, 0, this.path);
     this.loaded = words;
     return words;
+  }
+
+  async read(): Promise<Uint32Array> {
+    if (this.loaded) return this.loaded;
+    this.open();
+    // A handle of its own: a release meanwhile closes the sum's descriptor, not this one.
+    const words = sharedWords(this.length);
+    const into = new Uint8Array(words.buffer, words.byteOffset, this.length * 4);
+    const file = await fs.promises.open(this.path, 'r');
+    try {
+      for (let got = 0; got < into.length;) {
+        const { bytesRead } = await file.read(into, got, into.length - got, got);
+        if (bytesRead <= 0) throw new Error(`${this.path}: read ${got} of ${into.length} bytes at 0`);
+        got += bytesRead;
+      }
+    } finally {
+      await file.close();
+    }
+    this.open();
+    this.loaded ??= words;
+    return this.loaded;
   }
 
   copy(): Uint32Array {

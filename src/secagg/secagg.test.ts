@@ -280,6 +280,27 @@ describe('SecAgg+ sums', () => {
     }
   });
 
+  it('reads a sum kept in a file into shared memory off the event loop, as the file holds it; a released sum is not read', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-sum-read-'));
+    try {
+      const sum = new FileSum(path.join(dir, 'sum'), 3 * 1024 * 1024 + 5);
+      sum.add(Uint32Array.from({ length: 1000 }, (_, i) => i * 7919), 2 * 1024 * 1024);
+      sum.add(new Uint32Array(5).fill(0xffffffff), sum.length - 5);
+      sum.add(new Uint32Array(5).fill(2), sum.length - 5);
+      const words = await sum.read();
+      expect(words.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(words).toEqual(sum.copy());
+      expect(words[2 * 1024 * 1024 + 999]).toBe(999 * 7919);
+      expect([...words.subarray(-5)]).toEqual([1, 1, 1, 1, 1]);
+      expect(await sum.read()).toBe(words);
+      const other = new FileSum(path.join(dir, 'other'), 10);
+      other.release();
+      await expect(other.read()).rejects.toThrow(/the group's sum was released/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a piece source that fails before a piece changes nothing; one that fails part-way fails the group, naming the member', async () => {
     const s = setup(5, 100);
     const g = s.group;
