@@ -15,14 +15,15 @@ import { addWordsInto } from '../crypto/index.js';
 const FILE_PIECE_WORDS = 1 << 20;
 const scratch = new Uint32Array(FILE_PIECE_WORDS);
 
-/** A group's running sum mod 2^32. */
-export interface SumWords {
+/** A group's running sum mod 2^32: in memory or in a file. */
+export type SumWords = MemorySum | FileSum;
+
+/** What either kind of sum does. */
+interface GroupSum {
   readonly length: number;
   /** Adds `piece` (mod 2^32) at word `at`. */
   add(piece: Uint32Array, at: number): void;
-  /** The whole sum in shared memory, where mask threads can unmask it (read in from a file once). */
-  load(): Uint32Array;
-  /** {@link load}, a file read off the event loop (in libuv's pool): what unmasking uses. */
+  /** The whole sum in shared memory, where mask threads can unmask it (a file's read in once, in libuv's pool). */
   read(): Promise<Uint32Array>;
   /** A copy of the words as they stand (audits and tests). */
   copy(): Uint32Array;
@@ -34,7 +35,7 @@ export interface SumWords {
 }
 
 /** A sum in shared memory. */
-export class MemorySum implements SumWords {
+export class MemorySum implements GroupSum {
   private words: Uint32Array;
 
   constructor(readonly length: number) {
@@ -45,6 +46,7 @@ export class MemorySum implements SumWords {
     addWordsInto(this.words, at, piece, 1);
   }
 
+  /** The words, where mask threads add inputs into them. */
   load(): Uint32Array {
     return this.words;
   }
@@ -65,7 +67,7 @@ export class MemorySum implements SumWords {
 }
 
 /** A sum in a file (zeros to start: a sparse file of the sum's size). */
-export class FileSum implements SumWords {
+export class FileSum implements GroupSum {
   private fd: number | null;
   private loaded: Uint32Array | null = null;
 
@@ -93,14 +95,6 @@ export class FileSum implements SumWords {
       writeFully(fd, bytes, n * 4, pos, this.path);
       done += n;
     }
-  }
-
-  load(): Uint32Array {
-    if (this.loaded) return this.loaded;
-    const words = sharedWords(this.length);
-    readFully(this.open(), new Uint8Array(words.buffer), this.length * 4, 0, this.path);
-    this.loaded = words;
-    return words;
   }
 
   async read(): Promise<Uint32Array> {
